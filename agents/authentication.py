@@ -1,0 +1,53 @@
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from agents.selectors import api_key_resolve
+
+
+class AgentPrincipal:
+    """The request.user of an agent key: authenticated, never staff, tied to one agent."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_superuser = False
+    is_staff = False
+    pk = None
+
+    def __init__(self, api_key):
+        self.api_key = api_key
+        self.agent = api_key.agent
+        self.username = f"agent:{self.agent.slug}"
+
+    def __str__(self):
+        return self.username
+
+    @property
+    def groups(self):  # pragma: no cover - roles never apply to agents
+        raise AttributeError("agent keys have no groups")
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Bearer fbk_…``. Agent keys become an AgentPrincipal, user keys the user."""
+
+    keyword = "bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        if not header:
+            return None
+        parts = header.split()
+        if parts[0].lower() != self.keyword:
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <key>'")
+        key = api_key_resolve(raw=parts[1])
+        if key is None:
+            raise exceptions.AuthenticationFailed("unknown or revoked API key")
+        if key.last_used_at is None or (timezone.now() - key.last_used_at).total_seconds() > 60:
+            type(key).objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+        if key.agent_id:
+            return AgentPrincipal(key), key
+        return key.user, key
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="firebreak"'

@@ -1,0 +1,199 @@
+import hashlib
+import secrets
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+
+slug_validator = RegexValidator(r"^[a-z0-9][a-z0-9-]{0,62}$", "lowercase letters, digits and dashes, at most 63")
+tool_validator = RegexValidator(r"^[A-Za-z0-9_.:/-]{1,128}$", "tool names are 1-128 of letters, digits, _ . : / -")
+
+
+class GateState(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+    KILLED = "killed", "Killed"
+
+
+class Environment(models.TextChoices):
+    PRODUCTION = "production", "Production"
+    STAGING = "staging", "Staging"
+    DEVELOPMENT = "development", "Development"
+
+
+class Agent(models.Model):
+    """A registered agent and its gate: the state the SDK checks before every step."""
+
+    slug = models.SlugField(max_length=63, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    owner = models.CharField(max_length=200, blank=True, help_text="Owning team or person")
+    environment = models.CharField(max_length=20, choices=Environment.choices, default=Environment.PRODUCTION)
+    allowed_tools = ArrayField(models.CharField(max_length=128, validators=[tool_validator]), default=list, blank=True)
+    high_risk_tools = ArrayField(
+        models.CharField(max_length=128, validators=[tool_validator]), default=list, blank=True
+    )
+    model_version = models.CharField(max_length=200, blank=True)
+    prompt_version = models.CharField(max_length=200, blank=True)
+    fallback_message = models.TextField(
+        blank=True,
+        default="This assistant is temporarily unavailable. A person will follow up with you shortly.",
+        help_text="Static answer the caller serves while the agent is stopped",
+    )
+
+    # --- the gate -------------------------------------------------------------
+    state = models.CharField(max_length=10, choices=GateState.choices, default=GateState.ACTIVE)
+    state_reason = models.TextField(blank=True)
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+    state_changed_by = models.CharField(max_length=200, blank=True)
+    disabled_tools = ArrayField(models.CharField(max_length=128, validators=[tool_validator]), default=list, blank=True)
+    # Budget caps, in USD per session (run) and per UTC day; null means no cap.
+    session_cost_cap = models.DecimalField(
+        max_digits=12, decimal_places=4, null=True, blank=True, validators=[MinValueValidator(Decimal(0))]
+    )
+    daily_cost_cap = models.DecimalField(
+        max_digits=12, decimal_places=4, null=True, blank=True, validators=[MinValueValidator(Decimal(0))]
+    )
+    session_token_cap = models.PositiveIntegerField(null=True, blank=True)
+    session_step_cap = models.PositiveIntegerField(null=True, blank=True)
+    budget_frozen = models.BooleanField(default=False, help_text="New runs refused; running ones drain")
+    gate_version = models.PositiveBigIntegerField(default=1)
+
+    canary_webhook_url = models.URLField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self):
+        return self.slug
+
+    def clean(self):
+        unknown = set(self.high_risk_tools) - set(self.allowed_tools)
+        if self.allowed_tools and unknown:
+            raise ValidationError({"high_risk_tools": f"not in allowed tools: {', '.join(sorted(unknown))}"})
+        if len(set(self.allowed_tools)) != len(self.allowed_tools):
+            raise ValidationError({"allowed_tools": "tools are listed more than once"})
+
+    @property
+    def is_stopped(self) -> bool:
+        return self.state != GateState.ACTIVE
+
+
+class FleetGate(models.Model):
+    """The fleet-wide switches, one row (pk=1): fleet stop and change freeze."""
+
+    stopped = models.BooleanField(default=False)
+    stopped_reason = models.TextField(blank=True)
+    change_freeze = models.BooleanField(default=False, help_text="Deploy lock that pipelines read")
+    change_freeze_reason = models.TextField(blank=True)
+    version = models.PositiveBigIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(pk=1), name="fleetgate_singleton")]
+
+    def __str__(self):
+        return "fleet gate"
+
+    @classmethod
+    def load(cls) -> "FleetGate":
+        obj, _ = cls.objects.get_or_create(pk=1)
+        return obj
+
+
+class AuditAction(models.TextChoices):
+    REGISTER = "register", "Registered"
+    KILL = "kill", "Killed"
+    PAUSE = "pause", "Paused"
+    RESUME = "resume", "Resumed"
+    TOOL_DISABLE = "tool_disable", "Tool disabled"
+    TOOL_ENABLE = "tool_enable", "Tool enabled"
+    BUDGET_FREEZE = "budget_freeze", "Budget frozen"
+    BUDGET_UNFREEZE = "budget_unfreeze", "Budget unfrozen"
+    BUDGET_CAPS = "budget_caps", "Budget caps changed"
+    FLEET_STOP = "fleet_stop", "Fleet stopped"
+    FLEET_RESUME = "fleet_resume", "Fleet resumed"
+    CHANGE_FREEZE = "change_freeze", "Change freeze on"
+    CHANGE_UNFREEZE = "change_unfreeze", "Change freeze off"
+    REASON = "reason", "Reason added"
+
+
+class AuditEntry(models.Model):
+    """One row per gate change: who, when, why, which incident. Never edited in place."""
+
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_entries")
+    action = models.CharField(max_length=20, choices=AuditAction.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor_label = models.CharField(max_length=200, help_text="user name, API key or detector that acted")
+    reason = models.TextField(blank=True)
+    tool = models.CharField(max_length=128, blank=True)
+    # The incident is referenced by number, not by a foreign key: agents sits
+    # below incidents and must not import it.
+    incident_number = models.PositiveIntegerField(null=True, blank=True)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    gate_version = models.PositiveBigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+        indexes = [models.Index(fields=["agent", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.get_action_display()} {self.agent or 'fleet'} by {self.actor_label}"
+
+
+class ApiKeyScope(models.TextChoices):
+    INGEST = "ingest", "Send spans"
+    GATE = "gate", "Read the gate"
+    API = "api", "Act as the user"
+
+
+class ApiKey(models.Model):
+    """A bearer key. Agent keys read their own gate and send spans; user keys act as the user.
+
+    Only a SHA-256 of the key is stored; the key itself is shown once.
+    """
+
+    PREFIX = "fbk_"
+
+    name = models.CharField(max_length=200, blank=True)
+    lookup = models.CharField(max_length=12, unique=True)
+    key_hash = models.CharField(max_length=64)
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.CASCADE, related_name="api_keys")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="firebreak_keys"
+    )
+    scopes = ArrayField(models.CharField(max_length=10, choices=ApiKeyScope.choices), default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(agent__isnull=False, user__isnull=True)
+                | models.Q(agent__isnull=True, user__isnull=False),
+                name="apikey_agent_xor_user",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.PREFIX}{self.lookup}… ({self.agent or self.user})"
+
+    @staticmethod
+    def hash(raw: str) -> str:
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    @classmethod
+    def generate(cls) -> tuple[str, str, str]:
+        """Return (raw key, lookup, hash)."""
+        lookup = secrets.token_hex(6)
+        raw = f"{cls.PREFIX}{lookup}_{secrets.token_urlsafe(32)}"
+        return raw, lookup, cls.hash(raw)

@@ -1,0 +1,51 @@
+from django.conf import settings
+from django.db import models
+
+from agents.models import Agent
+from incidents.models import FailureClass, Incident, Severity
+from traces.models import Trace
+
+
+class EvalCase(models.Model):
+    """A regression case captured from an incident's trace: the input that went wrong, and what must not recur."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="eval_cases")
+    incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="eval_cases")
+    trace = models.ForeignKey(Trace, null=True, blank=True, on_delete=models.SET_NULL, related_name="eval_cases")
+    flagged_span_id = models.CharField(max_length=16, blank=True)
+    title = models.CharField(max_length=300)
+    input = models.TextField(help_text="The trace's root input")
+    expected_behaviour = models.TextField()
+    forbidden_actions = models.JSONField(
+        default=list, blank=True, help_text='[{"tool": "refund", "arguments_pattern": "amount.*"}]'
+    )
+    failure_class = models.ForeignKey(FailureClass, null=True, blank=True, on_delete=models.SET_NULL)
+    severity = models.CharField(max_length=4, choices=Severity.choices, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"EC-{self.pk} {self.title}"
+
+
+class EvalRun(models.Model):
+    """One result of one case, posted by CI."""
+
+    case = models.ForeignKey(EvalCase, on_delete=models.CASCADE, related_name="runs")
+    passed = models.BooleanField()
+    output = models.TextField(blank=True)
+    version = models.CharField(max_length=200, blank=True, help_text="agent / model / prompt version it ran against")
+    source = models.CharField(max_length=200, blank=True, help_text="CI job or runner")
+    details = models.JSONField(default=dict, blank=True)
+    ran_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-ran_at", "-id"]
+        indexes = [models.Index(fields=["case", "-ran_at"])]
+
+    def __str__(self):
+        return f"{self.case} {'pass' if self.passed else 'fail'} @ {self.ran_at:%Y-%m-%d %H:%M}"

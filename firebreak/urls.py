@@ -1,0 +1,29 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from firebreak import views
+
+api_v1 = [
+    path("", include("agents.api_urls")),
+    path("", include("traces.api_urls")),
+    path("", include("incidents.api_urls")),
+    path("", include("evals.api_urls")),
+]
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("agents/", include("agents.urls")),
+    path("traces/", include("traces.urls")),
+    path("incidents/", include("incidents.urls")),
+    path("evals/", include("evals.urls")),
+    path("api/v1/", include(api_v1)),
+    path("v1/", include("traces.otlp_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]

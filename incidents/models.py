@@ -1,0 +1,235 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from agents.models import Agent
+from traces.models import Trace
+
+
+class Severity(models.TextChoices):
+    SEV1 = "SEV1", "SEV1"
+    SEV2 = "SEV2", "SEV2"
+    SEV3 = "SEV3", "SEV3"
+
+
+SEVERITY_DEFINITIONS = {
+    Severity.SEV1: "The agent took an action that affected production systems, corrupted data or exposed "
+    "sensitive information. Immediate response; post-mortem within 48 hours.",
+    Severity.SEV2: "Incorrect output passed automated checks and was caught in human review. "
+    "Investigate within an hour.",
+    Severity.SEV3: "The agent failed a task or produced obviously wrong output that was caught at once. "
+    "A learning opportunity.",
+}
+
+
+class FailureClass(models.Model):
+    """A class of agent failure from the taxonomy: editable data, with its signals and runbook."""
+
+    slug = models.SlugField(max_length=63, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField()
+    signals = models.JSONField(default=list, help_text="What it looks like in traces and metrics")
+    detectors = models.JSONField(default=list, help_text="Detector names that raise it")
+    runbook = models.JSONField(
+        default=list, help_text='Steps: [{"phase": "contain|assess|remediate|learn", "text": "..."}]'
+    )
+    default_severity = models.CharField(max_length=4, choices=Severity.choices, default=Severity.SEV2)
+    order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["order", "name"]
+        verbose_name_plural = "failure classes"
+
+    def __str__(self):
+        return self.name
+
+
+class IncidentStatus(models.TextChoices):
+    DECLARED = "declared", "Declared"
+    INVESTIGATING = "investigating", "Investigating"
+    CONTAINED = "contained", "Contained"
+    RESOLVED = "resolved", "Resolved"
+    CLOSED = "closed", "Closed"
+
+
+STATUS_ORDER = [s.value for s in IncidentStatus]
+
+
+class Incident(models.Model):
+    number = models.PositiveIntegerField(unique=True)
+    title = models.CharField(max_length=300)
+    severity = models.CharField(max_length=4, choices=Severity.choices)
+    failure_class = models.ForeignKey(FailureClass, on_delete=models.PROTECT, related_name="incidents")
+    status = models.CharField(max_length=15, choices=IncidentStatus.choices, default=IncidentStatus.DECLARED)
+    summary = models.TextField(blank=True)
+    commander = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="commanded_incidents"
+    )
+    declared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="declared_incidents"
+    )
+    agents = models.ManyToManyField(Agent, blank=True, related_name="incidents")
+    traces = models.ManyToManyField(Trace, blank=True, related_name="incidents")
+    declared_at = models.DateTimeField(default=timezone.now)
+    investigating_at = models.DateTimeField(null=True, blank=True)
+    contained_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-number"]
+        indexes = [models.Index(fields=["status", "-declared_at"])]
+
+    def __str__(self):
+        return f"{self.ref} {self.title}"
+
+    @property
+    def ref(self) -> str:
+        return f"INC-{self.number}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED)
+
+    def status_time(self, status: str):
+        return getattr(self, f"{status}_at")
+
+
+class TimelineKind(models.TextChoices):
+    DECLARED = "declared", "Declared"
+    STATUS = "status", "Status change"
+    SEVERITY = "severity", "Severity change"
+    GATE = "gate", "Gate action"
+    ALERT = "alert", "Alert"
+    FLAG = "flag", "Flagged step"
+    NOTE = "note", "Note"
+    RUNBOOK = "runbook", "Runbook"
+    BLAST_RADIUS = "blast_radius", "Blast radius"
+    POSTMORTEM = "postmortem", "Post-mortem"
+    EVAL = "eval", "Eval"
+
+
+class TimelineEntry(models.Model):
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="timeline")
+    kind = models.CharField(max_length=15, choices=TimelineKind.choices)
+    body = models.TextField(help_text="Markdown; rendered and sanitized")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor_label = models.CharField(max_length=200, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name_plural = "timeline entries"
+
+    def __str__(self):
+        return f"{self.incident.ref} {self.kind} {self.created_at:%H:%M:%S}"
+
+
+class Alert(models.Model):
+    """A detector's finding, deduplicated by fingerprint."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        RESOLVED = "resolved", "Resolved"
+
+    detector = models.CharField(max_length=100)
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="alerts")
+    trace = models.ForeignKey(Trace, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
+    span_id = models.CharField(max_length=16, blank=True)
+    fingerprint = models.CharField(max_length=64, unique=True)
+    title = models.CharField(max_length=300)
+    suggested_severity = models.CharField(max_length=4, choices=Severity.choices, default=Severity.SEV2)
+    failure_class = models.ForeignKey(FailureClass, null=True, blank=True, on_delete=models.SET_NULL)
+    details = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=15, choices=Status.choices, default=Status.OPEN)
+    incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now, db_index=True)
+    count = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["-last_seen"]
+        indexes = [models.Index(fields=["agent", "status"])]
+
+    def __str__(self):
+        return f"{self.detector}: {self.title}"
+
+
+class PostMortemTemplate(models.Model):
+    """A post-mortem template: ordered sections, each a title and the question it answers."""
+
+    slug = models.SlugField(max_length=63, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    sections = models.JSONField(help_text='[{"key": "what", "title": "What did the agent do?", "prompt": "..."}]')
+    default_for = models.JSONField(default=list, blank=True, help_text='Severities it is the default for: ["SEV1"]')
+    order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["order", "name"]
+
+    def __str__(self):
+        return self.name
+
+
+class PostMortem(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        IN_REVIEW = "in_review", "In review"
+        PUBLISHED = "published", "Published"
+
+    incident = models.OneToOneField(Incident, on_delete=models.CASCADE, related_name="postmortem")
+    template = models.ForeignKey(PostMortemTemplate, null=True, on_delete=models.SET_NULL)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    sections = models.JSONField(default=list, help_text="[{key, title, prompt, body}] copied from the template")
+    attached_traces = models.ManyToManyField(Trace, blank=True, related_name="postmortems")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    due_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"Post-mortem {self.incident.ref}"
+
+    @property
+    def is_overdue(self) -> bool:
+        return bool(self.due_at and self.status != self.Status.PUBLISHED and timezone.now() > self.due_at)
+
+
+class ActionItem(models.Model):
+    class Kind(models.TextChoices):
+        EVAL_CASE = "eval_case", "Eval case"
+        CANARY = "canary", "Canary"
+        CIRCUIT_BREAKER = "circuit_breaker", "Circuit breaker / budget setting"
+        VERSION_PIN = "version_pin", "Version pin"
+        PERMISSION = "permission", "Permission change"
+        PROMPT = "prompt", "Prompt change"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        IN_PROGRESS = "in_progress", "In progress"
+        DONE = "done", "Done"
+        WONT_DO = "wont_do", "Won't do"
+
+    postmortem = models.ForeignKey(PostMortem, on_delete=models.CASCADE, related_name="action_items")
+    title = models.CharField(max_length=300)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    due_date = models.DateField(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["status", "due_date", "id"]
+
+    def __str__(self):
+        return self.title
+
+    @property
+    def is_structural(self) -> bool:
+        return self.kind != self.Kind.PROMPT

@@ -1,0 +1,123 @@
+from django.contrib.postgres.indexes import BrinIndex, GinIndex
+from django.db import models
+
+from agents.models import Agent
+
+
+class TraceStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    OK = "ok", "OK"
+    ERROR = "error", "Error"
+    KILLED = "killed", "Killed"
+
+
+class StepKind(models.TextChoices):
+    LLM = "llm", "LLM call"
+    TOOL = "tool", "Tool call"
+    RETRIEVAL = "retrieval", "Retrieval"
+    DECISION = "decision", "Decision"
+    AGENT = "agent", "Agent"
+    OTHER = "other", "Other"
+
+
+class StepStatus(models.TextChoices):
+    UNSET = "unset", "Unset"
+    OK = "ok", "OK"
+    ERROR = "error", "Error"
+
+
+class Trace(models.Model):
+    """One trajectory: a single run of an agent, assembled from its spans.
+
+    Totals are maintained by ingest from the spans actually stored, so a span
+    sent twice is counted once.
+    """
+
+    trace_id = models.CharField(max_length=32, unique=True)
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="traces")
+    session_id = models.CharField(max_length=200, blank=True, db_index=True)
+    user_id = models.CharField(max_length=200, blank=True, db_index=True)
+    input_class = models.CharField(max_length=200, blank=True)
+    root_input = models.TextField(blank=True)
+    root_output = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=TraceStatus.choices, default=TraceStatus.RUNNING)
+    model_version = models.CharField(max_length=200, blank=True)
+    prompt_version = models.CharField(max_length=200, blank=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    tokens_in = models.BigIntegerField(default=0)
+    tokens_out = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    step_count = models.PositiveIntegerField(default=0)
+    tool_call_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    is_golden = models.BooleanField(default=False)
+    flagged_span_id = models.CharField(max_length=16, blank=True)
+    flag_note = models.CharField(max_length=500, blank=True)
+    flagged_by = models.CharField(max_length=200, blank=True)
+    flagged_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [
+            models.Index(fields=["agent", "-started_at"]),
+            models.Index(fields=["status", "-started_at"]),
+            models.Index(fields=["-started_at", "-id"]),
+            models.Index(fields=["input_class"], condition=models.Q(is_golden=True), name="trace_golden_idx"),
+        ]
+
+    def __str__(self):
+        return self.trace_id
+
+    @property
+    def duration_ms(self) -> int | None:
+        if not self.ended_at:
+            return None
+        return int((self.ended_at - self.started_at).total_seconds() * 1000)
+
+
+class Step(models.Model):
+    """One span of a trajectory. Content fields hold untrusted model and tool output."""
+
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="steps")
+    span_id = models.CharField(max_length=16)
+    parent_span_id = models.CharField(max_length=16, blank=True)
+    kind = models.CharField(max_length=10, choices=StepKind.choices, default=StepKind.OTHER)
+    name = models.CharField(max_length=500)
+    agent_name = models.CharField(max_length=200, blank=True)
+    tool_name = models.CharField(max_length=200, blank=True)
+    tool_arguments = models.JSONField(null=True, blank=True)
+    action_hash = models.CharField(max_length=16, blank=True, help_text="tool + canonical arguments")
+    input = models.TextField(blank=True)
+    output = models.TextField(blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    tokens_in = models.IntegerField(default=0)
+    tokens_out = models.IntegerField(default=0)
+    cost = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    finish_reason = models.CharField(max_length=50, blank=True)
+    status = models.CharField(max_length=5, choices=StepStatus.choices, default=StepStatus.UNSET)
+    error_message = models.TextField(blank=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["started_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["trace", "span_id"], name="step_unique_span")]
+        indexes = [
+            models.Index(fields=["trace", "started_at", "id"]),
+            models.Index(fields=["tool_name"], condition=~models.Q(tool_name=""), name="step_tool_idx"),
+            models.Index(fields=["action_hash"], condition=~models.Q(action_hash=""), name="step_action_idx"),
+            BrinIndex(fields=["started_at"], name="step_started_brin"),
+            GinIndex(fields=["tool_arguments"], name="step_args_gin", opclasses=["jsonb_path_ops"]),
+        ]
+
+    def __str__(self):
+        return f"{self.span_id} {self.name}"
+
+    @property
+    def duration_ms(self) -> int | None:
+        if not self.ended_at:
+            return None
+        return int((self.ended_at - self.started_at).total_seconds() * 1000)
