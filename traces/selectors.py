@@ -1,0 +1,156 @@
+"""Reads for traces: the trace list with filters and keyset pages, one trajectory, fleet activity.
+
+Built to stay fast at millions of traces: no COUNT(*) over the table, pages
+walk the (-started_at, -id) index from a cursor, and step content is cut in
+the database before it reaches Python.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models.functions import Left, Length
+
+from agents.models import Agent
+from traces.models import Step, Trace, TraceStatus
+
+STEP_TEXT_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Position after the last trace of a page: its start time and id."""
+
+    started_at: datetime
+    id: int
+
+    def encode(self) -> str:
+        micros = int(self.started_at.timestamp() * 1_000_000)
+        return f"{micros}_{self.id}"
+
+    @classmethod
+    def decode(cls, raw: str) -> "Cursor | None":
+        """The cursor in ``raw``, or None when it is not one (the caller starts from the top)."""
+        try:
+            micros, pk = raw.split("_", 1)
+            started_at = datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC)
+            return cls(started_at=started_at, id=int(pk))
+        except (ValueError, OverflowError, OSError):
+            return None
+
+
+@dataclass(frozen=True)
+class TracePage:
+    traces: list[Trace]
+    next_cursor: str | None
+
+
+def trace_list(
+    *,
+    agent: str = "",
+    status: str = "",
+    user_id: str = "",
+    model_version: str = "",
+    prompt_version: str = "",
+    tool: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    flagged: bool | None = None,
+    cursor: Cursor | None = None,
+    limit: int = 50,
+) -> TracePage:
+    """Traces matching every given filter, newest first, ``limit`` at a time.
+
+    ``agent`` is a slug, ``tool`` a tool name some step of the trace called,
+    ``since``/``until`` bound the start time. ``next_cursor`` is set only when
+    at least one more trace follows (one extra row is read to know).
+    """
+    qs = Trace.objects.select_related("agent")
+    if agent:
+        qs = qs.filter(agent__slug=agent)
+    if status:
+        qs = qs.filter(status=status)
+    if user_id:
+        qs = qs.filter(user_id=user_id)
+    if model_version:
+        qs = qs.filter(model_version=model_version)
+    if prompt_version:
+        qs = qs.filter(prompt_version=prompt_version)
+    if tool:
+        qs = qs.filter(Exists(Step.objects.filter(trace=OuterRef("pk"), tool_name=tool)))
+    if since:
+        qs = qs.filter(started_at__gte=since)
+    if until:
+        qs = qs.filter(started_at__lt=until)
+    if flagged is True:
+        qs = qs.exclude(flagged_span_id="")
+    elif flagged is False:
+        qs = qs.filter(flagged_span_id="")
+    if cursor:
+        # started_at <= c bounds the index scan; the OR only breaks ties.
+        qs = qs.filter(
+            Q(started_at__lte=cursor.started_at) & (Q(started_at__lt=cursor.started_at) | Q(id__lt=cursor.id))
+        )
+    rows = list(qs.order_by("-started_at", "-id")[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = Cursor(started_at=rows[-1].started_at, id=rows[-1].pk).encode() if more else None
+    return TracePage(traces=rows, next_cursor=next_cursor)
+
+
+def trace_recent_list(*, agent: Agent | None = None, limit: int = 10) -> list[Trace]:
+    qs = Trace.objects.select_related("agent")
+    if agent is not None:
+        qs = qs.filter(agent=agent)
+    return list(qs.order_by("-started_at", "-id")[:limit])
+
+
+def trace_get(*, trace_id: str) -> Trace:
+    """The trace with this id; raises Trace.DoesNotExist."""
+    return Trace.objects.select_related("agent").get(trace_id=trace_id)
+
+
+def step_list(*, trace: Trace, offset: int = 0, limit: int = 500) -> list[Step]:
+    """Steps of a trace in order, ``limit`` from ``offset``, with long text cut in the database.
+
+    Each step carries ``output_head``/``output_len`` and ``input_head``/``input_len``
+    (the first STEP_TEXT_LIMIT characters and the full length) and ``depth``,
+    its nesting below the root span (0 for roots, capped at 6).
+    """
+    steps = list(
+        Step.objects.filter(trace=trace)
+        .defer("input", "output", "attributes")
+        .annotate(
+            output_head=Left("output", STEP_TEXT_LIMIT),
+            output_len=Length("output"),
+            input_head=Left("input", STEP_TEXT_LIMIT),
+            input_len=Length("input"),
+        )
+        .order_by("started_at", "id")[offset : offset + limit]
+    )
+    parents = dict(Step.objects.filter(trace=trace).values_list("span_id", "parent_span_id"))
+    for step in steps:
+        depth, parent, seen = 0, step.parent_span_id, set()
+        while parent and parent in parents and parent not in seen and depth < 6:
+            seen.add(parent)
+            depth += 1
+            parent = parents[parent]
+        step.depth = depth
+    return steps
+
+
+def agent_activity(*, since: datetime) -> dict[int, dict]:
+    """Per agent id, for traces started at or after ``since``: spend, trace count, errored and running traces."""
+    rows = (
+        Trace.objects.filter(started_at__gte=since)
+        .values("agent_id")
+        .annotate(
+            spend=Sum("cost"),
+            traces=Count("id"),
+            errors=Count("id", filter=Q(status=TraceStatus.ERROR)),
+            killed=Count("id", filter=Q(status=TraceStatus.KILLED)),
+            running=Count("id", filter=Q(status=TraceStatus.RUNNING)),
+            tokens=Sum("tokens_in") + Sum("tokens_out"),
+        )
+    )
+    return {row.pop("agent_id"): row for row in rows}
