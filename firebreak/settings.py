@@ -181,7 +181,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- Static -------------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "var" / "staticfiles")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on a missing root
 # htmx ships with django-htmx; plotly.js is served from the installed plotly
 # package (no CDN: responders' networks are often locked down).
