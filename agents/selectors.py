@@ -65,3 +65,8 @@ def agent_state_counts() -> dict[str, int]:
     for row in Agent.objects.values("state").annotate(n=Count("id")):
         counts[row["state"]] = row["n"]
     return counts
+
+
+def fleet_gate_peek() -> FleetGate:
+    """The fleet gate for display, without writing: an unsaved default when the row does not exist yet."""
+    return FleetGate.objects.filter(pk=1).first() or FleetGate(pk=1)

@@ -12,7 +12,7 @@ def agent_list(request):
         {
             "agents": selectors.agent_list(),
             "state_counts": selectors.agent_state_counts(),
-            "fleet": selectors.fleet_gate_get(),
+            "fleet": selectors.fleet_gate_peek(),
         },
     )
 
@@ -31,6 +31,6 @@ def agent_detail(request, slug: str):
             "agent": agent,
             "tools": selectors.agent_tool_list(agent=agent),
             "audit_entries": selectors.audit_list(agent=agent, limit=50),
-            "fleet": selectors.fleet_gate_get(),
+            "fleet": selectors.fleet_gate_peek(),
         },
     )

@@ -1,2 +1,8 @@
+from django.urls import path
+
+from evals import views
+
 app_name = "evals"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.case_list, name="case-list"),
+]

@@ -13,6 +13,13 @@ ROLES = (VIEWER, RESPONDER, ADMIN)
 _RANK = {VIEWER: 0, RESPONDER: 1, ADMIN: 2}
 
 
+def roles_seed(apps) -> None:
+    """Create the role groups (used by a migration and the browser tests)."""
+    group = apps.get_model("auth", "Group")
+    for name in ROLES:
+        group.objects.get_or_create(name=name)
+
+
 def user_role(user) -> str | None:
     if not getattr(user, "is_authenticated", False):
         return None

@@ -1,11 +1,35 @@
+from datetime import timedelta
+
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
+
+from agents.selectors import agent_list, agent_state_counts, fleet_gate_peek
+from incidents.selectors import incident_list
+from traces.selectors import agent_activity, trace_recent_list
+
+ACTIVITY_WINDOW = timedelta(hours=1)
+EMPTY_ACTIVITY = {"spend": None, "traces": 0, "errors": 0, "killed": 0, "running": 0, "tokens": 0}
 
 
 def dashboard(request):
-    return render(request, "dashboard.html", {})
+    """The fleet at a glance; with htmx, only the live part (it polls)."""
+    activity = agent_activity(since=timezone.now() - ACTIVITY_WINDOW)
+    # Stopped agents first: at 3 a.m. the ones that need a decision lead.
+    agents = sorted(agent_list(), key=lambda a: (a.state == "active", a.slug))
+    fleet = [{"agent": agent, **activity.get(agent.pk, EMPTY_ACTIVITY)} for agent in agents]
+    context = {
+        "fleet": fleet,
+        "fleet_gate": fleet_gate_peek(),
+        "state_counts": agent_state_counts(),
+        "open_incidents": incident_list(open_only=True, limit=20),
+        "recent_traces": trace_recent_list(limit=15),
+        "window_minutes": int(ACTIVITY_WINDOW.total_seconds() // 60),
+    }
+    template = "dashboard.html#live" if request.htmx else "dashboard.html"
+    return render(request, template, context)
 
 
 @login_not_required
@@ -18,12 +42,12 @@ def healthz(request):
         with connection.cursor() as cur:
             cur.execute("SELECT 1")
         status["postgres"] = "ok"
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         status["postgres"] = f"error: {exc.__class__.__name__}"
     try:
         get_redis().ping()
         status["redis"] = "ok"
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         status["redis"] = f"error: {exc.__class__.__name__}"
     ok = all(v == "ok" for v in status.values())
     return JsonResponse({"status": "ok" if ok else "degraded", **status}, status=200 if ok else 503)

@@ -187,3 +187,13 @@ POSTMORTEM_TEMPLATES = [
         ],
     },
 ]
+
+
+def taxonomy_seed(apps) -> None:
+    """Create or refresh the failure classes and templates (used by a migration and the browser tests)."""
+    failure_class = apps.get_model("incidents", "FailureClass")
+    template = apps.get_model("incidents", "PostMortemTemplate")
+    for order, fc in enumerate(FAILURE_CLASSES):
+        failure_class.objects.update_or_create(slug=fc["slug"], defaults={**fc, "order": order})
+    for order, tpl in enumerate(POSTMORTEM_TEMPLATES):
+        template.objects.update_or_create(slug=tpl["slug"], defaults={**tpl, "order": order})

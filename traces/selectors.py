@@ -114,7 +114,8 @@ def step_list(*, trace: Trace, offset: int = 0, limit: int = 500) -> list[Step]:
     """Steps of a trace in order, ``limit`` from ``offset``, with long text cut in the database.
 
     Each step carries ``output_head``/``output_len`` and ``input_head``/``input_len``
-    (the first STEP_TEXT_LIMIT characters and the full length) and ``depth``,
+    (the first STEP_TEXT_LIMIT characters and the full length), ``output_more``/``input_more``
+    (characters cut) and ``depth``,
     its nesting below the root span (0 for roots, capped at 6).
     """
     steps = list(
@@ -136,6 +137,8 @@ def step_list(*, trace: Trace, offset: int = 0, limit: int = 500) -> list[Step]:
             depth += 1
             parent = parents[parent]
         step.depth = depth
+        step.output_more = max(0, (step.output_len or 0) - STEP_TEXT_LIMIT)
+        step.input_more = max(0, (step.input_len or 0) - STEP_TEXT_LIMIT)
     return steps
 
 

@@ -1,12 +1,10 @@
 from django.db import migrations
 
-ROLES = ("viewer", "responder", "admin")
-
 
 def create_groups(apps, schema_editor):
-    Group = apps.get_model("auth", "Group")
-    for name in ROLES:
-        Group.objects.get_or_create(name=name)
+    from firebreak.roles import roles_seed
+
+    roles_seed(apps)
 
 
 class Migration(migrations.Migration):

@@ -2,14 +2,9 @@ from django.db import migrations
 
 
 def seed(apps, schema_editor):
-    from incidents.taxonomy import FAILURE_CLASSES, POSTMORTEM_TEMPLATES
+    from incidents.taxonomy import taxonomy_seed
 
-    FailureClass = apps.get_model("incidents", "FailureClass")
-    PostMortemTemplate = apps.get_model("incidents", "PostMortemTemplate")
-    for order, fc in enumerate(FAILURE_CLASSES):
-        FailureClass.objects.update_or_create(slug=fc["slug"], defaults={**fc, "order": order})
-    for order, tpl in enumerate(POSTMORTEM_TEMPLATES):
-        PostMortemTemplate.objects.update_or_create(slug=tpl["slug"], defaults={**tpl, "order": order})
+    taxonomy_seed(apps)
 
 
 class Migration(migrations.Migration):

@@ -11,6 +11,20 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.e2e)
 
 
+
+@pytest.fixture(autouse=True)
+def _reference_data(transactional_db):
+    """live_server needs committed data, so each test's tables are flushed afterwards,
+    taking what the migrations seeded with them: put the roles and the taxonomy back."""
+    from django.apps import apps
+
+    from firebreak.roles import roles_seed
+    from incidents.taxonomy import taxonomy_seed
+
+    roles_seed(apps)
+    taxonomy_seed(apps)
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     return {

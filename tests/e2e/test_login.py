@@ -14,4 +14,4 @@ def test_wrong_password_is_refused_with_a_message(page, live_server, make_user):
     page.fill("input[name=password]", "wrong")
     page.click("button[type=submit], input[type=submit]")
     assert "/accounts/login/" in page.url
-    assert page.get_by_text("correct username and password", exact=False).is_visible()
+    assert page.get_by_role("alert").filter(has_text="did not match").is_visible()

@@ -1,0 +1,58 @@
+from django.contrib import admin
+
+from incidents.models import (
+    ActionItem,
+    Alert,
+    FailureClass,
+    Incident,
+    PostMortem,
+    PostMortemTemplate,
+    TimelineEntry,
+)
+
+
+@admin.register(FailureClass)
+class FailureClassAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "default_severity", "order")
+    prepopulated_fields = {"slug": ("name",)}
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    list_display = ("number", "title", "severity", "failure_class", "status", "declared_at")
+    list_filter = ("severity", "status", "failure_class")
+    search_fields = ("title", "summary")
+    raw_id_fields = ("traces",)
+    filter_horizontal = ("agents",)
+
+
+@admin.register(TimelineEntry)
+class TimelineEntryAdmin(admin.ModelAdmin):
+    list_display = ("incident", "kind", "actor_label", "created_at")
+    list_filter = ("kind",)
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ("detector", "title", "agent", "status", "count", "last_seen")
+    list_filter = ("detector", "status")
+    raw_id_fields = ("trace", "incident")
+
+
+@admin.register(PostMortemTemplate)
+class PostMortemTemplateAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "order")
+    prepopulated_fields = {"slug": ("name",)}
+
+
+class ActionItemInline(admin.TabularInline):
+    model = ActionItem
+    extra = 0
+
+
+@admin.register(PostMortem)
+class PostMortemAdmin(admin.ModelAdmin):
+    list_display = ("incident", "status", "due_at", "published_at")
+    list_filter = ("status",)
+    raw_id_fields = ("attached_traces",)
+    inlines = [ActionItemInline]

@@ -1,0 +1,144 @@
+"""Reads for incidents: lists, one incident with its timeline, post-mortems, taxonomy, chart data."""
+
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Prefetch, QuerySet
+from django.utils import timezone
+
+from agents.models import Agent
+from incidents.models import (
+    SEVERITY_DEFINITIONS,
+    FailureClass,
+    Incident,
+    IncidentStatus,
+    PostMortem,
+    PostMortemTemplate,
+    Severity,
+    TimelineEntry,
+)
+from traces.models import Trace
+
+OPEN_STATUSES = (IncidentStatus.DECLARED, IncidentStatus.INVESTIGATING, IncidentStatus.CONTAINED)
+
+# Where no post-mortem exists yet, its deadline counts from the declaration
+# (SEV1: "post-mortem within 48 hours"). Other severities have no deadline.
+POSTMORTEM_DUE_AFTER = {Severity.SEV1: timedelta(hours=48)}
+
+
+def postmortem_overdue(*, incident: Incident, now: datetime | None = None) -> bool:
+    """True when the post-mortem is past due and unpublished, or missing past the severity's deadline."""
+    now = now or timezone.now()
+    try:
+        postmortem = incident.postmortem
+    except PostMortem.DoesNotExist:
+        postmortem = None
+    if postmortem is not None:
+        return postmortem.is_overdue
+    due_after = POSTMORTEM_DUE_AFTER.get(incident.severity)
+    return bool(due_after and now > incident.declared_at + due_after)
+
+
+def _with_overdue(incidents: list[Incident]) -> list[Incident]:
+    now = timezone.now()
+    for incident in incidents:
+        incident.postmortem_overdue = postmortem_overdue(incident=incident, now=now)
+    return incidents
+
+
+def incident_list(*, status: str = "", open_only: bool = False, severity: str = "", limit: int = 200) -> list[Incident]:
+    """Incidents newest first, each with ``postmortem_overdue`` set."""
+    qs = Incident.objects.select_related("failure_class", "postmortem", "commander")
+    if open_only:
+        qs = qs.filter(status__in=OPEN_STATUSES)
+    if status:
+        qs = qs.filter(status=status)
+    if severity:
+        qs = qs.filter(severity=severity)
+    return _with_overdue(list(qs.order_by("-number")[:limit]))
+
+
+def incident_get(*, number: int) -> Incident:
+    """The incident with its class, people, agents and traces; raises Incident.DoesNotExist."""
+    incident = (
+        Incident.objects.select_related("failure_class", "commander", "declared_by", "postmortem")
+        .prefetch_related(
+            Prefetch("agents", queryset=Agent.objects.order_by("slug")),
+            Prefetch("traces", queryset=Trace.objects.select_related("agent").order_by("-started_at")),
+        )
+        .get(number=number)
+    )
+    return _with_overdue([incident])[0]
+
+
+def incident_status_history(*, incident: Incident) -> list[dict]:
+    """Each lifecycle status in order with the time it was reached (None if not yet) and whether it is current."""
+    return [
+        {
+            "status": status.value,
+            "label": status.label,
+            "at": incident.status_time(status.value),
+            "current": incident.status == status.value,
+        }
+        for status in IncidentStatus
+    ]
+
+
+def timeline_list(*, incident: Incident) -> QuerySet[TimelineEntry]:
+    return incident.timeline.select_related("actor").order_by("created_at", "id")
+
+
+def postmortem_get(*, incident: Incident) -> PostMortem | None:
+    """The incident's post-mortem with its attached traces and action items, or None."""
+    return (
+        PostMortem.objects.select_related("template", "author")
+        .prefetch_related(
+            Prefetch("attached_traces", queryset=Trace.objects.select_related("agent").order_by("started_at")),
+            "action_items__owner",
+        )
+        .filter(incident=incident)
+        .first()
+    )
+
+
+def postmortem_template_list() -> QuerySet[PostMortemTemplate]:
+    return PostMortemTemplate.objects.all()
+
+
+def failure_class_list() -> QuerySet[FailureClass]:
+    return FailureClass.objects.all()
+
+
+def severity_list() -> list[dict]:
+    """The severities with their definitions, most severe first."""
+    return [{"value": s.value, "label": s.label, "definition": SEVERITY_DEFINITIONS[s]} for s in Severity]
+
+
+def incident_counts_by_failure_class(*, since: datetime | None = None) -> dict:
+    """Incident counts per failure class and severity, for a stacked bar chart.
+
+    Returns ``{"classes": [names in taxonomy order], "severities": [...],
+    "counts": {severity: [count per class]}, "rows": [{"name", "counts": [per
+    severity], "total"}], "total": n}``; every class is present, with zeros,
+    so the chart shows the whole taxonomy.
+    """
+    classes = list(FailureClass.objects.order_by("order", "name").values_list("id", "name"))
+    qs = Incident.objects.all()
+    if since:
+        qs = qs.filter(declared_at__gte=since)
+    found = {
+        (row["failure_class_id"], row["severity"]): row["n"]
+        for row in qs.values("failure_class_id", "severity").annotate(n=Count("id"))
+    }
+    severities = list(Severity.values)
+    counts = {sev: [found.get((pk, sev), 0) for pk, _ in classes] for sev in severities}
+    rows = []
+    for pk, name in classes:
+        per_severity = [found.get((pk, sev), 0) for sev in severities]
+        rows.append({"name": name, "counts": per_severity, "total": sum(per_severity)})
+    return {
+        "classes": [name for _, name in classes],
+        "severities": severities,
+        "counts": counts,
+        "rows": rows,
+        "total": sum(found.values()),
+    }
