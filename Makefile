@@ -31,7 +31,7 @@ services: install
 run: services
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py bootstrap
-	@if [ "$${FIREBREAK_DEMO:-1}" != "0" ]; then $(PY) manage.py demo_fleet; fi
+	@if [ "$${FIREBREAK_DEMO:-1}" != "0" ]; then $(PY) manage.py demo_fleet --if-empty; fi
 	@echo "Firebreak on http://127.0.0.1:$(PORT)  (Ctrl-C stops web, worker and beat)"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile -p $(PORT)
 

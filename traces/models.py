@@ -65,8 +65,9 @@ class Trace(models.Model):
             models.Index(fields=["status", "-started_at"]),
             models.Index(fields=["-started_at", "-id"]),
             models.Index(fields=["input_class"], condition=models.Q(is_golden=True), name="trace_golden_idx"),
-            models.Index(fields=["-started_at", "-id"], condition=~models.Q(flagged_span_id=""),
-                         name="trace_flagged_idx"),
+            models.Index(
+                fields=["-started_at", "-id"], condition=~models.Q(flagged_span_id=""), name="trace_flagged_idx"
+            ),
         ]
 
     def __str__(self):

@@ -157,3 +157,7 @@ def agent_activity(*, since: datetime) -> dict[int, dict]:
         )
     )
     return {row.pop("agent_id"): row for row in rows}
+
+
+def trace_exists() -> bool:
+    return Trace.objects.exists()

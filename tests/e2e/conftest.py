@@ -11,7 +11,6 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.e2e)
 
 
-
 @pytest.fixture(autouse=True)
 def _reference_data(transactional_db):
     """live_server needs committed data, so each test's tables are flushed afterwards,
