@@ -70,3 +70,21 @@ def agent_state_counts() -> dict[str, int]:
 def fleet_gate_peek() -> FleetGate:
     """The fleet gate for display, without writing: an unsaved default when the row does not exist yet."""
     return FleetGate.objects.filter(pk=1).first() or FleetGate(pk=1)
+
+
+def reasons_pending(*, agents: list[Agent]) -> dict[int, AuditEntry]:
+    """For stopped agents whose current stop was made without a reason (the one-click kill):
+    the audit row a responder can still give a reason to, by agent id."""
+    stopped = {a.pk: a for a in agents if a.state != "active" and not a.state_reason}
+    if not stopped:
+        return {}
+    entries = (
+        AuditEntry.objects.filter(agent_id__in=stopped, action__in=["kill", "pause"], reason="")
+        .order_by("agent_id", "-created_at", "-id")
+        .distinct("agent_id")
+    )
+    return {e.agent_id: e for e in entries if e.gate_version == stopped[e.agent_id].gate_version}
+
+
+def audit_entry_get(*, pk: int) -> AuditEntry:
+    return AuditEntry.objects.select_related("agent").get(pk=pk)

@@ -1,8 +1,23 @@
-from django.http import Http404
-from django.shortcuts import render
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+from django_htmx.http import trigger_client_event
 
-from agents import selectors
-from agents.models import Agent
+from agents import hooks, selectors, services
+from agents.models import Agent, AuditEntry
+from firebreak.roles import ADMIN, RESPONDER, role_required
+
+
+class BudgetCapsForm(forms.Form):
+    session_cost_cap = forms.DecimalField(required=False, min_value=0, max_digits=12, decimal_places=4)
+    daily_cost_cap = forms.DecimalField(required=False, min_value=0, max_digits=12, decimal_places=4)
+    session_token_cap = forms.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+    session_step_cap = forms.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
 
 
 def agent_list(request):
@@ -13,6 +28,7 @@ def agent_list(request):
             "agents": selectors.agent_list(),
             "state_counts": selectors.agent_state_counts(),
             "fleet": selectors.fleet_gate_peek(),
+            "fleet_stop_confirmation": FLEET_STOP_CONFIRMATION,
         },
     )
 
@@ -32,5 +48,168 @@ def agent_detail(request, slug: str):
             "tools": selectors.agent_tool_list(agent=agent),
             "audit_entries": selectors.audit_list(agent=agent, limit=50),
             "fleet": selectors.fleet_gate_peek(),
+            "pending_reason": selectors.reasons_pending(agents=[agent]).get(agent.pk),
+            "spend_p50": hooks.session_spend_p50(agent),
         },
     )
+
+
+# --- gate actions ---------------------------------------------------------------------------------
+# Each is a POST that validates and calls the same service as the API. Without
+# JavaScript it redirects back with a message; with htmx it answers 204 and
+# triggers ``fb:gate-changed`` so the fleet cards refresh in place.
+
+
+def _back(request, agent: Agent | None = None) -> str:
+    nxt = request.POST.get("next") or request.GET.get("next")
+    if nxt and url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
+        return nxt
+    return reverse("agents:agent-detail", args=[agent.slug]) if agent else reverse("agents:agent-list")
+
+
+def _done(request, agent: Agent | None, message: str, *, changed: bool = True):
+    if request.htmx:
+        response = HttpResponse(status=204)
+        trigger_client_event(response, "fb:gate-changed", {"agent": agent.slug if agent else None})
+        trigger_client_event(response, "fb:notice", {"message": message})
+        return response
+    (messages.success if changed else messages.info)(request, message)
+    return redirect(_back(request, agent))
+
+
+def _failed(request, agent: Agent | None, exc: Exception):
+    if isinstance(exc, ValidationError):
+        text = (
+            "; ".join(f"{k}: {', '.join(v)}" if k != "__all__" else ", ".join(v) for k, v in exc.message_dict.items())
+            if hasattr(exc, "error_dict")
+            else "; ".join(exc.messages)
+        )
+        status = 409 if isinstance(exc, services.GateConflict) else 400
+    else:
+        text, status = str(exc) or "not allowed", 403
+    if request.htmx:
+        response = HttpResponse(status=204)
+        trigger_client_event(response, "fb:error", {"message": text})
+        return response
+    if status == 403:
+        raise PermissionDenied(text)
+    messages.error(request, text)
+    return redirect(_back(request, agent))
+
+
+def _agent(slug: str) -> Agent:
+    try:
+        return selectors.agent_get(slug=slug)
+    except Agent.DoesNotExist:
+        raise Http404("No agent with this slug.") from None
+
+
+def _run(request, agent, fn, message: str, **kwargs):
+    try:
+        entry = fn(actor=request.user, reason=request.POST.get("reason", ""), **kwargs)
+    except (ValidationError, PermissionDenied) as exc:
+        return _failed(request, agent, exc)
+    if entry is None:
+        return _done(request, agent, f"{message} — nothing to change.", changed=False)
+    return _done(request, agent, message)
+
+
+@require_POST
+@role_required(RESPONDER)
+def agent_kill(request, slug):
+    agent = _agent(slug)
+    return _run(request, agent, services.agent_kill, f"{agent.slug} killed.", agent=agent)
+
+
+@require_POST
+@role_required(RESPONDER)
+def agent_pause(request, slug):
+    agent = _agent(slug)
+    return _run(request, agent, services.agent_pause, f"{agent.slug} paused.", agent=agent)
+
+
+@require_POST
+@role_required(RESPONDER)
+def agent_resume(request, slug):
+    agent = _agent(slug)
+    return _run(request, agent, services.agent_resume, f"{agent.slug} resumed.", agent=agent)
+
+
+@require_POST
+@role_required(RESPONDER)
+def tool_toggle(request, slug, tool, action):
+    if action not in ("disable", "enable"):
+        raise Http404("Tools are disabled or enabled.")
+    agent = _agent(slug)
+    fn = services.agent_tool_disable if action == "disable" else services.agent_tool_enable
+    return _run(request, agent, fn, f"{tool} {action}d for {agent.slug}.", agent=agent, tool=tool)
+
+
+@require_POST
+@role_required(RESPONDER)
+def budget_freeze(request, slug):
+    agent = _agent(slug)
+    return _run(request, agent, services.agent_budget_freeze, f"Budget of {agent.slug} frozen.", agent=agent)
+
+
+@require_POST
+@role_required(RESPONDER)
+def budget_unfreeze(request, slug):
+    agent = _agent(slug)
+    return _run(request, agent, services.agent_budget_unfreeze, f"Budget of {agent.slug} unfrozen.", agent=agent)
+
+
+@require_POST
+@role_required(RESPONDER)
+def budget_caps(request, slug):
+    agent = _agent(slug)
+    form = BudgetCapsForm(request.POST)
+    if not form.is_valid():
+        errors = {field: [e["message"] for e in errs] for field, errs in form.errors.get_json_data().items()}
+        return _failed(request, agent, ValidationError(errors))
+    return _run(
+        request,
+        agent,
+        services.agent_budget_caps_set,
+        f"Budget caps of {agent.slug} saved.",
+        agent=agent,
+        **form.cleaned_data,
+    )
+
+
+@require_POST
+@role_required(RESPONDER)
+def audit_reason(request, pk):
+    try:
+        entry = selectors.audit_entry_get(pk=pk)
+    except AuditEntry.DoesNotExist:
+        raise Http404("No such audit entry.") from None
+    try:
+        services.audit_reason_add(entry=entry, actor=request.user, reason=request.POST.get("reason", ""))
+    except (ValidationError, PermissionDenied) as exc:
+        return _failed(request, entry.agent, exc)
+    return _done(request, entry.agent, "Reason added to the audit history.")
+
+
+FLEET_STOP_CONFIRMATION = "STOP ALL AGENTS"
+
+
+@require_POST
+@role_required(RESPONDER)
+def fleet_stop(request):
+    if request.POST.get("confirm", "").strip() != FLEET_STOP_CONFIRMATION:
+        return _failed(request, None, ValidationError(f"type {FLEET_STOP_CONFIRMATION} to confirm the fleet stop"))
+    return _run(request, None, services.fleet_stop, "Fleet stopped: every agent is refused at the gate.")
+
+
+@require_POST
+@role_required(ADMIN)
+def fleet_resume(request):
+    return _run(request, None, services.fleet_resume, "Fleet stop lifted.")
+
+
+@require_POST
+@role_required(RESPONDER)
+def change_freeze(request):
+    on = request.POST.get("on") == "1"
+    return _run(request, None, services.change_freeze, "Change freeze on." if on else "Change freeze off.", on=on)

@@ -142,7 +142,16 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}
+# PostgreSQL is the gate's source of truth; this puts it back into Redis after a
+# restart or flush (agents fail closed on a missing key until then).
+FIREBREAK_GATE_RECONCILE_SECONDS = float(os.environ.get("FIREBREAK_GATE_RECONCILE_SECONDS", 2))
+CELERY_BEAT_SCHEDULE: dict = {
+    "gate-reconcile": {
+        "task": "agents.tasks.gate_reconcile_task",
+        "schedule": FIREBREAK_GATE_RECONCILE_SECONDS,
+        "options": {"expires": FIREBREAK_GATE_RECONCILE_SECONDS * 2},
+    },
+}
 
 # --- Auth ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

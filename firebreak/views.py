@@ -6,7 +6,7 @@ from django.http import JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from agents.selectors import agent_list, agent_state_counts, fleet_gate_peek
+from agents.selectors import agent_list, agent_state_counts, fleet_gate_peek, reasons_pending
 from incidents.selectors import incident_list
 from traces.selectors import agent_activity, trace_recent_list
 
@@ -16,19 +16,22 @@ EMPTY_ACTIVITY = {"spend": None, "traces": 0, "errors": 0, "killed": 0, "running
 
 def dashboard(request):
     """The fleet at a glance; with htmx, only the live part (it polls)."""
-    activity = agent_activity(since=timezone.now() - ACTIVITY_WINDOW)
-    # Stopped agents first: at 3 a.m. the ones that need a decision lead.
-    agents = sorted(agent_list(), key=lambda a: (a.state == "active", a.slug))
-    fleet = [{"agent": agent, **activity.get(agent.pk, EMPTY_ACTIVITY)} for agent in agents]
-    context = {
-        "fleet": fleet,
-        "fleet_gate": fleet_gate_peek(),
-        "state_counts": agent_state_counts(),
-        "open_incidents": incident_list(open_only=True, limit=20),
-        "recent_traces": trace_recent_list(limit=15),
-        "window_minutes": int(ACTIVITY_WINDOW.total_seconds() // 60),
-    }
-    template = "dashboard.html#live" if request.htmx else "dashboard.html"
+    part = request.GET.get("part") if request.htmx else None
+    context = {"window_minutes": int(ACTIVITY_WINDOW.total_seconds() // 60)}
+    if part in (None, "fleet"):
+        activity = agent_activity(since=timezone.now() - ACTIVITY_WINDOW)
+        # Stopped agents first: at 3 a.m. the ones that need a decision lead.
+        agents = sorted(agent_list(), key=lambda a: (a.state == "active", a.slug))
+        pending = reasons_pending(agents=agents)
+        context["fleet"] = [
+            {"agent": a, "pending_reason": pending.get(a.pk), **activity.get(a.pk, EMPTY_ACTIVITY)} for a in agents
+        ]
+        context["state_counts"] = agent_state_counts()
+    if part in (None, "live"):
+        context["fleet_gate"] = fleet_gate_peek()
+        context["open_incidents"] = incident_list(open_only=True, limit=20)
+        context["recent_traces"] = trace_recent_list(limit=15)
+    template = f"dashboard.html#{part}" if part in ("fleet", "live") else "dashboard.html"
     return render(request, template, context)
 
 

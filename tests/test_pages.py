@@ -199,9 +199,12 @@ def test_htmx_requests_get_fragments(viewer, make_client, data):
     assert b"trace-results" in fragment.content
     embedded = c.get("/traces/", {"agent": "support-bot", "limit": 10, "embed": "1"}, headers={"HX-Request": "true"})
     assert b"All matching traces" in embedded.content  # the agent page loads its recent traces this way
-    live = c.get("/", headers={"HX-Request": "true"})
+    fleet = c.get("/", {"part": "fleet"}, headers={"HX-Request": "true"})
+    assert b"<html" not in fleet.content
+    assert b"support-bot" in fleet.content
+    live = c.get("/", {"part": "live"}, headers={"HX-Request": "true"})
     assert b"<html" not in live.content
-    assert b"support-bot" in live.content
+    assert b"Recent traces" in live.content
 
 
 def test_agent_detail_lists_high_risk_tools_first(viewer, make_client, data):

@@ -7,6 +7,7 @@ the database before it reaches Python.
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.db.models.functions import Left, Length
@@ -161,3 +162,17 @@ def agent_activity(*, since: datetime) -> dict[int, dict]:
 
 def trace_exists() -> bool:
     return Trace.objects.exists()
+
+
+def session_spend_p50(agent, *, days: int = 7) -> Decimal | None:
+    """Median cost of the agent's finished runs over the last ``days`` (None without runs)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY cost)::numeric, 6) FROM traces_trace "
+            "WHERE agent_id = %s AND status <> 'running' AND started_at >= now() - make_interval(days => %s)",
+            [agent.pk, days],
+        )
+        (value,) = cur.fetchone()
+    return Decimal(str(value)) if value is not None else None

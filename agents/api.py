@@ -1,0 +1,343 @@
+"""The gate API. Each view validates, then calls the same service as the HTML view."""
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agents import selectors, services
+from agents.gate import fleet_document, gate_document
+from agents.models import Agent, Environment
+from agents.permissions import IsPersonWithRole, is_agent_key, key_scopes
+from firebreak.roles import ADMIN, RESPONDER, VIEWER, has_role
+
+ERROR = inline_serializer("Error", {"error": serializers.CharField(), "detail": serializers.JSONField(required=False)})
+ERRORS = {
+    400: OpenApiResponse(ERROR, description="invalid input; nothing written"),
+    401: OpenApiResponse(ERROR, description="no or unknown key"),
+    403: OpenApiResponse(ERROR, description="not allowed (agent keys never act on a gate); nothing written"),
+    404: OpenApiResponse(ERROR, description="unknown agent"),
+    409: OpenApiResponse(ERROR, description="does not apply to the gate as it is; nothing written"),
+}
+
+
+def error(message: str, code: int, detail=None) -> Response:
+    body = {"error": message}
+    if detail is not None:
+        body["detail"] = detail
+    return Response(body, status=code)
+
+
+def service_error(exc: Exception) -> Response:
+    if isinstance(exc, services.GateConflict):
+        return error("; ".join(exc.messages), status.HTTP_409_CONFLICT)
+    if isinstance(exc, ValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        return error("invalid input", status.HTTP_400_BAD_REQUEST, detail)
+    if isinstance(exc, PermissionDenied):
+        return error(str(exc) or "not allowed", status.HTTP_403_FORBIDDEN)
+    raise exc
+
+
+class IsViewer(IsPersonWithRole):
+    role = VIEWER
+
+
+class IsResponder(IsPersonWithRole):
+    role = RESPONDER
+
+
+class IsAdmin(IsPersonWithRole):
+    role = ADMIN
+
+
+class CanReadGate(BasePermission):
+    """An agent key with the ``gate`` scope (for its own agent, checked in the view), or any person."""
+
+    message = "this key cannot read gates (it needs the 'gate' scope)"
+
+    def has_permission(self, request, view):
+        if is_agent_key(request):
+            return "gate" in key_scopes(request)
+        if getattr(request, "auth", None) is not None and "api" not in key_scopes(request):
+            return False
+        return has_role(request.user, VIEWER)
+
+
+def _agent_or_404(slug: str) -> Agent | None:
+    return Agent.objects.filter(slug=slug).first()
+
+
+# --- serializers ---------------------------------------------------------------------------------
+
+
+class BudgetSerializer(serializers.Serializer):
+    frozen = serializers.BooleanField()
+    session_cost_cap = serializers.FloatField(allow_null=True)
+    daily_cost_cap = serializers.FloatField(allow_null=True)
+    session_token_cap = serializers.IntegerField(allow_null=True)
+    session_step_cap = serializers.IntegerField(allow_null=True)
+
+
+class GateSerializer(serializers.Serializer):
+    agent = serializers.CharField()
+    state = serializers.ChoiceField(["active", "paused", "killed"])
+    reason = serializers.CharField(allow_blank=True)
+    disabled_tools = serializers.ListField(child=serializers.CharField())
+    budget = BudgetSerializer()
+    version = serializers.IntegerField(help_text="only grows; the ETag is this number")
+    changed_by = serializers.CharField(allow_blank=True)
+    changed_at = serializers.DateTimeField(allow_null=True)
+    fleet_stopped = serializers.BooleanField()
+    change_freeze = serializers.BooleanField()
+    fallback_message = serializers.CharField(allow_blank=True)
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=services.REASON_MAX, default="")
+    incident = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, help_text="number of the incident this action belongs to"
+    )
+
+
+class RequiredReasonSerializer(ReasonSerializer):
+    reason = serializers.CharField(max_length=services.REASON_MAX)
+
+
+class FleetSerializer(serializers.Serializer):
+    stopped = serializers.BooleanField()
+    stopped_reason = serializers.CharField(allow_blank=True)
+    change_freeze = serializers.BooleanField()
+    change_freeze_reason = serializers.CharField(allow_blank=True)
+    version = serializers.IntegerField()
+
+
+class AgentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Agent
+        fields = [
+            "slug",
+            "name",
+            "description",
+            "owner",
+            "environment",
+            "allowed_tools",
+            "high_risk_tools",
+            "model_version",
+            "prompt_version",
+            "fallback_message",
+            "state",
+            "state_reason",
+            "disabled_tools",
+            "session_cost_cap",
+            "daily_cost_cap",
+            "session_token_cap",
+            "session_step_cap",
+            "budget_frozen",
+            "gate_version",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class AgentRegisterSerializer(serializers.Serializer):
+    slug = serializers.RegexField(r"^[a-z0-9][a-z0-9-]{0,62}$", help_text="lowercase letters, digits, dashes")
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    owner = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+    environment = serializers.ChoiceField(Environment.choices, default=Environment.PRODUCTION)
+    allowed_tools = serializers.ListField(child=serializers.CharField(max_length=128), default=list)
+    high_risk_tools = serializers.ListField(child=serializers.CharField(max_length=128), default=list)
+    model_version = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+    prompt_version = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+    session_cost_cap = serializers.DecimalField(12, 4, required=False, allow_null=True, min_value=0, default=None)
+    daily_cost_cap = serializers.DecimalField(12, 4, required=False, allow_null=True, min_value=0, default=None)
+    session_token_cap = serializers.IntegerField(required=False, allow_null=True, min_value=0, default=None)
+    session_step_cap = serializers.IntegerField(required=False, allow_null=True, min_value=0, default=None)
+    fallback_message = serializers.CharField(required=False, allow_blank=True, default=None)
+
+
+# --- views ---------------------------------------------------------------------------------------
+
+
+class AgentListApi(APIView):
+    def get_permissions(self):
+        return [IsAdmin()] if self.request.method == "POST" else [IsViewer()]
+
+    @extend_schema(
+        operation_id="agents_list", summary="List agents", responses={200: AgentSerializer(many=True)}, tags=["agents"]
+    )
+    def get(self, request):
+        return Response(AgentSerializer(selectors.agent_list(), many=True).data)
+
+    @extend_schema(
+        operation_id="agents_register",
+        summary="Register an agent (admin)",
+        request=AgentRegisterSerializer,
+        responses={201: AgentSerializer, **ERRORS},
+        tags=["agents"],
+    )
+    def post(self, request):
+        data = AgentRegisterSerializer(data=request.data)
+        if not data.is_valid():
+            return error("invalid input", 400, data.errors)
+        try:
+            agent = services.agent_register(actor=request.user, **data.validated_data)
+        except ValidationError as exc:
+            return service_error(exc)
+        return Response(AgentSerializer(agent).data, status=201)
+
+
+class GateApi(APIView):
+    permission_classes = [CanReadGate]
+
+    @extend_schema(
+        operation_id="gate_read",
+        summary="Read an agent's gate",
+        description='What the SDK\'s HTTP transport reads before every step. Sends `ETag: "<version>"`; '
+        "with a matching `If-None-Match` the answer is 304 with no body.",
+        responses={200: GateSerializer, 304: OpenApiResponse(description="unchanged"), **ERRORS},
+        tags=["gate"],
+    )
+    def get(self, request, slug: str):
+        if is_agent_key(request) and request.user.agent.slug != slug:
+            return error("this key belongs to another agent", 403)
+        agent = _agent_or_404(slug)
+        if agent is None:
+            return error(f"no agent {slug!r}", 404)
+        doc = gate_document(agent, selectors.fleet_gate_peek())
+        etag = f'"{doc["version"]}"'
+        headers = {"ETag": etag, "Cache-Control": "no-store"}
+        if request.headers.get("If-None-Match") == etag:
+            return Response(status=304, headers=headers)
+        return Response(doc, headers=headers)
+
+
+def _gate_action(
+    name: str, *, summary: str, service, reason_required: bool = False, tool: bool = False, success: int = 200
+):
+    serializer = RequiredReasonSerializer if reason_required else ReasonSerializer
+
+    class GateActionApi(APIView):
+        permission_classes = [IsResponder]
+
+        @extend_schema(
+            operation_id=f"gate_{name}",
+            summary=summary,
+            request=serializer,
+            responses={200: GateSerializer, **ERRORS},
+            tags=["gate"],
+        )
+        def post(self, request, slug: str, tool_name: str | None = None):
+            agent = _agent_or_404(slug)
+            if agent is None:
+                return error(f"no agent {slug!r}", 404)
+            data = serializer(data=request.data)
+            if not data.is_valid():
+                return error("invalid input", 400, data.errors)
+            kwargs = {
+                "agent": agent,
+                "actor": request.user,
+                "reason": data.validated_data["reason"],
+                "incident_number": data.validated_data.get("incident"),
+            }
+            if tool:
+                kwargs["tool"] = tool_name
+            try:
+                service(**kwargs)
+            except (ValidationError, PermissionDenied) as exc:
+                return service_error(exc)
+            agent.refresh_from_db()
+            return Response(gate_document(agent, selectors.fleet_gate_peek()), status=success)
+
+    GateActionApi.__name__ = f"Gate{name.title().replace('_', '')}Api"
+    return GateActionApi
+
+
+AgentKillApi = _gate_action("kill", summary="Kill an agent", service=services.agent_kill)
+AgentPauseApi = _gate_action("pause", summary="Pause an agent", service=services.agent_pause)
+AgentResumeApi = _gate_action(
+    "resume", summary="Resume an agent (reason required)", service=services.agent_resume, reason_required=True
+)
+ToolDisableApi = _gate_action(
+    "tool_disable", summary="Disable one tool of an agent", service=services.agent_tool_disable, tool=True
+)
+ToolEnableApi = _gate_action(
+    "tool_enable", summary="Enable a disabled tool", service=services.agent_tool_enable, tool=True
+)
+BudgetFreezeApi = _gate_action(
+    "budget_freeze", summary="Freeze the budget at the p50 session spend", service=services.agent_budget_freeze
+)
+BudgetUnfreezeApi = _gate_action(
+    "budget_unfreeze",
+    summary="Unfreeze the budget (reason required)",
+    service=services.agent_budget_unfreeze,
+    reason_required=True,
+)
+
+
+class FleetApi(APIView):
+    permission_classes = [IsViewer]
+
+    @extend_schema(
+        operation_id="fleet_read",
+        summary="Fleet stop and change freeze (deploy pipelines read this)",
+        responses={200: FleetSerializer},
+        tags=["fleet"],
+    )
+    def get(self, request):
+        return Response(fleet_document(selectors.fleet_gate_peek()))
+
+
+def _fleet_action(name: str, *, summary: str, service, role_permission, extra: dict | None = None):
+    class FleetActionApi(APIView):
+        permission_classes = [role_permission]
+
+        @extend_schema(
+            operation_id=f"fleet_{name}",
+            summary=summary,
+            request=RequiredReasonSerializer,
+            responses={200: FleetSerializer, **ERRORS},
+            tags=["fleet"],
+        )
+        def post(self, request):
+            data = RequiredReasonSerializer(data=request.data)
+            if not data.is_valid():
+                return error("invalid input", 400, data.errors)
+            try:
+                with transaction.atomic():
+                    service(actor=request.user, reason=data.validated_data["reason"], **(extra or {}))
+            except (ValidationError, PermissionDenied) as exc:
+                return service_error(exc)
+            return Response(fleet_document(selectors.fleet_gate_peek()))
+
+    FleetActionApi.__name__ = f"Fleet{name.title().replace('_', '')}Api"
+    return FleetActionApi
+
+
+FleetStopApi = _fleet_action(
+    "stop", summary="Stop every agent (reason required)", service=services.fleet_stop, role_permission=IsResponder
+)
+FleetResumeApi = _fleet_action(
+    "resume",
+    summary="Lift the fleet stop (admin, reason required)",
+    service=services.fleet_resume,
+    role_permission=IsAdmin,
+)
+ChangeFreezeOnApi = _fleet_action(
+    "change_freeze",
+    summary="Turn the deploy lock on",
+    service=services.change_freeze,
+    role_permission=IsResponder,
+    extra={"on": True},
+)
+ChangeFreezeOffApi = _fleet_action(
+    "change_unfreeze",
+    summary="Turn the deploy lock off",
+    service=services.change_freeze,
+    role_permission=IsResponder,
+    extra={"on": False},
+)

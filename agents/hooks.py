@@ -1,0 +1,25 @@
+"""Rules that higher apps add to the gate without agents importing them.
+
+agents sits at the bottom of the layers (agents < traces < incidents < evals).
+Where a higher app must take part in a gate decision, it appends a callable
+here from its AppConfig.ready():
+
+- ``resume_checks``: ``check(agent, actor)`` raises PermissionDenied to refuse a
+  resume (incidents: an agent linked to an open SEV1 needs an admin).
+- ``spend_estimators``: ``estimate(agent) -> Decimal | None``, the agent's
+  median (p50) session spend (traces), used by the one-click budget freeze.
+"""
+
+from collections.abc import Callable
+from decimal import Decimal
+
+resume_checks: list[Callable] = []
+spend_estimators: list[Callable[..., Decimal | None]] = []
+
+
+def session_spend_p50(agent) -> Decimal | None:
+    for estimate in spend_estimators:
+        value = estimate(agent)
+        if value is not None:
+            return value
+    return None

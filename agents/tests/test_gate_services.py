@@ -1,0 +1,267 @@
+"""The gate services: state, audit rows, write-through to Redis, refusals that write nothing."""
+
+import json
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from agents import services
+from agents.gate import CHANNEL, KEY, gate_reconcile
+from agents.models import Agent, AuditEntry, FleetGate
+from incidents.models import FailureClass, Incident, TimelineEntry
+
+
+@pytest.fixture
+def publish(django_capture_on_commit_callbacks):
+    """Run the on-commit write-through as a real commit would."""
+
+    def run(fn, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return fn(**kwargs)
+
+    return run
+
+
+def doc(redis_client, slug):
+    raw = redis_client.get(KEY.format(slug=slug))
+    return json.loads(raw) if raw else None
+
+
+def test_registering_an_agent_publishes_an_active_gate(make_agent, redis_client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        make_agent("fresh")
+    gate = doc(redis_client, "fresh")
+    assert gate["state"] == "active"
+    assert gate["agent"] == "fresh"
+    assert set(gate) >= {"agent", "state", "reason", "disabled_tools", "budget", "version"}
+
+
+def test_kill_writes_state_audit_and_redis(make_agent, responder, redis_client, publish):
+    agent = make_agent("refunds")
+    pubsub = redis_client.pubsub()
+    pubsub.subscribe(CHANNEL.format(slug="refunds"))
+    pubsub.get_message(timeout=1)  # subscribe confirmation
+    entry = publish(services.agent_kill, agent=agent, actor=responder, reason="looping on refunds", incident_number=3)
+    agent.refresh_from_db()
+    assert agent.state == "killed"
+    assert agent.state_changed_by == responder.username
+    assert (entry.action, entry.actor, entry.reason, entry.incident_number) == (
+        "kill",
+        responder,
+        "looping on refunds",
+        3,
+    )
+    assert entry.before["state"] == "active" and entry.after["state"] == "killed"
+    gate = doc(redis_client, "refunds")
+    assert gate["state"] == "killed"
+    assert gate["reason"] == "looping on refunds"
+    assert gate["changed_by"] == responder.username
+    assert gate["version"] == agent.gate_version + FleetGate.load().version
+    message = pubsub.get_message(timeout=1)
+    assert json.loads(message["data"]) == gate
+
+
+def test_kill_without_a_reason_is_one_click_and_says_so(make_agent, responder):
+    agent = make_agent()
+    entry = services.agent_kill(agent=agent, actor=responder)
+    assert entry.reason == ""
+    agent.refresh_from_db()
+    assert agent.state == "killed"
+
+
+def test_killing_a_killed_agent_changes_nothing(make_agent, responder):
+    agent = make_agent()
+    services.agent_kill(agent=agent, actor=responder)
+    version = Agent.objects.get(pk=agent.pk).gate_version
+    assert services.agent_kill(agent=agent, actor=responder) is None
+    assert AuditEntry.objects.filter(agent=agent, action="kill").count() == 1
+    assert Agent.objects.get(pk=agent.pk).gate_version == version
+
+
+def test_pausing_a_killed_agent_is_refused_and_writes_nothing(make_agent, responder):
+    agent = make_agent()
+    services.agent_kill(agent=agent, actor=responder)
+    with pytest.raises(services.GateConflict):
+        services.agent_pause(agent=agent, actor=responder)
+    assert Agent.objects.get(pk=agent.pk).state == "killed"
+    assert not AuditEntry.objects.filter(action="pause").exists()
+
+
+def test_resume_needs_a_reason(make_agent, responder):
+    agent = make_agent()
+    services.agent_pause(agent=agent, actor=responder)
+    with pytest.raises(ValidationError) as err:
+        services.agent_resume(agent=agent, actor=responder, reason="  ")
+    assert "reason" in err.value.message_dict
+    assert Agent.objects.get(pk=agent.pk).state == "paused"
+    assert not AuditEntry.objects.filter(action="resume").exists()
+
+
+def test_resuming_an_active_agent_is_a_conflict(make_agent, responder):
+    with pytest.raises(services.GateConflict):
+        services.agent_resume(agent=make_agent(), actor=responder, reason="why not")
+
+
+def test_an_agent_key_can_never_resume_or_kill(make_agent):
+    from agents.authentication import AgentPrincipal
+
+    agent = make_agent()
+    key, _ = services.api_key_create(agent=agent, scopes=["gate"])
+    principal = AgentPrincipal(key)
+    services.agent_kill(agent=agent, actor="responder-x")
+    with pytest.raises(PermissionDenied):
+        services.agent_resume(agent=agent, actor=principal, reason="I feel better")
+    with pytest.raises(PermissionDenied):
+        services.agent_pause(agent=make_agent(), actor=principal)
+    assert Agent.objects.get(pk=agent.pk).state == "killed"
+    assert not AuditEntry.objects.filter(action__in=["resume", "pause"]).exists()
+
+
+def test_resuming_an_agent_on_an_open_sev1_needs_an_admin(make_agent, responder, admin_user):
+    agent = make_agent()
+    incident = Incident.objects.create(number=1, title="x", severity="SEV1", failure_class=FailureClass.objects.first())
+    incident.agents.add(agent)
+    services.agent_kill(agent=agent, actor=responder)
+    with pytest.raises(PermissionDenied, match="INC-1"):
+        services.agent_resume(agent=agent, actor=responder, reason="fixed")
+    assert Agent.objects.get(pk=agent.pk).state == "killed"
+    services.agent_resume(agent=agent, actor=admin_user, reason="fixed, verified on canaries")
+    assert Agent.objects.get(pk=agent.pk).state == "active"
+
+
+def test_closed_sev1_does_not_block_a_responder(make_agent, responder):
+    agent = make_agent()
+    incident = Incident.objects.create(
+        number=2, title="x", severity="SEV1", status="closed", failure_class=FailureClass.objects.first()
+    )
+    incident.agents.add(agent)
+    services.agent_pause(agent=agent, actor=responder)
+    services.agent_resume(agent=agent, actor=responder, reason="incident closed")
+    assert Agent.objects.get(pk=agent.pk).state == "active"
+
+
+def test_tool_disable_and_enable(make_agent, responder, redis_client, publish):
+    agent = make_agent(allowed_tools=["search", "refund"], high_risk_tools=["refund"])
+    publish(services.agent_tool_disable, agent=agent, tool="refund", actor=responder, reason="bad refunds")
+    assert doc(redis_client, agent.slug)["disabled_tools"] == ["refund"]
+    assert doc(redis_client, agent.slug)["state"] == "active"
+    assert services.agent_tool_disable(agent=agent, tool="refund", actor=responder) is None
+    publish(services.agent_tool_enable, agent=agent, tool="refund", actor=responder)
+    assert doc(redis_client, agent.slug)["disabled_tools"] == []
+    actions = list(AuditEntry.objects.filter(agent=agent).values_list("action", "tool"))
+    assert ("tool_disable", "refund") in actions and ("tool_enable", "refund") in actions
+
+
+def test_bad_tool_name_is_refused(make_agent, responder):
+    agent = make_agent()
+    with pytest.raises(ValidationError):
+        services.agent_tool_disable(agent=agent, tool="rm -rf /", actor=responder)
+    assert Agent.objects.get(pk=agent.pk).disabled_tools == []
+
+
+def test_budget_freeze_caps_at_the_p50_session_spend(make_agent, responder, make_spans, ingest, redis_client, publish):
+    agent = make_agent("spender", session_cost_cap=Decimal("10"))
+    for cost in (0.10, 0.20, 0.30, 5.00):
+        ingest(make_spans(agent="spender", steps=[{"kind": "llm", "cost": cost}]))
+    publish(services.agent_budget_freeze, agent=agent, actor=responder, reason="cost spiral")
+    agent.refresh_from_db()
+    assert agent.budget_frozen
+    assert agent.session_cost_cap == Decimal("0.2500")
+    gate = doc(redis_client, "spender")
+    assert gate["budget"]["frozen"] is True
+    assert gate["budget"]["session_cost_cap"] == 0.25
+    entry = AuditEntry.objects.get(agent=agent, action="budget_freeze")
+    assert entry.before["session_cost_cap"] == "10.0000"
+    with pytest.raises(ValidationError):
+        services.agent_budget_unfreeze(agent=agent, actor=responder, reason="")
+    services.agent_budget_unfreeze(agent=agent, actor=responder, reason="spiral fixed")
+    assert not Agent.objects.get(pk=agent.pk).budget_frozen
+
+
+def test_budget_caps_reject_negative_values(make_agent, responder):
+    agent = make_agent()
+    with pytest.raises(ValidationError):
+        services.agent_budget_caps_set(
+            agent=agent,
+            actor=responder,
+            session_cost_cap=Decimal("-1"),
+            daily_cost_cap=None,
+            session_token_cap=None,
+            session_step_cap=None,
+        )
+    assert Agent.objects.get(pk=agent.pk).session_cost_cap == Decimal("5")
+
+
+def test_fleet_stop_kills_every_gate_and_resume_restores_each_own_state(
+    make_agent, responder, admin_user, redis_client, publish
+):
+    a, b = make_agent("a"), make_agent("b")
+    publish(services.agent_kill, agent=b, actor=responder, reason="on its own")
+    gate_reconcile()
+    before = doc(redis_client, "a")["version"]
+    publish(services.fleet_stop, actor=responder, reason="something is very wrong")
+    gate_a = doc(redis_client, "a")
+    assert gate_a["state"] == "killed" and gate_a["fleet_stopped"] is True
+    assert "something is very wrong" in gate_a["reason"]
+    assert gate_a["version"] > before
+    assert Agent.objects.get(pk=a.pk).state == "active"  # its own state is kept underneath
+    with pytest.raises(ValidationError):
+        services.fleet_resume(actor=admin_user, reason="")
+    publish(services.fleet_resume, actor=admin_user, reason="all clear")
+    assert doc(redis_client, "a")["state"] == "active"
+    assert doc(redis_client, "b")["state"] == "killed"
+    assert doc(redis_client, "a")["version"] > gate_a["version"]
+    assert list(AuditEntry.objects.filter(agent=None).values_list("action", flat=True)) == [
+        "fleet_resume",
+        "fleet_stop",
+    ]
+
+
+def test_change_freeze_is_readable_in_every_gate(make_agent, responder, redis_client, publish):
+    make_agent("a")
+    gate_reconcile()
+    publish(services.change_freeze, actor=responder, on=True, reason="incident INC-4")
+    assert doc(redis_client, "a")["change_freeze"] is True
+    assert json.loads(redis_client.get("firebreak:fleet"))["change_freeze"] is True
+    with pytest.raises(ValidationError):
+        services.change_freeze(actor=responder, on=True, reason="")
+
+
+def test_a_reason_can_be_added_once_to_a_one_click_kill(make_agent, responder, redis_client, publish):
+    agent = make_agent()
+    entry = publish(services.agent_kill, agent=agent, actor=responder)
+    publish(services.audit_reason_add, entry=entry, actor=responder, reason="runaway loop")
+    assert AuditEntry.objects.get(pk=entry.pk).reason == "runaway loop"
+    assert Agent.objects.get(pk=agent.pk).state_reason == "runaway loop"
+    assert doc(redis_client, agent.slug)["reason"] == "runaway loop"
+    with pytest.raises(services.GateConflict):
+        services.audit_reason_add(entry=entry, actor=responder, reason="again")
+
+
+def test_gate_changes_go_on_the_timeline_of_open_incidents(make_agent, responder, publish):
+    agent = make_agent("refunds")
+    fc = FailureClass.objects.first()
+    open_incident = Incident.objects.create(number=5, title="loop", severity="SEV2", failure_class=fc)
+    closed = Incident.objects.create(number=6, title="old", severity="SEV2", failure_class=fc, status="closed")
+    open_incident.agents.add(agent)
+    closed.agents.add(agent)
+    publish(services.agent_pause, agent=agent, actor=responder, reason="<b>loop</b>")
+    (entry,) = TimelineEntry.objects.filter(kind="gate")
+    assert entry.incident == open_incident
+    assert "refunds" in entry.body and responder.username in entry.body
+
+
+def test_reconciler_restores_every_kill_after_redis_loses_its_keys(make_agent, responder, redis_client, publish):
+    killed = make_agent("killed-one")
+    make_agent("active-one")
+    publish(services.agent_kill, agent=killed, actor=responder, reason="x")
+    redis_client.flushdb()
+    assert doc(redis_client, "killed-one") is None
+    assert gate_reconcile() == 2
+    assert doc(redis_client, "killed-one")["state"] == "killed"
+    assert doc(redis_client, "active-one")["state"] == "active"
+    assert gate_reconcile() == 0
+    redis_client.set(KEY.format(slug="killed-one"), json.dumps({**doc(redis_client, "killed-one"), "state": "active"}))
+    assert gate_reconcile() == 1
+    assert doc(redis_client, "killed-one")["state"] == "killed"
