@@ -104,14 +104,15 @@ def _agent(slug: str) -> Agent:
         raise Http404("No agent with this slug.") from None
 
 
-def _run(request, agent, fn, message: str, **kwargs):
+def _run(request, target: Agent | None, fn, message: str, **kwargs):
+    """Call the service ``fn`` as the user with the posted reason; answer as _done/_failed."""
     try:
         entry = fn(actor=request.user, reason=request.POST.get("reason", ""), **kwargs)
     except (ValidationError, PermissionDenied) as exc:
-        return _failed(request, agent, exc)
+        return _failed(request, target, exc)
     if entry is None:
-        return _done(request, agent, f"{message} — nothing to change.", changed=False)
-    return _done(request, agent, message)
+        return _done(request, target, "Nothing to change: the gate already says so.", changed=False)
+    return _done(request, target, message)
 
 
 @require_POST
