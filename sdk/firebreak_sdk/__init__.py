@@ -1,3 +1,42 @@
-"""Firebreak SDK: what an agent imports to be stoppable from outside its own reasoning."""
+"""Firebreak SDK: what an agent imports to be stoppable from outside its own reasoning.
+
+- :class:`Gate` — the fail-closed kill switch check, before every step and tool call.
+- :class:`LoopGuard`, :class:`BudgetGuard` — local guards that stop a runaway run.
+- Exceptions: everything derives from :class:`FirebreakStop`.
+"""
+
+from .errors import (
+    AgentKilled,
+    AgentPaused,
+    BudgetExceeded,
+    BudgetFrozen,
+    FirebreakStop,
+    GateClosed,
+    GateUnavailable,
+    GuardTripped,
+    LoopDetected,
+    ToolDisabled,
+)
+from .gate import GENERIC_FALLBACK, Gate
+from .guards import BudgetGuard, LoopGuard, action_hash, canonical_json
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "GENERIC_FALLBACK",
+    "AgentKilled",
+    "AgentPaused",
+    "BudgetExceeded",
+    "BudgetFrozen",
+    "BudgetGuard",
+    "FirebreakStop",
+    "Gate",
+    "GateClosed",
+    "GateUnavailable",
+    "GuardTripped",
+    "LoopDetected",
+    "LoopGuard",
+    "ToolDisabled",
+    "action_hash",
+    "canonical_json",
+]

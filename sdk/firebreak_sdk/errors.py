@@ -1,0 +1,125 @@
+"""What the SDK raises to stop an agent.
+
+Everything derives from :class:`FirebreakStop`: catch it once at the top of a
+run, serve :meth:`Gate.fallback_response`, and let the run end. Never catch it
+to carry on: the point of the exception is that the agent stops.
+
+- :class:`GateClosed` — an operator (or the gate's absence) says stop:
+  :class:`AgentKilled`, :class:`AgentPaused`, :class:`ToolDisabled`,
+  :class:`BudgetFrozen`, and :class:`GateUnavailable` (the gate could not be
+  read, so the SDK fails closed).
+- :class:`GuardTripped` — a local guard found a runaway run:
+  :class:`LoopDetected`, :class:`BudgetExceeded`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _restore(cls: type[BaseException], message: str, state: dict[str, Any]) -> BaseException:
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, message)
+    exc.__dict__.update(state)
+    return exc
+
+
+class FirebreakStop(Exception):
+    """Base of everything the SDK raises to stop an agent."""
+
+    def __reduce__(self):  # keyword-only constructors: pickle (multiprocessing, Celery) by state
+        return (_restore, (type(self), str(self), dict(self.__dict__)))
+
+
+class GateClosed(FirebreakStop):
+    """The gate says stop. ``agent``, ``reason``, ``changed_by`` and ``version`` come from the gate document."""
+
+    verb = "is closed"
+
+    def __init__(
+        self,
+        agent: str,
+        *,
+        reason: str = "",
+        changed_by: str = "",
+        version: int | None = None,
+        message: str | None = None,
+    ) -> None:
+        self.agent = agent
+        self.reason = reason
+        self.changed_by = changed_by
+        self.version = version
+        super().__init__(message or self._message())
+
+    def _message(self) -> str:
+        by = f" by {self.changed_by}" if self.changed_by else ""
+        why = f": {self.reason}" if self.reason else ""
+        return f"{self.agent} {self.verb}{by}{why}"
+
+
+class AgentKilled(GateClosed):
+    """The agent was killed (or the whole fleet stopped): stop now, do not retry."""
+
+    verb = "was killed"
+
+
+class AgentPaused(GateClosed):
+    """The agent is paused (raised at once with ``on_pause="raise"``, after ``pause_timeout`` with ``"wait"``)."""
+
+    verb = "is paused"
+
+
+class ToolDisabled(GateClosed):
+    """One tool was disabled for this agent; the rest of the agent may carry on."""
+
+    def __init__(
+        self,
+        agent: str,
+        tool: str,
+        *,
+        reason: str = "",
+        changed_by: str = "",
+        version: int | None = None,
+    ) -> None:
+        self.tool = tool
+        super().__init__(agent, reason=reason, changed_by=changed_by, version=version)
+
+    def _message(self) -> str:
+        by = f" by {self.changed_by}" if self.changed_by else ""
+        why = f": {self.reason}" if self.reason else ""
+        return f"tool {self.tool} of {self.agent} was disabled{by}{why}"
+
+
+class BudgetFrozen(GateClosed):
+    """The agent's budget is frozen: new runs are refused, runs already in flight drain."""
+
+    def _message(self) -> str:
+        by = f" by {self.changed_by}" if self.changed_by else ""
+        why = f": {self.reason}" if self.reason else ""
+        return f"budget of {self.agent} was frozen{by}, new runs are refused{why}"
+
+
+class GateUnavailable(GateClosed):
+    """The gate could not be read (no configuration, no connection, timeout, bad value, HTTP error): fail closed.
+
+    ``reason`` says what went wrong; the underlying exception, if any, is the ``__cause__``.
+    """
+
+    def _message(self) -> str:
+        return f"gate of {self.agent} could not be read, failing closed: {self.reason}"
+
+
+class GuardTripped(FirebreakStop):
+    """A local guard stopped a runaway run. ``limit`` names the setting that tripped (e.g. ``"max_steps"``)."""
+
+    def __init__(self, message: str, *, limit: str) -> None:
+        self.limit = limit
+        super().__init__(message)
+
+
+class LoopDetected(GuardTripped):
+    """:class:`~firebreak_sdk.LoopGuard` found a loop: too many steps, tokens, tool calls or repeated actions."""
+
+
+class BudgetExceeded(GuardTripped):
+    """:class:`~firebreak_sdk.BudgetGuard` refused a model call that would pass a hard cap."""

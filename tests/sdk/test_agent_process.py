@@ -1,0 +1,54 @@
+"""A kill published from outside stops a separate agent process that is busy looping on gate.check()."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import AGENT, gate_doc, wait_subscribed
+
+SCRIPT = Path(__file__).with_name("agent_loop.py")
+
+
+@pytest.mark.parametrize(
+    "max_staleness",
+    [
+        pytest.param(1.0, id="default-staleness"),
+        pytest.param(60.0, id="subscription-only"),  # re-reads never happen in time: the publish must do it
+    ],
+)
+def test_a_published_kill_stops_a_looping_agent_process_within_one_second(redis_client, redis_url, put, max_staleness):
+    put(gate_doc("active", version=1))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIREBREAK_")}
+    env["FIREBREAK_REDIS_URL"] = redis_url
+    agent = subprocess.Popen(
+        [sys.executable, str(SCRIPT), AGENT, str(max_staleness)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert agent.stdout.readline().strip() == "ready"
+        wait_subscribed(redis_client)
+        time.sleep(0.1)
+        assert agent.poll() is None, "the agent stopped before the kill"
+
+        put(gate_doc("killed", version=2, reason="looping on refunds", changed_by="alice"))
+        killed_at = time.monotonic()
+        agent.wait(timeout=5)
+        elapsed = time.monotonic() - killed_at
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+
+    stderr = agent.stderr.read()
+    assert agent.returncode == 1
+    assert (
+        stderr.strip().splitlines()[-1].endswith("AgentKilled: refund-agent was killed by alice: looping on refunds")
+    ), stderr
+    assert elapsed < 1.0, f"the agent took {elapsed:.3f} s to stop"
