@@ -1,0 +1,441 @@
+"""The gate benchmark: check latency over Redis and HTTP, and kill propagation to a separate agent process.
+
+Usage: .venv/bin/python bench/gate.py [--checks N] [--http-checks N] [--kills N] [--http-kills N] [--seed N]
+
+Needs only what ``make run`` installed once: it uses the project's database and Redis (the embedded ones
+under var/ when DATABASE_URL / REDIS_URL are unset), migrates quietly, creates (idempotently) the agent
+``bench-agent`` and the user ``bench-admin`` (group admin) with fresh keys named "bench" (revoking the
+previous run's), starts gunicorn on a free loopback port, and stops it at the end. Every kill and resume
+is a real gate change: each writes one audit row to ``bench-agent``'s log. The agent is left active.
+
+Checks are ``gate.check(tool="lookup_order")``, the full check an agent makes before a tool call.
+Propagation: the agent process (this file with ``--as-agent``, configured like any agent through
+FIREBREAK_* variables) loops ``gate.check()`` and prints ``time.monotonic()`` when it raises AgentKilled;
+this process notes ``time.monotonic()`` when the kill request is sent and when its response returns.
+CLOCK_MONOTONIC is system-wide on Linux, so the readings of the two processes compare directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import platform
+import queue
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
+from firebreak_sdk import AgentKilled, FirebreakStop, Gate, GateUnavailable
+
+ROOT = Path(__file__).resolve().parent.parent
+AGENT = "bench-agent"
+ADMIN = "bench-admin"
+KEY_NAME = "bench"
+TOOL = "lookup_order"
+CHECK_P99_TARGET_MS = 1.0
+PROPAGATION_P99_TARGET_MS = 50.0
+
+
+# --- the agent process ------------------------------------------------------------------------------
+
+
+def agent_main() -> None:
+    """Loop ``gate.check()``; print ``killed <monotonic>`` on each kill and ``ready`` once checks pass again.
+
+    Ends when stdin closes, so it never outlives the benchmark.
+    """
+
+    def exit_when_stdin_closes() -> None:
+        sys.stdin.read()
+        os._exit(0)
+
+    threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
+    gate = Gate.from_env(AGENT)
+    if os.environ.get("FIREBREAK_REDIS_URL"):
+        deadline = time.monotonic() + 10
+        while not gate.subscribed:  # a kill before the subscription is up would only be seen after 1 s
+            if time.monotonic() > deadline:
+                print("error: the gate subscription did not connect within 10 s", flush=True)
+                return
+            time.sleep(0.005)
+    check = gate.check
+    try:
+        while True:
+            while True:  # killed: wait for the resume
+                try:
+                    check()
+                    break
+                except AgentKilled:
+                    time.sleep(0.0005)
+            print("ready", flush=True)
+            while True:  # passing: check as fast as the agent can
+                try:
+                    check()
+                except AgentKilled:
+                    seen = time.monotonic()
+                    break
+            print(f"killed {seen!r}", flush=True)
+    except FirebreakStop as exc:
+        print(f"error: {type(exc).__name__}: {exc}", flush=True)
+
+
+class AgentProcess:
+    """The agent in its own process, started with this interpreter; its stdout lines arrive on a queue."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--as-agent"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.strip())
+        self.lines.put(None)
+
+    def expect(self, word: str, timeout: float) -> str:
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise RuntimeError(f"the agent process did not report {word!r} within {timeout:g} s") from None
+        if line is None:
+            raise RuntimeError(f"the agent process exited (code {self.proc.wait()}) before reporting {word!r}")
+        if not line.startswith(word):
+            raise RuntimeError(f"the agent process reported {line!r}, expected {word!r}")
+        return line
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# --- set-up -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Setup:
+    redis_url: str  # the gate's logical database
+    user: Any  # bench-admin
+    user_key: str
+    agent_key: str
+
+
+def django_setup() -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "firebreak.settings")
+    import django
+
+    django.setup()  # starts the embedded PostgreSQL and Redis, or reuses them
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the project's logging would print every request
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def gate_redis_url(url: str, db: int) -> str:
+    """``url`` pointed at logical database ``db``: ``?db=N`` for a unix socket, path ``/N`` otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":  # rebuilt by hand: urlunsplit would drop the empty host of unix:///path
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "db"] + [("db", str(db))]
+        return f"{url.split('?', 1)[0]}?{urlencode(query)}"
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+def bench_user():
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    # Not a superuser: `manage.py bootstrap` prints the first admin login only while no superuser exists.
+    user, created = get_user_model().objects.get_or_create(username=ADMIN)
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    user.groups.add(Group.objects.get_or_create(name="admin")[0])
+    return user
+
+
+def leave_active(user) -> None:
+    """Resume the bench agent and re-enable its tool if an earlier (interrupted) run left it stopped."""
+    from django.db import close_old_connections
+
+    from agents.models import Agent, GateState
+    from agents.services import agent_resume, agent_tool_enable
+
+    close_old_connections()
+    agent = Agent.objects.get(slug=AGENT)
+    if agent.state != GateState.ACTIVE:
+        agent_resume(agent=agent, actor=user, reason="bench: leave the bench agent active")
+    if TOOL in agent.disabled_tools:
+        agent_tool_enable(agent=agent, tool=TOOL, actor=user, reason="bench: leave the bench agent active")
+
+
+def prepare() -> Setup:
+    from django.conf import settings
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from agents.gate import gate_publish
+    from agents.models import Agent, ApiKey, FleetGate
+    from agents.services import agent_register, api_key_create
+
+    if FleetGate.load().stopped:
+        sys.exit("the fleet is stopped, so every check raises: resume the fleet first (POST /api/v1/fleet/resume)")
+    agent = Agent.objects.filter(slug=AGENT).first() or agent_register(
+        slug=AGENT,
+        name="Bench agent",
+        actor="bench",
+        description="Used by bench/gate.py: killed and resumed a few hundred times per run.",
+        environment="staging",
+        allowed_tools=[TOOL],
+    )
+    user = bench_user()
+    ApiKey.objects.filter(Q(user=user) | Q(agent=agent), name=KEY_NAME, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    _, user_key = api_key_create(user=user, scopes=["api"], name=KEY_NAME)
+    _, agent_key = api_key_create(agent=agent, scopes=["ingest", "gate"], name=KEY_NAME)
+    leave_active(user)
+    agent.refresh_from_db()
+    gate_publish([agent])  # the key exists even if Redis was flushed and no reconciler runs
+    return Setup(gate_redis_url(settings.REDIS_URL, settings.FIREBREAK_REDIS_DB), user, user_key, agent_key)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def server() -> Iterator[str]:
+    """gunicorn (gthread, 2 workers x 4 threads) on a free loopback port; yields its base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    command = [gunicorn, "firebreak.wsgi", "--bind", f"127.0.0.1:{port}"]
+    command += ["--worker-class", "gthread", "--workers", "2", "--threads", "4"]
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    tail = log.read().decode(errors="replace")[-2000:]
+                    raise RuntimeError(f"gunicorn did not answer {base}/healthz:\n{tail}")
+                time.sleep(0.2)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+# --- measuring ----------------------------------------------------------------------------------------
+
+
+def quantiles(samples: list[float]) -> dict[str, float]:
+    q = statistics.quantiles(samples, n=1000, method="inclusive")
+    return {"p50": q[499], "p99": q[989], "p99.9": q[998], "max": max(samples)}
+
+
+def measure(gate: Gate, n: int) -> tuple[list[float], int]:
+    """``n`` timed checks (µs each) and how many failed closed (GateUnavailable)."""
+    check, clock = gate.check, time.perf_counter_ns
+    samples = [0.0] * n
+    failed = 0
+    for i in range(n):
+        start = clock()
+        try:
+            check(tool=TOOL)
+        except GateUnavailable:
+            failed += 1
+        samples[i] = (clock() - start) / 1000
+    return samples, failed
+
+
+def check_row(label: str, make_gate: Callable[[], Gate], n: int, *, subscribed: bool = False) -> float:
+    """Measure and print one latency row; return its p99 in µs."""
+    with make_gate() as gate:
+        deadline = time.monotonic() + 5
+        while subscribed and not gate.subscribed and time.monotonic() < deadline:
+            time.sleep(0.005)
+        measure(gate, min(n, 1000))  # warm up: connection, first read, caches
+        samples, failed = measure(gate, n)
+    q = quantiles(samples)
+    note = f"  ({failed:,} failed closed)" if failed else ""
+    print(
+        f"check  {label:<55} n={n:<7,}  p50 {q['p50']:8.2f} µs  p99 {q['p99']:8.2f} µs  "
+        f"p99.9 {q['p99.9']:8.2f} µs  max {q['max']:9.1f} µs{note}",
+        flush=True,
+    )
+    return q["p99"]
+
+
+@dataclass
+class Kill:
+    sent: float
+    returned: float
+    seen: float
+
+
+def kill_run(
+    base: str, user_key: str, agent_env: dict[str, str], n: int, rng: random.Random, *, max_pause: float
+) -> list[Kill]:
+    """``n`` kills of a running agent process; each resumed, and the agent passing checks, before the next.
+
+    Before each kill a random pause up to ``max_pause`` seconds, so kills land at random points of the agent's
+    loop (and, for an agent that re-reads its gate every second, at random points of that second).
+    """
+    kills: list[Kill] = []
+    agent = AgentProcess(agent_env)
+    headers = {"Authorization": f"Bearer {user_key}"}
+    try:
+        with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
+            agent.expect("ready", timeout=15)
+            for _ in range(n):
+                time.sleep(rng.uniform(0, max_pause))
+                sent = time.monotonic()
+                response = client.post(f"/api/v1/agents/{AGENT}/kill", json={"reason": "bench: kill propagation"})
+                returned = time.monotonic()
+                if response.status_code != 200:
+                    raise RuntimeError(f"kill answered HTTP {response.status_code}: {response.text[:300]}")
+                seen = float(agent.expect("killed", timeout=5).split()[1])
+                kills.append(Kill(sent, returned, seen))
+                response = client.post(f"/api/v1/agents/{AGENT}/resume", json={"reason": "bench"})
+                if response.status_code != 200:
+                    raise RuntimeError(f"resume answered HTTP {response.status_code}: {response.text[:300]}")
+                agent.expect("ready", timeout=5)
+    finally:
+        agent.close()
+    return kills
+
+
+def kill_rows(label: str, kills: list[Kill]) -> tuple[float, float]:
+    """Print the propagation rows; return the p99s (ms) of seen-returned and seen-sent."""
+    after_return = [(k.seen - k.returned) * 1000 for k in kills]
+    after_send = [(k.seen - k.sent) * 1000 for k in kills]
+    round_trip = [(k.returned - k.sent) * 1000 for k in kills]
+    early = sum(1 for d in after_return if d < 0)
+    n = len(kills)
+    p99s = []
+    for what, values, note in (
+        ("seen − kill response returned", after_return, f"  ({early}/{n} seen before the response returned)"),
+        ("seen − kill request sent", after_send, ""),
+        ("kill API round trip (returned − sent)", round_trip, ""),
+    ):
+        q = quantiles(values)
+        p99s.append(q["p99"])
+        print(
+            f"kill   {label:<20} {what:<38} n={n:<4}  p50 {q['p50']:7.2f} ms  p99 {q['p99']:7.2f} ms  "
+            f"max {q['max']:7.2f} ms{note}",
+            flush=True,
+        )
+    return p99s[0], p99s[1]
+
+
+def duration(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checks", type=int, default=100_000, help="checks per Redis row and the HTTP default row")
+    parser.add_argument("--http-checks", type=int, default=30_000, help="checks for the HTTP forced row (~5 ms each)")
+    parser.add_argument("--kills", type=int, default=200, help="kills of an agent on the Redis transport")
+    parser.add_argument("--http-kills", type=int, default=30, help="kills of an agent on the HTTP transport")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the random pause before each kill")
+    parser.add_argument("--as-agent", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.as_agent:
+        agent_main()
+        return
+    if min(args.checks, args.http_checks, args.kills, args.http_kills) < 2:
+        parser.error("every count must be at least 2")
+    started = time.monotonic()
+    rng = random.Random(args.seed)
+    django_setup()
+    setup = prepare()
+    agent_env = {k: v for k, v in os.environ.items() if not k.startswith("FIREBREAK_")}
+    try:
+        with server() as base:
+            print(f"gate benchmark: agent {AGENT}, server {base} (gunicorn gthread 2×4), Redis {setup.redis_url}")
+            redis_p99s = [
+                check_row(
+                    "redis default (copy trusted ≤ 1 s, subscribed)",
+                    lambda: Gate(AGENT, redis_url=setup.redis_url),
+                    args.checks,
+                    subscribed=True,
+                ),
+                check_row(
+                    "redis forced (max_staleness=0: one GET per check)",
+                    lambda: Gate(AGENT, redis_url=setup.redis_url, max_staleness=0, subscribe=False),
+                    args.checks,
+                ),
+            ]
+            check_row(
+                "http  default (copy trusted ≤ 1 s)",
+                lambda: Gate(AGENT, url=base, api_key=setup.agent_key),
+                args.checks,
+            )
+            check_row(
+                "http  forced (max_staleness=0: one GET + If-None-Match)",
+                lambda: Gate(AGENT, url=base, api_key=setup.agent_key, max_staleness=0, subscribe=False),
+                args.http_checks,
+            )
+            redis_env = {**agent_env, "FIREBREAK_REDIS_URL": setup.redis_url}
+            kills = kill_run(base, setup.user_key, redis_env, args.kills, rng, max_pause=0.01)
+            propagation = kill_rows("redis agent", kills)
+            http_env = {**agent_env, "FIREBREAK_URL": base, "FIREBREAK_API_KEY": setup.agent_key}
+            kills = kill_run(base, setup.user_key, http_env, args.http_kills, rng, max_pause=1.0)
+            kill_rows("http agent", kills)
+            print("  (http agent: bounded by its 1 s staleness window; it sees a kill at its next GET)")
+    finally:
+        leave_active(setup.user)
+    check_met = max(redis_p99s) <= CHECK_P99_TARGET_MS * 1000
+    propagation_met = propagation[0] <= PROPAGATION_P99_TARGET_MS
+    print(
+        f"summary: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}\n"
+        f"  check p99 ≤ {CHECK_P99_TARGET_MS:g} ms over Redis: {'met' if check_met else 'NOT met'} "
+        f"(default {redis_p99s[0]:.2f} µs, forced GET {redis_p99s[1]:.2f} µs)\n"
+        f"  kill propagation p99 ≤ {PROPAGATION_P99_TARGET_MS:g} ms: {'met' if propagation_met else 'NOT met'} "
+        f"(seen − returned {propagation[0]:.2f} ms; seen − sent {propagation[1]:.2f} ms)\n"
+        f"  total run time {duration(time.monotonic() - started)}"
+    )
+
+
+if __name__ == "__main__":
+    main()
