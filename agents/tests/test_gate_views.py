@@ -125,3 +125,10 @@ def test_a_kill_with_no_reason_says_so_in_the_audit_history(agent, responder, ma
     agent_kill(agent=agent, actor=responder)
     page = make_client(responder).get("/agents/refund-agent/").content.decode()
     assert "no reason given yet" in page.lower()
+
+
+def test_agent_list_shows_fleet_controls_to_responders_once(agent, responder, viewer, make_client):
+    html = make_client(responder).get("/agents/").content.decode()
+    assert "<title>Agents · Firebreak</title>" in html
+    assert html.count('id="fleet-controls"') == 1
+    assert 'id="fleet-controls"' not in make_client(viewer).get("/agents/").content.decode()
