@@ -1,1 +1,7 @@
-urlpatterns: list = []
+from django.urls import path
+
+from traces.otlp import OtlpTracesApi
+
+urlpatterns = [
+    path("traces", OtlpTracesApi.as_view(), name="otlp-traces"),
+]
