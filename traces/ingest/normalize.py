@@ -12,8 +12,14 @@ _SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 
 
+_NON_ALNUM = re.compile(r"[^a-z0-9]")
+_DIGIT = re.compile(r"\d")
+
+
+@lru_cache(maxsize=4096)
 def _norm_key(key: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", key.lower())
+    # Argument keys repeat across spans: cache their normal form.
+    return _NON_ALNUM.sub("", key.lower())
 
 
 @lru_cache(maxsize=8)
@@ -32,7 +38,7 @@ def _luhn_ok(digits: str) -> bool:
 
 
 def _redact_string(value: str) -> str:
-    if not any(ch.isdigit() for ch in value):
+    if _DIGIT.search(value) is None:
         return value
     value = _SSN.sub("[REDACTED:ssn]", value)
 

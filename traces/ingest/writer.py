@@ -5,7 +5,7 @@ ON CONFLICT DO NOTHING on (trace, span id), and trace totals are added from
 the rows actually inserted, so a span sent twice is stored and counted once.
 """
 
-import json
+import orjson
 from dataclasses import dataclass
 
 from django.db import connection
@@ -151,7 +151,9 @@ def _trace_rows(spans: list[Span], agent_ids: dict[str, int]):
 def _json(value) -> str | None:
     if value is None:
         return None
-    return json.dumps(value, ensure_ascii=False, default=str).replace("\\u0000", "")
+    text = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    # jsonb cannot hold NUL (escaped by the encoder as \u0000); model output sometimes has it.
+    return text.replace("\\u0000", "") if "\\u0000" in text else text
 
 
 def _clean(text: str) -> str:
