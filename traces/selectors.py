@@ -5,12 +5,14 @@ walk the (-started_at, -id) index from a cursor, and step content is cut in
 the database before it reaches Python.
 """
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from difflib import SequenceMatcher
 
-from django.db.models import Count, Exists, OuterRef, Q, Sum
-from django.db.models.functions import Left, Length
+from django.db.models import Count, Exists, Max, OuterRef, Q, Sum, TextField
+from django.db.models.functions import Cast, Left, Length
 
 from agents.models import Agent
 from traces.models import Step, Trace, TraceStatus
@@ -176,3 +178,339 @@ def session_spend_p50(agent, *, days: int = 7) -> Decimal | None:
         )
         (value,) = cur.fetchone()
     return Decimal(str(value)) if value is not None else None
+
+
+# --- the trajectory viewer ---------------------------------------------------------------------------
+# A trace can hold 10,000 steps. The viewer never loads them all: one light
+# query reads (span id, parent, action hash) of every step in order — the
+# "skeleton" that gives each step its position, depth, children and loop
+# counts — and the content is read for one page of steps at a time, with long
+# text cut in the database.
+
+FIRST_SCREEN_STEPS = 150
+STEP_PAGE_STEPS = 200
+SEARCH_LIMIT = 200
+RECENT_TOOL_CALLS = 5
+DIFF_MAX_CALLS = 2000
+_MAX_DEPTH = 64
+
+
+@dataclass
+class Skeleton:
+    """Per-step facts that need the whole trace, keyed by span id."""
+
+    positions: dict[str, int]  # 1-based position in (started_at, id) order
+    depths: dict[str, int]  # 0 for roots and orphans
+    child_counts: dict[str, int]
+    hash_counts: dict[str, int]  # action hash -> tool calls with it in the trace
+    runs: dict[str, int]  # span id -> place in a run of identical consecutive tool calls (2, 3, …)
+    recent_tools: dict[str, int]  # the last RECENT_TOOL_CALLS tool calls: 1 = the last one
+    total: int
+
+
+def step_skeleton(*, trace: Trace) -> Skeleton:
+    """The skeleton of every step of ``trace`` from one narrow query (three short columns per step)."""
+    rows = list(
+        Step.objects.filter(trace=trace)
+        .order_by("started_at", "id")
+        .values_list("span_id", "parent_span_id", "action_hash")
+    )
+    positions: dict[str, int] = {}
+    parents: dict[str, str] = {}
+    hash_counts: dict[str, int] = {}
+    runs: dict[str, int] = {}
+    tool_spans: list[str] = []
+    prev_hash, run = "", 0
+    for i, (span_id, parent, ahash) in enumerate(rows, start=1):
+        positions[span_id] = i
+        parents[span_id] = parent
+        if ahash:
+            hash_counts[ahash] = hash_counts.get(ahash, 0) + 1
+            run = run + 1 if ahash == prev_hash else 1
+            if run > 1:
+                runs[span_id] = run
+            prev_hash = ahash
+            tool_spans.append(span_id)
+    depths: dict[str, int] = {}
+    child_counts: dict[str, int] = {}
+    for span_id, parent in parents.items():
+        if parent in parents:
+            child_counts[parent] = child_counts.get(parent, 0) + 1
+        chain = []
+        node = span_id
+        # Walk up until a known depth, a root, an unknown parent or a cycle.
+        while node not in depths:
+            chain.append(node)
+            up = parents.get(node, "")
+            if not up or up not in parents or up in chain or len(chain) > _MAX_DEPTH:
+                depths[node] = 0
+                chain.pop()
+                break
+            node = up
+        base = depths[node]
+        for offset, n in enumerate(reversed(chain), start=1):
+            depths[n] = min(base + offset, _MAX_DEPTH)
+    recent = {span_id: n for n, span_id in enumerate(reversed(tool_spans[-RECENT_TOOL_CALLS:]), start=1)}
+    return Skeleton(
+        positions=positions,
+        depths=depths,
+        child_counts=child_counts,
+        hash_counts=hash_counts,
+        runs=runs,
+        recent_tools=recent,
+        total=len(rows),
+    )
+
+
+def _step_rows(trace: Trace):
+    return (
+        Step.objects.filter(trace=trace)
+        .defer("input", "output", "attributes")
+        .annotate(
+            output_head=Left("output", STEP_TEXT_LIMIT),
+            output_len=Length("output"),
+            input_head=Left("input", STEP_TEXT_LIMIT),
+            input_len=Length("input"),
+        )
+    )
+
+
+def _before(cursor: Cursor) -> Q:
+    return Q(started_at__lte=cursor.started_at) & (Q(started_at__lt=cursor.started_at) | Q(id__lt=cursor.id))
+
+
+def _after(cursor: Cursor) -> Q:
+    return Q(started_at__gte=cursor.started_at) & (Q(started_at__gt=cursor.started_at) | Q(id__gt=cursor.id))
+
+
+def step_cursor(step: Step) -> str:
+    return Cursor(started_at=step.started_at, id=step.pk).encode()
+
+
+@dataclass
+class StepWindow:
+    """A run of consecutive steps and whether more steps lie before or after it."""
+
+    steps: list[Step]
+    more_before: bool
+    more_after: bool
+
+    @property
+    def first_cursor(self) -> str | None:
+        return step_cursor(self.steps[0]) if self.steps else None
+
+    @property
+    def last_cursor(self) -> str | None:
+        return step_cursor(self.steps[-1]) if self.steps else None
+
+
+def step_window_last(*, trace: Trace, limit: int = FIRST_SCREEN_STEPS) -> StepWindow:
+    """The last ``limit`` steps, in order: the viewer opens at the end."""
+    rows = list(_step_rows(trace).order_by("-started_at", "-id")[: limit + 1])
+    more = len(rows) > limit
+    return StepWindow(steps=rows[:limit][::-1], more_before=more, more_after=False)
+
+
+def step_window_before(*, trace: Trace, cursor: Cursor, limit: int = STEP_PAGE_STEPS) -> StepWindow:
+    """The ``limit`` steps just before ``cursor``, in order."""
+    rows = list(_step_rows(trace).filter(_before(cursor)).order_by("-started_at", "-id")[: limit + 1])
+    more = len(rows) > limit
+    return StepWindow(steps=rows[:limit][::-1], more_before=more, more_after=True)
+
+
+def step_window_after(*, trace: Trace, cursor: Cursor, limit: int = STEP_PAGE_STEPS) -> StepWindow:
+    """The ``limit`` steps just after ``cursor``, in order (also what a running trace polls for)."""
+    rows = list(_step_rows(trace).filter(_after(cursor)).order_by("started_at", "id")[: limit + 1])
+    more = len(rows) > limit
+    return StepWindow(steps=rows[:limit], more_before=True, more_after=more)
+
+
+def step_window_around(*, trace: Trace, span_id: str, limit: int = STEP_PAGE_STEPS) -> StepWindow | None:
+    """About ``limit`` steps centred on the step ``span_id``; None when the trace has no such step."""
+    anchor = Step.objects.filter(trace=trace, span_id=span_id).only("id", "started_at").first()
+    if anchor is None:
+        return None
+    cursor = Cursor(started_at=anchor.started_at, id=anchor.pk)
+    half = limit // 2
+    before = list(_step_rows(trace).filter(_before(cursor)).order_by("-started_at", "-id")[: half + 1])
+    rest = list(_step_rows(trace).filter(Q(pk=anchor.pk) | _after(cursor)).order_by("started_at", "id")[: half + 1])
+    return StepWindow(
+        steps=before[:half][::-1] + rest[:half],
+        more_before=len(before) > half,
+        more_after=len(rest) > half,
+    )
+
+
+def step_search(*, trace: Trace, query: str, limit: int = SEARCH_LIMIT) -> StepWindow:
+    """Steps whose name, tool name, arguments, output or error contain ``query`` (case-insensitive), in order.
+
+    ``more_after`` says more than ``limit`` steps matched.
+    """
+    rows = list(
+        _step_rows(trace)
+        .annotate(args_text=Cast("tool_arguments", TextField()))
+        .filter(
+            Q(name__icontains=query)
+            | Q(tool_name__icontains=query)
+            | Q(args_text__icontains=query)
+            | Q(output__icontains=query)
+            | Q(error_message__icontains=query)
+        )
+        .order_by("started_at", "id")[: limit + 1]
+    )
+    return StepWindow(steps=rows[:limit], more_before=False, more_after=len(rows) > limit)
+
+
+def trace_time_bounds(*, trace: Trace) -> tuple[datetime, float]:
+    """Start of the trace and its length in ms, for timing bars (a running trace ends at its latest step)."""
+    end = trace.ended_at
+    if end is None:
+        end = Step.objects.filter(trace=trace).aggregate(end=Max("ended_at"))["end"]
+    total = (end - trace.started_at).total_seconds() * 1000 if end else 0.0
+    return trace.started_at, max(total, 1.0)
+
+
+def steps_decorate(steps: list[Step], *, skeleton: Skeleton, start: datetime, total_ms: float) -> list[Step]:
+    """Give each step what the viewer shows next to it: position, depth, loop counts, timing bar, text cut.
+
+    Attributes set: ``position``, ``depth``, ``children``, ``repeat_count`` (tool calls with this
+    action hash in the trace), ``repeat_run`` (its place in a run of identical consecutive calls, 0 if
+    none), ``recent_tool`` (1 to 5 for the last five tool calls, else 0), ``bar_left``/``bar_width``
+    (percent of the trace's duration), ``share`` (fraction of the trace's duration), ``output_more`` and
+    ``input_more`` (characters not shown).
+    """
+    for step in steps:
+        sid = step.span_id
+        step.position = skeleton.positions.get(sid, 0)
+        step.depth = skeleton.depths.get(sid, 0)
+        step.children = skeleton.child_counts.get(sid, 0)
+        step.repeat_count = skeleton.hash_counts.get(step.action_hash, 0) if step.action_hash else 0
+        step.repeat_run = skeleton.runs.get(sid, 0)
+        step.recent_tool = skeleton.recent_tools.get(sid, 0)
+        offset = (step.started_at - start).total_seconds() * 1000
+        length = (step.ended_at - step.started_at).total_seconds() * 1000 if step.ended_at else 0.0
+        left = min(max(offset / total_ms * 100, 0.0), 100.0)
+        step.share = max(length, 0.0) / total_ms
+        step.bar_left = f"{left:.2f}"
+        step.bar_width = f"{min(max(step.share * 100, 0.4), 100.0 - left):.2f}"
+        step.output_more = max(0, (step.output_len or 0) - STEP_TEXT_LIMIT)
+        step.input_more = max(0, (step.input_len or 0) - STEP_TEXT_LIMIT)
+    return steps
+
+
+def step_get(*, trace: Trace, span_id: str) -> Step:
+    """One step of ``trace`` with its full text; raises Step.DoesNotExist."""
+    return Step.objects.get(trace=trace, span_id=span_id)
+
+
+def trace_golden_get(*, trace: Trace) -> Trace | None:
+    """The golden trace of ``trace``'s agent and input class (possibly ``trace`` itself); None without one."""
+    if not trace.input_class:
+        return None
+    return (
+        Trace.objects.select_related("agent")
+        .filter(agent_id=trace.agent_id, input_class=trace.input_class, is_golden=True)
+        .order_by("-started_at", "-id")
+        .first()
+    )
+
+
+@dataclass
+class DiffCall:
+    position: int
+    span_id: str
+    tool_name: str
+    arguments: object
+    status: str
+
+
+@dataclass
+class DiffRow:
+    """One line of the side-by-side diff: ``kind`` is same, changed, missing, inserted or replaced."""
+
+    kind: str
+    golden: DiffCall | None
+    this: DiffCall | None
+    changed_keys: list[str]
+
+
+@dataclass
+class TrajectoryDiff:
+    rows: list[DiffRow]
+    counts: dict[str, int]
+    golden_calls: int
+    this_calls: int
+    truncated: bool
+
+
+def _tool_calls(trace: Trace) -> tuple[list[DiffCall], bool]:
+    positions = {
+        sid: i
+        for i, sid in enumerate(
+            Step.objects.filter(trace=trace).order_by("started_at", "id").values_list("span_id", flat=True), start=1
+        )
+    }
+    rows = list(
+        Step.objects.filter(trace=trace)
+        .exclude(tool_name="")
+        .order_by("started_at", "id")
+        .values_list("span_id", "tool_name", "tool_arguments", "status")[: DIFF_MAX_CALLS + 1]
+    )
+    calls = [DiffCall(positions.get(r[0], 0), *r) for r in rows[:DIFF_MAX_CALLS]]
+    return calls, len(rows) > DIFF_MAX_CALLS
+
+
+def _changed_keys(a, b) -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return sorted(k for k in set(a) | set(b) if _canonical(a.get(k, _MISSING)) != _canonical(b.get(k, _MISSING)))
+    return ["(arguments)"]
+
+
+_MISSING = object()
+
+
+def _canonical(value) -> str:
+    if value is _MISSING:
+        return "\x00missing"
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def trajectory_diff(*, trace: Trace, golden: Trace) -> TrajectoryDiff:
+    """The tool-call sequence of ``trace`` aligned against ``golden``'s.
+
+    Calls are aligned by tool name (difflib.SequenceMatcher, no junk heuristic: in an agent's
+    trajectory the common tools are the signal), then aligned calls are compared by canonical
+    arguments. Each sequence is cut at DIFF_MAX_CALLS calls (``truncated``).
+    """
+    left, cut_left = _tool_calls(golden)
+    right, cut_right = _tool_calls(trace)
+    matcher = SequenceMatcher(None, [c.tool_name for c in left], [c.tool_name for c in right], autojunk=False)
+    rows: list[DiffRow] = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            for g, t in zip(left[i1:i2], right[j1:j2], strict=True):
+                if _canonical(g.arguments) == _canonical(t.arguments):
+                    rows.append(DiffRow("same", g, t, []))
+                else:
+                    rows.append(DiffRow("changed", g, t, _changed_keys(g.arguments, t.arguments)))
+        elif tag == "delete":
+            rows.extend(DiffRow("missing", g, None, []) for g in left[i1:i2])
+        elif tag == "insert":
+            rows.extend(DiffRow("inserted", None, t, []) for t in right[j1:j2])
+        else:  # replace: a different tool where the golden run called another
+            gs, ts = left[i1:i2], right[j1:j2]
+            for k in range(max(len(gs), len(ts))):
+                g = gs[k] if k < len(gs) else None
+                t = ts[k] if k < len(ts) else None
+                kind = "replaced" if g and t else ("missing" if g else "inserted")
+                rows.append(DiffRow(kind, g, t, []))
+    counts = {k: 0 for k in ("same", "changed", "missing", "inserted", "replaced")}
+    for row in rows:
+        counts[row.kind] += 1
+    return TrajectoryDiff(
+        rows=rows,
+        counts=counts,
+        golden_calls=len(left),
+        this_calls=len(right),
+        truncated=cut_left or cut_right,
+    )

@@ -77,3 +77,96 @@ def trace_ingest(*, spans: list[Span], key_agent: Agent | None = None) -> Ingest
                 )
             )
     return IngestResult(received=len(spans), stored=result.stored, traces=len({s.trace_id for s in spans}))
+
+
+# --- flags and golden trajectories ---------------------------------------------------------------------
+# (Imported here so this section could be appended without touching the ingest code above.)
+from django.core.exceptions import ValidationError  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from agents.services import actor_label_for  # noqa: E402
+from traces.models import Step, Trace, TraceStatus  # noqa: E402
+from traces.signals import step_flagged  # noqa: E402
+
+FLAG_NOTE_MAX = 500
+
+
+def _flag_note_clean(note: str | None) -> str:
+    # One sentence on one line: newlines and runs of spaces collapse to one space.
+    text = " ".join((note or "").split())
+    if not text:
+        raise ValidationError({"note": ["Say in one sentence why this is the step where the run went off the rails."]})
+    if len(text) > FLAG_NOTE_MAX:
+        raise ValidationError({"note": [f"At most {FLAG_NOTE_MAX} characters (this note has {len(text)})."]})
+    return text
+
+
+def trace_flag(*, trace: Trace, span_id: str, note: str, actor) -> Trace:
+    """Flag ``span_id`` as the step where ``trace`` went off the rails, with a one-sentence note.
+
+    Replaces an earlier flag on the trace. Raises ValidationError (nothing written) when the step is
+    not in this trace or the note is empty or longer than FLAG_NOTE_MAX characters (whitespace is
+    collapsed first). After commit, ``traces.signals.step_flagged`` is sent with the trace, the span
+    id, the note and the actor's label. Returns the updated trace.
+    """
+    text = _flag_note_clean(note)
+    span_id = (span_id or "").strip()
+    if not span_id or not Step.objects.filter(trace_id=trace.pk, span_id=span_id).exists():
+        raise ValidationError({"span_id": [f"This trace has no step with span id {span_id[:32]!r}."]})
+    label = actor_label_for(actor)
+    with transaction.atomic():
+        locked = Trace.objects.select_for_update().get(pk=trace.pk)
+        locked.flagged_span_id = span_id
+        locked.flag_note = text
+        locked.flagged_by = label[:200]
+        locked.flagged_at = timezone.now()
+        locked.save(update_fields=["flagged_span_id", "flag_note", "flagged_by", "flagged_at", "updated_at"])
+        transaction.on_commit(
+            lambda: step_flagged.send(sender=trace_flag, trace=locked, span_id=span_id, note=text, actor_label=label)
+        )
+    _copy_flag(locked, trace)
+    return trace
+
+
+def trace_unflag(*, trace: Trace, actor) -> Trace:
+    """Remove the flag from ``trace`` (nothing happens when it has none). Returns the updated trace."""
+    with transaction.atomic():
+        locked = Trace.objects.select_for_update().get(pk=trace.pk)
+        if locked.flagged_span_id or locked.flag_note:
+            locked.flagged_span_id = ""
+            locked.flag_note = ""
+            locked.flagged_by = ""
+            locked.flagged_at = None
+            locked.save(update_fields=["flagged_span_id", "flag_note", "flagged_by", "flagged_at", "updated_at"])
+    _copy_flag(locked, trace)
+    return trace
+
+
+def _copy_flag(src: Trace, dst: Trace) -> None:
+    for name in ("flagged_span_id", "flag_note", "flagged_by", "flagged_at", "updated_at"):
+        setattr(dst, name, getattr(src, name))
+
+
+def trace_golden_set(*, trace: Trace, actor) -> Trace:
+    """Make ``trace`` the golden trajectory of its agent and input class; the previous golden one stops being.
+
+    Raises ValidationError (nothing written) when the trace is still running or has no input class.
+    Concurrent calls for the same agent and class are serialised, so there is at most one golden trace
+    per (agent, input class). Returns the updated trace.
+    """
+    if trace.status == TraceStatus.RUNNING:
+        raise ValidationError({"trace": ["A running trace cannot be golden: wait until it has finished."]})
+    if not trace.input_class:
+        raise ValidationError({"trace": ["This trace has no input class, so it cannot be the golden run of one."]})
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"golden:{trace.agent_id}:{trace.input_class}"])
+        (
+            Trace.objects.filter(agent_id=trace.agent_id, input_class=trace.input_class, is_golden=True)
+            .exclude(pk=trace.pk)
+            .update(is_golden=False, updated_at=timezone.now())
+        )
+        Trace.objects.filter(pk=trace.pk).update(is_golden=True, updated_at=timezone.now())
+    trace.is_golden = True
+    return trace

@@ -5,3 +5,7 @@ from django.dispatch import Signal
 # Sent after a batch of spans has committed.
 # kwargs: trace_pks (list[int]: traces that gained steps), agent_ids (list[int]), stored (int).
 spans_ingested = Signal()
+
+# Sent after a responder's flag on a step has committed (traces.services.trace_flag).
+# kwargs: trace (Trace), span_id (str: the flagged step), note (str), actor_label (str).
+step_flagged = Signal()

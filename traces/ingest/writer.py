@@ -5,9 +5,9 @@ ON CONFLICT DO NOTHING on (trace, span id), and trace totals are added from
 the rows actually inserted, so a span sent twice is stored and counted once.
 """
 
-import orjson
 from dataclasses import dataclass
 
+import orjson
 from django.db import connection
 
 from traces.ingest.spans import Span
