@@ -2,6 +2,8 @@
 
 - :class:`Gate` — the fail-closed kill switch check, before every step and tool call.
 - :class:`LoopGuard`, :class:`BudgetGuard` — local guards that stop a runaway run.
+- :class:`Tracer` — sends runs (an ``agent`` span and its steps) to Firebreak; :func:`configure_opentelemetry`
+  for agents that already use OpenTelemetry.
 - Exceptions: everything derives from :class:`FirebreakStop`.
 """
 
@@ -19,6 +21,7 @@ from .errors import (
 )
 from .gate import GENERIC_FALLBACK, Gate
 from .guards import BudgetGuard, LoopGuard, action_hash, canonical_json
+from .tracer import Run, Step, Tracer, configure_opentelemetry
 
 __version__ = "0.1.0"
 
@@ -36,7 +39,11 @@ __all__ = [
     "GuardTripped",
     "LoopDetected",
     "LoopGuard",
+    "Run",
+    "Step",
     "ToolDisabled",
+    "Tracer",
     "action_hash",
     "canonical_json",
+    "configure_opentelemetry",
 ]
