@@ -223,23 +223,27 @@ def map_span(
         tool_args = _json_or_text(attrs.get("input.value"))  # OpenInference tool spans
     if kind == "tool" and not tool_name and attrs.get("traceloop.entity.name"):
         tool_name = str(attrs["traceloop.entity.name"])[:200]
-    if kind == "llm" and not tool_name:
+    if (
+        kind == "llm"
+        and not tool_name
+        and "llm.output_messages.0.message.tool_calls.0.tool_call.function.name" in attrs
+    ):
         # An LLM span that asked for a tool: keep the request visible, but it is not the tool call itself.
         requested, requested_args = _flattened_tool_call(attrs)
         if requested:
             attrs = {**attrs, "firebreak.requested_tool": requested,
                      "firebreak.requested_arguments": _text(requested_args)}  # fmt: skip
 
-    span_input = (
-        _text(_first(attrs, INPUT))
-        or _flattened_messages(attrs, "llm.input_messages.")
-        or (_flattened_messages(attrs, "gen_ai.prompt."))
-    )
-    span_output = (
-        _text(_first(attrs, TOOL_RESULT) or _first(attrs, OUTPUT))
-        or _flattened_messages(attrs, "llm.output_messages.")
-        or _flattened_messages(attrs, "gen_ai.completion.")
-    )
+    # Flattened message attributes are rare on tool and agent spans: look for them once.
+    flat = any(k.startswith(_BULKY_PREFIXES) for k in attrs)
+    span_input = _text(_first(attrs, INPUT))
+    if not span_input and flat:
+        span_input = _flattened_messages(attrs, "llm.input_messages.") or _flattened_messages(attrs, "gen_ai.prompt.")
+    span_output = _text(_first(attrs, TOOL_RESULT) or _first(attrs, OUTPUT))
+    if not span_output and flat:
+        span_output = _flattened_messages(attrs, "llm.output_messages.") or _flattened_messages(
+            attrs, "gen_ai.completion."
+        )
 
     error_message = status_message if status_code == 2 else ""
     if status_code == 2 and not error_message:
@@ -251,7 +255,10 @@ def map_span(
     trace_status = attrs.get("firebreak.trace_status") or ""
     if trace_status not in ("", "ok", "error", "killed"):
         raise IngestError(f"{where}: firebreak.trace_status must be ok, error or killed")
-    raw = {k: v for k, v in attrs.items() if k not in _CONSUMED and not k.startswith(_BULKY_PREFIXES)}
+    if flat:
+        raw = {k: v for k, v in attrs.items() if k not in _CONSUMED and not k.startswith(_BULKY_PREFIXES)}
+    else:
+        raw = {k: v for k, v in attrs.items() if k not in _CONSUMED}
     if events:
         raw["events"] = events[:50]
 
