@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from difflib import SequenceMatcher
 
+from django.db import connection
 from django.db.models import Count, Exists, Max, OuterRef, Q, Sum, TextField
 from django.db.models.functions import Cast, Left, Length
 
@@ -113,38 +114,6 @@ def trace_get(*, trace_id: str) -> Trace:
     return Trace.objects.select_related("agent").get(trace_id=trace_id)
 
 
-def step_list(*, trace: Trace, offset: int = 0, limit: int = 500) -> list[Step]:
-    """Steps of a trace in order, ``limit`` from ``offset``, with long text cut in the database.
-
-    Each step carries ``output_head``/``output_len`` and ``input_head``/``input_len``
-    (the first STEP_TEXT_LIMIT characters and the full length), ``output_more``/``input_more``
-    (characters cut) and ``depth``,
-    its nesting below the root span (0 for roots, capped at 6).
-    """
-    steps = list(
-        Step.objects.filter(trace=trace)
-        .defer("input", "output", "attributes")
-        .annotate(
-            output_head=Left("output", STEP_TEXT_LIMIT),
-            output_len=Length("output"),
-            input_head=Left("input", STEP_TEXT_LIMIT),
-            input_len=Length("input"),
-        )
-        .order_by("started_at", "id")[offset : offset + limit]
-    )
-    parents = dict(Step.objects.filter(trace=trace).values_list("span_id", "parent_span_id"))
-    for step in steps:
-        depth, parent, seen = 0, step.parent_span_id, set()
-        while parent and parent in parents and parent not in seen and depth < 6:
-            seen.add(parent)
-            depth += 1
-            parent = parents[parent]
-        step.depth = depth
-        step.output_more = max(0, (step.output_len or 0) - STEP_TEXT_LIMIT)
-        step.input_more = max(0, (step.input_len or 0) - STEP_TEXT_LIMIT)
-    return steps
-
-
 def agent_activity(*, since: datetime) -> dict[int, dict]:
     """Per agent id, for traces started at or after ``since``: spend, trace count, errored and running traces."""
     rows = (
@@ -168,8 +137,6 @@ def trace_exists() -> bool:
 
 def session_spend_p50(agent, *, days: int = 7) -> Decimal | None:
     """Median cost of the agent's finished runs over the last ``days`` (None without runs)."""
-    from django.db import connection
-
     with connection.cursor() as cur:
         cur.execute(
             "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY cost)::numeric, 6) FROM traces_trace "
@@ -192,6 +159,8 @@ STEP_PAGE_STEPS = 200
 SEARCH_LIMIT = 200
 RECENT_TOOL_CALLS = 5
 DIFF_MAX_CALLS = 2000
+SLOW_STEP_SHARE = 0.1  # of the whole run
+SLOW_STEP_MIN_MS = 100
 _MAX_DEPTH = 64
 
 
@@ -210,11 +179,13 @@ class Skeleton:
 
 def step_skeleton(*, trace: Trace) -> Skeleton:
     """The skeleton of every step of ``trace`` from one narrow query (three short columns per step)."""
-    rows = list(
-        Step.objects.filter(trace=trace)
-        .order_by("started_at", "id")
-        .values_list("span_id", "parent_span_id", "action_hash")
-    )
+    # Plain SQL: at 10,000 rows the ORM's per-row work costs more than the query.
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT span_id, parent_span_id, action_hash FROM traces_step WHERE trace_id = %s ORDER BY started_at, id",
+            [trace.pk],
+        )
+        rows = cur.fetchall()
     positions: dict[str, int] = {}
     parents: dict[str, str] = {}
     hash_counts: dict[str, int] = {}
@@ -236,20 +207,12 @@ def step_skeleton(*, trace: Trace) -> Skeleton:
     for span_id, parent in parents.items():
         if parent in parents:
             child_counts[parent] = child_counts.get(parent, 0) + 1
-        chain = []
-        node = span_id
-        # Walk up until a known depth, a root, an unknown parent or a cycle.
-        while node not in depths:
-            chain.append(node)
-            up = parents.get(node, "")
-            if not up or up not in parents or up in chain or len(chain) > _MAX_DEPTH:
-                depths[node] = 0
-                chain.pop()
-                break
-            node = up
-        base = depths[node]
-        for offset, n in enumerate(reversed(chain), start=1):
-            depths[n] = min(base + offset, _MAX_DEPTH)
+        if parent in depths:  # the usual case: a parent starts before its children
+            depths[span_id] = min(depths[parent] + 1, _MAX_DEPTH)
+        elif parent not in parents:  # a root, or a parent that never arrived
+            depths[span_id] = 0
+        else:
+            depths[span_id] = _depth_walk(span_id, parents, depths)
     recent = {span_id: n for n, span_id in enumerate(reversed(tool_spans[-RECENT_TOOL_CALLS:]), start=1)}
     return Skeleton(
         positions=positions,
@@ -262,17 +225,51 @@ def step_skeleton(*, trace: Trace) -> Skeleton:
     )
 
 
+def _depth_walk(span_id: str, parents: dict[str, str], depths: dict[str, int]) -> int:
+    """Depth of a step whose parent has not been placed yet (it started later, or there is a cycle)."""
+    chain, node = [], span_id
+    while node not in depths:
+        chain.append(node)
+        up = parents.get(node, "")
+        if not up or up not in parents or up in chain or len(chain) > _MAX_DEPTH:
+            depths[node] = 0
+            chain.pop()
+            break
+        node = up
+    base = depths[node]
+    for offset, n in enumerate(reversed(chain), start=1):
+        depths[n] = min(base + offset, _MAX_DEPTH)
+    return depths[span_id]
+
+
 def _step_rows(trace: Trace):
-    return (
-        Step.objects.filter(trace=trace)
+    return Step.objects.filter(trace=trace)
+
+
+def _with_content(ids: list[int]) -> list[Step]:
+    """The steps ``ids`` in order, long text cut in the database.
+
+    Pages are chosen first by id over the (trace, started_at, id) index, and only then is text
+    read and cut for those few rows: cutting text in the same query as the ordering lets the
+    planner compute it for every step of the trace before it sorts.
+    """
+    if not ids:
+        return []
+    return list(
+        Step.objects.filter(pk__in=ids)
         .defer("input", "output", "attributes")
         .annotate(
             output_head=Left("output", STEP_TEXT_LIMIT),
             output_len=Length("output"),
-            input_head=Left("input", STEP_TEXT_LIMIT),
             input_len=Length("input"),
         )
+        .order_by("started_at", "id")
     )
+
+
+def _page_ids(qs, order: tuple[str, ...], limit: int) -> tuple[list[int], bool]:
+    ids = list(qs.order_by(*order).values_list("id", flat=True)[: limit + 1])
+    return ids[:limit], len(ids) > limit
 
 
 def _before(cursor: Cursor) -> Q:
@@ -306,23 +303,26 @@ class StepWindow:
 
 def step_window_last(*, trace: Trace, limit: int = FIRST_SCREEN_STEPS) -> StepWindow:
     """The last ``limit`` steps, in order: the viewer opens at the end."""
-    rows = list(_step_rows(trace).order_by("-started_at", "-id")[: limit + 1])
-    more = len(rows) > limit
-    return StepWindow(steps=rows[:limit][::-1], more_before=more, more_after=False)
+    ids, more = _page_ids(_step_rows(trace), ("-started_at", "-id"), limit)
+    return StepWindow(steps=_with_content(ids), more_before=more, more_after=False)
 
 
 def step_window_before(*, trace: Trace, cursor: Cursor, limit: int = STEP_PAGE_STEPS) -> StepWindow:
     """The ``limit`` steps just before ``cursor``, in order."""
-    rows = list(_step_rows(trace).filter(_before(cursor)).order_by("-started_at", "-id")[: limit + 1])
-    more = len(rows) > limit
-    return StepWindow(steps=rows[:limit][::-1], more_before=more, more_after=True)
+    ids, more = _page_ids(_step_rows(trace).filter(_before(cursor)), ("-started_at", "-id"), limit)
+    return StepWindow(steps=_with_content(ids), more_before=more, more_after=True)
 
 
-def step_window_after(*, trace: Trace, cursor: Cursor, limit: int = STEP_PAGE_STEPS) -> StepWindow:
-    """The ``limit`` steps just after ``cursor``, in order (also what a running trace polls for)."""
-    rows = list(_step_rows(trace).filter(_after(cursor)).order_by("started_at", "id")[: limit + 1])
-    more = len(rows) > limit
-    return StepWindow(steps=rows[:limit], more_before=True, more_after=more)
+def step_window_after(*, trace: Trace, cursor: Cursor | None, limit: int = STEP_PAGE_STEPS) -> StepWindow:
+    """The ``limit`` steps just after ``cursor`` (from the first step without one), in order.
+
+    This is also what a running trace polls for.
+    """
+    qs = _step_rows(trace)
+    if cursor is not None:
+        qs = qs.filter(_after(cursor))
+    ids, more = _page_ids(qs, ("started_at", "id"), limit)
+    return StepWindow(steps=_with_content(ids), more_before=cursor is not None, more_after=more)
 
 
 def step_window_around(*, trace: Trace, span_id: str, limit: int = STEP_PAGE_STEPS) -> StepWindow | None:
@@ -332,13 +332,9 @@ def step_window_around(*, trace: Trace, span_id: str, limit: int = STEP_PAGE_STE
         return None
     cursor = Cursor(started_at=anchor.started_at, id=anchor.pk)
     half = limit // 2
-    before = list(_step_rows(trace).filter(_before(cursor)).order_by("-started_at", "-id")[: half + 1])
-    rest = list(_step_rows(trace).filter(Q(pk=anchor.pk) | _after(cursor)).order_by("started_at", "id")[: half + 1])
-    return StepWindow(
-        steps=before[:half][::-1] + rest[:half],
-        more_before=len(before) > half,
-        more_after=len(rest) > half,
-    )
+    before, more_before = _page_ids(_step_rows(trace).filter(_before(cursor)), ("-started_at", "-id"), half)
+    rest, more_after = _page_ids(_step_rows(trace).filter(Q(pk=anchor.pk) | _after(cursor)), ("started_at", "id"), half)
+    return StepWindow(steps=_with_content(before + rest), more_before=more_before, more_after=more_after)
 
 
 def step_search(*, trace: Trace, query: str, limit: int = SEARCH_LIMIT) -> StepWindow:
@@ -346,19 +342,19 @@ def step_search(*, trace: Trace, query: str, limit: int = SEARCH_LIMIT) -> StepW
 
     ``more_after`` says more than ``limit`` steps matched.
     """
-    rows = list(
+    matches = (
         _step_rows(trace)
-        .annotate(args_text=Cast("tool_arguments", TextField()))
+        .annotate(args_search=Cast("tool_arguments", TextField()))
         .filter(
             Q(name__icontains=query)
             | Q(tool_name__icontains=query)
-            | Q(args_text__icontains=query)
+            | Q(args_search__icontains=query)
             | Q(output__icontains=query)
             | Q(error_message__icontains=query)
         )
-        .order_by("started_at", "id")[: limit + 1]
     )
-    return StepWindow(steps=rows[:limit], more_before=False, more_after=len(rows) > limit)
+    ids, more = _page_ids(matches, ("started_at", "id"), limit)
+    return StepWindow(steps=_with_content(ids), more_before=False, more_after=more)
 
 
 def trace_time_bounds(*, trace: Trace) -> tuple[datetime, float]:
@@ -375,9 +371,12 @@ def steps_decorate(steps: list[Step], *, skeleton: Skeleton, start: datetime, to
 
     Attributes set: ``position``, ``depth``, ``children``, ``repeat_count`` (tool calls with this
     action hash in the trace), ``repeat_run`` (its place in a run of identical consecutive calls, 0 if
-    none), ``recent_tool`` (1 to 5 for the last five tool calls, else 0), ``bar_left``/``bar_width``
-    (percent of the trace's duration), ``share`` (fraction of the trace's duration), ``output_more`` and
-    ``input_more`` (characters not shown).
+    none), ``recent_tool`` (1 to 5 for the last five tool calls, else 0), ``offset_ms`` (from the
+    trace's start), ``bar_left``/``bar_width`` (percent of the trace's duration), ``share`` (fraction
+    of the trace's duration), ``slow`` (a leaf step taking at least SLOW_STEP_SHARE of the run),
+    ``output_more`` (characters of the output not shown) and ``args_text``
+    (the arguments as JSON, one line when short). The input is
+    not read here: the viewer loads it when a step's input is opened.
     """
     for step in steps:
         sid = step.span_id
@@ -388,14 +387,33 @@ def steps_decorate(steps: list[Step], *, skeleton: Skeleton, start: datetime, to
         step.repeat_run = skeleton.runs.get(sid, 0)
         step.recent_tool = skeleton.recent_tools.get(sid, 0)
         offset = (step.started_at - start).total_seconds() * 1000
+        step.offset_ms = offset
         length = (step.ended_at - step.started_at).total_seconds() * 1000 if step.ended_at else 0.0
         left = min(max(offset / total_ms * 100, 0.0), 100.0)
         step.share = max(length, 0.0) / total_ms
+        # A parent spans its children, and sub-100 ms steps are never the slow part of a run.
+        step.slow = not step.children and length >= SLOW_STEP_MIN_MS and step.share >= SLOW_STEP_SHARE
         step.bar_left = f"{left:.2f}"
         step.bar_width = f"{min(max(step.share * 100, 0.4), 100.0 - left):.2f}"
         step.output_more = max(0, (step.output_len or 0) - STEP_TEXT_LIMIT)
-        step.input_more = max(0, (step.input_len or 0) - STEP_TEXT_LIMIT)
+        step.args_text = _args_text(step.tool_arguments) if step.tool_arguments is not None else ""
     return steps
+
+
+_ARGS_ONE_LINE = 100
+
+
+def _args_text(arguments) -> str:
+    """Tool arguments as JSON text: on one line when short, indented otherwise; cut at STEP_TEXT_LIMIT."""
+    compact = json.dumps(arguments, sort_keys=True, ensure_ascii=False, default=str)
+    text = (
+        compact
+        if len(compact) <= _ARGS_ONE_LINE
+        else json.dumps(arguments, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    )
+    if len(text) > STEP_TEXT_LIMIT:
+        text = f"{text[:STEP_TEXT_LIMIT]}\n… [{len(text) - STEP_TEXT_LIMIT:,} more characters not shown]"
+    return text
 
 
 def step_get(*, trace: Trace, span_id: str) -> Step:
@@ -422,6 +440,10 @@ class DiffCall:
     tool_name: str
     arguments: object
     status: str
+
+    @property
+    def args_text(self) -> str:
+        return _args_text(self.arguments) if self.arguments is not None else ""
 
 
 @dataclass

@@ -6,4 +6,10 @@ app_name = "traces"
 urlpatterns = [
     path("", views.trace_list, name="trace-list"),
     path("<str:trace_id>/", views.trace_detail, name="trace-detail"),
+    path("<str:trace_id>/steps/", views.trace_steps, name="trace-steps"),
+    path("<str:trace_id>/steps/<str:span_id>/<str:field>/", views.step_text, name="step-text"),
+    path("<str:trace_id>/flag", views.trace_flag, name="trace-flag"),
+    path("<str:trace_id>/unflag", views.trace_unflag, name="trace-unflag"),
+    path("<str:trace_id>/golden", views.trace_golden, name="trace-golden"),
+    path("<str:trace_id>/diff/", views.trace_diff, name="trace-diff"),
 ]

@@ -1,16 +1,22 @@
 from datetime import timedelta
 
 from django import forms
-from django.http import Http404
-from django.shortcuts import render
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import trigger_client_event
 
 from agents.selectors import agent_list
-from traces import selectors
-from traces.models import Trace, TraceStatus
+from firebreak.roles import RESPONDER, role_required
+from traces import selectors, services
+from traces.models import Step, Trace, TraceStatus
 
 PAGE_SIZE = 50
-STEP_PAGE_SIZE = 500
+SEARCH_MAX = 200
 WINDOWS = {
     "15m": ("Last 15 minutes", timedelta(minutes=15)),
     "1h": ("Last hour", timedelta(hours=1)),
@@ -100,26 +106,205 @@ def trace_list(request):
     return render(request, template, context)
 
 
-def trace_detail(request, trace_id: str):
+# --- the trajectory viewer ---------------------------------------------------------------------------
+# The page opens at the end of the run (the last FIRST_SCREEN_STEPS steps);
+# earlier and later pages, search results and a running trace's new steps are
+# htmx fragments of the same template. Every field of a step is untrusted
+# model or tool output: the templates only ever print it autoescaped.
+
+
+def _trace_or_404(trace_id: str) -> Trace:
     try:
-        trace = selectors.trace_get(trace_id=trace_id)
+        return selectors.trace_get(trace_id=trace_id)
     except Trace.DoesNotExist:
         raise Http404("No trace with this id.") from None
+
+
+def _cursor(request, name: str) -> selectors.Cursor | None:
+    raw = request.GET.get(name, "")
+    return selectors.Cursor.decode(raw) if raw else None
+
+
+def _viewer_context(trace: Trace, window: selectors.StepWindow, *, mode: str, **extra) -> dict:
+    """What every view of the trajectory renders with: the trace, its decorated steps, the controls."""
+    skeleton = selectors.step_skeleton(trace=trace)
+    start, total_ms = selectors.trace_time_bounds(trace=trace)
+    steps = selectors.steps_decorate(window.steps, skeleton=skeleton, start=start, total_ms=total_ms)
+    return {
+        "trace": trace,
+        "window": window,
+        "steps": steps,
+        "mode": mode,
+        "total_steps": skeleton.total,
+        "flag_position": skeleton.positions.get(trace.flagged_span_id, 0) if trace.flagged_span_id else 0,
+        "text_limit": selectors.STEP_TEXT_LIMIT,
+        "page_size": selectors.STEP_PAGE_STEPS,
+        "is_running": trace.status == TraceStatus.RUNNING,
+        "tail_cursor": "",
+        "flag_url": reverse("traces:trace-flag", args=[trace.trace_id]),
+        "finished_now": False,
+        **extra,
+    }
+
+
+def _fragment_request(request, target: str) -> bool:
+    return bool(request.htmx) and not request.htmx.history_restore_request and request.htmx.target == target
+
+
+@require_GET
+def trace_detail(request, trace_id: str):
+    """The trajectory page. Opens at the end; ``before``/``after``/``at`` (a span id) choose another
+    window of steps and ``q`` searches the trace, so each works without JavaScript too."""
+    trace = _trace_or_404(trace_id)
+    query = request.GET.get("q", "").strip()[:SEARCH_MAX]
+    at = request.GET.get("at", "").strip()[:32]
+    before, after = _cursor(request, "before"), _cursor(request, "after")
+    window, mode = None, "window"
+    if query:
+        window, mode = selectors.step_search(trace=trace, query=query), "search"
+    elif at:
+        window = selectors.step_window_around(trace=trace, span_id=at)
+    elif before:
+        window = selectors.step_window_before(trace=trace, cursor=before)
+    elif after:
+        window = selectors.step_window_after(trace=trace, cursor=after)
+    if window is None:
+        window, mode = selectors.step_window_last(trace=trace), "end"
+    context = _viewer_context(trace, window, mode=mode, q=query)
+    if _fragment_request(request, "trajectory"):
+        return render(request, "traces/trace_detail.html#trajectory", context)
+    context["golden"] = selectors.trace_golden_get(trace=trace)
+    context["flag_form"] = FlagForm(initial={"span_id": ""})
+    return render(request, "traces/trace_detail.html", context)
+
+
+@require_GET
+def trace_steps(request, trace_id: str):
+    """htmx fragments of the step list: ``before`` (a page of earlier steps, with the next "earlier"
+    control) or ``after`` (later steps; with ``poll=1`` a running trace's new steps, 204 when none)."""
+    trace = _trace_or_404(trace_id)
+    if not request.htmx:
+        return redirect(f"{reverse('traces:trace-detail', args=[trace.trace_id])}?{request.GET.urlencode()}")
+    before, after = _cursor(request, "before"), _cursor(request, "after")
+    if before:
+        window = selectors.step_window_before(trace=trace, cursor=before)
+        return render(request, "traces/trace_detail.html#earlier", _viewer_context(trace, window, mode="page"))
+    poll = request.GET.get("poll") == "1"
+    if not after and not poll:
+        return HttpResponse("Give before or after.", status=400)
+    window = selectors.step_window_after(trace=trace, cursor=after)
+    still_running = trace.status == TraceStatus.RUNNING
+    if poll and not window.steps and still_running:
+        return HttpResponse(status=204)  # nothing new: htmx keeps polling
+    context = _viewer_context(trace, window, mode="poll" if poll else "page", oob=poll)
+    context["finished_now"] = poll and not still_running
+    if not window.steps and after:
+        # Nothing new after the last step shown: the tail control keeps its place.
+        context["tail_cursor"] = after.encode()
+    return render(request, "traces/trace_detail.html#later", context)
+
+
+TEXT_FIELDS = {"output": "Output", "input": "Input"}
+
+
+@require_GET
+def step_text(request, trace_id: str, span_id: str, field: str):
+    """The full input or output of one step (the page shows the first STEP_TEXT_LIMIT characters)."""
+    if field not in TEXT_FIELDS:
+        raise Http404("A step has an input and an output.")
+    trace = _trace_or_404(trace_id)
     try:
-        offset = max(0, int(request.GET.get("offset", 0)))
-    except ValueError:
-        offset = 0
-    steps = selectors.step_list(trace=trace, offset=offset, limit=STEP_PAGE_SIZE)
-    return render(
+        step = selectors.step_get(trace=trace, span_id=span_id)
+    except Step.DoesNotExist:
+        raise Http404("This trace has no such step.") from None
+    context = {"trace": trace, "step": step, "field": field, "label": TEXT_FIELDS[field], "text": getattr(step, field)}
+    template = "traces/step_text.html#text" if request.htmx else "traces/step_text.html"
+    return render(request, template, context)
+
+
+class FlagForm(forms.Form):
+    # Lengths and emptiness are checked by services.trace_flag, the one place the rules live.
+    span_id = forms.CharField(required=False, max_length=64)
+    note = forms.CharField(required=False, max_length=5000, widget=forms.TextInput)
+
+
+@role_required(RESPONDER)
+def trace_flag(request, trace_id: str):
+    """Flag a step as where the run went off the rails. GET shows the form (for use without JavaScript)."""
+    trace = _trace_or_404(trace_id)
+    if request.method == "GET":
+        form = FlagForm(initial={"span_id": request.GET.get("span_id", "")[:64]})
+        return render(request, "traces/trace_flag.html", {"trace": trace, "flag_form": form})
+    if request.method != "POST":
+        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+    form = FlagForm(request.POST)
+    previous = trace.flagged_span_id
+    if form.is_valid():
+        try:
+            services.trace_flag(
+                trace=trace, span_id=form.cleaned_data["span_id"], note=form.cleaned_data["note"], actor=request.user
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+    if form.errors:
+        context = {"trace": trace, "flag_form": form, "flag_form_open": True}
+        if request.htmx:
+            return render(request, "traces/trace_detail.html#flag_form", context, status=422)
+        return render(request, "traces/trace_flag.html", context, status=422)
+    skeleton = selectors.step_skeleton(trace=trace)
+    position = skeleton.positions.get(trace.flagged_span_id, 0)
+    message = f"Step #{position} flagged as where the run went off the rails."
+    if not request.htmx:
+        messages.success(request, message)
+        url = reverse("traces:trace-detail", args=[trace.trace_id])
+        return redirect(f"{url}?at={trace.flagged_span_id}#step-{trace.flagged_span_id}")
+    response = render(
         request,
-        "traces/trace_detail.html",
+        "traces/trace_detail.html#flag_saved",
         {
             "trace": trace,
-            "steps": steps,
-            "offset": offset,
-            "last_index": offset + len(steps),
-            "prev_offset": max(0, offset - STEP_PAGE_SIZE) if offset else None,
-            "next_offset": offset + STEP_PAGE_SIZE if offset + STEP_PAGE_SIZE < trace.step_count else None,
-            "text_limit": selectors.STEP_TEXT_LIMIT,
+            "flag_form": FlagForm(initial={"span_id": ""}),
+            "flag_position": position,
+            "previous_span_id": previous if previous != trace.flagged_span_id else "",
+            "oob": True,
         },
+    )
+    trigger_client_event(response, "fb:notice", {"message": message})
+    return response
+
+
+@require_POST
+@role_required(RESPONDER)
+def trace_unflag(request, trace_id: str):
+    trace = _trace_or_404(trace_id)
+    services.trace_unflag(trace=trace, actor=request.user)
+    messages.success(request, "Flag removed.")
+    return redirect("traces:trace-detail", trace_id=trace.trace_id)
+
+
+@require_POST
+@role_required(RESPONDER)
+def trace_golden(request, trace_id: str):
+    trace = _trace_or_404(trace_id)
+    try:
+        services.trace_golden_set(trace=trace, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"This run is now the golden trajectory for “{trace.input_class}”.")
+    return redirect("traces:trace-detail", trace_id=trace.trace_id)
+
+
+@require_GET
+def trace_diff(request, trace_id: str):
+    """This trace's tool calls side by side with the golden run of its input class."""
+    trace = _trace_or_404(trace_id)
+    golden = selectors.trace_golden_get(trace=trace)
+    diff = None
+    if golden is not None and golden.pk != trace.pk:
+        diff = selectors.trajectory_diff(trace=trace, golden=golden)
+    return render(
+        request,
+        "traces/trace_diff.html",
+        {"trace": trace, "golden": golden, "diff": diff, "diff_max": selectors.DIFF_MAX_CALLS},
     )

@@ -1,0 +1,595 @@
+"""The trajectory viewer /traces/<trace_id>/: order and depth, opening at the end, pages, loops, search,
+full text, the diff against the golden run, live polling, flagging, and that trace content stays inert."""
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from traces.models import Step, Trace
+from traces.services import trace_flag, trace_golden_set
+
+HX = {"HX-Request": "true"}
+SCRIPT = "<script>window.__xss=1</script>"
+IMG = '<img src=x onerror="window.__xss=1">'
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+def detail(trace_id: str) -> str:
+    return reverse("traces:trace-detail", args=[trace_id])
+
+
+def step_ids(html: str) -> list[str]:
+    return re.findall(r'<li id="step-([0-9a-f]+)"', html)
+
+
+def positions(response) -> list[int]:
+    """Positions of the steps in a page or fragment, as rendered (fragments carry no test context)."""
+    return [int(p) for p in re.findall(r'data-pos="(\d+)"', response.content.decode())]
+
+
+@pytest.fixture
+def agent(make_agent):
+    return make_agent("support-bot", allowed_tools=["search", "lookup_order", "refund", "send_email"])
+
+
+@pytest.fixture
+def trace_of(agent, make_spans, ingest):
+    """Ingest one trajectory of ``steps`` and return its Trace."""
+    counter = {"n": 0}
+
+    def make(steps, **kwargs) -> Trace:
+        counter["n"] += 1
+        kwargs.setdefault("trace_id", f"{counter['n']:032x}")
+        kwargs.setdefault("start", T0)
+        spans = make_spans(agent="support-bot", steps=steps, **kwargs)
+        ingest(spans)
+        return Trace.objects.get(trace_id=kwargs["trace_id"])
+
+    return make
+
+
+@pytest.fixture
+def viewer_client(viewer, make_client):
+    return make_client(viewer)
+
+
+@pytest.fixture
+def responder_client(responder, make_client):
+    return make_client(responder)
+
+
+def alternating(n: int) -> list[dict]:
+    """n steps: an LLM call, then a tool call with distinct arguments, and so on."""
+    return [
+        {"kind": "llm", "output": f"thinking {i}"}
+        if i % 2 == 0
+        else {"kind": "tool", "tool": "search", "args": {"q": i}}
+        for i in range(n)
+    ]
+
+
+# --- order, depth, the end ------------------------------------------------------------------------
+
+
+def test_steps_are_in_start_order_with_depth_from_parent_spans(make_spans, ingest, agent, viewer_client):
+    spans = make_spans(
+        agent="support-bot",
+        trace_id="a" * 32,
+        start=T0,
+        steps=[
+            {"kind": "agent", "name": "planner"},
+            {"kind": "llm"},
+            {"kind": "tool", "tool": "search"},
+            {"kind": "llm"},
+        ],
+    )
+    _root, planner, llm, tool, _last = spans
+    llm.parent_span_id = planner.span_id
+    tool.parent_span_id = llm.span_id
+    ingest(spans[::-1])  # arrival order does not matter
+    response = viewer_client.get(detail("a" * 32))
+    assert response.status_code == 200
+    steps = response.context["steps"]
+    assert [s.span_id for s in steps] == [s.span_id for s in spans]
+    assert [s.depth for s in steps] == [0, 1, 2, 3, 1]
+    assert [s.position for s in steps] == [1, 2, 3, 4, 5]
+    html = response.content.decode()
+    assert step_ids(html) == [s.span_id for s in spans]
+    assert f'data-span="{tool.span_id}" data-depth="3"' in html
+    assert [s.children for s in steps] == [2, 1, 1, 0, 0]  # fold controls where there is something to fold
+
+
+def test_a_long_trace_opens_at_the_end_with_the_last_five_tool_calls_marked(
+    trace_of, viewer_client, django_assert_max_num_queries
+):
+    trace = trace_of(alternating(399))  # + the root span = 400 steps
+    with django_assert_max_num_queries(12):
+        response = viewer_client.get(detail(trace.trace_id))
+    assert positions(response) == list(range(251, 401))  # the last 150
+    assert response.context["mode"] == "end"
+    html = response.content.decode()
+    tool_steps = [s for s in response.context["steps"] if s.tool_name]
+    assert [s.recent_tool for s in tool_steps[-6:]] == [0, 5, 4, 3, 2, 1]
+    for step in tool_steps[-5:]:
+        assert re.search(rf'<li id="step-{step.span_id}" class="[^"]*step-recent', html)
+    assert "tool call −1" in html
+    assert "the run opens at its end" in html
+    assert 'src="/static/js/trajectory.js"' in html
+    # the earlier steps load with htmx, 200 at a time, each page with the next control
+    link = re.search(r'hx-get="(/traces/[0-9a-f]+/steps/\?before=[0-9_]+)"', html).group(1)
+    page = viewer_client.get(link, headers=HX)
+    assert page.status_code == 200
+    assert "<html" not in page.content.decode()
+    assert positions(page) == list(range(51, 251))
+    link = re.search(r'hx-get="(/traces/[0-9a-f]+/steps/\?before=[0-9_]+)"', page.content.decode()).group(1)
+    first = viewer_client.get(link, headers=HX)
+    assert positions(first) == list(range(1, 51))
+    assert "load-earlier" not in first.content.decode()  # nothing before the first step
+
+
+def test_earlier_pages_work_without_javascript(trace_of, viewer_client):
+    trace = trace_of(alternating(199))
+    html = viewer_client.get(detail(trace.trace_id)).content.decode()
+    href = re.search(r'href="(/traces/[0-9a-f]+/\?before=[0-9_]+)"', html).group(1)
+    response = viewer_client.get(href)
+    assert positions(response) == list(range(1, 51))
+    assert b"<html" in response.content
+    # the fragment URL opened directly sends the browser to the page
+    steps_url = reverse("traces:trace-steps", args=[trace.trace_id]) + "?" + href.split("?", 1)[1]
+    assert viewer_client.get(steps_url).status_code == 302
+
+
+def test_at_opens_the_steps_around_a_span(trace_of, viewer_client):
+    trace = trace_of(alternating(399))
+    target = Step.objects.filter(trace=trace).order_by("started_at", "id")[99]
+    response = viewer_client.get(detail(trace.trace_id), {"at": target.span_id})
+    assert positions(response) == list(range(1, 200))  # 99 before, the step, 99 after
+    assert response.context["window"].more_after
+    unknown = viewer_client.get(detail(trace.trace_id), {"at": "f" * 16})
+    assert unknown.context["mode"] == "end"
+
+
+# --- what stands out ------------------------------------------------------------------------------
+
+
+def test_repeated_identical_tool_calls_are_marked_as_a_loop(trace_of, viewer_client):
+    same = {"kind": "tool", "tool": "refund", "args": {"order": 7, "amount": 10}}
+    trace = trace_of(
+        [same, dict(same), dict(same), {"kind": "tool", "tool": "refund", "args": {"order": 8}}, dict(same)]
+    )
+    response = viewer_client.get(detail(trace.trace_id))
+    steps = {s.position: s for s in response.context["steps"]}
+    assert [steps[p].repeat_count for p in (2, 3, 4, 5, 6)] == [4, 4, 4, 1, 4]
+    assert [steps[p].repeat_run for p in (2, 3, 4, 5, 6)] == [0, 2, 3, 0, 0]
+    html = response.content.decode()
+    assert html.count("repeat ×4") == 4
+    assert "repeat ×4 · 3 in a row" in html
+    assert re.search(rf'<li id="step-{steps[4].span_id}" class="[^"]*step-loop', html)
+    assert not re.search(rf'<li id="step-{steps[2].span_id}" class="[^"]*step-loop', html)
+
+
+def test_finish_reason_length_stands_out(trace_of, viewer_client):
+    trace = trace_of([{"kind": "llm", "finish_reason": "length"}, {"kind": "llm", "finish_reason": "stop"}])
+    html = viewer_client.get(detail(trace.trace_id)).content.decode()
+    assert html.count("cut off at the token limit") == 1
+    assert "finish: stop" in html
+    assert html.count("step-length") == 1
+
+
+def test_slow_steps_get_a_wide_timing_bar(trace_of, viewer_client):
+    trace = trace_of([{"kind": "llm", "duration_ms": 10}, {"kind": "tool", "tool": "search", "duration_ms": 2000}])
+    response = viewer_client.get(detail(trace.trace_id))
+    fast, slow = response.context["steps"][1:]
+    assert float(slow.bar_width) > 90 > float(fast.bar_width)
+    assert float(slow.bar_left) > float(fast.bar_left)
+    assert f"width: {slow.bar_width}%" in response.content.decode()
+    assert "step-slow" in response.content.decode()
+
+
+# --- full text, search ----------------------------------------------------------------------------
+
+
+def test_full_output_endpoint_returns_the_whole_text_escaped(trace_of, viewer_client):
+    trace = trace_of([{"kind": "llm", "output": SCRIPT + "x" * 5000, "input": IMG + "y" * 300}])
+    step = Step.objects.get(trace=trace, kind="llm")
+    page = viewer_client.get(detail(trace.trace_id)).content.decode()
+    url = reverse("traces:step-text", args=[trace.trace_id, step.span_id, "output"])
+    assert f'hx-get="{url}"' in page
+    assert "x" * 5000 not in page
+    fragment = viewer_client.get(url, headers=HX).content.decode()
+    assert "<html" not in fragment
+    assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" + "x" * 5000 in fragment
+    assert SCRIPT not in fragment
+    full_page = viewer_client.get(url).content.decode()  # without htmx: a page of its own
+    assert "<html" in full_page and "x" * 5000 in full_page and SCRIPT not in full_page
+    input_url = reverse("traces:step-text", args=[trace.trace_id, step.span_id, "input"])
+    input_text = viewer_client.get(input_url, headers=HX).content.decode()
+    assert "&lt;img src=x onerror=&quot;window.__xss=1&quot;&gt;" + "y" * 300 in input_text
+    assert IMG not in input_text
+
+
+def test_full_text_of_unknown_field_span_or_trace_is_404(trace_of, viewer_client):
+    trace = trace_of([{"kind": "llm", "output": "hi"}])
+    span = Step.objects.get(trace=trace, kind="llm").span_id
+    assert viewer_client.get(reverse("traces:step-text", args=[trace.trace_id, span, "attributes"])).status_code == 404
+    assert viewer_client.get(reverse("traces:step-text", args=[trace.trace_id, "f" * 16, "output"])).status_code == 404
+    assert viewer_client.get(reverse("traces:step-text", args=["f" * 32, span, "output"])).status_code == 404
+
+
+def test_search_finds_steps_by_tool_argument_and_output(trace_of, viewer_client):
+    trace = trace_of(
+        [
+            {"kind": "tool", "tool": "lookup_order", "args": {"order_id": "ORD-991"}, "output": "shipped"},
+            {"kind": "llm", "output": "The customer wants a REFUND now"},
+            {"kind": "tool", "tool": "refund", "args": {"amount": 10}, "output": "ok"},
+            {"kind": "tool", "tool": "search", "args": {"q": "faq"}, "error": "HTTP 503", "status": "error"},
+        ]
+    )
+    url = detail(trace.trace_id)
+
+    def found(q, **headers):
+        response = viewer_client.get(url, {"q": q}, headers=headers)
+        assert response.status_code == 200
+        return sorted(s.position for s in response.context["steps"])
+
+    assert found("lookup_order") == [2]
+    assert found("ord-991") == [2]  # arguments, case-insensitive
+    assert found("refund") == [3, 4]  # output text and tool name
+    assert found("HTTP 503") == [5]  # errors
+    assert found("nothing like this") == []
+    fragment = viewer_client.get(url, {"q": "refund"}, headers={**HX, "HX-Target": "trajectory"}).content.decode()
+    assert "<html" not in fragment
+    assert 'id="trajectory"' in fragment
+    assert "2 steps</strong> match “refund”" in fragment
+    assert "show in context" in fragment
+    assert "No step matches" in viewer_client.get(url, {"q": "zzz"}).content.decode()
+
+
+def test_search_treats_like_wildcards_as_text(trace_of, viewer_client):
+    trace = trace_of([{"kind": "llm", "output": "100% sure"}, {"kind": "llm", "output": "plain"}])
+    response = viewer_client.get(detail(trace.trace_id), {"q": "%"})
+    assert [s.position for s in response.context["steps"]] == [2]
+
+
+# --- 404s and escaping ----------------------------------------------------------------------------
+
+
+def test_unknown_trace_is_404_everywhere(responder_client, db):
+    missing = "f" * 32
+    for url in [
+        detail(missing),
+        reverse("traces:trace-steps", args=[missing]) + "?before=1_1",
+        reverse("traces:trace-diff", args=[missing]),
+        reverse("traces:trace-flag", args=[missing]),
+    ]:
+        assert responder_client.get(url, headers=HX).status_code == 404, url
+    assert (
+        responder_client.post(reverse("traces:trace-flag", args=[missing]), {"span_id": "a", "note": "x"}).status_code
+        == 404
+    )
+    assert responder_client.post(reverse("traces:trace-golden", args=[missing])).status_code == 404
+
+
+def test_garbage_cursors_fall_back_to_the_end(trace_of, viewer_client):
+    trace = trace_of(alternating(3))
+    response = viewer_client.get(detail(trace.trace_id), {"before": "not-a-cursor", "after": "x_y"})
+    assert response.status_code == 200
+    assert response.context["mode"] == "end"
+    bad = viewer_client.get(reverse("traces:trace-steps", args=[trace.trace_id]), headers=HX)
+    assert bad.status_code == 400
+
+
+@pytest.fixture
+def hostile(make_agent, make_spans, ingest):
+    """A finished run whose every agent-supplied field carries a payload, flagged, and a golden run to diff with."""
+    make_agent("evil-bot", allowed_tools=["search"])
+    common = {
+        "agent": "evil-bot",
+        "user_id": IMG,
+        "session_id": SCRIPT,
+        "input_class": SCRIPT,
+        "model_version": IMG,
+        "prompt_version": SCRIPT,
+        "root_input": SCRIPT,
+        "root_output": IMG,
+        "start": T0,
+    }
+    steps = [
+        {
+            "kind": "tool",
+            "name": SCRIPT,
+            "tool": IMG,
+            "args": {SCRIPT: IMG, "q": SCRIPT},
+            "output": SCRIPT + IMG,
+            "input": IMG,
+            "error": SCRIPT,
+            "status": "error",
+            "model": IMG,
+            "agent_name": SCRIPT,
+            "finish_reason": IMG,
+        },
+        {"kind": "llm", "output": IMG * 300},  # long: cut, with the rest on demand
+    ]
+    ingest(make_spans(trace_id="e" * 32, steps=steps, **common))
+    ingest(make_spans(trace_id="d" * 32, steps=[{"kind": "tool", "tool": IMG, "args": {"q": IMG}}], **common))
+    trace = Trace.objects.get(trace_id="e" * 32)
+    trace_golden_set(trace=Trace.objects.get(trace_id="d" * 32), actor="tests")
+    span = Step.objects.get(trace=trace, kind="tool").span_id
+    trace_flag(trace=trace, span_id=span, note=SCRIPT + " and " + IMG, actor="tests")
+    return trace, span
+
+
+def assert_inert(html: str):
+    assert "<script>window" not in html
+    assert "<img src=x" not in html
+    assert 'onerror="window' not in html
+
+
+def test_xss_payloads_are_escaped_in_every_field(hostile, responder_client):
+    trace, span = hostile
+    pages = {
+        "detail": detail(trace.trace_id),
+        "search": detail(trace.trace_id) + "?q=window",
+        "at": detail(trace.trace_id) + f"?at={span}",
+        "diff": reverse("traces:trace-diff", args=[trace.trace_id]),
+        "output": reverse("traces:step-text", args=[trace.trace_id, span, "output"]),
+        "input": reverse("traces:step-text", args=[trace.trace_id, span, "input"]),
+        "list": reverse("traces:trace-list"),
+        "flag form": reverse("traces:trace-flag", args=[trace.trace_id]) + f"?span_id={span}",
+    }
+    for name, url in pages.items():
+        for headers in ({}, HX):
+            response = responder_client.get(url, headers=headers)
+            assert response.status_code == 200, name
+            assert_inert(response.content.decode())
+    html = responder_client.get(pages["detail"]).content.decode()
+    assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=&quot;window.__xss=1&quot;&gt;" in html
+    templates = Path(__file__).resolve().parents[1] / "templates" / "traces"
+    for template in templates.glob("*.html"):
+        assert "|safe" not in template.read_text(), template.name
+
+
+# --- golden diff ----------------------------------------------------------------------------------
+
+
+def test_diff_marks_inserted_missing_and_changed_calls(trace_of, viewer_client):
+    golden = trace_of(
+        [
+            {"kind": "tool", "tool": "search", "args": {"q": "refund policy"}},
+            {"kind": "tool", "tool": "lookup_order", "args": {"id": 7}},
+            {"kind": "tool", "tool": "refund", "args": {"order": 7, "amount": 10}},
+        ],
+        input_class="refund",
+    )
+    trace_golden_set(trace=golden, actor="tests")
+    trace = trace_of(
+        [
+            {"kind": "tool", "tool": "search", "args": {"q": "refund policy"}},
+            {"kind": "tool", "tool": "refund", "args": {"order": 7, "amount": 1000}},
+            {"kind": "tool", "tool": "send_email", "args": {"to": "x@example.com"}},
+        ],
+        input_class="refund",
+    )
+    response = viewer_client.get(reverse("traces:trace-diff", args=[trace.trace_id]))
+    assert response.status_code == 200
+    diff = response.context["diff"]
+    assert [(r.kind, r.golden and r.golden.tool_name, r.this and r.this.tool_name) for r in diff.rows] == [
+        ("same", "search", "search"),
+        ("missing", "lookup_order", None),
+        ("changed", "refund", "refund"),
+        ("inserted", None, "send_email"),
+    ]
+    assert diff.rows[2].changed_keys == ["amount"]
+    html = response.content.decode()
+    for kind in ("diff-same", "diff-missing", "diff-changed", "diff-inserted"):
+        assert f"diff-row {kind}" in html
+    assert "not called in this run" in html and "not in the golden run" in html
+
+
+def test_diff_shows_an_honest_empty_state(trace_of, viewer_client):
+    no_class = trace_of([{"kind": "tool", "tool": "search"}])
+    assert (
+        "has no input class"
+        in viewer_client.get(reverse("traces:trace-diff", args=[no_class.trace_id])).content.decode()
+    )
+    lonely = trace_of([{"kind": "tool", "tool": "search"}], input_class="billing")
+    html = viewer_client.get(reverse("traces:trace-diff", args=[lonely.trace_id])).content.decode()
+    assert "No golden run for “billing” yet" in html
+    trace_golden_set(trace=lonely, actor="tests")
+    html = viewer_client.get(reverse("traces:trace-diff", args=[lonely.trace_id])).content.decode()
+    assert "This trace is the golden run" in html
+
+
+def test_responder_marks_a_trace_golden_and_viewer_cannot(trace_of, responder_client, viewer_client):
+    old = trace_of([{"kind": "tool", "tool": "search"}], input_class="refund")
+    trace_golden_set(trace=old, actor="tests")
+    trace = trace_of([{"kind": "tool", "tool": "search"}], input_class="refund")
+    url = reverse("traces:trace-golden", args=[trace.trace_id])
+    assert viewer_client.post(url).status_code == 403
+    assert not Trace.objects.get(pk=trace.pk).is_golden
+    assert "Mark golden" not in viewer_client.get(detail(trace.trace_id)).content.decode()
+    assert "Mark golden for “refund”" in responder_client.get(detail(trace.trace_id)).content.decode()
+    response = responder_client.post(url)
+    assert response.status_code == 302
+    assert Trace.objects.get(pk=trace.pk).is_golden
+    assert not Trace.objects.get(pk=old.pk).is_golden
+    running = trace_of([{"kind": "llm"}], input_class="refund", status="running")
+    responder_client.post(reverse("traces:trace-golden", args=[running.trace_id]))
+    assert not Trace.objects.get(pk=running.pk).is_golden
+
+
+# --- a running trace ------------------------------------------------------------------------------
+
+
+def test_running_trace_polls_for_newer_steps_only(trace_of, make_spans, ingest, viewer_client):
+    trace = trace_of(alternating(3), status="running")
+    page = viewer_client.get(detail(trace.trace_id))
+    html = page.content.decode()
+    assert 'hx-trigger="every 2s"' in html
+    poll = (
+        re.search(r'hx-get="(/traces/[0-9a-f]+/steps/\?poll=1&amp;after=[0-9_]+)"', html).group(1).replace("&amp;", "&")
+    )
+    assert viewer_client.get(poll, headers=HX).status_code == 204  # nothing new yet
+    later = make_spans(
+        agent="support-bot",
+        trace_id=trace.trace_id,
+        start=T0 + timedelta(seconds=5),
+        steps=alternating(2),
+        status="running",
+    )
+    ingest(later)
+    response = viewer_client.get(poll, headers=HX)
+    assert response.status_code == 200
+    assert step_ids(response.content.decode()) == [s.span_id for s in later]
+    assert positions(response) == [4, 5]
+    assert 'id="poller"' in response.content.decode()  # still running: keeps polling from the new end
+    assert 'id="trace-totals" hx-swap-oob="true"' in response.content.decode()
+    # the run ends: the root span arrives, the last poll says so and stops
+    next_poll = re.search(
+        r'hx-get="(/traces/[0-9a-f]+/steps/\?poll=1&amp;after=[0-9_]+)"', response.content.decode()
+    ).group(1)
+    done = make_spans(agent="support-bot", trace_id=trace.trace_id, start=T0, steps=[], status="ok")
+    ingest(done)
+    final = viewer_client.get(next_poll.replace("&amp;", "&"), headers=HX).content.decode()
+    assert "The run has finished" in final
+    assert 'id="poller"' not in final
+    assert "every 2s" not in viewer_client.get(detail(trace.trace_id)).content.decode()
+
+
+def test_a_running_trace_without_steps_yet_still_polls(agent, viewer_client, make_spans, ingest):
+    spans = make_spans(agent="support-bot", trace_id="c" * 32, steps=[{"kind": "llm"}], status="running")
+    ingest(spans)
+    Step.objects.filter(trace__trace_id="c" * 32).delete()
+    html = viewer_client.get(detail("c" * 32)).content.decode()
+    assert "No steps have arrived yet" in html
+    assert '?poll=1"' in html
+
+
+# --- flagging -------------------------------------------------------------------------------------
+
+
+def test_viewer_sees_no_flag_control_and_cannot_flag(trace_of, viewer_client, responder_client):
+    trace = trace_of(alternating(3))
+    span = Step.objects.filter(trace=trace, kind="tool").first().span_id
+    html = viewer_client.get(detail(trace.trace_id)).content.decode()
+    assert 'id="flag-form"' not in html and "flag-link" not in html and "Kill this agent" not in html
+    assert 'id="flag-form"' in responder_client.get(detail(trace.trace_id)).content.decode()
+    url = reverse("traces:trace-flag", args=[trace.trace_id])
+    for headers in ({}, HX):
+        assert viewer_client.post(url, {"span_id": span, "note": "Here."}, headers=headers).status_code == 403
+    assert viewer_client.get(url).status_code == 403
+    assert Trace.objects.get(pk=trace.pk).flagged_span_id == ""
+
+
+def test_responder_flags_a_step_with_htmx(trace_of, responder_client, responder):
+    trace = trace_of(alternating(5))
+    first, second = Step.objects.filter(trace=trace, kind="tool").order_by("started_at")[:2]
+    trace_flag(trace=trace, span_id=first.span_id, note="Earlier guess.", actor="tests")
+    url = reverse("traces:trace-flag", args=[trace.trace_id])
+    response = responder_client.post(
+        url, {"span_id": second.span_id, "note": "It searched again " + SCRIPT}, headers=HX
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert_inert(html)
+    assert (
+        f'<span class="flagmark" id="flagmark-{first.span_id}" hx-swap-oob="true"></span>' in html
+    )  # old mark cleared
+    assert f'id="flagmark-{second.span_id}" hx-swap-oob="true"><span class="badge badge-flag">' in html
+    assert 'id="flag-box" class="flag-box is-flagged" hx-swap-oob="true"' in html
+    assert "fb:notice" in response["HX-Trigger"]
+    stored = Trace.objects.get(pk=trace.pk)
+    assert (stored.flagged_span_id, stored.flagged_by) == (second.span_id, responder.username)
+    assert stored.flag_note == "It searched again " + SCRIPT
+    page = responder_client.get(detail(trace.trace_id)).content.decode()
+    assert "⚑ flagged" in page and "went off the rails" in page
+    assert page.count('<span class="badge badge-flag">⚑ off the rails</span>') == 1
+    assert "⚑ flagged" in responder_client.get(reverse("traces:trace-list")).content.decode()
+
+
+def test_responder_flags_without_javascript(trace_of, responder_client):
+    trace = trace_of(alternating(3))
+    span = Step.objects.filter(trace=trace, kind="tool").first().span_id
+    url = reverse("traces:trace-flag", args=[trace.trace_id])
+    form = responder_client.get(url, {"span_id": span})
+    assert form.status_code == 200 and f'value="{span}"' in form.content.decode()
+    response = responder_client.post(url, {"span_id": span, "note": "Wrong order id."})
+    assert response.status_code == 302
+    assert response["Location"] == f"{detail(trace.trace_id)}?at={span}#step-{span}"
+    assert Trace.objects.get(pk=trace.pk).flag_note == "Wrong order id."
+    unflag = responder_client.post(reverse("traces:trace-unflag", args=[trace.trace_id]))
+    assert unflag.status_code == 302
+    assert Trace.objects.get(pk=trace.pk).flagged_span_id == ""
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"span_id": "0123456789abcdef", "note": "Here."}, "This trace has no step with span id"),
+        ({"span_id": "", "note": "Here."}, "This trace has no step with span id"),
+        ({"note": ""}, "Say in one sentence why"),
+        ({"note": "   "}, "Say in one sentence why"),
+        ({"note": "n" * 501}, "At most 500 characters"),
+    ],
+)
+def test_flag_validation_errors_write_nothing(trace_of, responder_client, data, message):
+    trace = trace_of(alternating(3))
+    span = Step.objects.filter(trace=trace, kind="tool").first().span_id
+    data = {"span_id": span, **data}
+    url = reverse("traces:trace-flag", args=[trace.trace_id])
+    for headers in ({}, HX):
+        response = responder_client.post(url, data, headers=headers)
+        assert response.status_code == 422
+        body = response.content.decode()
+        assert message in body
+        assert ("<html" in body) == (not headers)  # htmx gets the form back in place
+        assert 'id="flag-form"' in body
+    stored = Trace.objects.get(pk=trace.pk)
+    assert (stored.flagged_span_id, stored.flag_note, stored.flagged_at) == ("", "", None)
+
+
+# --- header and actions ---------------------------------------------------------------------------
+
+
+def test_header_shows_the_run_and_its_actions(trace_of, responder_client):
+    trace = trace_of(
+        [{"kind": "llm", "tokens_in": 1200, "tokens_out": 345, "cost": 0.0125}],
+        user_id="user-42",
+        session_id="sess-9",
+        input_class="refund",
+        model_version="gpt-x-2",
+        prompt_version="p12",
+    )
+    html = responder_client.get(detail(trace.trace_id)).content.decode()
+    for text in ("user-42", "sess-9", "refund", "gpt-x-2", "p12", "1,200", "345", "$0.01", "badge-trace-ok"):
+        assert text in html, text
+    assert f'href="/incidents/new/?trace={trace.trace_id}&amp;agent=support-bot"' in html
+    assert 'action="/agents/support-bot/kill"' in html
+    assert f'name="next" value="/traces/{trace.trace_id}/"' in html
+    assert reverse("traces:trace-diff", args=[trace.trace_id]) in html
+    assert "<kbd>j</kbd>" in html and "<kbd>/</kbd>" in html
+
+
+def test_kill_from_the_trace_returns_to_it_and_then_shows_killed(trace_of, responder_client):
+    trace = trace_of([{"kind": "llm"}])
+    response = responder_client.post("/agents/support-bot/kill", {"next": detail(trace.trace_id)})
+    assert response.status_code == 302
+    assert response["Location"] == detail(trace.trace_id)
+    html = responder_client.get(detail(trace.trace_id)).content.decode()
+    assert "Kill this agent" not in html
+    assert "Agent killed" in html
+
+
+def test_trace_list_shows_flagged_and_golden_badges(trace_of, viewer_client):
+    trace = trace_of([{"kind": "tool", "tool": "search"}], input_class="refund")
+    trace_golden_set(trace=trace, actor="tests")
+    trace_flag(
+        trace=trace, span_id=Step.objects.get(trace=trace, kind="tool").span_id, note="Here it broke.", actor="t"
+    )
+    html = viewer_client.get(reverse("traces:trace-list")).content.decode()
+    assert "⚑ flagged" in html and "Here it broke." in html
+    assert "badge-golden" in html
