@@ -3,13 +3,17 @@
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
 
 from agents.models import Agent
+from agents.services import actor_label_for
 from traces.ingest.normalize import action_hash, redact
 from traces.ingest.spans import IngestError, Span
 from traces.ingest.writer import write_spans
-from traces.signals import spans_ingested
+from traces.models import Step, Trace, TraceStatus
+from traces.signals import spans_ingested, step_flagged
 
 
 @dataclass(frozen=True)
@@ -80,14 +84,7 @@ def trace_ingest(*, spans: list[Span], key_agent: Agent | None = None) -> Ingest
 
 
 # --- flags and golden trajectories ---------------------------------------------------------------------
-# (Imported here so this section could be appended without touching the ingest code above.)
-from django.core.exceptions import ValidationError  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.utils import timezone  # noqa: E402
 
-from agents.services import actor_label_for  # noqa: E402
-from traces.models import Step, Trace, TraceStatus  # noqa: E402
-from traces.signals import step_flagged  # noqa: E402
 
 FLAG_NOTE_MAX = 500
 
