@@ -158,3 +158,11 @@ def get_item(mapping, key):
         return mapping.get(key)
     except AttributeError:
         return None
+
+
+@register.filter(name="markdown")
+def markdown_filter(text):
+    """Render untrusted Markdown to sanitized HTML (nh3)."""
+    from firebreak.markdown import render_markdown
+
+    return render_markdown(text)
