@@ -24,6 +24,15 @@ def _redis_test_db(settings):
     get_redis.cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def _api_key_cache():
+    from agents.selectors import api_key_cache_clear
+
+    api_key_cache_clear()
+    yield
+    api_key_cache_clear()
+
+
 @pytest.fixture
 def redis_client(_redis_test_db):
     return _redis_test_db

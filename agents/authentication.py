@@ -43,8 +43,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         key = api_key_resolve(raw=parts[1])
         if key is None:
             raise exceptions.AuthenticationFailed("unknown or revoked API key")
-        if key.last_used_at is None or (timezone.now() - key.last_used_at).total_seconds() > 60:
-            type(key).objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+        now = timezone.now()
+        if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
+            type(key).objects.filter(pk=key.pk).update(last_used_at=now)
+            key.last_used_at = now
         if key.agent_id:
             return AgentPrincipal(key), key
         return key.user, key

@@ -3,7 +3,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
 from agents.models import Agent, ApiKey, AuditEntry
-from agents.selectors import api_key_resolve
+from agents.selectors import api_key_cache_clear, api_key_resolve
 from agents.services import agent_register, api_key_create
 
 
@@ -49,8 +49,10 @@ def test_revoked_key_does_not_resolve(make_agent):
     from django.utils import timezone
 
     key, raw = api_key_create(agent=make_agent(), scopes=["gate"])
+    assert api_key_resolve(raw=raw) == key
     key.revoked_at = timezone.now()
     key.save()
+    api_key_cache_clear()  # what API_KEY_CACHE_SECONDS of waiting does
     assert api_key_resolve(raw=raw) is None
 
 

@@ -1,33 +1,48 @@
-"""Write a validated batch of spans: PostgreSQL COPY into temp tables, then set-based upserts.
+"""Write a validated batch of spans to PostgreSQL with COPY.
 
-One call runs inside the caller's transaction. Steps are inserted with
-ON CONFLICT DO NOTHING on (trace, span id), and trace totals are added from
-the rows actually inserted, so a span sent twice is stored and counted once.
+One call runs inside the caller's transaction and is idempotent on
+(trace, span id): a span sent twice is stored and counted once.
+
+Fast path (the usual case): upsert the batch's traces, carrying the totals of
+the batch's spans for traces that are new; for traces that already existed,
+look up which of the batch's spans are stored already; COPY only the new
+spans straight into ``traces_step`` inside a savepoint; add their totals to
+the traces that existed. If a concurrent batch stored one of the same spans in
+between (a unique violation), the savepoint is rolled back and the batch takes
+the conflict-safe path: COPY into a temp table, then INSERT … ON CONFLICT DO
+NOTHING, with totals added from the rows actually inserted.
 """
 
+from collections import defaultdict
 from dataclasses import dataclass
+from decimal import Decimal
 
 import orjson
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 
 from traces.ingest.spans import Span
 
-_TMP_DDL = """
+_TMP_TRACES_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS fb_ingest_traces (
     trace_key varchar(32), agent_id bigint, session_id text, user_id text, input_class text,
     root_input text, root_output text, status varchar(10), model_version text, prompt_version text,
-    started_at timestamptz, ended_at timestamptz
+    started_at timestamptz, ended_at timestamptz, tokens_in bigint, tokens_out bigint, cost numeric(14,6),
+    step_count integer, tool_call_count integer, error_count integer
 ) ON COMMIT DELETE ROWS;
+DELETE FROM fb_ingest_traces;
+"""
+
+_TMP_STEPS_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS fb_ingest_steps (
     trace_key varchar(32), span_id varchar(16), parent_span_id varchar(16), kind varchar(10), name text,
     agent_name text, tool_name text, tool_arguments jsonb, action_hash varchar(16), input text, output text,
     model text, tokens_in integer, tokens_out integer, cost numeric(14,6), finish_reason text,
     status varchar(5), error_message text, started_at timestamptz, ended_at timestamptz, attributes jsonb
 ) ON COMMIT DELETE ROWS;
-DELETE FROM fb_ingest_traces;
 DELETE FROM fb_ingest_steps;
 """
 
+# New traces are inserted with the batch's totals; existing ones keep theirs (added later from new spans only).
 _UPSERT_TRACES = """
 INSERT INTO traces_trace (
     trace_id, agent_id, session_id, user_id, input_class, root_input, root_output, status,
@@ -35,8 +50,10 @@ INSERT INTO traces_trace (
     step_count, tool_call_count, error_count, is_golden, flagged_span_id, flag_note, flagged_by, updated_at
 )
 SELECT trace_key, agent_id, session_id, user_id, input_class, root_input, root_output, status,
-       model_version, prompt_version, started_at, ended_at, 0, 0, 0, 0, 0, 0, false, '', '', '', now()
+       model_version, prompt_version, started_at, ended_at, {totals}, false, '', '', '', now()
 FROM fb_ingest_traces
+-- A fixed lock order: two batches sharing traces wait for each other instead of deadlocking.
+ORDER BY trace_key
 ON CONFLICT (trace_id) DO UPDATE SET
     session_id = CASE WHEN traces_trace.session_id = '' THEN EXCLUDED.session_id ELSE traces_trace.session_id END,
     user_id = CASE WHEN traces_trace.user_id = '' THEN EXCLUDED.user_id ELSE traces_trace.user_id END,
@@ -53,9 +70,27 @@ ON CONFLICT (trace_id) DO UPDATE SET
     started_at = LEAST(traces_trace.started_at, EXCLUDED.started_at),
     ended_at = COALESCE(EXCLUDED.ended_at, traces_trace.ended_at),
     updated_at = now()
+RETURNING id, trace_id, (xmax = 0) AS inserted
+"""
+_BATCH_TOTALS = "tokens_in, tokens_out, cost, step_count, tool_call_count, error_count"
+
+_EXISTING_SPANS = """
+SELECT s.trace_id, s.span_id
+FROM unnest(%s::bigint[], %s::varchar[]) AS k(trace_pk, span_id)
+JOIN traces_step s ON s.trace_id = k.trace_pk AND s.span_id = k.span_id
 """
 
-_INSERT_STEPS = """
+_ADD_TOTALS = """
+UPDATE traces_trace t SET
+    tokens_in = t.tokens_in + v.ti, tokens_out = t.tokens_out + v.tout, cost = t.cost + v.c,
+    step_count = t.step_count + v.n, tool_call_count = t.tool_call_count + v.tools,
+    error_count = t.error_count + v.errors
+FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::numeric[], %s::int[], %s::int[], %s::int[])
+     AS v(id, ti, tout, c, n, tools, errors)
+WHERE t.id = v.id
+"""
+
+_INSERT_FROM_TEMP = """
 WITH ins AS (
     INSERT INTO traces_step (
         trace_id, span_id, parent_span_id, kind, name, agent_name, tool_name, tool_arguments, action_hash,
@@ -82,10 +117,10 @@ RETURNING t.id, t.trace_id, agg.n
 
 TRACE_COLUMNS = (
     "trace_key, agent_id, session_id, user_id, input_class, root_input, root_output, status, "
-    "model_version, prompt_version, started_at, ended_at"
+    "model_version, prompt_version, started_at, ended_at, " + _BATCH_TOTALS
 )
-STEP_COLUMNS = (
-    "trace_key, span_id, parent_span_id, kind, name, agent_name, tool_name, tool_arguments, action_hash, "
+STEP_VALUES = (
+    "span_id, parent_span_id, kind, name, agent_name, tool_name, tool_arguments, action_hash, "
     "input, output, model, tokens_in, tokens_out, cost, finish_reason, status, error_message, "
     "started_at, ended_at, attributes"
 )
@@ -97,7 +132,35 @@ class WriteResult:
     trace_ids: dict[str, int]  # hex trace id -> Trace.pk, for traces that gained steps
 
 
-def _trace_rows(spans: list[Span], agent_ids: dict[str, int]):
+class _Totals:
+    __slots__ = ("cost", "errors", "n", "tokens_in", "tokens_out", "tools")
+
+    def __init__(self):
+        self.tokens_in = self.tokens_out = self.n = self.tools = self.errors = 0
+        self.cost = Decimal(0)
+
+    def add(self, s: Span) -> None:
+        self.tokens_in += s.tokens_in
+        self.tokens_out += s.tokens_out
+        self.cost += s.cost
+        self.n += 1
+        self.tools += s.kind == "tool"
+        self.errors += s.status == "error"
+
+
+def _unique(spans: list[Span]) -> list[Span]:
+    """The batch without spans it repeats (the first copy wins, as ON CONFLICT DO NOTHING would)."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for s in spans:
+        key = (s.trace_id, s.span_id)
+        if key not in seen:
+            seen.add(key)
+            out.append(s)
+    return out
+
+
+def _trace_rows(spans: list[Span], agent_ids: dict[str, int], totals: dict[str, _Totals]):
     """One row per trace in the batch, folded from its spans."""
     traces: dict[str, dict] = {}
     for s in spans:
@@ -132,20 +195,12 @@ def _trace_rows(spans: list[Span], agent_ids: dict[str, int]):
         if s.trace_status:
             row["status"] = s.trace_status
     for key, row in traces.items():
+        t = totals[key]
         yield (
-            key,
-            row["agent_id"],
-            row["session_id"],
-            row["user_id"],
-            row["input_class"],
-            row["root_input"],
-            row["root_output"],
-            row["status"],
-            row["model_version"],
-            row["prompt_version"],
-            row["started_at"],
-            row["ended_at"],
-        )
+            key, row["agent_id"], row["session_id"], row["user_id"], row["input_class"], row["root_input"],
+            row["root_output"], row["status"], row["model_version"], row["prompt_version"], row["started_at"],
+            row["ended_at"], t.tokens_in, t.tokens_out, t.cost, t.n, t.tools, t.errors,
+        )  # fmt: skip
 
 
 def _json(value) -> str | None:
@@ -161,42 +216,83 @@ def _clean(text: str) -> str:
     return text.replace("\x00", "") if "\x00" in text else text
 
 
+def _step_values(s: Span) -> tuple:
+    return (
+        s.span_id, s.parent_span_id, s.kind, _clean(s.name), s.agent_name, s.tool_name, _json(s.tool_arguments),
+        s.action_hash, _clean(s.input), _clean(s.output), s.model, s.tokens_in, s.tokens_out, s.cost,
+        s.finish_reason, s.status, _clean(s.error_message), s.start, s.end, _json(s.attributes) or "{}",
+    )  # fmt: skip
+
+
 def write_spans(spans: list[Span], agent_ids: dict[str, int]) -> WriteResult:
     """Write validated, normalized spans. Must run inside a transaction."""
+    spans = _unique(spans)
+    totals: dict[str, _Totals] = defaultdict(_Totals)
+    for s in spans:
+        totals[s.trace_id].add(s)
     with connection.cursor() as django_cursor:
         cur = django_cursor.cursor
-        cur.execute(_TMP_DDL)
+        cur.execute(_TMP_TRACES_DDL)
         with cur.copy(f"COPY fb_ingest_traces ({TRACE_COLUMNS}) FROM STDIN") as copy:
-            for row in _trace_rows(spans, agent_ids):
+            for row in _trace_rows(spans, agent_ids, totals):
                 copy.write_row(row)
-        with cur.copy(f"COPY fb_ingest_steps ({STEP_COLUMNS}) FROM STDIN") as copy:
-            for s in spans:
-                copy.write_row(
-                    (
-                        s.trace_id,
-                        s.span_id,
-                        s.parent_span_id,
-                        s.kind,
-                        _clean(s.name),
-                        s.agent_name,
-                        s.tool_name,
-                        _json(s.tool_arguments),
-                        s.action_hash,
-                        _clean(s.input),
-                        _clean(s.output),
-                        s.model,
-                        s.tokens_in,
-                        s.tokens_out,
-                        s.cost,
-                        s.finish_reason,
-                        s.status,
-                        _clean(s.error_message),
-                        s.start,
-                        s.end,
-                        _json(s.attributes) or "{}",
-                    )
-                )
-        cur.execute(_UPSERT_TRACES)
-        cur.execute(_INSERT_STEPS)
-        rows = cur.fetchall()
+        cur.execute(_UPSERT_TRACES.format(totals=_BATCH_TOTALS))
+        upserted = cur.fetchall()
+        pk = {hex_id: trace_pk for trace_pk, hex_id, _ in upserted}
+        existed = {hex_id for _, hex_id, inserted in upserted if not inserted}
+        if existed:
+            # Only traces that were already there can hold some of these spans; their totals are
+            # added below from the spans that turn out to be new.
+            probe = [s for s in spans if s.trace_id in existed]
+            cur.execute(_EXISTING_SPANS, [[pk[s.trace_id] for s in probe], [s.span_id for s in probe]])
+            stored_pks = {(trace_pk, span_id) for trace_pk, span_id in cur.fetchall()}
+            spans = [s for s in spans if s.trace_id not in existed or (pk[s.trace_id], s.span_id) not in stored_pks]
+        try:
+            with transaction.atomic(), cur.copy(f"COPY traces_step (trace_id, {STEP_VALUES}) FROM STDIN") as copy:
+                for s in spans:
+                    copy.write_row((pk[s.trace_id], *_step_values(s)))
+        except IntegrityError:
+            return _write_conflict_safe(cur, spans, pk, existed, totals)
+        new_totals: dict[str, _Totals] = defaultdict(_Totals)
+        for s in spans:
+            if s.trace_id in existed:
+                new_totals[s.trace_id].add(s)
+        _add_totals(cur, {pk[k]: t for k, t in new_totals.items()})
+    stored_traces = {s.trace_id for s in spans}
+    return WriteResult(stored=len(spans), trace_ids={k: pk[k] for k in stored_traces})
+
+
+def _add_totals(cur, by_pk: dict[int, _Totals]) -> None:
+    if not by_pk:
+        return
+    ids = list(by_pk)
+    t = [by_pk[i] for i in ids]
+    cur.execute(
+        _ADD_TOTALS,
+        [ids, [x.tokens_in for x in t], [x.tokens_out for x in t], [x.cost for x in t], [x.n for x in t],
+         [x.tools for x in t], [x.errors for x in t]],
+    )  # fmt: skip
+
+
+def _write_conflict_safe(cur, spans: list[Span], pk: dict[str, int], existed: set[str], totals) -> WriteResult:
+    """A concurrent batch stored some of the same spans: insert with ON CONFLICT DO NOTHING instead.
+
+    New traces were inserted with the totals of all their batch spans; take those back
+    and add the totals of the rows that this statement really inserts.
+    """
+    fresh = {pk[k]: t for k, t in totals.items() if k not in existed}
+    if fresh:
+        ids = list(fresh)
+        t = [fresh[i] for i in ids]
+        cur.execute(
+            _ADD_TOTALS,
+            [ids, [-x.tokens_in for x in t], [-x.tokens_out for x in t], [-x.cost for x in t], [-x.n for x in t],
+             [-x.tools for x in t], [-x.errors for x in t]],
+        )  # fmt: skip
+    cur.execute(_TMP_STEPS_DDL)
+    with cur.copy(f"COPY fb_ingest_steps (trace_key, {STEP_VALUES}) FROM STDIN") as copy:
+        for s in spans:
+            copy.write_row((s.trace_id, *_step_values(s)))
+    cur.execute(_INSERT_FROM_TEMP)
+    rows = cur.fetchall()
     return WriteResult(stored=sum(r[2] for r in rows), trace_ids={r[1]: r[0] for r in rows})
