@@ -1,3 +1,6 @@
-from django.urls import path  # noqa: F401
+from django.urls import include, path
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", include("incidents.api_core_urls")),
+    path("", include("incidents.blast_api_urls")),
+]

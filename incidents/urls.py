@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from incidents import views
 
@@ -8,5 +8,7 @@ urlpatterns = [
     path("new/", views.incident_new, name="incident-new"),
     path("metrics/", views.metrics, name="metrics"),
     path("<int:number>/", views.incident_detail, name="incident-detail"),
-    path("<int:number>/postmortem/", views.postmortem_detail, name="postmortem"),
+    # Post-mortem pages and blast radius live in their own modules (one owner each).
+    path("", include("incidents.postmortem_urls")),
+    path("", include("incidents.blast_urls")),
 ]
