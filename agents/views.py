@@ -104,6 +104,12 @@ def _agent(slug: str) -> Agent:
         raise Http404("No agent with this slug.") from None
 
 
+def _incident(request) -> int | None:
+    """The incident a kill or pause belongs to, when the form names one (incident and blast-radius pages)."""
+    value = request.POST.get("incident", "")
+    return int(value) if value.isdigit() and 0 < int(value) < 2**31 else None
+
+
 def _run(request, target: Agent | None, fn, message: str, **kwargs):
     """Call the service ``fn`` as the user with the posted reason; answer as _done/_failed."""
     try:
@@ -119,14 +125,18 @@ def _run(request, target: Agent | None, fn, message: str, **kwargs):
 @role_required(RESPONDER)
 def agent_kill(request, slug):
     agent = _agent(slug)
-    return _run(request, agent, services.agent_kill, f"{agent.slug} killed.", agent=agent)
+    return _run(
+        request, agent, services.agent_kill, f"{agent.slug} killed.", agent=agent, incident_number=_incident(request)
+    )
 
 
 @require_POST
 @role_required(RESPONDER)
 def agent_pause(request, slug):
     agent = _agent(slug)
-    return _run(request, agent, services.agent_pause, f"{agent.slug} paused.", agent=agent)
+    return _run(
+        request, agent, services.agent_pause, f"{agent.slug} paused.", agent=agent, incident_number=_incident(request)
+    )
 
 
 @require_POST

@@ -132,3 +132,11 @@ def test_agent_list_shows_fleet_controls_to_responders_once(agent, responder, vi
     assert "<title>Agents · Firebreak</title>" in html
     assert html.count('id="fleet-controls"') == 1
     assert 'id="fleet-controls"' not in make_client(viewer).get("/agents/").content.decode()
+
+
+def test_a_kill_from_an_incident_page_names_the_incident(agent, responder, make_client):
+    make_client(responder).post("/agents/refund-agent/kill", {"incident": "12", "next": "/incidents/12/"})
+    assert AuditEntry.objects.get(action="kill").incident_number == 12
+    make_client(responder).post("/agents/refund-agent/resume", {"reason": "ok"})
+    make_client(responder).post("/agents/refund-agent/pause", {"incident": "not-a-number"})
+    assert AuditEntry.objects.get(action="pause").incident_number is None

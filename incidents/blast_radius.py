@@ -1,0 +1,427 @@
+"""Blast radius: which trajectories, users and running sessions share an incident's signature.
+
+A *signature* is a conjunction of criteria. Step-level criteria (tool name, argument text or
+regex, action hash) must hold on one and the same step and are checked with a correlated
+``EXISTS`` over ``traces_step`` (served by the partial indexes on ``tool_name`` and
+``action_hash``); trace-level criteria (agents, model/prompt version, input class) and the time
+window (on ``Trace.started_at``) filter the trace row. Every count is one SQL aggregate.
+
+Everything that comes out of traces (user ids, arguments) is untrusted: templates escape it,
+and :func:`csv_safe` defuses spreadsheet formulas in the CSV export.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.db import DataError, connection, transaction
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, TextField
+from django.db.models.functions import Cast
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from agents.models import Agent
+from agents.services import actor_label_for
+from incidents.models import Incident, TimelineEntry, TimelineKind
+from traces.models import Step, Trace, TraceStatus
+
+REGEX_PREFIX = "re:"
+DEFAULT_LOOKBACK = timedelta(hours=24)
+TRACE_LIMIT = 50
+TIMELINE_USER_LIMIT = 1000
+VALUE_MAX = 500
+# Query parameters, shared by the page, the CSV export and the API.
+PARAMS = ("tool", "args", "model_version", "prompt_version", "input_class", "action_hash", "trace", "agent")
+
+
+class BlastParamError(ValueError):
+    """A bad blast-radius parameter; ``param`` names it for the 400 answer."""
+
+    def __init__(self, param: str, message: str):
+        super().__init__(f"{param}: {message}")
+        self.param = param
+        self.message = message
+
+
+@dataclass(frozen=True)
+class BlastSignature:
+    tool: str = ""
+    args: str = ""  # substring (case-insensitive) of the arguments as JSON text, or "re:<regex>"
+    model_version: str = ""
+    prompt_version: str = ""
+    input_class: str = ""
+    action_hash: str = ""
+    trace: str = ""  # the trace whose flagged step gave action_hash (informational once resolved)
+    agents: tuple[str, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not (
+            self.tool
+            or self.args
+            or self.model_version
+            or self.prompt_version
+            or self.input_class
+            or self.action_hash
+            or self.agents
+        )
+
+    @property
+    def has_step_criteria(self) -> bool:
+        return bool(self.tool or self.args or self.action_hash)
+
+    def as_dict(self) -> dict:
+        return {
+            "tool": self.tool,
+            "args": self.args,
+            "model_version": self.model_version,
+            "prompt_version": self.prompt_version,
+            "input_class": self.input_class,
+            "action_hash": self.action_hash,
+            "trace": self.trace,
+            "agents": list(self.agents),
+        }
+
+    def as_params(self) -> list[tuple[str, str]]:
+        """Query parameters that reproduce this signature (for links and the CSV export)."""
+        pairs = [(k, v) for k, v in self.as_dict().items() if k != "agents" and v]
+        pairs += [("agent", slug) for slug in self.agents]
+        return pairs
+
+    def describe(self) -> str:
+        parts = []
+        if self.agents:
+            parts.append("agent " + ", ".join(self.agents))
+        if self.tool:
+            parts.append(f"tool {self.tool}")
+        if self.args:
+            if self.args.startswith(REGEX_PREFIX):
+                parts.append(f"arguments ~ /{self.args[len(REGEX_PREFIX) :]}/i")
+            else:
+                parts.append(f"arguments contain “{self.args}”")
+        if self.action_hash:
+            parts.append(
+                f"action hash {self.action_hash}" + (f" (flagged in trace {self.trace})" if self.trace else "")
+            )
+        if self.model_version:
+            parts.append(f"model {self.model_version}")
+        if self.prompt_version:
+            parts.append(f"prompt {self.prompt_version}")
+        if self.input_class:
+            parts.append(f"input class {self.input_class}")
+        return "; ".join(parts) or "(none)"
+
+
+@dataclass
+class BlastResult:
+    signature: BlastSignature
+    since: datetime
+    until: datetime
+    trajectories: int
+    distinct_users: int
+    still_running: int
+    user_ids: list[str]
+    traces: list[Trace]
+    running_agents: list[dict] = field(default_factory=list)  # [{"slug", "name", "state", "running"}]
+    computed_at: datetime = field(default_factory=timezone.now)
+
+    @property
+    def containment_failed(self) -> bool:
+        return self.still_running > 0
+
+    def window(self) -> dict:
+        return {"since": self.since.isoformat(), "until": self.until.isoformat()}
+
+    def as_data(self, *, user_limit: int = TIMELINE_USER_LIMIT) -> dict:
+        return {
+            "signature": self.signature.as_dict(),
+            "window": self.window(),
+            "trajectories": self.trajectories,
+            "users": self.distinct_users,
+            "still_running": self.still_running,
+            "user_ids": self.user_ids[:user_limit],
+            "computed_at": self.computed_at.isoformat(),
+        }
+
+
+# --- parsing -------------------------------------------------------------------------------------
+
+
+def _text(params, name: str) -> str:
+    value = (params.get(name) or "").strip()
+    if len(value) > VALUE_MAX:
+        raise BlastParamError(name, f"longer than {VALUE_MAX} characters")
+    return value
+
+
+def _time(params, name: str) -> datetime | None:
+    raw = (params.get(name) or "").strip()
+    if not raw:
+        return None
+    if "T" in raw and " " in raw:
+        raw = raw.replace(" ", "+")  # an unencoded "+00:00" arrives as " 00:00"
+    elif " " in raw:
+        raw = raw.replace(" ", "T", 1)
+    try:
+        value = parse_datetime(raw)
+    except ValueError:
+        value = None
+    if value is None:
+        raise BlastParamError(name, f"not an ISO 8601 time: {raw[:60]!r}")
+    if timezone.is_naive(value):
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def regex_validate(pattern: str) -> None:
+    """Raise ValueError unless both Python and PostgreSQL accept ``pattern``."""
+    if not pattern:
+        raise ValueError("empty regular expression")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from None
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT '' ~* %s", [pattern])
+    except DataError as exc:
+        raise ValueError(f"invalid regular expression: {str(exc).strip().splitlines()[0]}") from None
+
+
+def flagged_action_hash(trace_id: str) -> tuple[str, str]:
+    """(action_hash, tool_name) of the flagged step of trace ``trace_id``; ValueError if none."""
+    trace = Trace.objects.filter(trace_id=trace_id).only("id", "flagged_span_id").first()
+    if trace is None:
+        raise ValueError(f"no trace {trace_id!r}")
+    if not trace.flagged_span_id:
+        raise ValueError(f"trace {trace_id!r} has no flagged step")
+    step = Step.objects.filter(trace=trace, span_id=trace.flagged_span_id).only("action_hash", "tool_name").first()
+    if step is None or not step.action_hash:
+        raise ValueError(f"the flagged step of trace {trace_id!r} is not a tool call with an action hash")
+    return step.action_hash, step.tool_name
+
+
+def signature_parse(params, *, incident: Incident, now: datetime | None = None):
+    """Read a signature and window from query/form parameters.
+
+    Returns ``(signature, since, until)``; raises :class:`BlastParamError` naming the bad
+    parameter. The default window runs from 24 h before the incident was declared until now.
+    """
+    now = now or timezone.now()
+    values = {name: _text(params, name) for name in PARAMS if name != "agent"}
+    getlist = getattr(params, "getlist", None)
+    raw_agents = getlist("agent") if getlist else params.get("agent") or []
+    if isinstance(raw_agents, str):
+        raw_agents = [raw_agents]
+    agents = []
+    for item in raw_agents:
+        for slug in str(item).split(","):
+            slug = slug.strip()
+            if slug and slug not in agents:
+                agents.append(slug)
+    if agents:
+        known = set(Agent.objects.filter(slug__in=agents).values_list("slug", flat=True))
+        unknown = [slug for slug in agents if slug not in known]
+        if unknown:
+            raise BlastParamError("agent", "no agent " + ", ".join(repr(s) for s in unknown))
+
+    args = values["args"]
+    if args.startswith(REGEX_PREFIX):
+        try:
+            regex_validate(args[len(REGEX_PREFIX) :])
+        except ValueError as exc:
+            raise BlastParamError("args", str(exc)) from None
+
+    action_hash = values["action_hash"]
+    if action_hash and not re.fullmatch(r"[0-9a-fA-F]{1,16}", action_hash):
+        raise BlastParamError("action_hash", "not a hexadecimal action hash")
+    action_hash = action_hash.lower()
+    if values["trace"]:
+        try:
+            flagged_hash, _tool = flagged_action_hash(values["trace"])
+        except ValueError as exc:
+            raise BlastParamError("trace", str(exc)) from None
+        if action_hash and action_hash != flagged_hash:
+            raise BlastParamError("action_hash", "differs from the action hash of the trace's flagged step")
+        action_hash = flagged_hash
+
+    signature = BlastSignature(
+        tool=values["tool"],
+        args=args,
+        model_version=values["model_version"],
+        prompt_version=values["prompt_version"],
+        input_class=values["input_class"],
+        action_hash=action_hash,
+        trace=values["trace"],
+        agents=tuple(agents),
+    )
+    if signature.is_empty:
+        raise BlastParamError(
+            "signature",
+            "give at least one of tool, args, model_version, prompt_version, input_class, action_hash, trace, agent",
+        )
+
+    since = _time(params, "since") or incident.declared_at - DEFAULT_LOOKBACK
+    until = _time(params, "until") or now
+    if since >= until:
+        raise BlastParamError("until", "the window is reversed or empty: until must be after since")
+    return signature, since, until
+
+
+def signature_default(*, incident: Incident) -> tuple[BlastSignature, str]:
+    """The form's starting point: the incident's agents and its first flagged step.
+
+    Returns the signature and the trace id the flagged step came from ("" if none).
+    """
+    agents = tuple(incident.agents.order_by("slug").values_list("slug", flat=True))
+    tool = action_hash = trace_id = ""
+    flagged = incident.traces.exclude(flagged_span_id="").order_by("started_at", "id").first()
+    if flagged is not None:
+        step = Step.objects.filter(trace=flagged, span_id=flagged.flagged_span_id).first()
+        if step is not None and step.action_hash:
+            tool, action_hash, trace_id = step.tool_name, step.action_hash, flagged.trace_id
+    return BlastSignature(tool=tool, action_hash=action_hash, trace=trace_id, agents=agents), trace_id
+
+
+# --- the selector --------------------------------------------------------------------------------
+
+
+def _matching_steps(signature: BlastSignature) -> QuerySet[Step]:
+    steps = Step.objects.filter(trace=OuterRef("pk"))
+    if signature.tool:
+        # The redundant ``<> ''`` lets the planner prove the partial index step_tool_idx applies.
+        steps = steps.filter(tool_name=signature.tool).exclude(tool_name="")
+    if signature.action_hash:
+        steps = steps.filter(action_hash=signature.action_hash).exclude(action_hash="")
+    if signature.args:
+        steps = steps.annotate(_args_text=Cast("tool_arguments", TextField())).filter(tool_arguments__isnull=False)
+        if signature.args.startswith(REGEX_PREFIX):
+            steps = steps.filter(_args_text__iregex=signature.args[len(REGEX_PREFIX) :])
+        else:
+            steps = steps.filter(_args_text__icontains=signature.args)
+    return steps
+
+
+def blast_traces(*, signature: BlastSignature, since: datetime, until: datetime) -> QuerySet[Trace]:
+    """The matching trajectories (unordered, unevaluated)."""
+    qs = Trace.objects.filter(started_at__gte=since, started_at__lt=until)
+    if signature.agents:
+        qs = qs.filter(agent__slug__in=signature.agents)
+    if signature.model_version:
+        qs = qs.filter(model_version=signature.model_version)
+    if signature.prompt_version:
+        qs = qs.filter(prompt_version=signature.prompt_version)
+    if signature.input_class:
+        qs = qs.filter(input_class=signature.input_class)
+    if signature.has_step_criteria:
+        qs = qs.filter(Exists(_matching_steps(signature)))
+    return qs.order_by()
+
+
+def blast_users(*, signature: BlastSignature, since: datetime, until: datetime, limit: int | None = None):
+    """Per affected user: trajectories, first_seen, last_seen, still_running; by user id."""
+    qs = (
+        blast_traces(signature=signature, since=since, until=until)
+        .exclude(user_id="")
+        .values("user_id")
+        .annotate(
+            trajectories=Count("id"),
+            first_seen=Min("started_at"),
+            last_seen=Max("started_at"),
+            still_running=Count("id", filter=Q(status=TraceStatus.RUNNING)),
+        )
+        .order_by("user_id")
+    )
+    return qs[:limit] if limit is not None else qs
+
+
+def blast_radius(
+    *,
+    signature: BlastSignature,
+    since: datetime,
+    until: datetime,
+    limit_users: int = TIMELINE_USER_LIMIT,
+    limit_traces: int = TRACE_LIMIT,
+) -> BlastResult:
+    """Count what the signature touched in [since, until): four queries, none looping over rows."""
+    traces = blast_traces(signature=signature, since=since, until=until)
+    totals = traces.aggregate(
+        trajectories=Count("id"),
+        distinct_users=Count("user_id", distinct=True, filter=~Q(user_id="")),
+        still_running=Count("id", filter=Q(status=TraceStatus.RUNNING)),
+    )
+    user_ids = list(
+        traces.exclude(user_id="").values_list("user_id", flat=True).distinct().order_by("user_id")[:limit_users]
+    )
+    recent = list(traces.select_related("agent").order_by("-started_at", "-id")[:limit_traces])
+    running_agents = []
+    if totals["still_running"]:
+        running_agents = [
+            {"slug": row["agent__slug"], "name": row["agent__name"], "state": row["agent__state"], "running": row["n"]}
+            for row in traces.filter(status=TraceStatus.RUNNING)
+            .values("agent__slug", "agent__name", "agent__state")
+            .annotate(n=Count("id"))
+            .order_by("agent__slug")
+        ]
+    return BlastResult(
+        signature=signature,
+        since=since,
+        until=until,
+        trajectories=totals["trajectories"],
+        distinct_users=totals["distinct_users"],
+        still_running=totals["still_running"],
+        user_ids=user_ids,
+        traces=recent,
+        running_agents=running_agents,
+    )
+
+
+# --- the service ---------------------------------------------------------------------------------
+
+
+def blast_radius_record(
+    *, incident: Incident, signature: BlastSignature, since: datetime, until: datetime, actor
+) -> tuple[BlastResult, TimelineEntry]:
+    """Compute the blast radius and put the run on the incident's timeline."""
+    result = blast_radius(signature=signature, since=since, until=until, limit_users=TIMELINE_USER_LIMIT)
+    body = (
+        f"Blast radius: {result.trajectories} trajectories, {result.distinct_users} users, "
+        f"{result.still_running} still running — signature {signature.describe()}"
+    )
+    entry = TimelineEntry.objects.create(
+        incident=incident,
+        kind=TimelineKind.BLAST_RADIUS,
+        body=body,
+        actor=actor if getattr(actor, "pk", None) else None,
+        actor_label=actor_label_for(actor),
+        data=result.as_data(),
+        created_at=result.computed_at,
+    )
+    return result, entry
+
+
+# --- CSV -----------------------------------------------------------------------------------------
+
+CSV_COLUMNS = ("user_id", "trajectories", "first_seen", "last_seen", "still_running")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value) -> str:
+    """A cell a spreadsheet will not evaluate: a leading formula character gets a ``'``."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def csv_rows(*, signature: BlastSignature, since: datetime, until: datetime):
+    """Header then one row per affected user, streamed from the database."""
+    yield list(CSV_COLUMNS)
+    for row in blast_users(signature=signature, since=since, until=until).iterator(chunk_size=2000):
+        yield [
+            csv_safe(row["user_id"]),
+            row["trajectories"],
+            row["first_seen"].isoformat(),
+            row["last_seen"].isoformat(),
+            row["still_running"],
+        ]
