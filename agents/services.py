@@ -1,5 +1,6 @@
 """Writes to the agent registry and the gate. Every gate change writes one audit row."""
 
+import logging
 from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -7,6 +8,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import Agent, ApiKey, ApiKeyScope, AuditAction, AuditEntry, FleetGate, GateState
+
+logger = logging.getLogger(__name__)
 
 
 def actor_label_for(actor) -> str:
@@ -147,7 +150,9 @@ def _after_commit(agents: list[Agent], entries: dict[int, AuditEntry | None], *,
         fleet = FleetGate.load()
         gate_publish(agents, fleet)
         for agent in agents:
-            gate_changed.send(
+            # The gate change has committed and is published: a failing listener (a timeline
+            # entry, containment) is logged, never turned into an error for the responder.
+            results = gate_changed.send_robust(
                 sender=Agent,
                 agent=agent,
                 action=action,
@@ -156,6 +161,9 @@ def _after_commit(agents: list[Agent], entries: dict[int, AuditEntry | None], *,
                 reason=reason,
                 incident_number=incident,
             )
+            for receiver, result in results:
+                if isinstance(result, Exception):
+                    logger.error("gate_changed receiver %r failed for %s", receiver, agent.slug, exc_info=result)
 
     transaction.on_commit(publish_and_announce)
 

@@ -7,6 +7,7 @@ from incidents.models import (
     Incident,
     PostMortem,
     PostMortemTemplate,
+    RunbookStep,
     TimelineEntry,
 )
 
@@ -56,3 +57,9 @@ class PostMortemAdmin(admin.ModelAdmin):
     list_filter = ("status",)
     raw_id_fields = ("attached_traces",)
     inlines = [ActionItemInline]
+
+
+@admin.register(RunbookStep)
+class RunbookStepAdmin(admin.ModelAdmin):
+    list_display = ("incident", "phase", "text", "done_at", "done_by")
+    list_filter = ("phase",)

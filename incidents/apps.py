@@ -6,10 +6,14 @@ class IncidentsConfig(AppConfig):
     verbose_name = "Incidents"
 
     def ready(self):
-        from agents import hooks
+        from agents import hooks as agent_hooks
         from agents.signals import gate_changed
-        from incidents import receivers
+        from incidents import hooks, receivers
+        from traces.signals import step_flagged
 
         gate_changed.connect(receivers.on_gate_changed, dispatch_uid="incidents.gate_timeline")
-        if receivers.resume_needs_admin_for_open_sev1 not in hooks.resume_checks:
-            hooks.resume_checks.append(receivers.resume_needs_admin_for_open_sev1)
+        step_flagged.connect(receivers.on_step_flagged, dispatch_uid="incidents.flag_timeline")
+        if receivers.resume_needs_admin_for_open_sev1 not in agent_hooks.resume_checks:
+            agent_hooks.resume_checks.append(receivers.resume_needs_admin_for_open_sev1)
+        if receivers.postmortem_published_for_sev1_sev2 not in hooks.closure_checks:
+            hooks.closure_checks.append(receivers.postmortem_published_for_sev1_sev2)

@@ -233,3 +233,31 @@ class ActionItem(models.Model):
     @property
     def is_structural(self) -> bool:
         return self.kind != self.Kind.PROMPT
+
+
+class RunbookPhase(models.TextChoices):
+    CONTAIN = "contain", "Contain"
+    ASSESS = "assess", "Assess"
+    REMEDIATE = "remediate", "Remediate"
+    LEARN = "learn", "Learn"
+
+
+class RunbookStep(models.Model):
+    """One step of an incident's own runbook, copied at declaration from its class and severity."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="runbook_steps")
+    phase = models.CharField(max_length=10, choices=RunbookPhase.choices)
+    text = models.CharField(max_length=500)
+    order = models.PositiveSmallIntegerField(default=0)
+    done_at = models.DateTimeField(null=True, blank=True)
+    done_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["incident", "order", "id"]
+
+    def __str__(self):
+        return f"{self.incident.ref} {self.phase}: {self.text}"
+
+    @property
+    def is_done(self) -> bool:
+        return self.done_at is not None

@@ -4,8 +4,11 @@ from django.core.exceptions import PermissionDenied
 
 from agents.models import AuditAction
 from firebreak.roles import ADMIN, has_role
-from incidents.models import Incident, Severity
-from incidents.services import OPEN_STATUSES, timeline_gate_record
+from incidents.models import Incident, PostMortem, Severity
+from incidents.services import OPEN_STATUSES, incident_auto_contain, timeline_flag_record, timeline_gate_record
+
+# A fleet stop refuses agents at the fleet gate without changing their own state: it does not count.
+STOPPING_ACTIONS = {AuditAction.KILL, AuditAction.PAUSE}
 
 
 def on_gate_changed(sender, *, agent, action, audit_entry, actor_label, reason, incident_number, **kwargs):
@@ -17,6 +20,12 @@ def on_gate_changed(sender, *, agent, action, audit_entry, actor_label, reason, 
         reason=reason,
         incident_number=incident_number,
     )
+    if action in STOPPING_ACTIONS:
+        incident_auto_contain(agent=agent)
+
+
+def on_step_flagged(sender, *, trace, span_id, note, actor_label, **kwargs):
+    timeline_flag_record(trace=trace, span_id=span_id, note=note, actor_label=actor_label)
 
 
 def resume_needs_admin_for_open_sev1(agent, actor) -> None:
@@ -25,3 +34,14 @@ def resume_needs_admin_for_open_sev1(agent, actor) -> None:
     if not has_role(actor, ADMIN) and open_sev1.exists():
         refs = ", ".join(i.ref for i in open_sev1[:3])
         raise PermissionDenied(f"{agent.slug} is linked to open SEV1 {refs}: only an admin can resume it")
+
+
+def postmortem_published_for_sev1_sev2(incident) -> str | None:
+    """Closure check: SEV1 and SEV2 incidents need a published post-mortem."""
+    if incident.severity not in (Severity.SEV1, Severity.SEV2):
+        return None
+    status = PostMortem.objects.filter(incident=incident).values_list("status", flat=True).first()
+    if status == PostMortem.Status.PUBLISHED:
+        return None
+    state = "none yet" if status is None else f"it is {PostMortem.Status(status).label.lower()}"
+    return f"Needs a published post-mortem (SEV1/SEV2) — {state}"

@@ -142,3 +142,26 @@ def incident_counts_by_failure_class(*, since: datetime | None = None) -> dict:
         "rows": rows,
         "total": sum(found.values()),
     }
+
+
+def incident_close_blockers(incident: Incident) -> list[str]:
+    """What is still missing before ``incident`` may close (empty: it may close), from the closure checks."""
+    from incidents import hooks
+
+    if incident.status == IncidentStatus.CLOSED:
+        return []
+    return hooks.closure_blockers(incident)
+
+
+def runbook_by_phase(*, incident: Incident) -> list[dict]:
+    """The incident's runbook steps grouped by phase in loop order: [{"phase", "label", "steps", "done"}]."""
+    from incidents.models import RunbookPhase
+
+    steps = list(incident.runbook_steps.select_related("done_by").order_by("order", "id"))
+    groups = []
+    for phase in RunbookPhase:
+        in_phase = [s for s in steps if s.phase == phase.value]
+        if in_phase:
+            done = sum(1 for s in in_phase if s.done_at)
+            groups.append({"phase": phase.value, "label": phase.label, "steps": in_phase, "done": done})
+    return groups

@@ -1,11 +1,453 @@
-"""Writes for incidents: declaration, status, timeline, post-mortems."""
+"""Writes for incidents: declaration, lifecycle, runbook, timeline.
 
-from django.db import transaction
+Every service here is one transaction: it writes the change and its timeline
+entry together, or nothing. Notifications leave only after commit.
+"""
+
+import logging
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection, transaction
 from django.db.models import Q
+from django.utils import timezone
 
-from incidents.models import Incident, IncidentStatus, TimelineEntry, TimelineKind
+from agents.models import Agent, GateState
+from firebreak.roles import RESPONDER, has_role
+from incidents import hooks
+from incidents.models import (
+    STATUS_ORDER,
+    Alert,
+    FailureClass,
+    Incident,
+    IncidentStatus,
+    RunbookPhase,
+    RunbookStep,
+    Severity,
+    TimelineEntry,
+    TimelineKind,
+)
+from traces.models import Trace
+
+logger = logging.getLogger(__name__)
 
 OPEN_STATUSES = [IncidentStatus.DECLARED, IncidentStatus.INVESTIGATING, IncidentStatus.CONTAINED]
+NOTE_MAX = 10_000
+TITLE_MAX = 300
+SUMMARY_MAX = 20_000
+
+# Steps every incident of a severity gets on top of its failure class's runbook.
+SEVERITY_RUNBOOK_EXTRAS = {
+    Severity.SEV1: [
+        {"phase": RunbookPhase.CONTAIN, "text": "Page the owning team"},
+        {"phase": RunbookPhase.LEARN, "text": "Post-mortem due in 48 hours"},
+    ],
+}
+PHASE_ORDER = [p.value for p in RunbookPhase]
+
+# Incident numbers come from max(number) + 1 under this transaction-scoped
+# advisory lock, so two declarations at once cannot take the same number.
+NUMBER_LOCK_KEY = 0x1C1DE27  # arbitrary, fixed
+
+
+def _actor_label(actor) -> str:
+    if actor is None:
+        return "system"
+    if isinstance(actor, str):
+        return actor
+    return getattr(actor, "username", None) or str(actor)
+
+
+def _actor_user(actor):
+    return actor if getattr(actor, "pk", None) and hasattr(actor, "groups") else None
+
+
+def _require_responder(actor) -> None:
+    if not has_role(actor, RESPONDER):
+        raise PermissionDenied("This needs the responder role.")
+
+
+def _timeline(incident: Incident, kind: str, body: str, actor, **data) -> TimelineEntry:
+    return TimelineEntry.objects.create(
+        incident=incident,
+        kind=kind,
+        body=body,
+        actor=_actor_user(actor),
+        actor_label=_actor_label(actor),
+        data=data,
+    )
+
+
+def _notify(incident: Incident, event: str, detail: str = "") -> None:
+    """Enqueue a notification after commit; a no-op when no notification URLs are configured."""
+    if not settings.FIREBREAK_NOTIFY_URLS:
+        return
+    from incidents.tasks import incident_notify_task
+
+    pk = incident.pk
+
+    def enqueue():
+        try:
+            incident_notify_task.delay(pk, event, detail)
+        except Exception:  # the broker being down must never fail the responder's write
+            logger.exception("could not enqueue the %s notification for incident %s", event, pk)
+
+    transaction.on_commit(enqueue)
+
+
+def _locked(incident: Incident) -> Incident:
+    return Incident.objects.select_for_update().get(pk=incident.pk)
+
+
+def _refresh(target: Incident, source: Incident) -> None:
+    """Copy the locked row's fields onto the caller's object, so it reflects the write."""
+    for field in Incident._meta.concrete_fields:
+        setattr(target, field.attname, getattr(source, field.attname))
+
+
+# --- declaration ----------------------------------------------------------------------------------
+
+
+def _split_ids(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    return [v.strip() if isinstance(v, str) else v for v in value if v not in ("", None)]
+
+
+def _resolve_failure_class(value) -> FailureClass:
+    if isinstance(value, FailureClass):
+        return value
+    found = FailureClass.objects.filter(slug=value or "").first()
+    if found is None:
+        raise ValidationError({"failure_class": [f"Unknown failure class {str(value)[:63]!r}."]})
+    return found
+
+
+def _resolve_agents(values) -> list[Agent]:
+    values = _split_ids(values)
+    slugs = [v for v in values if not isinstance(v, Agent)]
+    found = {a.slug: a for a in Agent.objects.filter(slug__in=slugs)}
+    missing = [s for s in slugs if s not in found]
+    if missing:
+        raise ValidationError({"agents": [f"Unknown agent {', '.join(repr(str(s)[:63]) for s in missing[:5])}."]})
+    agents = {a.pk: a for a in values if isinstance(a, Agent)}
+    agents.update({a.pk: a for a in found.values()})
+    return list(agents.values())
+
+
+def _resolve_traces(values) -> list[Trace]:
+    values = _split_ids(values)
+    ids = [v for v in values if not isinstance(v, Trace)]
+    found = {t.trace_id: t for t in Trace.objects.filter(trace_id__in=ids).select_related("agent")}
+    missing = [t for t in ids if t not in found]
+    if missing:
+        raise ValidationError({"traces": [f"Unknown trace {', '.join(repr(str(t)[:32]) for t in missing[:5])}."]})
+    traces = {t.pk: t for t in values if isinstance(t, Trace)}
+    traces.update({t.pk: t for t in found.values()})
+    return list(traces.values())
+
+
+def _resolve_commander(value, actor):
+    if value in (None, ""):
+        return _actor_user(actor)
+    if hasattr(value, "pk"):
+        return value
+    user = get_user_model().objects.filter(username=value).first()
+    if user is None or not user.is_active:
+        raise ValidationError({"commander": [f"Unknown user {str(value)[:150]!r}."]})
+    return user
+
+
+def _next_number() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [NUMBER_LOCK_KEY])
+    last = Incident.objects.order_by("-number").values_list("number", flat=True).first()
+    return (last or 0) + 1
+
+
+def _runbook_for(failure_class: FailureClass, severity: str) -> list[dict]:
+    steps = [s for s in failure_class.runbook or [] if s.get("phase") in PHASE_ORDER and s.get("text")]
+    steps += SEVERITY_RUNBOOK_EXTRAS.get(severity, [])
+    # Group by phase, keeping the class's order inside each phase and the extras last.
+    return sorted(steps, key=lambda s: PHASE_ORDER.index(s["phase"]))
+
+
+@transaction.atomic
+def incident_declare(
+    *,
+    title: str,
+    severity: str,
+    failure_class,
+    agents=(),
+    traces=(),
+    commander=None,
+    summary: str = "",
+    actor,
+    alert: Alert | None = None,
+) -> Incident:
+    """Declare an incident: the next number (INC-N), its runbook steps, a "declared" timeline entry.
+
+    ``failure_class`` is a FailureClass or its slug; ``agents`` Agents or slugs;
+    ``traces`` Traces or trace ids (a string may hold several, comma or space
+    separated); ``commander`` a user or username (default: the actor). With
+    ``alert`` the alert is linked and acknowledged. The alert's agent and trace
+    are attached too.
+
+    Raises PermissionDenied (the actor is not a responder) or ValidationError
+    keyed by field (bad severity, unknown class, agent, trace or commander,
+    empty title); nothing is written when it raises. After commit a
+    "declared" notification is enqueued.
+    """
+    _require_responder(actor)
+    errors = {}
+    title = (title or "").strip()
+    if not title:
+        errors["title"] = ["A title is required."]
+    elif len(title) > TITLE_MAX:
+        errors["title"] = [f"At most {TITLE_MAX} characters."]
+    if severity not in Severity.values:
+        errors["severity"] = [f"Severity must be one of {', '.join(Severity.values)}."]
+    summary = summary or ""
+    if len(summary) > SUMMARY_MAX:
+        errors["summary"] = [f"At most {SUMMARY_MAX} characters."]
+    resolved = {}
+    for field, resolve in (
+        ("failure_class", lambda: _resolve_failure_class(failure_class)),
+        ("agents", lambda: _resolve_agents(agents)),
+        ("traces", lambda: _resolve_traces(traces)),
+        ("commander", lambda: _resolve_commander(commander, actor)),
+    ):
+        try:
+            resolved[field] = resolve()
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+    if errors:
+        raise ValidationError(errors)
+
+    agent_list = resolved["agents"]
+    trace_list = resolved["traces"]
+    if alert is not None:
+        if alert.agent_id not in {a.pk for a in agent_list}:
+            agent_list.append(alert.agent)
+        if alert.trace_id and alert.trace_id not in {t.pk for t in trace_list}:
+            trace_list.append(alert.trace)
+
+    fc = resolved["failure_class"]
+    incident = Incident.objects.create(
+        number=_next_number(),
+        title=title,
+        severity=severity,
+        failure_class=fc,
+        summary=summary,
+        commander=resolved["commander"],
+        declared_by=_actor_user(actor),
+        declared_at=timezone.now(),
+    )
+    incident.agents.set(agent_list)
+    incident.traces.set(trace_list)
+    RunbookStep.objects.bulk_create(
+        RunbookStep(incident=incident, phase=step["phase"], text=step["text"][:500], order=i)
+        for i, step in enumerate(_runbook_for(fc, severity))
+    )
+    body = f"Declared {severity} · {fc.name}"
+    if agent_list:
+        body += " · agents " + ", ".join(f"`{a.slug}`" for a in agent_list)
+    if trace_list:
+        body += f" · {len(trace_list)} trace{'s' if len(trace_list) != 1 else ''}"
+    _timeline(
+        incident,
+        TimelineKind.DECLARED,
+        body,
+        actor,
+        severity=severity,
+        failure_class=fc.slug,
+        alert=alert.pk if alert else None,
+    )
+    if alert is not None:
+        Alert.objects.filter(pk=alert.pk).update(incident=incident, status=Alert.Status.ACKNOWLEDGED)
+        _timeline(incident, TimelineKind.ALERT, f"From alert: {alert.title}", actor, alert=alert.pk)
+    _notify(incident, "declared")
+    return incident
+
+
+# --- lifecycle ------------------------------------------------------------------------------------
+
+
+def _status_label(status: str) -> str:
+    return IncidentStatus(status).label
+
+
+@transaction.atomic
+def incident_status_set(*, incident: Incident, status: str, actor, note: str = "") -> Incident:
+    """Move the incident forward to ``status`` (skipping allowed), stamping ``<status>_at``.
+
+    ``closed`` goes through :func:`incident_close` (its checks apply). Raises
+    PermissionDenied (not a responder) or ValidationError (unknown status, not
+    forward, note too long); nothing is written when it raises. Contained and
+    resolved enqueue a notification after commit.
+    """
+    _require_responder(actor)
+    if status == IncidentStatus.CLOSED:
+        return incident_close(incident=incident, actor=actor, note=note)
+    if status not in STATUS_ORDER:
+        raise ValidationError({"status": [f"Unknown status {str(status)[:20]!r}."]})
+    note = (note or "").strip()
+    if len(note) > NOTE_MAX:
+        raise ValidationError({"note": [f"At most {NOTE_MAX:,} characters."]})
+    locked = _locked(incident)
+    if STATUS_ORDER.index(status) <= STATUS_ORDER.index(locked.status):
+        raise ValidationError(
+            {"status": [f"The incident is {locked.get_status_display().lower()}: it only moves forward."]}
+        )
+    _apply_status(locked, status, actor, note=note)
+    _refresh(incident, locked)
+    return incident
+
+
+def _apply_status(locked: Incident, status: str, actor, *, note: str = "", body: str = "") -> None:
+    previous = locked.status
+    locked.status = status
+    setattr(locked, f"{status}_at", timezone.now())
+    locked.save()
+    body = body or f"Status: {_status_label(previous)} → {_status_label(status)}"
+    if note:
+        body += f"\n\n{note}"
+    _timeline(locked, TimelineKind.STATUS, body, actor, before=previous, after=status)
+    if status in (IncidentStatus.CONTAINED, IncidentStatus.RESOLVED):
+        _notify(locked, status)
+
+
+@transaction.atomic
+def incident_close(*, incident: Incident, actor, note: str = "") -> Incident:
+    """Close the incident once every closure check passes (``incidents.hooks.closure_checks``).
+
+    Raises PermissionDenied (not a responder) or ValidationError listing every
+    missing item (or saying it is already closed); nothing is written when it
+    raises.
+    """
+    _require_responder(actor)
+    locked = _locked(incident)
+    if locked.status == IncidentStatus.CLOSED:
+        raise ValidationError({"status": ["The incident is already closed."]})
+    missing = hooks.closure_blockers(locked)
+    if missing:
+        raise ValidationError(missing)
+    _apply_status(locked, IncidentStatus.CLOSED, actor, note=(note or "").strip()[:NOTE_MAX])
+    _refresh(incident, locked)
+    return incident
+
+
+@transaction.atomic
+def incident_severity_set(*, incident: Incident, severity: str, actor, note: str = "") -> Incident:
+    """Change the severity (timeline entry; notification after commit). Closed incidents keep theirs.
+
+    Raises PermissionDenied or ValidationError (unknown or unchanged severity, closed); nothing written.
+    """
+    _require_responder(actor)
+    if severity not in Severity.values:
+        raise ValidationError({"severity": [f"Severity must be one of {', '.join(Severity.values)}."]})
+    locked = _locked(incident)
+    if locked.status == IncidentStatus.CLOSED:
+        raise ValidationError({"severity": ["A closed incident keeps its severity."]})
+    if locked.severity == severity:
+        raise ValidationError({"severity": [f"The incident is already {severity}."]})
+    previous = locked.severity
+    locked.severity = severity
+    locked.save()
+    body = f"Severity: {previous} → {severity}"
+    note = (note or "").strip()[:NOTE_MAX]
+    if note:
+        body += f"\n\n{note}"
+    _timeline(locked, TimelineKind.SEVERITY, body, actor, before=previous, after=severity)
+    _notify(locked, "severity", f"was {previous}")
+    _refresh(incident, locked)
+    return incident
+
+
+@transaction.atomic
+def incident_auto_contain(*, agent: Agent) -> list[Incident]:
+    """Move open incidents linked to ``agent`` whose linked agents are all killed or paused to contained.
+
+    Only incidents before contained move; each gets a timeline entry and a
+    "contained" notification. Returns the incidents moved.
+    """
+    stopped = {GateState.KILLED, GateState.PAUSED}
+    candidates = (
+        Incident.objects.select_for_update(of=("self",))
+        .filter(agents=agent, status__in=[IncidentStatus.DECLARED, IncidentStatus.INVESTIGATING])
+        .order_by("number")
+    )
+    moved = []
+    for incident in candidates:
+        states = set(incident.agents.values_list("state", flat=True))
+        if states and states <= stopped:
+            _apply_status(
+                incident,
+                IncidentStatus.CONTAINED,
+                "firebreak",
+                body=f"Status: {_status_label(incident.status)} → Contained\n\n"
+                "Contained: every linked agent is stopped",
+            )
+            moved.append(incident)
+    return moved
+
+
+# --- runbook and timeline -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def runbook_tick(*, incident: Incident, step_id: int, actor, done: bool = True) -> RunbookStep:
+    """Mark one runbook step done (timed, by whom) or not done; either way a timeline entry.
+
+    Raises PermissionDenied, RunbookStep.DoesNotExist (not a step of this
+    incident) or ValidationError (already in that state); nothing written.
+    """
+    _require_responder(actor)
+    step = RunbookStep.objects.select_for_update().get(pk=step_id, incident=incident)
+    if step.is_done == done:
+        raise ValidationError({"step": ["Already done." if done else "Not done yet."]})
+    step.done_at = timezone.now() if done else None
+    step.done_by = _actor_user(actor) if done else None
+    step.save(update_fields=["done_at", "done_by"])
+    verb = "Done" if done else "Reopened"
+    _timeline(
+        incident,
+        TimelineKind.RUNBOOK,
+        f"{verb} ({step.get_phase_display().lower()}): {step.text}",
+        actor,
+        step=step.pk,
+        done=done,
+    )
+    return step
+
+
+@transaction.atomic
+def timeline_note_add(*, incident: Incident, body: str, actor) -> TimelineEntry:
+    """Add a Markdown note (at most 10,000 characters; rendered and sanitized on display).
+
+    Raises PermissionDenied or ValidationError (empty or too long); nothing written.
+    """
+    _require_responder(actor)
+    body = (body or "").strip()
+    if not body:
+        raise ValidationError({"body": ["The note is empty."]})
+    if len(body) > NOTE_MAX:
+        raise ValidationError({"body": [f"At most {NOTE_MAX:,} characters (this one has {len(body):,})."]})
+    return _timeline(incident, TimelineKind.NOTE, body, actor)
+
+
+@transaction.atomic
+def timeline_flag_record(*, trace: Trace, span_id: str, note: str, actor_label: str) -> list[TimelineEntry]:
+    """Put a flagged step on the timeline of every open incident the trace is attached to."""
+    incidents = Incident.objects.filter(traces=trace, status__in=OPEN_STATUSES).distinct()
+    body = f"Flagged step `{span_id}` of trace `{trace.trace_id}`: {note}"
+    return [
+        _timeline(incident, TimelineKind.FLAG, body, actor_label, trace=trace.trace_id, span_id=span_id)
+        for incident in incidents
+    ]
 
 
 @transaction.atomic

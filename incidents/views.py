@@ -1,8 +1,15 @@
-from django.http import Http404
-from django.shortcuts import render
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from django_htmx.http import trigger_client_event
 
-from incidents import selectors
-from incidents.models import Incident, IncidentStatus, Severity
+from firebreak.roles import RESPONDER, has_role, role_required
+from incidents import selectors, services
+from incidents.forms import IncidentDeclareForm, NoteForm, declare_initial
+from incidents.models import STATUS_ORDER, Incident, IncidentStatus, RunbookStep, Severity
 
 
 def _incident_or_404(number: int) -> Incident:
@@ -10,6 +17,12 @@ def _incident_or_404(number: int) -> Incident:
         return selectors.incident_get(number=number)
     except Incident.DoesNotExist:
         raise Http404("No incident with this number.") from None
+
+
+def _messages_of(exc: ValidationError) -> list[str]:
+    if hasattr(exc, "error_dict"):
+        return [m for k, v in exc.message_dict.items() for m in v]
+    return list(exc.messages)
 
 
 def incident_list(request):
@@ -36,45 +49,183 @@ def incident_list(request):
 
 
 def incident_new(request):
-    # Declaring lands with the incidents work; until then this page shows the
-    # vocabulary a responder declares with.
+    """Viewers see the vocabulary; responders get the form, pre-filled from ?trace, ?agent or ?alert."""
+    can_declare = has_role(request.user, RESPONDER)
+    if request.method == "POST":
+        if not can_declare:
+            raise PermissionDenied("Declaring an incident needs the responder role.")
+        form = IncidentDeclareForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                incident = services.incident_declare(
+                    title=data["title"],
+                    severity=data["severity"],
+                    failure_class=data["failure_class"],
+                    agents=list(data["agents"]),
+                    traces=data["traces"],
+                    commander=data["commander"],
+                    summary=data["summary"],
+                    actor=request.user,
+                    alert=data["alert"],
+                )
+            except ValidationError as exc:
+                if hasattr(exc, "error_dict"):
+                    for field, errors in exc.message_dict.items():
+                        form.add_error(field if field in form.fields else None, errors)
+                else:
+                    form.add_error(None, exc.messages)
+            else:
+                messages.success(request, f"{incident.ref} declared.")
+                return redirect("incidents:incident-detail", number=incident.number)
+    else:
+        form = IncidentDeclareForm(initial=declare_initial(request.GET, request.user))
+    fcs = list(selectors.failure_class_list())
     return render(
         request,
         "incidents/incident_new.html",
-        {"failure_classes": selectors.failure_class_list(), "severities": selectors.severity_list()},
+        {
+            "form": form,
+            "can_declare": can_declare,
+            "failure_classes": fcs,
+            "failure_class_by_slug": {fc.slug: fc for fc in fcs},
+            "severities": selectors.severity_list(),
+        },
+        status=400 if request.method == "POST" else 200,
     )
+
+
+def _detail_context(request, incident: Incident, note_form: NoteForm | None = None) -> dict:
+    current = STATUS_ORDER.index(incident.status)
+    return {
+        "incident": incident,
+        "status_history": selectors.incident_status_history(incident=incident),
+        "timeline": selectors.timeline_list(incident=incident),
+        "runbook": selectors.runbook_by_phase(incident=incident),
+        "blockers": selectors.incident_close_blockers(incident),
+        "next_statuses": [
+            (s.value, s.label) for s in IncidentStatus if STATUS_ORDER.index(s.value) > current and s != "closed"
+        ],
+        "severities": Severity.choices,
+        "note_form": note_form or NoteForm(),
+    }
 
 
 def incident_detail(request, number: int):
     incident = _incident_or_404(number)
-    return render(
-        request,
-        "incidents/incident_detail.html",
-        {
-            "incident": incident,
-            "status_history": selectors.incident_status_history(incident=incident),
-            "timeline": selectors.timeline_list(incident=incident),
-        },
-    )
+    context = _detail_context(request, incident)
+    part = request.GET.get("part")
+    if request.htmx and part in ("timeline", "runbook", "close"):
+        return render(request, f"incidents/incident_detail.html#{part}", context)
+    return render(request, "incidents/incident_detail.html", context)
 
 
-def postmortem_detail(request, number: int):
+# --- writes ---------------------------------------------------------------------------------------
+# Each is a POST form that works without JavaScript (redirect back with a
+# message); with htmx the note and runbook forms get their fragment back.
+
+
+def _back(incident: Incident, anchor: str = "") -> HttpResponse:
+    return redirect(reverse("incidents:incident-detail", args=[incident.number]) + (f"#{anchor}" if anchor else ""))
+
+
+def _refused(request, incident: Incident, exc: Exception, anchor: str = ""):
+    if isinstance(exc, PermissionDenied):
+        raise exc
+    text = "; ".join(_messages_of(exc))
+    if request.htmx:
+        response = HttpResponse(status=204)
+        trigger_client_event(response, "fb:error", {"message": text})
+        return response
+    messages.error(request, text)
+    return _back(incident, anchor)
+
+
+def _changed(response: HttpResponse) -> HttpResponse:
+    trigger_client_event(response, "fb:incident-changed", {})
+    return response
+
+
+@require_POST
+@role_required(RESPONDER)
+def incident_status(request, number: int):
     incident = _incident_or_404(number)
-    postmortem = selectors.postmortem_get(incident=incident)
-    return render(
-        request,
-        "incidents/postmortem_detail.html",
-        {
-            "incident": incident,
-            "postmortem": postmortem,
-            "templates": [] if postmortem else selectors.postmortem_template_list(),
-        },
-    )
+    status = request.POST.get("status", "")
+    try:
+        services.incident_status_set(
+            incident=incident, status=status, actor=request.user, note=request.POST.get("note", "")
+        )
+    except ValidationError as exc:
+        return _refused(request, incident, exc, "status")
+    messages.success(request, f"{incident.ref} is {incident.get_status_display().lower()}.")
+    return _back(incident, "status")
+
+
+@require_POST
+@role_required(RESPONDER)
+def incident_severity(request, number: int):
+    incident = _incident_or_404(number)
+    try:
+        services.incident_severity_set(incident=incident, severity=request.POST.get("severity", ""), actor=request.user)
+    except ValidationError as exc:
+        return _refused(request, incident, exc, "status")
+    messages.success(request, f"{incident.ref} is now {incident.severity}.")
+    return _back(incident, "status")
+
+
+@require_POST
+@role_required(RESPONDER)
+def incident_close(request, number: int):
+    incident = _incident_or_404(number)
+    try:
+        services.incident_close(incident=incident, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, "Cannot close yet: " + "; ".join(_messages_of(exc)))
+        return _back(incident, "close")
+    messages.success(request, f"{incident.ref} closed.")
+    return _back(incident)
+
+
+@require_POST
+@role_required(RESPONDER)
+def note_add(request, number: int):
+    incident = _incident_or_404(number)
+    form = NoteForm(request.POST)
+    if form.is_valid():
+        try:
+            services.timeline_note_add(incident=incident, body=form.cleaned_data["body"], actor=request.user)
+        except ValidationError as exc:
+            form.add_error("body", _messages_of(exc))
+    if request.htmx:
+        context = _detail_context(request, incident, note_form=form if form.errors else None)
+        response = render(request, "incidents/incident_detail.html#timeline", context, status=200)
+        return response
+    if form.errors:
+        messages.error(request, "; ".join(e for errs in form.errors.values() for e in errs))
+    return _back(incident, "timeline")
+
+
+@require_POST
+@role_required(RESPONDER)
+def runbook_tick(request, number: int, step_id: int):
+    incident = _incident_or_404(number)
+    done = request.POST.get("done", "1") == "1"
+    try:
+        services.runbook_tick(incident=incident, step_id=step_id, actor=request.user, done=done)
+    except RunbookStep.DoesNotExist:
+        raise Http404("No such runbook step.") from None
+    except ValidationError:
+        pass  # already in that state (a double click): show the runbook as it is
+    if request.htmx:
+        return _changed(render(request, "incidents/incident_detail.html#runbook", _detail_context(request, incident)))
+    return _back(incident, "runbook")
+
+
+# The post-mortem pages are in views_postmortem.py (routed by postmortem_urls.py).
 
 
 def metrics(request):
-    return render(
-        request,
-        "incidents/incident_metrics.html",
-        {"by_class": selectors.incident_counts_by_failure_class()},
-    )
+    # The metrics page lives with the post-mortem work; urls.py keeps routing here.
+    from incidents.views_postmortem import metrics as metrics_page
+
+    return metrics_page(request)

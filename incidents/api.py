@@ -1,0 +1,142 @@
+"""The incidents API. Each view validates, then calls the same service as the HTML view."""
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agents.api import ERRORS, IsResponder, IsViewer, error, service_error
+from incidents import selectors, services
+from incidents.models import Incident, Severity
+
+# --- serializers ---------------------------------------------------------------------------------
+
+
+class IncidentDeclareSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=services.TITLE_MAX)
+    severity = serializers.ChoiceField(Severity.choices)
+    failure_class = serializers.SlugField(max_length=63, help_text="slug of a failure class from the taxonomy")
+    agents = serializers.ListField(child=serializers.CharField(max_length=63), default=list, help_text="agent slugs")
+    traces = serializers.ListField(child=serializers.CharField(max_length=64), default=list, help_text="trace ids")
+    commander = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=150, help_text="username; default: you"
+    )
+    summary = serializers.CharField(required=False, allow_blank=True, default="", max_length=services.SUMMARY_MAX)
+
+
+class IncidentAgentSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    state = serializers.CharField(help_text="gate state: active, paused or killed")
+
+
+class IncidentTraceSerializer(serializers.Serializer):
+    trace_id = serializers.CharField()
+    agent = serializers.CharField(source="agent.slug")
+    status = serializers.CharField()
+    flagged_span_id = serializers.CharField(allow_blank=True)
+    flag_note = serializers.CharField(allow_blank=True)
+
+
+class RunbookStepSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    phase = serializers.CharField()
+    text = serializers.CharField()
+    done_at = serializers.DateTimeField(allow_null=True)
+    done_by = serializers.CharField(source="done_by.username", allow_null=True, default=None)
+
+
+class TimelineEntrySerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    body = serializers.CharField(help_text="Markdown for notes; plain text otherwise")
+    actor = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+    data = serializers.JSONField()
+
+    def get_actor(self, entry) -> str:
+        return entry.actor_label or (entry.actor.get_username() if entry.actor else "system")
+
+
+class IncidentSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    ref = serializers.CharField(help_text="INC-<number>")
+    title = serializers.CharField()
+    severity = serializers.CharField()
+    failure_class = serializers.CharField(source="failure_class.slug")
+    status = serializers.CharField()
+    summary = serializers.CharField(allow_blank=True)
+    commander = serializers.CharField(source="commander.username", allow_null=True, default=None)
+    declared_by = serializers.CharField(source="declared_by.username", allow_null=True, default=None)
+    declared_at = serializers.DateTimeField()
+    investigating_at = serializers.DateTimeField(allow_null=True)
+    contained_at = serializers.DateTimeField(allow_null=True)
+    resolved_at = serializers.DateTimeField(allow_null=True)
+    closed_at = serializers.DateTimeField(allow_null=True)
+    agents = serializers.SerializerMethodField()
+    traces = serializers.SerializerMethodField()
+    runbook = serializers.SerializerMethodField()
+    timeline = serializers.SerializerMethodField()
+    close_blockers = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+
+    def get_agents(self, incident) -> IncidentAgentSerializer(many=True):
+        return IncidentAgentSerializer(incident.agents.order_by("slug"), many=True).data
+
+    def get_traces(self, incident) -> IncidentTraceSerializer(many=True):
+        return IncidentTraceSerializer(incident.traces.select_related("agent").order_by("started_at"), many=True).data
+
+    def get_runbook(self, incident) -> RunbookStepSerializer(many=True):
+        steps = incident.runbook_steps.select_related("done_by").order_by("order", "id")
+        return RunbookStepSerializer(steps, many=True).data
+
+    def get_timeline(self, incident) -> TimelineEntrySerializer(many=True):
+        return TimelineEntrySerializer(selectors.timeline_list(incident=incident), many=True).data
+
+    def get_close_blockers(self, incident) -> list[str]:
+        return selectors.incident_close_blockers(incident)
+
+    def get_url(self, incident) -> str:
+        return f"{settings.FIREBREAK_BASE_URL.rstrip('/')}/incidents/{incident.number}/"
+
+
+# --- views ---------------------------------------------------------------------------------------
+
+
+class IncidentDeclareApi(APIView):
+    permission_classes = [IsResponder]
+
+    @extend_schema(
+        operation_id="incidents_declare",
+        summary="Declare an incident (responder)",
+        request=IncidentDeclareSerializer,
+        responses={201: IncidentSerializer, **ERRORS},
+        tags=["incidents"],
+    )
+    def post(self, request):
+        data = IncidentDeclareSerializer(data=request.data)
+        if not data.is_valid():
+            return error("invalid input", 400, data.errors)
+        try:
+            incident = services.incident_declare(actor=request.user, **data.validated_data)
+        except (ValidationError, PermissionDenied) as exc:
+            return service_error(exc)
+        return Response(IncidentSerializer(selectors.incident_get(number=incident.number)).data, status=201)
+
+
+class IncidentDetailApi(APIView):
+    permission_classes = [IsViewer]
+
+    @extend_schema(
+        operation_id="incidents_read",
+        summary="Read an incident with its agents, traces, runbook and timeline",
+        responses={200: IncidentSerializer, 404: OpenApiResponse(description="unknown incident")},
+        tags=["incidents"],
+    )
+    def get(self, request, number: int):
+        try:
+            incident = selectors.incident_get(number=number)
+        except Incident.DoesNotExist:
+            return error(f"no incident INC-{number}", 404)
+        return Response(IncidentSerializer(incident).data)

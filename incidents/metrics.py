@@ -1,0 +1,207 @@
+"""Chart data for the incident metrics page, as plain lists and dicts (passed to plotly with json_script)."""
+
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from statistics import median
+
+from django.db.models import Q
+from django.utils import timezone
+
+from incidents.models import FailureClass, Incident, PostMortem, Severity
+from incidents.selectors import POSTMORTEM_DUE_AFTER, incident_counts_by_failure_class
+
+RECURRENCE_WINDOW = timedelta(days=30)
+DEFAULT_WEEKS = 26
+
+
+def _week_start(moment: datetime) -> date:
+    day = timezone.localtime(moment).date()
+    return day - timedelta(days=day.weekday())
+
+
+def _hours(start: datetime, end: datetime | None) -> float | None:
+    if end is None or end < start:
+        return None
+    return round((end - start).total_seconds() / 3600, 2)
+
+
+def time_to_contain_resolve(*, since: datetime | None = None, now: datetime | None = None) -> dict:
+    """Median hours from declaration to containment and to resolution, per severity and week of declaration.
+
+    Returns ``{"weeks": ["2025-01-06", ...], "severities": [...], "contain": {sev: [hours or None per
+    week]}, "resolve": {...}, "counts": {sev: [incidents declared per week]}, "measured": n, "rows":
+    [{"week", "values": [contain, resolve for each severity in turn]}]}``.
+    Weeks run Monday to Sunday from the first week with an incident in the window (default: the
+    last 26 weeks) to this week; a week without a measure for a severity is None (a gap, not zero).
+    ``measured`` counts incidents with at least one of the two times.
+    """
+    now = now or timezone.now()
+    since = since or now - timedelta(weeks=DEFAULT_WEEKS)
+    rows = list(
+        Incident.objects.filter(declared_at__gte=since, declared_at__lte=now)
+        .order_by("declared_at")
+        .values_list("severity", "declared_at", "contained_at", "resolved_at")
+    )
+    severities = list(Severity.values)
+    if not rows:
+        no_series = {s: [] for s in severities}
+        return {
+            "weeks": [],
+            "severities": severities,
+            "contain": no_series,
+            "resolve": dict(no_series),
+            "counts": dict(no_series),
+            "measured": 0,
+            "rows": [],
+        }
+    first, last = _week_start(rows[0][1]), _week_start(now)
+    weeks = []
+    week = first
+    while week <= last:
+        weeks.append(week)
+        week += timedelta(weeks=1)
+    index = {w: i for i, w in enumerate(weeks)}
+    contain: dict = defaultdict(list)
+    resolve: dict = defaultdict(list)
+    counts = {s: [0] * len(weeks) for s in severities}
+    measured = 0
+    for severity, declared, contained, resolved in rows:
+        week = _week_start(declared)
+        if severity in counts:
+            counts[severity][index[week]] += 1
+        to_contain, to_resolve = _hours(declared, contained), _hours(declared, resolved)
+        if to_contain is not None:
+            contain[(severity, week)].append(to_contain)
+        if to_resolve is not None:
+            resolve[(severity, week)].append(to_resolve)
+        measured += to_contain is not None or to_resolve is not None
+
+    def series(values: dict) -> dict:
+        return {
+            s: [round(median(values[(s, w)]), 2) if values.get((s, w)) else None for w in weeks] for s in severities
+        }
+
+    contain_series, resolve_series = series(contain), series(resolve)
+    return {
+        "weeks": [w.isoformat() for w in weeks],
+        "severities": severities,
+        "contain": contain_series,
+        "resolve": resolve_series,
+        "counts": counts,
+        "measured": measured,
+        "rows": [
+            {
+                "week": w.isoformat(),
+                "values": [v for s in severities for v in (contain_series[s][i], resolve_series[s][i])],
+            }
+            for i, w in enumerate(weeks)
+        ],
+    }
+
+
+def incidents_per_failure_class(*, since: datetime | None = None) -> dict:
+    """Incident counts per failure class, stacked by severity (see ``incident_counts_by_failure_class``)."""
+    return incident_counts_by_failure_class(since=since)
+
+
+def recurrence(*, window: timedelta = RECURRENCE_WINDOW) -> dict:
+    """Incidents that recur: same failure class and a shared agent as an earlier incident declared within ``window``.
+
+    Returns ``{"recurring": n, "incidents": total incidents, "classes": [names], "counts": [recurring per
+    class], "rows": [{"number", "title", "class", "agents": [slugs], "previous": number, "days": float}]}``
+    (rows newest first). An incident counts once however many agents or earlier incidents it shares.
+    """
+    fields = ("id", "number", "title", "failure_class_id", "declared_at")
+    incidents = list(Incident.objects.order_by("declared_at", "id").values(*fields))
+    links = Incident.agents.through.objects.values_list("incident_id", "agent__slug")
+    agents_of: dict[int, list[str]] = defaultdict(list)
+    for incident_id, slug in links:
+        agents_of[incident_id].append(slug)
+    classes = list(FailureClass.objects.order_by("order", "name").values_list("id", "name"))
+    class_names = dict(classes)
+    last_seen: dict[tuple[int, str], dict] = {}  # (class, agent) -> the latest earlier incident
+    rows = []
+    per_class: dict[int, int] = defaultdict(int)
+    for incident in incidents:
+        found = None
+        for slug in sorted(agents_of.get(incident["id"], [])):
+            key = (incident["failure_class_id"], slug)
+            previous = last_seen.get(key)
+            recent = previous and incident["declared_at"] - previous["declared_at"] <= window
+            if recent and (found is None or previous["declared_at"] > found["declared_at"]):
+                found = previous
+            last_seen[key] = incident
+        if found:
+            previous = found
+            per_class[incident["failure_class_id"]] += 1
+            rows.append(
+                {
+                    "number": incident["number"],
+                    "title": incident["title"],
+                    "class": class_names.get(incident["failure_class_id"], "?"),
+                    "agents": sorted(agents_of[incident["id"]]),
+                    "previous": previous["number"],
+                    "days": round((incident["declared_at"] - previous["declared_at"]).total_seconds() / 86400, 1),
+                }
+            )
+    rows.reverse()
+    return {
+        "recurring": len(rows),
+        "incidents": len(incidents),
+        "classes": [name for _, name in classes],
+        "counts": [per_class.get(pk, 0) for pk, _ in classes],
+        "rows": rows,
+    }
+
+
+def postmortem_backlog(*, now: datetime | None = None) -> dict:
+    """Open and overdue post-mortems.
+
+    Returns ``{"draft": n, "in_review": n, "published": n, "missing": n, "overdue": n, "open": n,
+    "overdue_rows": [{"number", "title", "severity", "due_at", "status"}]}``: ``missing`` counts
+    incidents without a post-mortem whose severity sets a deadline; ``overdue`` counts unpublished
+    post-mortems past ``due_at`` and missing ones past the deadline (as ``selectors.postmortem_overdue``).
+    """
+    now = now or timezone.now()
+    by_status = {s: PostMortem.objects.filter(status=s).count() for s in PostMortem.Status.values}
+    overdue_pms = list(
+        PostMortem.objects.filter(due_at__lt=now)
+        .exclude(status=PostMortem.Status.PUBLISHED)
+        .select_related("incident")
+        .order_by("due_at")
+    )
+    deadline = Q()
+    for severity, after in POSTMORTEM_DUE_AFTER.items():
+        deadline |= Q(severity=severity, declared_at__lt=now - after)
+    without = Incident.objects.filter(postmortem__isnull=True)
+    missing = without.filter(severity__in=list(POSTMORTEM_DUE_AFTER)).count()
+    missing_overdue = list(without.filter(deadline).order_by("declared_at")) if POSTMORTEM_DUE_AFTER else []
+    rows = [
+        {
+            "number": pm.incident.number,
+            "title": pm.incident.title,
+            "severity": pm.incident.severity,
+            "due_at": pm.due_at,
+            "status": pm.get_status_display(),
+        }
+        for pm in overdue_pms
+    ] + [
+        {
+            "number": incident.number,
+            "title": incident.title,
+            "severity": incident.severity,
+            "due_at": incident.declared_at + POSTMORTEM_DUE_AFTER[incident.severity],
+            "status": "Not started",
+        }
+        for incident in missing_overdue
+    ]
+    rows.sort(key=lambda row: row["due_at"])
+    return {
+        "draft": by_status[PostMortem.Status.DRAFT],
+        "in_review": by_status[PostMortem.Status.IN_REVIEW],
+        "published": by_status[PostMortem.Status.PUBLISHED],
+        "missing": missing,
+        "open": by_status[PostMortem.Status.DRAFT] + by_status[PostMortem.Status.IN_REVIEW],
+        "overdue": len(rows),
+        "overdue_rows": rows,
+    }

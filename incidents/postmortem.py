@@ -1,0 +1,254 @@
+"""Writes for post-mortems: start from a template, write sections, attach traces, action items, review and publish.
+
+Every service is keyword-only and atomic: it validates first and raises ValidationError
+(nothing written) on bad input. Starting, sending to review, sending back and publishing
+put a "postmortem" entry on the incident's timeline.
+"""
+
+from datetime import date
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from incidents.models import (
+    ActionItem,
+    Incident,
+    PostMortem,
+    PostMortemTemplate,
+    TimelineEntry,
+    TimelineKind,
+)
+from incidents.selectors import POSTMORTEM_DUE_AFTER
+from traces.models import Trace
+
+SECTION_BODY_MAX = 50_000
+ACTION_TITLE_MAX = 300
+
+# Draft -> in review -> published; a review can send it back to draft. Published is final.
+TRANSITIONS = {
+    PostMortem.Status.DRAFT: {PostMortem.Status.IN_REVIEW},
+    PostMortem.Status.IN_REVIEW: {PostMortem.Status.DRAFT, PostMortem.Status.PUBLISHED},
+    PostMortem.Status.PUBLISHED: set(),
+}
+
+
+def _actor_user(actor):
+    return actor if getattr(actor, "is_authenticated", False) else None
+
+
+def _actor_label(actor) -> str:
+    if getattr(actor, "is_authenticated", False):
+        return actor.get_username()
+    return str(actor or "system")
+
+
+def _timeline(*, incident: Incident, body: str, actor, data: dict) -> TimelineEntry:
+    return TimelineEntry.objects.create(
+        incident=incident,
+        kind=TimelineKind.POSTMORTEM,
+        body=body,
+        actor=_actor_user(actor),
+        actor_label=_actor_label(actor),
+        data=data,
+    )
+
+
+def _locked(postmortem: PostMortem) -> PostMortem:
+    return PostMortem.objects.select_for_update().select_related("incident").get(pk=postmortem.pk)
+
+
+def _sections_from_template(template: PostMortemTemplate) -> list[dict]:
+    raw = template.sections
+    if not isinstance(raw, list) or not raw:
+        raise ValidationError(f"The template “{template.name}” has no sections.")
+    sections, keys = [], set()
+    for section in raw:
+        key = str(section.get("key", "")).strip() if isinstance(section, dict) else ""
+        title = str(section.get("title", "")).strip() if isinstance(section, dict) else ""
+        if not key or not title:
+            raise ValidationError(f"The template “{template.name}” has a section without a key or title.")
+        if key in keys:
+            raise ValidationError(f"The template “{template.name}” repeats the section key “{key}”.")
+        keys.add(key)
+        sections.append({"key": key, "title": title, "prompt": str(section.get("prompt", "") or ""), "body": ""})
+    return sections
+
+
+def _editable(postmortem: PostMortem) -> None:
+    if postmortem.status == PostMortem.Status.PUBLISHED:
+        raise ValidationError("This post-mortem is published; it can no longer be edited.")
+
+
+@transaction.atomic
+def postmortem_start(*, incident: Incident, template: PostMortemTemplate, actor) -> PostMortem:
+    """Start the incident's post-mortem from ``template``.
+
+    Copies the template's sections (with empty bodies), sets the author and, for SEV1,
+    ``due_at`` = declaration + 48 h; attaches every trace linked to the incident and puts
+    a timeline entry on the incident. Raises ValidationError when the incident already has
+    a post-mortem or the template has no usable sections.
+    """
+    locked = Incident.objects.select_for_update().get(pk=incident.pk)
+    if PostMortem.objects.filter(incident=locked).exists():
+        raise ValidationError(f"{locked.ref} already has a post-mortem.")
+    if template is None:
+        raise ValidationError("Choose a template.")
+    sections = _sections_from_template(template)
+    due_after = POSTMORTEM_DUE_AFTER.get(locked.severity)
+    postmortem = PostMortem.objects.create(
+        incident=locked,
+        template=template,
+        sections=sections,
+        author=_actor_user(actor),
+        due_at=locked.declared_at + due_after if due_after else None,
+    )
+    traces = list(locked.traces.all())
+    if traces:
+        postmortem.attached_traces.add(*traces)
+    _timeline(
+        incident=locked,
+        body=f"Post-mortem started from the template “{template.name}”.",
+        actor=actor,
+        data={"action": "start", "template": template.slug, "postmortem": postmortem.pk},
+    )
+    return postmortem
+
+
+@transaction.atomic
+def postmortem_section_save(*, postmortem: PostMortem, key: str, body: str, actor) -> PostMortem:
+    """Replace the body of section ``key`` (Markdown, stored as written; rendered sanitized).
+
+    Raises ValidationError for an unknown section, a body over SECTION_BODY_MAX characters,
+    or a published post-mortem. Returns the updated post-mortem.
+    """
+    body = (body or "").replace("\r\n", "\n")
+    if len(body) > SECTION_BODY_MAX:
+        raise ValidationError(f"A section holds at most {SECTION_BODY_MAX:,} characters.")
+    locked = _locked(postmortem)
+    _editable(locked)
+    sections = [dict(s) for s in locked.sections]
+    for section in sections:
+        if section.get("key") == key:
+            section["body"] = body
+            break
+    else:
+        raise ValidationError(f"This post-mortem has no section “{key}”.")
+    locked.sections = sections
+    locked.save(update_fields=["sections", "updated_at"])
+    postmortem.sections, postmortem.updated_at = locked.sections, locked.updated_at
+    return postmortem
+
+
+@transaction.atomic
+def postmortem_trace_attach(*, postmortem: PostMortem, trace: Trace, actor) -> PostMortem:
+    """Attach ``trace`` (attaching twice is a no-op). Raises ValidationError when published."""
+    locked = _locked(postmortem)
+    _editable(locked)
+    if trace is None:
+        raise ValidationError("No such trace.")
+    locked.attached_traces.add(trace)
+    return postmortem
+
+
+@transaction.atomic
+def postmortem_trace_detach(*, postmortem: PostMortem, trace: Trace, actor) -> PostMortem:
+    """Detach ``trace`` (a trace not attached is a no-op). Raises ValidationError when published."""
+    locked = _locked(postmortem)
+    _editable(locked)
+    locked.attached_traces.remove(trace)
+    return postmortem
+
+
+@transaction.atomic
+def action_item_add(
+    *, postmortem: PostMortem, title: str, kind: str, owner=None, due_date: date | None = None, actor
+) -> ActionItem:
+    """Add an open action item. Allowed after publishing too: action items are tracked to closure.
+
+    Raises ValidationError for an empty or too long title, an unknown kind, or a due date
+    that is not a date.
+    """
+    title = " ".join((title or "").split())
+    errors = {}
+    if not title:
+        errors["title"] = "Say what will be done."
+    elif len(title) > ACTION_TITLE_MAX:
+        errors["title"] = f"At most {ACTION_TITLE_MAX} characters."
+    if kind not in ActionItem.Kind.values:
+        errors["kind"] = f"Unknown kind “{kind}”; one of: {', '.join(ActionItem.Kind.values)}."
+    if due_date is not None and not isinstance(due_date, date):
+        errors["due_date"] = "Not a date."
+    if errors:
+        raise ValidationError(errors)
+    locked = _locked(postmortem)
+    return ActionItem.objects.create(
+        postmortem=locked, title=title, kind=kind, owner=_actor_user(owner), due_date=due_date
+    )
+
+
+@transaction.atomic
+def action_item_status_set(*, item: ActionItem, status: str, actor) -> ActionItem:
+    """Set the item's status; "done" stamps ``done_at``, any other status clears it.
+
+    Raises ValidationError for an unknown status.
+    """
+    if status not in ActionItem.Status.values:
+        raise ValidationError(f"Unknown status “{status}”; one of: {', '.join(ActionItem.Status.values)}.")
+    locked = ActionItem.objects.select_for_update().get(pk=item.pk)
+    if locked.status != status:
+        locked.status = status
+        locked.done_at = timezone.now() if status == ActionItem.Status.DONE else None
+        locked.save(update_fields=["status", "done_at"])
+    item.status, item.done_at = locked.status, locked.done_at
+    return item
+
+
+def postmortem_empty_sections(postmortem: PostMortem) -> list[str]:
+    """Titles of the sections with nothing written in them."""
+    return [s.get("title") or s.get("key", "?") for s in postmortem.sections if not (s.get("body") or "").strip()]
+
+
+@transaction.atomic
+def postmortem_status_set(*, postmortem: PostMortem, status: str, actor) -> PostMortem:
+    """Move the post-mortem along draft -> in review -> published (review may send it back to draft).
+
+    Publishing needs every section written and stamps ``published_at``. Each change puts a
+    timeline entry on the incident. Raises ValidationError for an unknown status, a move
+    the lifecycle does not allow, or (publishing) empty sections, naming them.
+    """
+    if status not in PostMortem.Status.values:
+        raise ValidationError(f"Unknown status “{status}”.")
+    locked = _locked(postmortem)
+    if status == locked.status:
+        return postmortem
+    if status not in TRANSITIONS[locked.status]:
+        raise ValidationError(
+            f"A post-mortem cannot go from {locked.get_status_display().lower()} "
+            f"to {PostMortem.Status(status).label.lower()}."
+        )
+    if status == PostMortem.Status.PUBLISHED:
+        empty = postmortem_empty_sections(locked)
+        if empty:
+            raise ValidationError(f"Write every section before publishing. Empty: {'; '.join(empty)}.")
+        locked.published_at = timezone.now()
+    previous = locked.status
+    locked.status = status
+    locked.save(update_fields=["status", "published_at", "updated_at"])
+    verb = {
+        PostMortem.Status.IN_REVIEW: "sent to review",
+        PostMortem.Status.DRAFT: "sent back to draft",
+        PostMortem.Status.PUBLISHED: "published",
+    }[status]
+    _timeline(
+        incident=locked.incident,
+        body=f"Post-mortem {verb}.",
+        actor=actor,
+        data={"action": status, "from": previous, "postmortem": locked.pk},
+    )
+    postmortem.status, postmortem.published_at, postmortem.updated_at = (
+        locked.status,
+        locked.published_at,
+        locked.updated_at,
+    )
+    return postmortem

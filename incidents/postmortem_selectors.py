@@ -1,0 +1,271 @@
+"""Reads for post-mortems: the default template, attached traces as excerpts, the last blast radius, the export."""
+
+import json
+from dataclasses import dataclass, field
+
+from django.db.models import QuerySet
+from django.db.models.functions import Left, Length
+from django.utils import timezone
+
+from incidents import selectors
+from incidents.models import ActionItem, Incident, PostMortem, PostMortemTemplate, TimelineEntry, TimelineKind
+from traces.models import Step, Trace
+from traces.selectors import step_skeleton, step_window_around
+
+# Around a flagged step: 3 before it, the step, 2 after (step_window_around puts limit // 2 before).
+EXCERPT_WINDOW = 6
+TOOL_CALL_LIMIT = 200
+TEXT_LIMIT = 2000
+OUTPUT_LIMIT = 500
+
+
+def postmortem_template_default(
+    *, incident: Incident, templates: list[PostMortemTemplate] | QuerySet
+) -> PostMortemTemplate | None:
+    """The first template whose ``default_for`` names the incident's severity, else the first one."""
+    templates = list(templates)
+    for template in templates:
+        if incident.severity in (template.default_for or []):
+            return template
+    return templates[0] if templates else None
+
+
+def postmortem_template_get(*, pk) -> PostMortemTemplate | None:
+    try:
+        return PostMortemTemplate.objects.get(pk=int(pk))
+    except (TypeError, ValueError, PostMortemTemplate.DoesNotExist):
+        return None
+
+
+def args_text(arguments) -> str:
+    """Tool arguments as JSON text (one line when short), cut at TEXT_LIMIT characters."""
+    if arguments is None:
+        return ""
+    compact = json.dumps(arguments, sort_keys=True, ensure_ascii=False, default=str)
+    text = compact if len(compact) <= 100 else json.dumps(arguments, indent=2, sort_keys=True, ensure_ascii=False)
+    if len(text) > TEXT_LIMIT:
+        text = f"{text[:TEXT_LIMIT]}\n… [{len(text) - TEXT_LIMIT:,} more characters not shown]"
+    return text
+
+
+@dataclass
+class ExcerptStep:
+    position: int
+    span_id: str
+    kind: str
+    name: str
+    tool_name: str
+    args_text: str
+    status: str
+    output_head: str
+    output_more: int
+    error_message: str
+    flagged: bool
+
+
+@dataclass
+class ToolCall:
+    position: int
+    span_id: str
+    tool_name: str
+    args_text: str
+    status: str
+
+
+@dataclass
+class TraceExcerpt:
+    """An attached trace as the post-mortem shows it: the steps around the flagged one
+    (or the last five tool calls), and every tool call in order."""
+
+    trace: Trace
+    flagged: bool
+    steps: list[ExcerptStep] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_calls_more: bool = False
+
+
+def _excerpt_steps(trace: Trace, skeleton) -> list[ExcerptStep]:
+    rows: list[Step] = []
+    if trace.flagged_span_id:
+        window = step_window_around(trace=trace, span_id=trace.flagged_span_id, limit=EXCERPT_WINDOW)
+        rows = window.steps if window else []
+    if not rows:
+        recent = list(skeleton.recent_tools)
+        rows = list(
+            Step.objects.filter(trace=trace, span_id__in=recent)
+            .defer("input", "output", "attributes")
+            .annotate(output_head=Left("output", OUTPUT_LIMIT), output_len=Length("output"))
+            .order_by("started_at", "id")
+        )
+    steps = []
+    for step in rows:
+        head = (step.output_head or "")[:OUTPUT_LIMIT]
+        steps.append(
+            ExcerptStep(
+                position=skeleton.positions.get(step.span_id, 0),
+                span_id=step.span_id,
+                kind=step.kind,
+                name=step.name,
+                tool_name=step.tool_name,
+                args_text=args_text(step.tool_arguments),
+                status=step.status,
+                output_head=head,
+                output_more=max(0, (step.output_len or 0) - len(head)),
+                error_message=step.error_message[:TEXT_LIMIT],
+                flagged=bool(trace.flagged_span_id) and step.span_id == trace.flagged_span_id,
+            )
+        )
+    return steps
+
+
+def trace_excerpt(*, trace: Trace) -> TraceExcerpt:
+    """The excerpt of one trace (a few narrow queries; at most TOOL_CALL_LIMIT tool calls are listed)."""
+    skeleton = step_skeleton(trace=trace)
+    calls = list(
+        Step.objects.filter(trace=trace)
+        .exclude(tool_name="")
+        .order_by("started_at", "id")
+        .values_list("span_id", "tool_name", "tool_arguments", "status")[: TOOL_CALL_LIMIT + 1]
+    )
+    steps = _excerpt_steps(trace, skeleton)
+    return TraceExcerpt(
+        trace=trace,
+        flagged=any(s.flagged for s in steps),
+        steps=steps,
+        tool_calls=[
+            ToolCall(skeleton.positions.get(span_id, 0), span_id, tool, args_text(args), status)
+            for span_id, tool, args, status in calls[:TOOL_CALL_LIMIT]
+        ],
+        tool_calls_more=len(calls) > TOOL_CALL_LIMIT,
+    )
+
+
+def postmortem_trace_excerpts(*, postmortem: PostMortem) -> list[TraceExcerpt]:
+    traces = postmortem.attached_traces.select_related("agent").order_by("started_at", "id")
+    return [trace_excerpt(trace=trace) for trace in traces]
+
+
+def blast_radius_last(*, incident: Incident) -> dict | None:
+    """The latest blast-radius timeline entry: ``{"entry", "trajectories", "users", "running", "data"}``.
+
+    The counts are those ``incidents.blast_radius.BlastResult.as_data`` records.
+    """
+    entry = (
+        TimelineEntry.objects.filter(incident=incident, kind=TimelineKind.BLAST_RADIUS)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if entry is None:
+        return None
+    data = entry.data if isinstance(entry.data, dict) else {}
+    return {
+        "entry": entry,
+        "trajectories": data.get("trajectories"),
+        "users": data.get("users"),
+        "running": data.get("still_running"),
+        "data": data,
+    }
+
+
+def postmortem_timeline(*, incident: Incident) -> list[TimelineEntry]:
+    return list(selectors.timeline_list(incident=incident))
+
+
+PROMPT_ONLY_WARNING = "No structural change: every action is a prompt change."
+NO_ACTION_WARNING = (
+    "No structural change yet: add an eval case, a canary, a circuit breaker or budget setting, "
+    "a version pin or a permission change."
+)
+
+
+def action_items_warning(items: list[ActionItem]) -> str:
+    """The warning for a post-mortem without a structural action item ("" when it has one).
+
+    Items marked "won't do" do not count: a structural change nobody will make prevents nothing.
+    """
+    live = [item for item in items if item.status != ActionItem.Status.WONT_DO]
+    if any(item.is_structural for item in live):
+        return ""
+    return PROMPT_ONLY_WARNING if live else NO_ACTION_WARNING
+
+
+# --- export ----------------------------------------------------------------------------------------
+
+
+def _indent(text: str) -> str:
+    # An indented code block: untrusted text can not close it the way it could close a ``` fence.
+    return "\n".join("    " + line for line in (text or "").splitlines() or [""])
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text or "").split())
+
+
+def postmortem_markdown(*, incident: Incident, postmortem: PostMortem) -> str:
+    """The whole post-mortem as one Markdown document: header, timeline, sections, traces, action items."""
+    lines = [
+        f"# Post-mortem {incident.ref}: {_one_line(incident.title)}",
+        "",
+        f"- Severity: {incident.severity}",
+        f"- Failure class: {incident.failure_class.name}",
+        f"- Incident status: {incident.get_status_display()}",
+        f"- Post-mortem status: {postmortem.get_status_display()}",
+        f"- Declared: {incident.declared_at:%Y-%m-%d %H:%M} UTC",
+    ]
+    if postmortem.author:
+        lines.append(f"- Author: {postmortem.author.get_username()}")
+    if postmortem.due_at:
+        lines.append(f"- Due: {postmortem.due_at:%Y-%m-%d %H:%M} UTC")
+    if postmortem.published_at:
+        lines.append(f"- Published: {postmortem.published_at:%Y-%m-%d %H:%M} UTC")
+    lines += ["", "## Timeline", ""]
+    timeline = postmortem_timeline(incident=incident)
+    if timeline:
+        for entry in timeline:
+            when = timezone.localtime(entry.created_at).strftime("%Y-%m-%d %H:%M:%S")
+            lines.append(f"- {when} [{entry.get_kind_display()}] {_one_line(entry.body)}")
+    else:
+        lines.append("No timeline entries.")
+    blast = blast_radius_last(incident=incident)
+    if blast:
+        lines += ["", "## Blast radius (last measured)", ""]
+        for label, key in (("Trajectories", "trajectories"), ("Distinct users", "users"), ("Still running", "running")):
+            lines.append(f"- {label}: {'—' if blast[key] is None else blast[key]}")
+    for section in postmortem.sections:
+        lines += ["", f"## {_one_line(section.get('title'))}", ""]
+        body = (section.get("body") or "").strip()
+        lines.append(body if body else "_Not written yet._")
+    lines += ["", "## Attached traces", ""]
+    excerpts = postmortem_trace_excerpts(postmortem=postmortem)
+    if not excerpts:
+        lines.append("No traces attached.")
+    for excerpt in excerpts:
+        trace = excerpt.trace
+        lines += [f"### Trace {trace.trace_id} ({trace.agent.slug}, {trace.get_status_display()})", ""]
+        if trace.flagged_span_id:
+            lines += [f"Flagged step: span {trace.flagged_span_id} — {_one_line(trace.flag_note)}", ""]
+        if excerpt.tool_calls:
+            lines.append("Tool calls in order:")
+            lines.append("")
+            for call in excerpt.tool_calls:
+                lines.append(_indent(f"#{call.position} {call.tool_name} {call.args_text} [{call.status}]"))
+            if excerpt.tool_calls_more:
+                lines.append(_indent(f"… more than {TOOL_CALL_LIMIT} tool calls; see the full trajectory"))
+        else:
+            lines.append("No tool calls.")
+        lines.append("")
+    lines += ["## Action items", ""]
+    items = list(postmortem.action_items.select_related("owner"))
+    if not items:
+        lines.append("No action items.")
+    for item in items:
+        owner = item.owner.get_username() if item.owner else "unassigned"
+        due = f", due {item.due_date:%Y-%m-%d}" if item.due_date else ""
+        lines.append(
+            f"- [{'x' if item.status == item.Status.DONE else ' '}] {_one_line(item.title)} "
+            f"({item.get_kind_display()}; {owner}{due}; {item.get_status_display()})"
+        )
+    warning = action_items_warning(items)
+    if warning:
+        lines += ["", f"> Warning: {warning}"]
+    return "\n".join(lines) + "\n"

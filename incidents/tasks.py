@@ -1,0 +1,26 @@
+"""Celery adapters for incidents: take ids, call a service."""
+
+import logging
+
+from celery import shared_task
+
+from incidents.notify import NotificationFailed, notification_send
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    ignore_result=True,
+    autoretry_for=(NotificationFailed,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=5,
+)
+def incident_notify_task(incident_id: int, event: str, detail: str = "") -> bool:
+    """Send one incident notification; retried with backoff when a target fails."""
+    try:
+        return notification_send(incident_id=incident_id, event=event, detail=detail)
+    except NotificationFailed:
+        logger.warning("notification %s for incident %s failed; retrying", event, incident_id)
+        raise

@@ -1,0 +1,319 @@
+"""Post-mortem pages and the metrics page: viewers read, responders write (each write calls one service).
+
+Every write works as a plain form post (redirect back to the page) and, with htmx, answers with
+the fragment that changed.
+"""
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from firebreak.markdown import render_markdown
+from firebreak.roles import RESPONDER, has_role, role_required
+from incidents import metrics as metrics_selectors
+from incidents import postmortem as services
+from incidents import postmortem_selectors as pm_selectors
+from incidents import selectors
+from incidents.models import ActionItem, Incident, PostMortem
+from traces.models import Trace
+from traces.selectors import trace_get
+
+PARTIAL = "incidents/postmortem_detail.html#{}"
+
+
+def _incident_or_404(number: int) -> Incident:
+    try:
+        return selectors.incident_get(number=number)
+    except Incident.DoesNotExist:
+        raise Http404("No incident with this number.") from None
+
+
+def _postmortem_or_404(incident: Incident) -> PostMortem:
+    postmortem = selectors.postmortem_get(incident=incident)
+    if postmortem is None:
+        raise Http404("This incident has no post-mortem yet.")
+    return postmortem
+
+
+def _page_url(incident: Incident, anchor: str = "") -> str:
+    url = reverse("incidents:postmortem", args=[incident.number])
+    return f"{url}#{anchor}" if anchor else url
+
+
+def _errors(error: ValidationError) -> list[str]:
+    return list(error.messages)
+
+
+def _refuse(request, incident: Incident, error: ValidationError, anchor: str = ""):
+    for message in _errors(error):
+        messages.error(request, message)
+    return redirect(_page_url(incident, anchor))
+
+
+class SectionForm(forms.Form):
+    body = forms.CharField(required=False, strip=False, max_length=services.SECTION_BODY_MAX)
+
+
+class ActionItemForm(forms.Form):
+    title = forms.CharField(max_length=services.ACTION_TITLE_MAX)
+    kind = forms.ChoiceField(choices=ActionItem.Kind.choices)
+    owner = forms.ModelChoiceField(queryset=None, required=False, empty_label="— unassigned —")
+    due_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = get_user_model().objects.filter(is_active=True).order_by("username")
+
+
+def _items_context(postmortem: PostMortem, form: ActionItemForm | None = None) -> dict:
+    items = list(postmortem.action_items.select_related("owner").order_by("status", "due_date", "id"))
+    return {
+        "items": items,
+        "items_warning": pm_selectors.action_items_warning(items),
+        "item_form": form or ActionItemForm(),
+        "item_statuses": ActionItem.Status.choices,
+    }
+
+
+def _sections(postmortem: PostMortem) -> list[dict]:
+    return [{**section, "html": render_markdown(section.get("body") or "")} for section in postmortem.sections]
+
+
+@require_GET
+def postmortem_detail(request, number: int):
+    incident = _incident_or_404(number)
+    postmortem = selectors.postmortem_get(incident=incident)
+    context = {
+        "incident": incident,
+        "postmortem": postmortem,
+        "timeline": pm_selectors.postmortem_timeline(incident=incident),
+        "blast": pm_selectors.blast_radius_last(incident=incident),
+    }
+    if postmortem is None:
+        templates = list(selectors.postmortem_template_list())
+        context["templates"] = templates
+        context["default_template"] = pm_selectors.postmortem_template_default(incident=incident, templates=templates)
+    else:
+        editable = postmortem.status != PostMortem.Status.PUBLISHED and has_role(request.user, RESPONDER)
+        context.update(
+            {
+                "sections": _sections(postmortem),
+                "editable": editable,
+                "excerpts": pm_selectors.postmortem_trace_excerpts(postmortem=postmortem),
+                "attachable": [t for t in incident.traces.all() if t not in postmortem.attached_traces.all()],
+                "empty_sections": services.postmortem_empty_sections(postmortem),
+                **_items_context(postmortem),
+            }
+        )
+    return render(request, "incidents/postmortem_detail.html", context)
+
+
+@require_POST
+@role_required(RESPONDER)
+def postmortem_start(request, number: int):
+    incident = _incident_or_404(number)
+    template = pm_selectors.postmortem_template_get(pk=request.POST.get("template"))
+    try:
+        services.postmortem_start(incident=incident, template=template, actor=request.user)
+    except ValidationError as error:
+        return _refuse(request, incident, error)
+    messages.success(request, "Post-mortem started.")
+    return redirect(_page_url(incident))
+
+
+@require_POST
+@role_required(RESPONDER)
+def postmortem_section_save(request, number: int, key: str):
+    incident = _incident_or_404(number)
+    postmortem = _postmortem_or_404(incident)
+    form = SectionForm(request.POST)
+    errors: list[str] = []
+    if form.is_valid():
+        try:
+            services.postmortem_section_save(
+                postmortem=postmortem, key=key, body=form.cleaned_data["body"], actor=request.user
+            )
+        except ValidationError as error:
+            errors = _errors(error)
+    else:
+        errors = [e for field_errors in form.errors.values() for e in field_errors]
+    if request.htmx:
+        section = next((s for s in _sections(postmortem) if s["key"] == key), None)
+        if section is None:
+            raise Http404("No such section.")
+        if errors:  # keep what was typed so nothing is lost
+            section = {**section, "body": request.POST.get("body", "")}
+        context = {"incident": incident, "postmortem": postmortem, "section": section, "editable": True}
+        return render(request, PARTIAL.format("section"), {**context, "section_errors": errors, "saved": not errors})
+    if errors:
+        for message in errors:
+            messages.error(request, message)
+    else:
+        messages.success(request, "Section saved.")
+    return redirect(_page_url(incident, f"section-{key}"))
+
+
+@require_POST
+@role_required(RESPONDER)
+def postmortem_preview(request, number: int):
+    """The Markdown of ``body`` rendered and sanitized, for the live preview (writes nothing)."""
+    _incident_or_404(number)
+    body = request.POST.get("body", "")[: services.SECTION_BODY_MAX]
+    html = render_markdown(body)
+    return HttpResponse(html or '<p class="muted"><em>Nothing to preview.</em></p>')
+
+
+@require_POST
+@role_required(RESPONDER)
+def postmortem_trace_attach(request, number: int):
+    incident = _incident_or_404(number)
+    postmortem = _postmortem_or_404(incident)
+    trace_id = request.POST.get("trace_id", "").strip().lower()
+    try:
+        trace = trace_get(trace_id=trace_id)
+    except Trace.DoesNotExist:
+        return _refuse(request, incident, ValidationError(f"No trace with the id “{trace_id}”."), "traces")
+    try:
+        services.postmortem_trace_attach(postmortem=postmortem, trace=trace, actor=request.user)
+    except ValidationError as error:
+        return _refuse(request, incident, error, "traces")
+    return redirect(_page_url(incident, "traces"))
+
+
+@require_POST
+@role_required(RESPONDER)
+def postmortem_trace_detach(request, number: int, trace_id: str):
+    incident = _incident_or_404(number)
+    postmortem = _postmortem_or_404(incident)
+    trace = get_object_or_404(postmortem.attached_traces, trace_id=trace_id)
+    try:
+        services.postmortem_trace_detach(postmortem=postmortem, trace=trace, actor=request.user)
+    except ValidationError as error:
+        return _refuse(request, incident, error, "traces")
+    return redirect(_page_url(incident, "traces"))
+
+
+def _items_response(request, incident: Incident, postmortem: PostMortem, form=None, status: int = 200):
+    context = {"incident": incident, "postmortem": postmortem, **_items_context(postmortem, form)}
+    return render(request, PARTIAL.format("action_items"), context, status=status)
+
+
+@require_POST
+@role_required(RESPONDER)
+def action_item_add(request, number: int):
+    incident = _incident_or_404(number)
+    postmortem = _postmortem_or_404(incident)
+    form = ActionItemForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.action_item_add(
+                postmortem=postmortem,
+                title=data["title"],
+                kind=data["kind"],
+                owner=data["owner"],
+                due_date=data["due_date"],
+                actor=request.user,
+            )
+        except ValidationError as error:
+            for field, field_errors in error.message_dict.items():
+                form.add_error(field if field in form.fields else None, field_errors)
+        else:
+            form = None
+    if request.htmx:
+        return _items_response(request, incident, postmortem, form)
+    if form is not None:
+        for field_errors in form.errors.values():
+            for message in field_errors:
+                messages.error(request, message)
+    return redirect(_page_url(incident, "action-items"))
+
+
+@require_POST
+@role_required(RESPONDER)
+def action_item_status(request, number: int, item_id: int):
+    incident = _incident_or_404(number)
+    postmortem = _postmortem_or_404(incident)
+    item = get_object_or_404(ActionItem, pk=item_id, postmortem=postmortem)
+    try:
+        services.action_item_status_set(item=item, status=request.POST.get("status", ""), actor=request.user)
+    except ValidationError as error:
+        if not request.htmx:
+            return _refuse(request, incident, error, "action-items")
+        return HttpResponse("; ".join(_errors(error)), status=400)
+    if request.htmx:
+        return _items_response(request, incident, postmortem)
+    return redirect(_page_url(incident, "action-items"))
+
+
+@require_POST
+@role_required(RESPONDER)
+def postmortem_status(request, number: int):
+    incident = _incident_or_404(number)
+    postmortem = _postmortem_or_404(incident)
+    status = request.POST.get("status", "")
+    try:
+        services.postmortem_status_set(postmortem=postmortem, status=status, actor=request.user)
+    except ValidationError as error:
+        return _refuse(request, incident, error)
+    messages.success(request, f"Post-mortem {postmortem.get_status_display().lower()}.")
+    return redirect(_page_url(incident))
+
+
+@require_GET
+def postmortem_export(request, number: int):
+    incident = _incident_or_404(number)
+    postmortem = _postmortem_or_404(incident)
+    text = pm_selectors.postmortem_markdown(incident=incident, postmortem=postmortem)
+    response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{incident.ref}-postmortem.md"'
+    return response
+
+
+@require_GET
+def postmortem_print(request, number: int):
+    incident = _incident_or_404(number)
+    postmortem = _postmortem_or_404(incident)
+    items = list(postmortem.action_items.select_related("owner"))
+    return render(
+        request,
+        "incidents/postmortem_print.html",
+        {
+            "incident": incident,
+            "postmortem": postmortem,
+            "sections": _sections(postmortem),
+            "timeline": pm_selectors.postmortem_timeline(incident=incident),
+            "blast": pm_selectors.blast_radius_last(incident=incident),
+            "excerpts": pm_selectors.postmortem_trace_excerpts(postmortem=postmortem),
+            "items": items,
+            "items_warning": pm_selectors.action_items_warning(items),
+        },
+    )
+
+
+@require_GET
+def metrics(request):
+    by_class = metrics_selectors.incidents_per_failure_class()
+    times = metrics_selectors.time_to_contain_resolve()
+    recurrence = metrics_selectors.recurrence()
+    backlog = metrics_selectors.postmortem_backlog()
+    return render(
+        request,
+        "incidents/incident_metrics.html",
+        {
+            "by_class": by_class,
+            "times": times,
+            "recurrence": recurrence,
+            "backlog": backlog,
+            "backlog_chart": {
+                "labels": ["Draft", "In review", "Overdue", "Not started (deadline set)"],
+                "values": [backlog["draft"], backlog["in_review"], backlog["overdue"], backlog["missing"]],
+            },
+            "any_chart": by_class["total"] > 0,
+        },
+    )
