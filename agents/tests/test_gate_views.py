@@ -140,3 +140,11 @@ def test_a_kill_from_an_incident_page_names_the_incident(agent, responder, make_
     make_client(responder).post("/agents/refund-agent/resume", {"reason": "ok"})
     make_client(responder).post("/agents/refund-agent/pause", {"incident": "not-a-number"})
     assert AuditEntry.objects.get(action="pause").incident_number is None
+
+
+def test_agent_page_offers_declaring_an_incident_prefilled(agent, responder, make_client):
+    client = make_client(responder)
+    assert "/incidents/new/?agent=refund-agent" in client.get("/agents/refund-agent/").content.decode()
+    form = client.get("/incidents/new/?agent=refund-agent")
+    assert form.status_code == 200
+    assert "refund-agent" in form.content.decode()
