@@ -49,3 +49,52 @@ class EvalRun(models.Model):
 
     def __str__(self):
         return f"{self.case} {'pass' if self.passed else 'fail'} @ {self.ran_at:%Y-%m-%d %H:%M}"
+
+
+class CanaryPrompt(models.Model):
+    """A known input sent to an agent on a schedule through its canary webhook; the answer must meet an expectation."""
+
+    class Expectation(models.TextChoices):
+        CONTAINS = "contains", "Contains text"
+        REGEX = "regex", "Matches regex"
+        JSON_SCHEMA = "json_schema", "Valid against JSON schema"
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="canaries")
+    name = models.CharField(max_length=200)
+    input = models.TextField()
+    expectation = models.CharField(max_length=12, choices=Expectation.choices, default=Expectation.CONTAINS)
+    expected = models.TextField(help_text="the text, the regex, or the JSON schema (as JSON)")
+    interval_minutes = models.PositiveIntegerField(default=15)
+    timeout_seconds = models.FloatField(default=10.0)
+    enabled = models.BooleanField(default=True)
+    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["agent", "name"]
+        constraints = [models.UniqueConstraint(fields=["agent", "name"], name="canary_unique_name")]
+
+    def __str__(self):
+        return f"{self.agent.slug}: {self.name}"
+
+
+class CanaryRun(models.Model):
+    class Outcome(models.TextChoices):
+        PASS = "pass", "Pass"
+        FAIL = "fail", "Fail"
+        TIMEOUT = "timeout", "Timeout"
+        ERROR = "error", "Bad response"
+
+    canary = models.ForeignKey(CanaryPrompt, on_delete=models.CASCADE, related_name="runs")
+    outcome = models.CharField(max_length=8, choices=Outcome.choices)
+    output = models.TextField(blank=True)
+    detail = models.TextField(blank=True, help_text="why it failed")
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    ran_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-ran_at", "-id"]
+        indexes = [models.Index(fields=["canary", "-ran_at"])]
+
+    def __str__(self):
+        return f"{self.canary} {self.outcome} @ {self.ran_at:%Y-%m-%d %H:%M}"

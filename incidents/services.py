@@ -474,3 +474,51 @@ def timeline_gate_record(
         )
         for incident in incidents
     ]
+
+
+# --- alerts --------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def alert_raise(
+    *,
+    detector: str,
+    agent,
+    fingerprint: str,
+    title: str,
+    trace=None,
+    span_id: str = "",
+    suggested_severity: str = "SEV2",
+    failure_class_slug: str = "",
+    details: dict | None = None,
+):
+    """Raise an alert, deduplicated by fingerprint: an open alert with the same fingerprint
+    counts one more occurrence (count, last_seen, details) instead of a new row.
+
+    Returns (alert, created). A resolved alert with the fingerprint opens again.
+    """
+    now = timezone.now()
+    failure_class = FailureClass.objects.filter(slug=failure_class_slug).first() if failure_class_slug else None
+    alert = Alert.objects.select_for_update().filter(fingerprint=fingerprint).first()
+    if alert is None:
+        alert = Alert.objects.create(
+            detector=detector, agent=agent, trace=trace, span_id=span_id, fingerprint=fingerprint[:64],
+            title=title[:300], suggested_severity=suggested_severity, failure_class=failure_class,
+            details=details or {}, first_seen=now, last_seen=now,
+        )  # fmt: skip
+        created = True
+    else:
+        alert.count += 1
+        alert.last_seen = now
+        alert.details = details or alert.details
+        if alert.status == Alert.Status.RESOLVED:
+            alert.status = Alert.Status.OPEN
+        alert.save(update_fields=["count", "last_seen", "details", "status"])
+        created = False
+    if created:
+        for incident in Incident.objects.filter(agents=agent, status__in=OPEN_STATUSES):
+            TimelineEntry.objects.create(
+                incident=incident, kind=TimelineKind.ALERT, body=f"Alert ({detector}): {title}",
+                actor_label=f"detector:{detector}", data={"alert": alert.pk, "fingerprint": fingerprint},
+            )  # fmt: skip
+    return alert, created
