@@ -151,6 +151,7 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": FIREBREAK_GATE_RECONCILE_SECONDS,
         "options": {"expires": FIREBREAK_GATE_RECONCILE_SECONDS * 2},
     },
+    "canaries": {"task": "evals.tasks.canaries_run_due_task", "schedule": 60.0},
 }
 
 # --- Auth ---------------------------------------------------------------------
