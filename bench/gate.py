@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 from firebreak_sdk import AgentKilled, FirebreakStop, Gate, GateUnavailable
@@ -158,15 +157,6 @@ def django_setup() -> None:
     call_command("migrate", verbosity=0, interactive=False)
 
 
-def gate_redis_url(url: str, db: int) -> str:
-    """``url`` pointed at logical database ``db``: ``?db=N`` for a unix socket, path ``/N`` otherwise."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":  # rebuilt by hand: urlunsplit would drop the empty host of unix:///path
-        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "db"] + [("db", str(db))]
-        return f"{url.split('?', 1)[0]}?{urlencode(query)}"
-    return urlunsplit(parts._replace(path=f"/{db}"))
-
-
 def bench_user():
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
@@ -196,7 +186,6 @@ def leave_active(user) -> None:
 
 
 def prepare() -> Setup:
-    from django.conf import settings
     from django.db.models import Q
     from django.utils import timezone
 
@@ -223,7 +212,9 @@ def prepare() -> Setup:
     leave_active(user)
     agent.refresh_from_db()
     gate_publish([agent])  # the key exists even if Redis was flushed and no reconciler runs
-    return Setup(gate_redis_url(settings.REDIS_URL, settings.FIREBREAK_REDIS_DB), user, user_key, agent_key)
+    from firebreak.redis import gate_redis_url
+
+    return Setup(gate_redis_url(), user, user_key, agent_key)
 
 
 def free_port() -> int:

@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from evals import api
+
+urlpatterns = [
+    path("evals/cases", api.EvalCaseListApi.as_view(), name="api-eval-cases"),
+    path("evals/runs", api.EvalRunsApi.as_view(), name="api-eval-runs"),
+]

@@ -4,6 +4,8 @@ from django.db.models import Case, Count, IntegerField, OuterRef, Subquery, Valu
 
 from agents.models import Agent
 from evals.models import EvalCase, EvalRun
+from incidents.models import Incident
+from traces.models import Step, Trace
 
 
 def eval_case_list(*, agent: Agent | None = None, limit: int = 500) -> list[EvalCase]:
@@ -41,3 +43,70 @@ def eval_summary(*, cases: list[EvalCase]) -> dict[str, int]:
         key = "not_run" if case.latest_passed is None else "passing" if case.latest_passed else "failing"
         summary[key] += 1
     return summary
+
+
+def eval_case_get(*, pk: int) -> EvalCase:
+    """One case with its agent, incident, trace and failure class; raises EvalCase.DoesNotExist."""
+    return EvalCase.objects.select_related("agent", "incident", "trace", "failure_class", "created_by").get(pk=pk)
+
+
+def eval_run_list(*, case: EvalCase, limit: int = 200) -> list[EvalRun]:
+    """The case's latest ``limit`` runs, newest first."""
+    return list(EvalRun.objects.filter(case=case).order_by("-ran_at", "-id")[:limit])
+
+
+def eval_run_chart(*, runs: list[EvalRun]) -> dict:
+    """Pass/fail over time for plotly, oldest first: {"x": iso times, "y": 1/0, "version": [...], "passed": n}."""
+    ordered = list(reversed(runs))
+    return {
+        "x": [run.ran_at.isoformat() for run in ordered],
+        "y": [1 if run.passed else 0 for run in ordered],
+        "version": [run.version for run in ordered],
+        "passed": sum(1 for run in ordered if run.passed),
+        "failed": sum(1 for run in ordered if not run.passed),
+    }
+
+
+def eval_case_flagged_step(*, case: EvalCase) -> Step | None:
+    """The step the case was captured at (the trace's flagged step then), if the trace still has it."""
+    if not case.trace_id or not case.flagged_span_id:
+        return None
+    return Step.objects.filter(trace_id=case.trace_id, span_id=case.flagged_span_id).first()
+
+
+def eval_case_export(*, agent: Agent | None = None, incident: Incident | None = None) -> list[dict]:
+    """Every case (oldest first, so the order is stable between reads) in the export format of
+    ``GET /api/v1/evals/cases``."""
+    qs = EvalCase.objects.select_related("agent", "incident", "trace", "failure_class").order_by("id")
+    if agent is not None:
+        qs = qs.filter(agent=agent)
+    if incident is not None:
+        qs = qs.filter(incident=incident)
+    return [eval_case_document(case) for case in qs]
+
+
+def eval_case_document(case: EvalCase) -> dict:
+    """One case as an agent team's own runner reads it (the keys are a stable contract)."""
+    return {
+        "id": f"EC-{case.pk}",
+        "case_id": case.pk,
+        "agent": case.agent.slug,
+        "title": case.title,
+        "input": case.input,
+        "expected_behaviour": case.expected_behaviour,
+        "forbidden_actions": case.forbidden_actions or [],
+        "failure_class": case.failure_class.slug if case.failure_class_id else None,
+        "severity": case.severity or None,
+        "incident": case.incident.number if case.incident_id else None,
+        "trace_id": case.trace.trace_id if case.trace_id else None,
+        "created_at": case.created_at.isoformat(),
+    }
+
+
+def golden_trajectory_list(*, limit: int = 500) -> list[Trace]:
+    """The golden trajectory of each (agent, input class), by agent then class."""
+    return list(
+        Trace.objects.select_related("agent")
+        .filter(is_golden=True)
+        .order_by("agent__slug", "input_class", "-id")[:limit]
+    )

@@ -132,8 +132,8 @@ else:
     REDIS_URL = f"unix://{_sock}"
     CELERY_BROKER_URL = f"redis+socket://{_sock}"
     EMBEDDED_REDIS = True
-# The gate's keys and pub/sub live in this logical database (tests use another).
-FIREBREAK_REDIS_DB = env_int("FIREBREAK_REDIS_DB", 0)
+# The gate's keys and pub/sub live in REDIS_URL's database, or in this one when set (tests use 15).
+FIREBREAK_REDIS_DB = env_int("FIREBREAK_REDIS_DB", 0) if env_str("FIREBREAK_REDIS_DB") else None
 
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
