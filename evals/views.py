@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from evals import selectors, services
+from evals.canaries import canary_list
 from evals.models import EvalCase
 from firebreak.roles import RESPONDER, role_required
 from incidents.models import FailureClass, Incident, IncidentStatus, Severity
@@ -24,6 +25,7 @@ def case_list(request):
             "cases": cases,
             "summary": selectors.eval_summary(cases=cases),
             "goldens": selectors.golden_trajectory_list(),
+            "canaries": canary_list(),
         },
     )
 

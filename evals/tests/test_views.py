@@ -156,3 +156,13 @@ def test_the_case_page_shows_runs_chart_and_escaped_input(refund_trace, viewer, 
 
 def test_an_unknown_case_page_is_404(viewer, make_client):
     assert make_client(viewer).get("/evals/cases/999/").status_code == 404
+
+
+def test_the_suite_page_lists_canaries(viewer, make_client, make_agent):
+    from evals.models import CanaryPrompt
+
+    agent = make_agent("canary-bot")
+    CanaryPrompt.objects.create(agent=agent, name="refund policy", input="<b>hi</b>", expected="policy")
+    html = make_client(viewer).get("/evals/").content.decode()
+    assert "Canary prompts" in html
+    assert "refund policy" in html
