@@ -116,3 +116,22 @@ def ingest(db):
         return trace_ingest(spans=spans, key_agent=key_agent)
 
     return run
+
+
+@pytest.fixture
+def make_incident(responder):
+    """Declare an incident through the real service (SEV3 runaway loop unless told otherwise)."""
+    from incidents.services import incident_declare
+
+    def make(**kwargs):
+        kwargs.setdefault("title", "Refund agent looping")
+        kwargs.setdefault("severity", "SEV3")
+        kwargs.setdefault("failure_class", "runaway-loop")
+        kwargs.setdefault("agents", [])
+        kwargs.setdefault("traces", [])
+        kwargs.setdefault("commander", None)
+        kwargs.setdefault("summary", "")
+        kwargs.setdefault("actor", responder)
+        return incident_declare(**kwargs)
+
+    return make

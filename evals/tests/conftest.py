@@ -5,24 +5,6 @@ ROOT_INPUT = "Refund order A-17 <script>alert(1)</script>, I was charged twice"
 
 
 @pytest.fixture
-def make_incident(responder):
-    from incidents.services import incident_declare
-
-    def make(**kwargs):
-        kwargs.setdefault("title", "Refund agent refunded 900 twice")
-        kwargs.setdefault("severity", "SEV3")
-        kwargs.setdefault("failure_class", "runaway-loop")
-        kwargs.setdefault("agents", [])
-        kwargs.setdefault("traces", [])
-        kwargs.setdefault("commander", None)
-        kwargs.setdefault("summary", "")
-        kwargs.setdefault("actor", responder)
-        return incident_declare(**kwargs)
-
-    return make
-
-
-@pytest.fixture
 def refund_trace(make_agent, make_spans, ingest, responder):
     """A finished trace of "refund-bot" that called issue_refund twice with the same arguments;
     the first refund is flagged as the off-rails step."""
