@@ -261,3 +261,30 @@ class RunbookStep(models.Model):
     @property
     def is_done(self) -> bool:
         return self.done_at is not None
+
+
+class DetectorSetting(models.Model):
+    """Thresholds and rule of one detector, for all agents (agent empty) or one agent (overrides)."""
+
+    class Rule(models.TextChoices):
+        NOTIFY = "notify", "Notify"
+        PAUSE = "pause", "Pause the agent"
+        DECLARE = "declare", "Declare an incident"
+
+    detector = models.CharField(max_length=100)
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.CASCADE, related_name="detector_settings")
+    enabled = models.BooleanField(default=True)
+    thresholds = models.JSONField(default=dict, blank=True, help_text="overrides of the detector's defaults")
+    rule = models.CharField(max_length=10, choices=Rule.choices, blank=True, help_text="empty: the detector's default")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["detector", "agent"], name="detector_setting_unique"),
+            models.UniqueConstraint(
+                fields=["detector"], condition=models.Q(agent__isnull=True), name="detector_setting_global_unique"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.detector} ({self.agent or 'all agents'})"

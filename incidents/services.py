@@ -63,7 +63,13 @@ def _actor_user(actor):
     return actor if getattr(actor, "pk", None) and hasattr(actor, "groups") else None
 
 
+SYSTEM_ACTOR_PREFIX = "detector:"
+
+
 def _require_responder(actor) -> None:
+    # Detectors act on their own rules (pause, declare); people need the responder role.
+    if isinstance(actor, str) and actor.startswith(SYSTEM_ACTOR_PREFIX):
+        return
     if not has_role(actor, RESPONDER):
         raise PermissionDenied("This needs the responder role.")
 
@@ -522,3 +528,26 @@ def alert_raise(
                 actor_label=f"detector:{detector}", data={"alert": alert.pk, "fingerprint": fingerprint},
             )  # fmt: skip
     return alert, created
+
+
+@transaction.atomic
+def incident_declare_from_alert(*, alert, trace=None, span_id: str = "") -> Incident:
+    """A detector's rule "declare": severity and class as suggested, the alert's agent and trace
+    attached, the offending step flagged on the trace. Returns the alert's incident if it has one."""
+    if alert.incident_id:
+        return alert.incident
+    if trace is not None and span_id and not trace.flagged_span_id:
+        from traces.services import trace_flag
+
+        trace_flag(trace=trace, span_id=span_id, note=f"Flagged by {alert.detector}: {alert.title}"[:500],
+                   actor=f"{SYSTEM_ACTOR_PREFIX}{alert.detector}")  # fmt: skip
+    return incident_declare(
+        title=alert.title,
+        severity=alert.suggested_severity,
+        failure_class=alert.failure_class or FailureClass.objects.order_by("order").first(),
+        agents=[alert.agent],
+        traces=[trace] if trace is not None else [],
+        summary=f"Declared by the {alert.detector} detector.",
+        actor=f"{SYSTEM_ACTOR_PREFIX}{alert.detector}",
+        alert=alert,
+    )

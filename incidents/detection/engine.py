@@ -1,0 +1,72 @@
+"""Runs detectors and acts on their findings: alert (deduplicated), then the detector's rule."""
+
+import logging
+
+from django.db import transaction
+
+from agents.models import Agent, GateState
+from incidents.detection.base import Finding, Rule, registry
+from incidents.models import DetectorSetting
+
+logger = logging.getLogger(__name__)
+
+
+def detector_settings(name: str, agent: Agent) -> tuple[bool, dict, str]:
+    """(enabled, thresholds, rule) for one detector and agent: defaults < all-agents row < agent row."""
+    spec = registry[name]
+    enabled, thresholds, rule = True, dict(spec.defaults), spec.rule
+    rows = DetectorSetting.objects.filter(detector=name, agent__in=[agent]) | DetectorSetting.objects.filter(
+        detector=name, agent__isnull=True
+    )
+    for row in sorted(rows, key=lambda r: r.agent_id is not None):  # global first, then the agent's own
+        enabled = row.enabled
+        thresholds.update(row.thresholds or {})
+        rule = row.rule or rule
+    return enabled, thresholds, rule
+
+
+def findings_handle(findings: list[Finding]) -> list:
+    """Raise or bump one alert per finding and apply its rule. Returns the alerts.
+
+    Pausing goes through the gate service (audit row, publish, timeline); declaring uses the
+    incident service with the trace attached and the offending step flagged.
+    """
+    from incidents.services import alert_raise
+
+    alerts = []
+    for finding in findings:
+        agent = Agent.objects.get(pk=finding.agent_id)
+        _, _, rule = detector_settings(finding.detector, agent)
+        with transaction.atomic():
+            from traces.models import Trace
+
+            trace = Trace.objects.filter(pk=finding.trace_id).first() if finding.trace_id else None
+            alert, created = alert_raise(
+                detector=finding.detector,
+                agent=agent,
+                fingerprint=finding.fingerprint,
+                title=finding.title,
+                trace=trace,
+                span_id=finding.span_id,
+                suggested_severity=finding.severity,
+                failure_class_slug=finding.failure_class or registry[finding.detector].failure_class,
+                details=finding.details,
+            )
+        alerts.append(alert)
+        if created:
+            try:
+                _apply_rule(rule, alert, agent, trace, finding)
+            except Exception:
+                logger.exception("rule %s failed for alert %s", rule, alert.pk)
+    return alerts
+
+
+def _apply_rule(rule: str, alert, agent: Agent, trace, finding: Finding) -> None:
+    from agents.services import agent_pause
+
+    if rule in (Rule.PAUSE, Rule.DECLARE) and agent.state == GateState.ACTIVE:
+        agent_pause(agent=agent, actor=f"detector:{finding.detector}", reason=f"Alert #{alert.pk}: {finding.title}")
+    if rule == Rule.DECLARE:
+        from incidents.services import incident_declare_from_alert
+
+        incident_declare_from_alert(alert=alert, trace=trace, span_id=finding.span_id)
