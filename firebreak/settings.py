@@ -152,6 +152,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "options": {"expires": FIREBREAK_GATE_RECONCILE_SECONDS * 2},
     },
     "canaries": {"task": "evals.tasks.canaries_run_due_task", "schedule": 60.0},
+    "detect-scheduled": {
+        "task": "incidents.tasks.detect_scheduled_task",
+        "schedule": 300.0,
+        "options": {"expires": 300},
+    },
+    "health-scores": {"task": "incidents.tasks.health_scores_task", "schedule": 60.0, "options": {"expires": 60}},
 }
 
 # --- Auth ---------------------------------------------------------------------
@@ -220,6 +226,11 @@ FIREBREAK_INGEST_MAX_SPANS = env_int("FIREBREAK_INGEST_MAX_SPANS", 10_000)
 # Apprise URLs for incident notifications (comma separated).
 FIREBREAK_NOTIFY_URLS = env_list("FIREBREAK_NOTIFY_URLS")
 FIREBREAK_BASE_URL = env_str("FIREBREAK_BASE_URL", "http://127.0.0.1:8000")
+
+# LLM-as-judge for the judge_score detector (OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1); off when empty.
+FIREBREAK_JUDGE_URL = env_str("FIREBREAK_JUDGE_URL")
+FIREBREAK_JUDGE_MODEL = env_str("FIREBREAK_JUDGE_MODEL")
+FIREBREAK_JUDGE_API_KEY = env_str("FIREBREAK_JUDGE_API_KEY")
 
 LOGGING = {
     "version": 1,

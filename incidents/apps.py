@@ -9,9 +9,10 @@ class IncidentsConfig(AppConfig):
         from agents import hooks as agent_hooks
         from agents.signals import gate_changed
         from incidents import hooks, receivers
-        from traces.signals import step_flagged
+        from traces.signals import spans_ingested, step_flagged
 
         gate_changed.connect(receivers.on_gate_changed, dispatch_uid="incidents.gate_timeline")
+        spans_ingested.connect(receivers.on_spans_ingested, dispatch_uid="incidents.streaming_detection")
         step_flagged.connect(receivers.on_step_flagged, dispatch_uid="incidents.flag_timeline")
         if receivers.resume_needs_admin_for_open_sev1 not in agent_hooks.resume_checks:
             agent_hooks.resume_checks.append(receivers.resume_needs_admin_for_open_sev1)

@@ -1,11 +1,15 @@
 """Receivers and hooks incidents connects in ready(): they only hand off to services."""
 
+import logging
+
 from django.core.exceptions import PermissionDenied
 
 from agents.models import AuditAction
 from firebreak.roles import ADMIN, has_role
 from incidents.models import Incident, PostMortem, Severity
 from incidents.services import OPEN_STATUSES, incident_auto_contain, timeline_flag_record, timeline_gate_record
+
+logger = logging.getLogger(__name__)
 
 # A fleet stop refuses agents at the fleet gate without changing their own state: it does not count.
 STOPPING_ACTIONS = {AuditAction.KILL, AuditAction.PAUSE}
@@ -22,6 +26,18 @@ def on_gate_changed(sender, *, agent, action, audit_entry, actor_label, reason, 
     )
     if action in STOPPING_ACTIONS:
         incident_auto_contain(agent=agent)
+
+
+def on_spans_ingested(sender, *, trace_pks, **kwargs):
+    """A batch committed: queue the streaming detectors for its traces (a broker outage only logs)."""
+    from incidents.tasks import detect_batch_task
+
+    if not trace_pks:
+        return
+    try:
+        detect_batch_task.delay(list(trace_pks))
+    except Exception:
+        logger.exception("could not queue streaming detection for %d traces", len(trace_pks))
 
 
 def on_step_flagged(sender, *, trace, span_id, note, actor_label, **kwargs):

@@ -1,0 +1,75 @@
+"""Token-length distribution drift of LLM outputs: last hour against the 7-day baseline."""
+
+import math
+from datetime import datetime
+
+from agents.models import Agent
+from incidents.detection.base import Finding, Rule, detector
+from incidents.detection.scheduled._sql import FROM_STEPS, bounds, fetchall
+
+NAME = "length_drift"
+MAX_BINS = 200  # outputs longer than MAX_BINS * bin share the last bin
+
+
+def kl_divergence(window: dict[int, int], baseline: dict[int, int], *, alpha: float = 0.5) -> float:
+    """KL(window || baseline) over the union of bins, with additive (Laplace) smoothing ``alpha``."""
+    bins = set(window) | set(baseline)
+    if not bins:
+        return 0.0
+    nw, nb, k = sum(window.values()), sum(baseline.values()), len(bins)
+    kl = 0.0
+    for b in bins:
+        p = (window.get(b, 0) + alpha) / (nw + alpha * k)
+        q = (baseline.get(b, 0) + alpha) / (nb + alpha * k)
+        kl += p * math.log(p / q)
+    return kl
+
+
+@detector(
+    name=NAME,
+    kind="scheduled",
+    defaults={"baseline_days": 7, "window_minutes": 60, "bin": 25, "kl": 0.15, "min_samples": 30},
+    rule=Rule.NOTIFY,
+    failure_class="output-quality",
+)
+def run(*, agent: Agent, settings: dict, now: datetime) -> list[Finding]:
+    """Fire when KL(window || baseline) of the tokens_out histogram (``bin``-token bins) is ≥ ``kl``.
+
+    The histogram is built in PostgreSQL (GROUP BY window flag, bin). Small samples inflate KL by about
+    (bins - 1) / (2 n); that bias is subtracted so an hour of ordinary traffic does not look like drift.
+    """
+    params = bounds(agent_id=agent.pk, now=now, settings=settings) | {"bin": int(settings["bin"]), "cap": MAX_BINS}
+    rows = fetchall(
+        f"""SELECT s.started_at >= %(wstart)s AS win, LEAST(s.tokens_out / %(bin)s, %(cap)s) AS b, count(*)
+            {FROM_STEPS} AND s.kind = 'llm' AND s.tokens_out > 0 GROUP BY 1, 2""",
+        params,
+    )
+    window = {b: n for win, b, n in rows if win}
+    baseline = {b: n for win, b, n in rows if not win}
+    nw, nb = sum(window.values()), sum(baseline.values())
+    if nw < settings["min_samples"] or nb < settings["min_samples"]:
+        return []
+    raw = kl_divergence(window, baseline)
+    kl = raw - (len(set(window) | set(baseline)) - 1) / (2 * nw)
+    if kl < settings["kl"]:
+        return []
+    mean_w = sum((b + 0.5) * n for b, n in window.items()) / nw * settings["bin"]
+    mean_b = sum((b + 0.5) * n for b, n in baseline.items()) / nb * settings["bin"]
+    return [
+        Finding(
+            detector=NAME,
+            agent_id=agent.pk,
+            key="drift",
+            title=f"{agent.slug}: output length drifted (KL {kl:.2f}; ~{mean_w:.0f} vs ~{mean_b:.0f} tokens)",
+            severity="SEV3",
+            details={
+                "kl": round(kl, 4),
+                "kl_raw": round(raw, 4),
+                "window_n": nw,
+                "baseline_n": nb,
+                "window_mean_tokens": round(mean_w),
+                "baseline_mean_tokens": round(mean_b),
+                "window_start": params["wstart"].isoformat(),
+            },
+        )
+    ]

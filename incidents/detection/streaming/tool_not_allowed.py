@@ -1,0 +1,34 @@
+"""Tool misuse: a tool call outside the agent's allowed tools."""
+
+from incidents.detection.base import Finding, Rule, detector
+from incidents.detection.streaming._steps import tool_steps
+
+NAME = "tool_not_allowed"
+
+
+@detector(name=NAME, kind="streaming", defaults={}, rule=Rule.DECLARE, failure_class="tool-misuse")
+def run(*, traces, settings) -> list[Finding]:
+    """A tool step whose tool is not in agent.allowed_tools (agents with an empty list allow any tool)."""
+    findings = []
+    for trace in traces:
+        allowed = set(trace.agent.allowed_tools or ())
+        if not allowed:
+            continue
+        seen = set()
+        for step in tool_steps(trace):
+            if not step.tool_name or step.tool_name in allowed or step.tool_name in seen:
+                continue
+            seen.add(step.tool_name)
+            findings.append(
+                Finding(
+                    detector=NAME,
+                    agent_id=trace.agent_id,
+                    key=f"{trace.pk}:{step.tool_name}",
+                    title=f"{step.tool_name} is not among {trace.agent.slug}'s allowed tools",
+                    trace_id=trace.pk,
+                    span_id=step.span_id,
+                    severity="SEV1",
+                    details={"trace_id": trace.trace_id, "tool": step.tool_name, "allowed": sorted(allowed)},
+                )
+            )
+    return findings
