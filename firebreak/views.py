@@ -7,6 +7,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from agents.selectors import agent_list, agent_state_counts, fleet_gate_peek, reasons_pending
+from incidents.alert_selectors import alert_open_feed
 from incidents.selectors import incident_list
 from traces.selectors import agent_activity, trace_recent_list
 
@@ -30,6 +31,7 @@ def dashboard(request):
     if part in (None, "live"):
         context["fleet_gate"] = fleet_gate_peek()
         context["open_incidents"] = incident_list(open_only=True, limit=20)
+        context["open_alerts"] = alert_open_feed(limit=10)
         context["recent_traces"] = trace_recent_list(limit=15)
     template = f"dashboard.html#{part}" if part in ("fleet", "live") else "dashboard.html"
     return render(request, template, context)

@@ -16,4 +16,5 @@ urlpatterns = [
     # Post-mortem pages and blast radius live in their own modules (one owner each).
     path("", include("incidents.postmortem_urls")),
     path("", include("incidents.blast_urls")),
+    path("", include("incidents.alerts_urls")),
 ]

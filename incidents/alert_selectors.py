@@ -1,0 +1,87 @@
+"""Reads for alerts and detector settings: the alert list, the dashboard feed, the detector registry."""
+
+import importlib
+import logging
+
+from django.db.models import Case, IntegerField, QuerySet, Value, When
+
+from agents.models import Agent
+from incidents.models import Alert, DetectorSetting
+
+logger = logging.getLogger(__name__)
+
+ALERT_LIST_LIMIT = 200
+DETECTOR_PACKAGES = ("incidents.detection", "incidents.detection.streaming", "incidents.detection.scheduled")
+
+
+def _status_rank():
+    return Case(
+        When(status=Alert.Status.OPEN, then=Value(0)),
+        When(status=Alert.Status.ACKNOWLEDGED, then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
+
+
+def alert_list(*, status: str = "", detector: str = "", agent: str = "", limit: int = ALERT_LIST_LIMIT) -> QuerySet:
+    """Alerts, open first then acknowledged then resolved, newest ``last_seen`` first within each."""
+    qs = Alert.objects.select_related("agent", "trace", "failure_class", "incident")
+    if status:
+        qs = qs.filter(status=status)
+    if detector:
+        qs = qs.filter(detector=detector)
+    if agent:
+        qs = qs.filter(agent__slug=agent)
+    return qs.annotate(status_rank=_status_rank()).order_by("status_rank", "-last_seen", "-pk")[:limit]
+
+
+def alert_open_feed(*, limit: int = 10) -> list[Alert]:
+    """The latest open alerts, for the dashboard."""
+    return list(
+        Alert.objects.filter(status=Alert.Status.OPEN)
+        .select_related("agent", "trace", "incident")
+        .order_by("-last_seen", "-pk")[:limit]
+    )
+
+
+def alert_get(*, pk: int) -> Alert:
+    return Alert.objects.select_related("agent", "trace", "failure_class", "incident").get(pk=pk)
+
+
+def alert_detector_names() -> list[str]:
+    """Detectors that raised alerts, plus the registered ones (for the filter)."""
+    names = set(Alert.objects.values_list("detector", flat=True).distinct())
+    names.update(detector_registry().keys())
+    return sorted(names)
+
+
+def detector_registry() -> dict:
+    """The registered detectors. Importing the packages registers them; the ones not there yet are skipped."""
+    for module in DETECTOR_PACKAGES:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            logger.debug("detector package %s not importable", module)
+    from incidents.detection.base import registry
+
+    return registry
+
+
+def detector_settings_overview() -> list[dict]:
+    """Each registered detector with its defaults, rule and saved settings (all agents first)."""
+    registry = detector_registry()
+    rows: dict[str, list[DetectorSetting]] = {}
+    for setting in DetectorSetting.objects.select_related("agent").order_by("detector", "agent__slug"):
+        rows.setdefault(setting.detector, []).append(setting)
+    out = []
+    for name in sorted(registry):
+        spec = registry[name]
+        saved = sorted(rows.get(name, []), key=lambda s: (s.agent_id is not None, s.agent.slug if s.agent else ""))
+        out.append({"spec": spec, "settings": saved, "unregistered": False})
+    for name in sorted(set(rows) - set(registry)):
+        out.append({"spec": None, "name": name, "settings": rows[name], "unregistered": True})
+    return out
+
+
+def agent_choices() -> list[Agent]:
+    return list(Agent.objects.order_by("slug"))

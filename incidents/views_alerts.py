@@ -1,0 +1,132 @@
+"""Alert pages: the alert list (acknowledge, resolve) and the detector settings."""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from agents.models import Agent
+from firebreak.roles import ADMIN, RESPONDER, has_role, role_required
+from incidents import alert_selectors, alert_services
+from incidents.models import Alert, DetectorSetting
+
+
+def _messages_of(exc: ValidationError) -> list[str]:
+    if hasattr(exc, "error_dict"):
+        return [m for v in exc.message_dict.values() for m in v]
+    return list(exc.messages)
+
+
+def _alert_or_404(pk: int) -> Alert:
+    try:
+        return alert_selectors.alert_get(pk=pk)
+    except Alert.DoesNotExist:
+        raise Http404("No alert with this id.") from None
+
+
+def alert_list(request):
+    status = request.GET.get("status", "")
+    detector = request.GET.get("detector", "")
+    agent = request.GET.get("agent", "")
+    status = status if status in Alert.Status.values else ""
+    alerts = alert_selectors.alert_list(status=status, detector=detector, agent=agent)
+    return render(
+        request,
+        "incidents/alert_list.html",
+        {
+            "alerts": alerts,
+            "statuses": Alert.Status.choices,
+            "detectors": alert_selectors.alert_detector_names(),
+            "agents": alert_selectors.agent_choices(),
+            "status": status,
+            "detector": detector,
+            "agent": agent,
+            "list_limit": alert_selectors.ALERT_LIST_LIMIT,
+        },
+    )
+
+
+def _alert_action(request, pk: int, action):
+    alert = _alert_or_404(pk)
+    error = ""
+    try:
+        action(alert=alert, actor=request.user)
+    except ValidationError as exc:
+        error = " ".join(_messages_of(exc))
+    if request.htmx:
+        alert = _alert_or_404(pk)
+        return render(
+            request,
+            "incidents/alert_list.html#alert-row",
+            {"alert": alert, "row_error": error},
+            status=400 if error else 200,
+        )
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, f"Alert #{alert.pk} {alert.get_status_display().lower()}.")
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = ""
+    return redirect(target or "incidents:alert-list")
+
+
+@require_POST
+@role_required(RESPONDER)
+def alert_acknowledge(request, pk: int):
+    return _alert_action(request, pk, alert_services.alert_acknowledge)
+
+
+@require_POST
+@role_required(RESPONDER)
+def alert_resolve(request, pk: int):
+    return _alert_action(request, pk, alert_services.alert_resolve)
+
+
+def _settings_context(request, **extra) -> dict:
+    return {
+        "detectors": alert_selectors.detector_settings_overview(),
+        "agents": alert_selectors.agent_choices(),
+        "rules": DetectorSetting.Rule.choices,
+        "can_edit": has_role(request.user, ADMIN),
+        **extra,
+    }
+
+
+def detector_settings(request):
+    if request.method == "POST":
+        return _detector_settings_post(request)
+    return render(request, "incidents/detector_settings.html", _settings_context(request))
+
+
+@role_required(ADMIN)
+def _detector_settings_post(request):
+    data = request.POST
+    detector = data.get("detector", "")
+    agent_slug = data.get("agent", "").strip()
+    thresholds = {key[2:]: value for key, value in data.items() if key.startswith("t_") and value.strip() != ""}
+    errors: list[str] = []
+    agent = None
+    if agent_slug:
+        agent = Agent.objects.filter(slug=agent_slug).first()
+        if agent is None:
+            errors.append(f"Unknown agent {agent_slug!r}.")
+    if not errors:
+        try:
+            alert_services.detector_setting_save(
+                detector=detector,
+                agent=agent,
+                enabled=data.get("enabled") in ("on", "1", "true"),
+                thresholds=thresholds,
+                rule=data.get("rule", ""),
+                actor=request.user,
+            )
+        except ValidationError as exc:
+            errors.extend(_messages_of(exc))
+    if errors:
+        context = _settings_context(request, errors=errors, error_detector=detector, posted=data)
+        return render(request, "incidents/detector_settings.html", context, status=400)
+    messages.success(request, f"Settings of {detector} saved for {agent.slug if agent else 'all agents'}.")
+    return redirect("incidents:detector-settings")
