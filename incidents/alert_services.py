@@ -5,6 +5,7 @@ import math
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from firebreak.roles import ADMIN, has_role
 from incidents.models import Alert, DetectorSetting
@@ -33,7 +34,9 @@ def alert_acknowledge(*, alert: Alert, actor) -> Alert:
             f"Only an open alert can be acknowledged; this one is {locked.get_status_display().lower()}."
         )
     locked.status = Alert.Status.ACKNOWLEDGED
-    locked.save(update_fields=["status"])
+    locked.handled_by = getattr(actor, "username", None) or str(actor)
+    locked.handled_at = timezone.now()
+    locked.save(update_fields=["status", "handled_by", "handled_at"])
     _refresh(alert, locked)
     logger.info("alert %s acknowledged by %s", alert.pk, getattr(actor, "username", actor))
     return alert
@@ -47,7 +50,9 @@ def alert_resolve(*, alert: Alert, actor) -> Alert:
     if locked.status == Alert.Status.RESOLVED:
         raise ValidationError("This alert is already resolved.")
     locked.status = Alert.Status.RESOLVED
-    locked.save(update_fields=["status"])
+    locked.handled_by = getattr(actor, "username", None) or str(actor)
+    locked.handled_at = timezone.now()
+    locked.save(update_fields=["status", "handled_by", "handled_at"])
     _refresh(alert, locked)
     logger.info("alert %s resolved by %s", alert.pk, getattr(actor, "username", actor))
     return alert

@@ -149,6 +149,8 @@ class Alert(models.Model):
     first_seen = models.DateTimeField(default=timezone.now)
     last_seen = models.DateTimeField(default=timezone.now, db_index=True)
     count = models.PositiveIntegerField(default=1)
+    handled_by = models.CharField(max_length=200, blank=True, help_text="who acknowledged or resolved it last")
+    handled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-last_seen"]

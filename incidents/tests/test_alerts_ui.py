@@ -219,3 +219,17 @@ def test_setting_service_validates_directly(admin_user, test_detector):
         detector=test_detector, enabled=True, thresholds={"repeats": 4}, rule="declare", actor=admin_user
     )
     assert setting.thresholds == {"repeats": 4}
+
+
+def test_acknowledging_records_who_did_it(make_agent, responder):
+    from incidents.alert_services import alert_acknowledge, alert_resolve
+    from incidents.services import alert_raise
+
+    alert, _ = alert_raise(detector="action_repeat", agent=make_agent("who-bot"), fingerprint="f-who", title="loop")
+    alert_acknowledge(alert=alert, actor=responder)
+    alert.refresh_from_db()
+    assert (alert.status, alert.handled_by) == ("acknowledged", responder.username)
+    assert alert.handled_at is not None
+    alert_resolve(alert=alert, actor=responder)
+    alert.refresh_from_db()
+    assert alert.status == "resolved"
