@@ -16,9 +16,12 @@ from traces.models import Trace
 SEED = 11
 ANCHOR = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 
-# Which streaming detectors fire on each demo failure example. The others (hallucinated-write, refusal-burst,
-# truncation, prompt-injection) are for the scheduled / content detectors.
+# Which streaming detectors fire on each demo failure example. The hallucinated write has no detector:
+# telling invented values from real ones needs grounding checks or a judge (scheduled judge_score).
 EXPECTED = {
+    "refusal-burst": {"refusal_burst"},
+    "truncation": {"truncation"},
+    "prompt-injection": {"injection"},
     "runaway-loop": {"action_repeat"},
     "cost-spiral": {"token_ratio", "context_growth", "session_caps"},
     "tool-not-allowed": {"tool_not_allowed"},
@@ -49,7 +52,7 @@ def test_streaming_detectors_are_registered():
 
     streaming = {name for name, spec in registry.items() if spec.kind == "streaming"}
     assert streaming >= {"action_repeat", "session_caps", "token_ratio", "tool_not_allowed", "tool_errors",
-                         "context_growth", "ping_pong"}  # fmt: skip
+                         "context_growth", "ping_pong", "truncation", "refusal_burst", "injection"}  # fmt: skip
 
 
 def test_each_covered_failure_example_raises_its_alerts(fleet, db):

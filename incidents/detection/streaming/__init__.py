@@ -7,9 +7,12 @@ loaded once for the whole batch by the runner.
 from incidents.detection.streaming import (  # noqa: F401
     action_repeat,
     context_growth,
+    injection,
     ping_pong,
+    refusal_burst,
     session_caps,
     token_ratio,
     tool_errors,
     tool_not_allowed,
+    truncation,
 )

@@ -1,0 +1,51 @@
+"""Prompt injection: tool or retrieved content that carries instructions, followed by further tool calls."""
+
+from django.db import connection
+
+from incidents.detection.base import Finding, Rule, detector
+
+NAME = "injection"
+# Phrases that instruct the model rather than inform it; matched case-insensitively in tool/retrieval output.
+INJECTION_RE = (
+    r"(ignore|disregard|forget) (all |the )?(previous|prior|above) (instructions|rules|prompts?)"
+    r"|you are (now )?in (maintenance|developer|debug) mode"
+    r"|new instructions:|system prompt:|<\|im_start\|>system"
+)
+
+
+@detector(name=NAME, kind="streaming", defaults={}, rule=Rule.PAUSE, failure_class="policy-bypass")
+def run(*, traces, settings) -> list[Finding]:
+    """A tool or retrieval step whose output reads like instructions, with a tool call after it in the run."""
+    if not traces:
+        return []
+    by_pk = {t.pk: t for t in traces}
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT s.trace_id, s.span_id, s.tool_name, ("
+            "  SELECT n.tool_name FROM traces_step n WHERE n.trace_id = s.trace_id AND n.kind = 'tool'"
+            "  AND n.started_at > s.started_at ORDER BY n.started_at LIMIT 1) "
+            "FROM traces_step s WHERE s.trace_id = ANY(%s) AND s.kind IN ('tool', 'retrieval') AND s.output ~* %s "
+            "ORDER BY s.trace_id, s.started_at",
+            [list(by_pk), INJECTION_RE],
+        )
+        rows = cur.fetchall()
+    findings, seen = [], set()
+    for trace_pk, span_id, source_tool, next_tool in rows:
+        if next_tool is None or trace_pk in seen:
+            continue
+        seen.add(trace_pk)
+        trace = by_pk[trace_pk]
+        findings.append(
+            Finding(
+                detector=NAME,
+                agent_id=trace.agent_id,
+                key=str(trace_pk),
+                title=f"{trace.agent.slug}: instructions found in {source_tool or 'retrieved'} output, "
+                f"then {next_tool} was called",
+                trace_id=trace_pk,
+                span_id=span_id,
+                severity="SEV1",
+                details={"trace_id": trace.trace_id, "source": source_tool, "next_tool": next_tool},
+            )
+        )
+    return findings
