@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from agents.selectors import agent_list, agent_state_counts, fleet_gate_peek, reasons_pending
 from incidents.alert_selectors import alert_open_feed
+from incidents.detection.health import health_get
 from incidents.selectors import incident_list
 from traces.selectors import agent_activity, trace_recent_list
 
@@ -24,8 +25,15 @@ def dashboard(request):
         # Stopped agents first: at 3 a.m. the ones that need a decision lead.
         agents = sorted(agent_list(), key=lambda a: (a.state == "active", a.slug))
         pending = reasons_pending(agents=agents)
+        health = health_get(agent_slugs=[a.slug for a in agents])
         context["fleet"] = [
-            {"agent": a, "pending_reason": pending.get(a.pk), **activity.get(a.pk, EMPTY_ACTIVITY)} for a in agents
+            {
+                "agent": a,
+                "pending_reason": pending.get(a.pk),
+                "health": _health_view(health.get(a.slug)),
+                **activity.get(a.pk, EMPTY_ACTIVITY),
+            }
+            for a in agents
         ]
         context["state_counts"] = agent_state_counts()
     if part in (None, "live"):
@@ -35,6 +43,16 @@ def dashboard(request):
         context["recent_traces"] = trace_recent_list(limit=15)
     template = f"dashboard.html#{part}" if part in ("fleet", "live") else "dashboard.html"
     return render(request, template, context)
+
+
+def _health_view(health: dict | None) -> dict:
+    """Score and a trend word over the last hour of scores (one a minute) for a fleet card."""
+    if not health or health["score"] is None:
+        return {"score": None, "trend": ""}
+    trend = health["trend"][-60:]
+    change = trend[-1] - trend[0] if len(trend) > 1 else 0
+    word = "rising" if change >= 5 else "falling" if change <= -5 else "steady"
+    return {"score": health["score"], "trend": word, "change": change, "points": trend}
 
 
 @login_not_required

@@ -199,3 +199,13 @@ def test_demo_fleet_refusal_burst_is_caught_and_nothing_else_fires(fleet, db):
     # The refusals are also far shorter than triage's usual answers: length_drift on that agent is a true positive.
     assert not [f for f in fired if f[1] != burst.agent], fired
     assert Alert.objects.filter(detector="refusal_shift").count() == 1
+
+
+def test_the_dashboard_shows_each_agents_health_and_trend(make_agent, viewer, make_client):
+    from incidents.detection.health import health_scores_compute
+
+    make_agent("healthy-bot")
+    health_scores_compute()
+    html = make_client(viewer).get("/", {"part": "fleet"}, headers={"HX-Request": "true"}).content.decode()
+    assert "health-score" in html
+    assert "not computed yet" not in html
