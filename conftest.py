@@ -5,6 +5,8 @@ from decimal import Decimal
 
 import pytest
 
+from core.actors import Actor
+
 # Browser tests use live_server from a thread next to Playwright's event loop.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -14,7 +16,7 @@ TEST_REDIS_DB = 15
 @pytest.fixture(autouse=True)
 def _redis_test_db(settings):
     """Tests use their own Redis logical database, emptied before each test."""
-    from firebreak.redis import get_redis
+    from core.redis import get_redis
 
     settings.FIREBREAK_REDIS_DB = TEST_REDIS_DB
     get_redis.cache_clear()
@@ -95,7 +97,7 @@ def make_agent(db):
         kwargs.setdefault("name", slug.replace("-", " ").title())
         kwargs.setdefault("allowed_tools", ["search", "lookup_order", "send_email"])
         kwargs.setdefault("session_cost_cap", Decimal("5"))
-        return agent_register(slug=slug, actor="tests", **kwargs)
+        return agent_register(slug=slug, actor=Actor.system("tests"), **kwargs)
 
     return make
 
@@ -103,7 +105,7 @@ def make_agent(db):
 @pytest.fixture
 def make_spans():
     """Build a list of ingest Spans for one trajectory: a root agent span and its steps."""
-    from firebreak.demo import trajectory_spans
+    from traces.synthetic import trajectory_spans
 
     return trajectory_spans
 
@@ -131,7 +133,7 @@ def make_incident(responder):
         kwargs.setdefault("traces", [])
         kwargs.setdefault("commander", None)
         kwargs.setdefault("summary", "")
-        kwargs.setdefault("actor", responder)
+        kwargs.setdefault("actor", Actor.person(responder))
         return incident_declare(**kwargs)
 
     return make

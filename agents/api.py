@@ -2,8 +2,8 @@
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -11,47 +11,10 @@ from rest_framework.views import APIView
 from agents import selectors, services
 from agents.gate import fleet_document, gate_document
 from agents.models import Agent, Environment
-from agents.permissions import IsPersonWithRole, is_agent_key, key_scopes
-from firebreak.roles import ADMIN, RESPONDER, VIEWER, has_role
-
-ERROR = inline_serializer("Error", {"error": serializers.CharField(), "detail": serializers.JSONField(required=False)})
-ERRORS = {
-    400: OpenApiResponse(ERROR, description="invalid input; nothing written"),
-    401: OpenApiResponse(ERROR, description="no or unknown key"),
-    403: OpenApiResponse(ERROR, description="not allowed (agent keys never act on a gate); nothing written"),
-    404: OpenApiResponse(ERROR, description="unknown agent"),
-    409: OpenApiResponse(ERROR, description="does not apply to the gate as it is; nothing written"),
-}
-
-
-def error(message: str, code: int, detail=None) -> Response:
-    body = {"error": message}
-    if detail is not None:
-        body["detail"] = detail
-    return Response(body, status=code)
-
-
-def service_error(exc: Exception) -> Response:
-    if isinstance(exc, services.GateConflict):
-        return error("; ".join(exc.messages), status.HTTP_409_CONFLICT)
-    if isinstance(exc, ValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
-        return error("invalid input", status.HTTP_400_BAD_REQUEST, detail)
-    if isinstance(exc, PermissionDenied):
-        return error(str(exc) or "not allowed", status.HTTP_403_FORBIDDEN)
-    raise exc
-
-
-class IsViewer(IsPersonWithRole):
-    role = VIEWER
-
-
-class IsResponder(IsPersonWithRole):
-    role = RESPONDER
-
-
-class IsAdmin(IsPersonWithRole):
-    role = ADMIN
+from agents.permissions import IsAdmin, IsResponder, IsViewer, is_agent_key, key_scopes
+from core.actors import Actor
+from core.api import ERRORS, error, service_error
+from core.roles import VIEWER, has_role
 
 
 class CanReadGate(BasePermission):
@@ -185,7 +148,7 @@ class AgentListApi(APIView):
         if not data.is_valid():
             return error("invalid input", 400, data.errors)
         try:
-            agent = services.agent_register(actor=request.user, **data.validated_data)
+            agent = services.agent_register(actor=Actor.from_request(request), **data.validated_data)
         except ValidationError as exc:
             return service_error(exc)
         return Response(AgentSerializer(agent).data, status=201)
@@ -240,7 +203,7 @@ def _gate_action(
                 return error("invalid input", 400, data.errors)
             kwargs = {
                 "agent": agent,
-                "actor": request.user,
+                "actor": Actor.from_request(request),
                 "reason": data.validated_data["reason"],
                 "incident_number": data.validated_data.get("incident"),
             }
@@ -309,7 +272,7 @@ def _fleet_action(name: str, *, summary: str, service, role_permission, extra: d
                 return error("invalid input", 400, data.errors)
             try:
                 with transaction.atomic():
-                    service(actor=request.user, reason=data.validated_data["reason"], **(extra or {}))
+                    service(actor=Actor.from_request(request), reason=data.validated_data["reason"], **(extra or {}))
             except (ValidationError, PermissionDenied) as exc:
                 return service_error(exc)
             return Response(fleet_document(selectors.fleet_gate_peek()))

@@ -2,6 +2,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from agents.selectors import api_key_resolve
+from core.actors import Actor
 
 
 class AgentPrincipal:
@@ -20,6 +21,9 @@ class AgentPrincipal:
 
     def __str__(self):
         return self.username
+
+    def as_actor(self) -> Actor:
+        return Actor.agent_key(self.agent.slug)
 
     @property
     def groups(self):  # pragma: no cover - roles never apply to agents

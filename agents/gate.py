@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable
 
 from agents.models import Agent, FleetGate, GateState
-from firebreak.redis import get_redis
+from core.redis import get_redis
 
 logger = logging.getLogger(__name__)
 

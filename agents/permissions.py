@@ -3,7 +3,7 @@
 from rest_framework.permissions import BasePermission
 
 from agents.authentication import AgentPrincipal
-from firebreak.roles import RESPONDER, has_role
+from core.roles import ADMIN, RESPONDER, VIEWER, has_role
 
 
 def is_agent_key(request) -> bool:
@@ -48,3 +48,15 @@ class IsPersonWithRole(BasePermission):
             return False
         self.message = f"this needs the {self.role} role"
         return has_role(request.user, self.role)
+
+
+class IsViewer(IsPersonWithRole):
+    role = VIEWER
+
+
+class IsResponder(IsPersonWithRole):
+    role = RESPONDER
+
+
+class IsAdmin(IsPersonWithRole):
+    role = ADMIN

@@ -8,21 +8,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import Agent, ApiKey, ApiKeyScope, AuditAction, AuditEntry, FleetGate, GateState
+from core.actors import Actor
+from core.errors import Conflict
 
 logger = logging.getLogger(__name__)
-
-
-def actor_label_for(actor) -> str:
-    """A readable name for whoever acts: a user, an agent key, or a system component (a str)."""
-    if actor is None:
-        return "system"
-    if isinstance(actor, str):
-        return actor
-    return getattr(actor, "username", None) or str(actor)
-
-
-def _actor_user(actor):
-    return actor if getattr(actor, "pk", None) and hasattr(actor, "groups") else None
 
 
 @transaction.atomic
@@ -30,7 +19,7 @@ def agent_register(
     *,
     slug: str,
     name: str,
-    actor=None,
+    actor: Actor,
     owner: str = "",
     description: str = "",
     environment: str = "production",
@@ -71,8 +60,8 @@ def agent_register(
     AuditEntry.objects.create(
         agent=agent,
         action=AuditAction.REGISTER,
-        actor=_actor_user(actor),
-        actor_label=actor_label_for(actor),
+        actor=actor.user,
+        actor_label=actor.label,
         after={"state": agent.state, "allowed_tools": agent.allowed_tools},
         gate_version=agent.gate_version,
     )
@@ -113,7 +102,7 @@ def api_key_create(*, agent: Agent | None = None, user=None, scopes: list[str], 
 REASON_MAX = 2000
 
 
-class GateConflict(ValidationError):
+class GateConflict(Conflict):
     """The action does not apply to the gate as it is (e.g. resuming an active agent)."""
 
 
@@ -126,9 +115,9 @@ def _clean_reason(reason: str | None, *, required: bool = False) -> str:
     return reason
 
 
-def _refuse_agent_keys(actor) -> None:
+def _refuse_agent_keys(actor: Actor) -> None:
     # Defence in depth: the API refuses agent keys before calling a service.
-    if getattr(actor, "agent", None) is not None and not hasattr(actor, "groups"):
+    if actor.agent is not None:
         raise PermissionDenied("an agent's key cannot change a gate")
 
 
@@ -142,7 +131,9 @@ def _snapshot(agent: Agent) -> dict:
     }
 
 
-def _after_commit(agents: list[Agent], entries: dict[int, AuditEntry | None], *, action, actor, reason, incident):
+def _after_commit(
+    agents: list[Agent], entries: dict[int, AuditEntry | None], *, action, actor: Actor, reason, incident
+):
     from agents.gate import gate_publish
     from agents.signals import gate_changed
 
@@ -157,7 +148,7 @@ def _after_commit(agents: list[Agent], entries: dict[int, AuditEntry | None], *,
                 agent=agent,
                 action=action,
                 audit_entry=entries.get(agent.pk),
-                actor_label=actor_label_for(actor),
+                actor_label=actor.label,
                 reason=reason,
                 incident_number=incident,
             )
@@ -169,7 +160,7 @@ def _after_commit(agents: list[Agent], entries: dict[int, AuditEntry | None], *,
 
 
 def _gate_change(
-    *, agent: Agent, action: str, actor, reason: str, incident_number: int | None, change, tool: str = ""
+    *, agent: Agent, action: str, actor: Actor, reason: str, incident_number: int | None, change, tool: str = ""
 ) -> AuditEntry | None:
     """Lock the agent, apply ``change(agent)`` (returns False when nothing changes), audit, publish on commit."""
     _refuse_agent_keys(actor)
@@ -182,8 +173,8 @@ def _gate_change(
     entry = AuditEntry.objects.create(
         agent=locked,
         action=action,
-        actor=_actor_user(actor),
-        actor_label=actor_label_for(actor),
+        actor=actor.user,
+        actor_label=actor.label,
         reason=reason,
         tool=tool,
         incident_number=incident_number,
@@ -197,21 +188,23 @@ def _gate_change(
     return entry
 
 
-def _set_state(state: str, actor, reason: str):
+def _set_state(state: str, actor: Actor, reason: str):
     def change(agent: Agent):
         if agent.state == state:
             return False
         agent.state = state
         agent.state_reason = reason
         agent.state_changed_at = timezone.now()
-        agent.state_changed_by = actor_label_for(actor)
+        agent.state_changed_by = actor.label
         return True
 
     return change
 
 
 @transaction.atomic
-def agent_kill(*, agent: Agent, actor, reason: str = "", incident_number: int | None = None) -> AuditEntry | None:
+def agent_kill(
+    *, agent: Agent, actor: Actor, reason: str = "", incident_number: int | None = None
+) -> AuditEntry | None:
     """Kill the agent: its next gate check raises AgentKilled. One click: the reason may come later.
 
     Returns the audit row, or None when the agent was already killed (nothing written).
@@ -228,7 +221,9 @@ def agent_kill(*, agent: Agent, actor, reason: str = "", incident_number: int | 
 
 
 @transaction.atomic
-def agent_pause(*, agent: Agent, actor, reason: str = "", incident_number: int | None = None) -> AuditEntry | None:
+def agent_pause(
+    *, agent: Agent, actor: Actor, reason: str = "", incident_number: int | None = None
+) -> AuditEntry | None:
     """Pause the agent (its trajectory stays readable; the SDK waits or raises). None if already paused.
 
     A killed agent is not paused: killing is the stronger stop (GateConflict).
@@ -247,7 +242,7 @@ def agent_pause(*, agent: Agent, actor, reason: str = "", incident_number: int |
 
 
 @transaction.atomic
-def agent_resume(*, agent: Agent, actor, reason: str, incident_number: int | None = None) -> AuditEntry:
+def agent_resume(*, agent: Agent, actor: Actor, reason: str, incident_number: int | None = None) -> AuditEntry:
     """Resume a paused or killed agent. Never one click: a reason is required.
 
     Raises ValidationError (no reason), GateConflict (already active) or
@@ -285,7 +280,7 @@ def _valid_tool(tool: str) -> str:
 
 
 @transaction.atomic
-def agent_tool_disable(*, agent: Agent, tool: str, actor, reason: str = "", incident_number: int | None = None):
+def agent_tool_disable(*, agent: Agent, tool: str, actor: Actor, reason: str = "", incident_number: int | None = None):
     """Disable one tool: the SDK raises ToolDisabled for that tool only. None if already disabled."""
     tool, reason = _valid_tool(tool), _clean_reason(reason)
 
@@ -307,7 +302,7 @@ def agent_tool_disable(*, agent: Agent, tool: str, actor, reason: str = "", inci
 
 
 @transaction.atomic
-def agent_tool_enable(*, agent: Agent, tool: str, actor, reason: str = "", incident_number: int | None = None):
+def agent_tool_enable(*, agent: Agent, tool: str, actor: Actor, reason: str = "", incident_number: int | None = None):
     """Enable a disabled tool again. None if it was not disabled."""
     tool, reason = _valid_tool(tool), _clean_reason(reason)
 
@@ -329,7 +324,7 @@ def agent_tool_enable(*, agent: Agent, tool: str, actor, reason: str = "", incid
 
 
 @transaction.atomic
-def agent_budget_freeze(*, agent: Agent, actor, reason: str = "", incident_number: int | None = None):
+def agent_budget_freeze(*, agent: Agent, actor: Actor, reason: str = "", incident_number: int | None = None):
     """Freeze the budget in one call: new runs refused, running ones drain, and the per-session
     cost cap lowered to the agent's current p50 session spend (when that is known and lower).
     None if already frozen."""
@@ -357,7 +352,7 @@ def agent_budget_freeze(*, agent: Agent, actor, reason: str = "", incident_numbe
 
 
 @transaction.atomic
-def agent_budget_unfreeze(*, agent: Agent, actor, reason: str, incident_number: int | None = None):
+def agent_budget_unfreeze(*, agent: Agent, actor: Actor, reason: str, incident_number: int | None = None):
     """Let new runs start again (the lowered cap stays until changed). A reason is required."""
     reason = _clean_reason(reason, required=True)
 
@@ -384,7 +379,7 @@ def agent_budget_unfreeze(*, agent: Agent, actor, reason: str, incident_number: 
 def agent_budget_caps_set(
     *,
     agent: Agent,
-    actor,
+    actor: Actor,
     reason: str = "",
     session_cost_cap: Decimal | None,
     daily_cost_cap: Decimal | None,
@@ -422,7 +417,7 @@ def agent_budget_caps_set(
 
 
 @transaction.atomic
-def audit_reason_add(*, entry: AuditEntry, actor, reason: str) -> AuditEntry:
+def audit_reason_add(*, entry: AuditEntry, actor: Actor, reason: str) -> AuditEntry:
     """Give a reason to a gate change made without one (the one-click kill). Once only."""
     _refuse_agent_keys(actor)
     reason = _clean_reason(reason, required=True)
@@ -449,7 +444,7 @@ def audit_reason_add(*, entry: AuditEntry, actor, reason: str) -> AuditEntry:
     return entry
 
 
-def _fleet_change(*, action: str, actor, reason: str, change) -> AuditEntry | None:
+def _fleet_change(*, action: str, actor: Actor, reason: str, change) -> AuditEntry | None:
     _refuse_agent_keys(actor)
     fleet, _ = FleetGate.objects.select_for_update().get_or_create(pk=1)
     before = {"stopped": fleet.stopped, "change_freeze": fleet.change_freeze}
@@ -460,8 +455,8 @@ def _fleet_change(*, action: str, actor, reason: str, change) -> AuditEntry | No
     entry = AuditEntry.objects.create(
         agent=None,
         action=action,
-        actor=_actor_user(actor),
-        actor_label=actor_label_for(actor),
+        actor=actor.user,
+        actor_label=actor.label,
         reason=reason,
         before=before,
         after={"stopped": fleet.stopped, "change_freeze": fleet.change_freeze},
@@ -473,7 +468,7 @@ def _fleet_change(*, action: str, actor, reason: str, change) -> AuditEntry | No
 
 
 @transaction.atomic
-def fleet_stop(*, actor, reason: str) -> AuditEntry | None:
+def fleet_stop(*, actor: Actor, reason: str) -> AuditEntry | None:
     """Stop every agent at once: each gate reads killed until ``fleet_resume``. Each agent keeps
     its own state underneath, so an agent killed on its own stays killed after the fleet resumes.
     A reason is required. None if the fleet was already stopped."""
@@ -489,7 +484,7 @@ def fleet_stop(*, actor, reason: str) -> AuditEntry | None:
 
 
 @transaction.atomic
-def fleet_resume(*, actor, reason: str) -> AuditEntry:
+def fleet_resume(*, actor: Actor, reason: str) -> AuditEntry:
     """Lift the fleet stop. A reason is required; GateConflict if the fleet is not stopped."""
     reason = _clean_reason(reason, required=True)
 
@@ -506,7 +501,7 @@ def fleet_resume(*, actor, reason: str) -> AuditEntry:
 
 
 @transaction.atomic
-def change_freeze(*, actor, on: bool, reason: str) -> AuditEntry | None:
+def change_freeze(*, actor: Actor, on: bool, reason: str) -> AuditEntry | None:
     """Turn the deploy lock on or off (pipelines read it at GET /api/v1/fleet). None if unchanged."""
     reason = _clean_reason(reason, required=on)
 

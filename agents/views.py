@@ -10,7 +10,8 @@ from django_htmx.http import trigger_client_event
 
 from agents import hooks, selectors, services
 from agents.models import Agent, AuditEntry
-from firebreak.roles import ADMIN, RESPONDER, role_required
+from core.actors import Actor
+from core.roles import ADMIN, RESPONDER, role_required
 
 
 class BudgetCapsForm(forms.Form):
@@ -113,7 +114,7 @@ def _incident(request) -> int | None:
 def _run(request, target: Agent | None, fn, message: str, **kwargs):
     """Call the service ``fn`` as the user with the posted reason; answer as _done/_failed."""
     try:
-        entry = fn(actor=request.user, reason=request.POST.get("reason", ""), **kwargs)
+        entry = fn(actor=Actor.from_request(request), reason=request.POST.get("reason", ""), **kwargs)
     except (ValidationError, PermissionDenied) as exc:
         return _failed(request, target, exc)
     if entry is None:
@@ -196,7 +197,7 @@ def audit_reason(request, pk):
     except AuditEntry.DoesNotExist:
         raise Http404("No such audit entry.") from None
     try:
-        services.audit_reason_add(entry=entry, actor=request.user, reason=request.POST.get("reason", ""))
+        services.audit_reason_add(entry=entry, actor=Actor.from_request(request), reason=request.POST.get("reason", ""))
     except (ValidationError, PermissionDenied) as exc:
         return _failed(request, entry.agent, exc)
     return _done(request, entry.agent, "Reason added to the audit history.")

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import httpx
 
+from core.actors import Actor
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
@@ -85,7 +87,7 @@ def _agent(slug: str, description: str):
     from agents.services import agent_register
 
     return Agent.objects.filter(slug=slug).first() or agent_register(
-        slug=slug, name=slug.replace("-", " ").title(), actor="bench", description=description,
+        slug=slug, name=slug.replace("-", " ").title(), actor=Actor.system("bench"), description=description,
         environment="staging", allowed_tools=[TOOL],
     )  # fmt: skip
 
@@ -131,7 +133,7 @@ def latency(runs: int) -> list[float]:
     _, agent_key = api_key_create(agent=agent, scopes=["ingest", "gate"], name=KEY_NAME)
     _delete_traces(agent)
     if agent.state != "active":
-        agent_resume(agent=agent, actor=user, reason="bench: start active")
+        agent_resume(agent=agent, actor=Actor.person(user), reason="bench: start active")
     agent.refresh_from_db()
     gate_publish([agent])
     samples: list[float] = []

@@ -39,6 +39,8 @@ from typing import Any
 import httpx
 from firebreak_sdk import AgentKilled, FirebreakStop, Gate, GateUnavailable
 
+from core.actors import Actor
+
 ROOT = Path(__file__).resolve().parent.parent
 AGENT = "bench-agent"
 ADMIN = "bench-admin"
@@ -180,9 +182,11 @@ def leave_active(user) -> None:
     close_old_connections()
     agent = Agent.objects.get(slug=AGENT)
     if agent.state != GateState.ACTIVE:
-        agent_resume(agent=agent, actor=user, reason="bench: leave the bench agent active")
+        agent_resume(agent=agent, actor=Actor.person(user), reason="bench: leave the bench agent active")
     if TOOL in agent.disabled_tools:
-        agent_tool_enable(agent=agent, tool=TOOL, actor=user, reason="bench: leave the bench agent active")
+        agent_tool_enable(
+            agent=agent, tool=TOOL, actor=Actor.person(user), reason="bench: leave the bench agent active"
+        )
 
 
 def prepare() -> Setup:
@@ -198,7 +202,7 @@ def prepare() -> Setup:
     agent = Agent.objects.filter(slug=AGENT).first() or agent_register(
         slug=AGENT,
         name="Bench agent",
-        actor="bench",
+        actor=Actor.system("bench"),
         description="Used by bench/gate.py: killed and resumed a few hundred times per run.",
         environment="staging",
         allowed_tools=[TOOL],
@@ -212,7 +216,7 @@ def prepare() -> Setup:
     leave_active(user)
     agent.refresh_from_db()
     gate_publish([agent])  # the key exists even if Redis was flushed and no reconciler runs
-    from firebreak.redis import gate_redis_url
+    from core.redis import gate_redis_url
 
     return Setup(gate_redis_url(), user, user_key, agent_key)
 

@@ -57,6 +57,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from core.actors import Actor
+
 ROOT = Path(__file__).resolve().parent.parent
 AGENT = "bench-ingest"
 KEY_NAME = "bench-ingest"
@@ -683,7 +685,7 @@ def bench_agent():
     agent = Agent.objects.filter(slug=AGENT).first() or agent_register(
         slug=AGENT,
         name="Bench ingest agent",
-        actor="bench",
+        actor=Actor.system("bench"),
         description="Used by bench/ingest.py: its traces are deleted after each run.",
         environment="staging",
     )
@@ -1013,8 +1015,8 @@ def viewer_part(args, agent) -> dict:
     from django.conf import settings
     from django.test import Client
 
-    from firebreak.demo import trajectory_spans
     from traces.services import trace_ingest
+    from traces.synthetic import trajectory_spans
 
     rng = random.Random(args.seed + 1)
     spans = trajectory_spans(
@@ -1161,7 +1163,9 @@ def list_fill(n: int) -> None:
 
     for slug, _ in LIST_AGENTS:
         if not Agent.objects.filter(slug=slug).exists():
-            agent_register(slug=slug, name=slug.replace("-", " ").title(), actor="bench", environment="production")
+            agent_register(
+                slug=slug, name=slug.replace("-", " ").title(), actor=Actor.system("bench"), environment="production"
+            )
     ids = dict(Agent.objects.filter(slug__in=[s for s, _ in LIST_AGENTS]).values_list("slug", "pk"))
     agents = [ids[slug] for slug, share in LIST_AGENTS for _ in range(share)]
     tools = [tool for tool, share in LIST_TOOLS for _ in range(share)]

@@ -23,8 +23,10 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agents.api import ERROR, IsResponder, IsViewer, error
 from agents.models import Agent
+from agents.permissions import IsResponder, IsViewer
+from core.actors import Actor
+from core.api import ERROR, error
 from evals import selectors, services
 from evals.models import EvalCase
 from incidents.models import Incident
@@ -258,7 +260,7 @@ class EvalRunsApi(APIView):
             for r in data["results"]
         ]
         try:
-            runs = services.eval_runs_record(results=results, source=data["source"], actor=request.user)
+            runs = services.eval_runs_record(results=results, source=data["source"], actor=Actor.from_request(request))
         except PermissionDenied as exc:
             return error(str(exc) or "not allowed", 403)
         except ValidationError as exc:

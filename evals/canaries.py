@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
+from core.actors import Actor
 from evals.models import CanaryPrompt, CanaryRun
 from incidents.services import alert_raise
 
@@ -105,7 +106,7 @@ def canary_create(
     expected: str,
     interval_minutes: int = 15,
     timeout_seconds: float = 10.0,
-    actor=None,
+    actor: Actor | None = None,
 ) -> CanaryPrompt:
     """Create a canary for ``agent``; it is due at once. ValidationError (nothing written) when it could not run."""
     name = (name or "").strip()

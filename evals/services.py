@@ -13,13 +13,13 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from agents.services import actor_label_for
+from core.actors import Actor
+from core.roles import RESPONDER
 from evals.models import EvalCase, EvalRun
-from firebreak.roles import RESPONDER, has_role
 from incidents.models import FailureClass, Incident, Severity, TimelineEntry, TimelineKind
 from incidents.services import alert_raise
 from traces.models import Step, Trace
@@ -35,13 +35,8 @@ SUGGEST_VALUE_MAX = 80
 EVAL_DETECTOR = "eval_regression"
 
 
-def _require_responder(actor) -> None:
-    if not has_role(actor, RESPONDER):
-        raise PermissionDenied("This needs the responder role.")
-
-
-def _user(actor):
-    return actor if getattr(actor, "pk", None) and hasattr(actor, "groups") else None
+def _require_responder(actor: Actor) -> None:
+    actor.require(RESPONDER)
 
 
 # --- forbidden actions ---------------------------------------------------------------------------
@@ -186,7 +181,7 @@ def eval_case_capture(
     expected_behaviour: str,
     forbidden_actions=None,
     title: str = "",
-    actor,
+    actor: Actor,
     input_text: str | None = None,
     failure_class=None,
     severity: str | None = None,
@@ -243,15 +238,15 @@ def eval_case_capture(
         forbidden_actions=actions,
         failure_class=fc,
         severity=sev,
-        created_by=_user(actor),
+        created_by=actor.user,
     )
     if incident is not None:
         TimelineEntry.objects.create(
             incident=incident,
             kind=TimelineKind.EVAL,
             body=f"Eval case EC-{case.pk} captured from trace `{trace.trace_id}`: {title}",
-            actor=_user(actor),
-            actor_label=actor_label_for(actor)[:200],
+            actor=actor.user,
+            actor_label=actor.label,
             data={"case": case.pk, "trace": trace.trace_id, "span_id": trace.flagged_span_id},
         )
     return case
@@ -280,7 +275,7 @@ def _latest(case_ids) -> dict[int, EvalRun]:
 
 
 @transaction.atomic
-def eval_runs_record(*, results: list[RunResult], source: str = "", actor) -> list[EvalRun]:
+def eval_runs_record(*, results: list[RunResult], source: str = "", actor: Actor) -> list[EvalRun]:
     """Record a batch of results in one transaction (responder only; never an agent key).
 
     A case whose latest run passed before the batch and failed after it went red: an alert is

@@ -7,10 +7,11 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from core.actors import Actor
+from core.roles import RESPONDER, role_required
 from evals import selectors, services
 from evals.canaries import canary_list
 from evals.models import EvalCase
-from firebreak.roles import RESPONDER, role_required
 from incidents.models import FailureClass, Incident, IncidentStatus, Severity
 from traces.models import Trace
 
@@ -130,7 +131,7 @@ def case_capture(request):
                 forbidden_actions=data["forbidden_actions"],
                 failure_class=data["failure_class"],
                 severity=data["severity"],
-                actor=request.user,
+                actor=Actor.from_request(request),
             )
         except ValidationError as exc:
             if hasattr(exc, "error_dict"):

@@ -7,7 +7,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from firebreak.roles import ADMIN, has_role
+from core.actors import Actor
+from core.roles import ADMIN
 from incidents.models import Alert, DetectorSetting
 from incidents.services import _require_responder
 
@@ -25,7 +26,7 @@ def _refresh(target: Alert, source: Alert) -> None:
 
 
 @transaction.atomic
-def alert_acknowledge(*, alert: Alert, actor) -> Alert:
+def alert_acknowledge(*, alert: Alert, actor: Actor) -> Alert:
     """Open → acknowledged: someone is looking. Needs the responder role."""
     _require_responder(actor)
     locked = _locked(alert)
@@ -34,27 +35,27 @@ def alert_acknowledge(*, alert: Alert, actor) -> Alert:
             f"Only an open alert can be acknowledged; this one is {locked.get_status_display().lower()}."
         )
     locked.status = Alert.Status.ACKNOWLEDGED
-    locked.handled_by = getattr(actor, "username", None) or str(actor)
+    locked.handled_by = actor.label
     locked.handled_at = timezone.now()
     locked.save(update_fields=["status", "handled_by", "handled_at"])
     _refresh(alert, locked)
-    logger.info("alert %s acknowledged by %s", alert.pk, getattr(actor, "username", actor))
+    logger.info("alert %s acknowledged by %s", alert.pk, actor.label)
     return alert
 
 
 @transaction.atomic
-def alert_resolve(*, alert: Alert, actor) -> Alert:
+def alert_resolve(*, alert: Alert, actor: Actor) -> Alert:
     """Open or acknowledged → resolved. A new occurrence (same fingerprint) opens it again."""
     _require_responder(actor)
     locked = _locked(alert)
     if locked.status == Alert.Status.RESOLVED:
         raise ValidationError("This alert is already resolved.")
     locked.status = Alert.Status.RESOLVED
-    locked.handled_by = getattr(actor, "username", None) or str(actor)
+    locked.handled_by = actor.label
     locked.handled_at = timezone.now()
     locked.save(update_fields=["status", "handled_by", "handled_at"])
     _refresh(alert, locked)
-    logger.info("alert %s resolved by %s", alert.pk, getattr(actor, "username", actor))
+    logger.info("alert %s resolved by %s", alert.pk, actor.label)
     return alert
 
 
@@ -96,9 +97,9 @@ def thresholds_clean(*, detector: str, thresholds: dict) -> dict:
 
 
 @transaction.atomic
-def detector_setting_save(*, detector: str, agent=None, enabled: bool, thresholds: dict, rule: str, actor):
+def detector_setting_save(*, detector: str, agent=None, enabled: bool, thresholds: dict, rule: str, actor: Actor):
     """Create or replace the setting of one detector for all agents (agent None) or one agent. Admins only."""
-    if not isinstance(actor, str) and not has_role(actor, ADMIN):
+    if not actor.can(ADMIN):
         raise PermissionDenied("Editing detector settings needs the admin role.")
     cleaned = thresholds_clean(detector=detector, thresholds=thresholds)
     rule = rule or ""
@@ -111,5 +112,5 @@ def detector_setting_save(*, detector: str, agent=None, enabled: bool, threshold
     setting.thresholds = cleaned
     setting.rule = rule
     setting.save()
-    logger.info("detector setting %s saved by %s", setting, getattr(actor, "username", actor))
+    logger.info("detector setting %s saved by %s", setting, actor.label)
     return setting

@@ -7,7 +7,9 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agents.api import ERRORS, IsResponder, IsViewer, error, service_error
+from agents.permissions import IsResponder, IsViewer
+from core.actors import Actor
+from core.api import ERRORS, error, service_error
 from incidents import selectors, services
 from incidents.models import Incident, Severity
 
@@ -119,7 +121,7 @@ class IncidentDeclareApi(APIView):
         if not data.is_valid():
             return error("invalid input", 400, data.errors)
         try:
-            incident = services.incident_declare(actor=request.user, **data.validated_data)
+            incident = services.incident_declare(actor=Actor.from_request(request), **data.validated_data)
         except (ValidationError, PermissionDenied) as exc:
             return service_error(exc)
         return Response(IncidentSerializer(selectors.incident_get(number=incident.number)).data, status=201)

@@ -6,7 +6,8 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agents.api import ERROR, IsViewer, error
+from agents.permissions import IsViewer
+from core.api import ERROR, error
 from incidents import blast_radius as blast
 from incidents.models import Incident
 

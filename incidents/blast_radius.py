@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from agents.models import Agent
-from agents.services import actor_label_for
+from core.actors import Actor
 from incidents.models import Incident, TimelineEntry, TimelineKind
 from traces.models import Step, Trace, TraceStatus
 
@@ -382,7 +382,7 @@ def blast_radius(
 
 
 def blast_radius_record(
-    *, incident: Incident, signature: BlastSignature, since: datetime, until: datetime, actor
+    *, incident: Incident, signature: BlastSignature, since: datetime, until: datetime, actor: Actor
 ) -> tuple[BlastResult, TimelineEntry]:
     """Compute the blast radius and put the run on the incident's timeline."""
     result = blast_radius(signature=signature, since=since, until=until, limit_users=TIMELINE_USER_LIMIT)
@@ -394,8 +394,8 @@ def blast_radius_record(
         incident=incident,
         kind=TimelineKind.BLAST_RADIUS,
         body=body,
-        actor=actor if getattr(actor, "pk", None) else None,
-        actor_label=actor_label_for(actor),
+        actor=actor.user,
+        actor_label=actor.label,
         data=result.as_data(),
         created_at=result.computed_at,
     )

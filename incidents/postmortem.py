@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from core.actors import Actor
 from incidents.models import (
     ActionItem,
     Incident,
@@ -33,23 +34,13 @@ TRANSITIONS = {
 }
 
 
-def _actor_user(actor):
-    return actor if getattr(actor, "is_authenticated", False) else None
-
-
-def _actor_label(actor) -> str:
-    if getattr(actor, "is_authenticated", False):
-        return actor.get_username()
-    return str(actor or "system")
-
-
-def _timeline(*, incident: Incident, body: str, actor, data: dict) -> TimelineEntry:
+def _timeline(*, incident: Incident, body: str, actor: Actor, data: dict) -> TimelineEntry:
     return TimelineEntry.objects.create(
         incident=incident,
         kind=TimelineKind.POSTMORTEM,
         body=body,
-        actor=_actor_user(actor),
-        actor_label=_actor_label(actor),
+        actor=actor.user,
+        actor_label=actor.label,
         data=data,
     )
 
@@ -81,7 +72,7 @@ def _editable(postmortem: PostMortem) -> None:
 
 
 @transaction.atomic
-def postmortem_start(*, incident: Incident, template: PostMortemTemplate, actor) -> PostMortem:
+def postmortem_start(*, incident: Incident, template: PostMortemTemplate, actor: Actor) -> PostMortem:
     """Start the incident's post-mortem from ``template``.
 
     Copies the template's sections (with empty bodies), sets the author and, for SEV1,
@@ -100,7 +91,7 @@ def postmortem_start(*, incident: Incident, template: PostMortemTemplate, actor)
         incident=locked,
         template=template,
         sections=sections,
-        author=_actor_user(actor),
+        author=actor.user,
         due_at=locked.declared_at + due_after if due_after else None,
     )
     traces = list(locked.traces.all())
@@ -116,7 +107,7 @@ def postmortem_start(*, incident: Incident, template: PostMortemTemplate, actor)
 
 
 @transaction.atomic
-def postmortem_section_save(*, postmortem: PostMortem, key: str, body: str, actor) -> PostMortem:
+def postmortem_section_save(*, postmortem: PostMortem, key: str, body: str, actor: Actor) -> PostMortem:
     """Replace the body of section ``key`` (Markdown, stored as written; rendered sanitized).
 
     Raises ValidationError for an unknown section, a body over SECTION_BODY_MAX characters,
@@ -141,7 +132,7 @@ def postmortem_section_save(*, postmortem: PostMortem, key: str, body: str, acto
 
 
 @transaction.atomic
-def postmortem_trace_attach(*, postmortem: PostMortem, trace: Trace, actor) -> PostMortem:
+def postmortem_trace_attach(*, postmortem: PostMortem, trace: Trace, actor: Actor) -> PostMortem:
     """Attach ``trace`` (attaching twice is a no-op). Raises ValidationError when published."""
     locked = _locked(postmortem)
     _editable(locked)
@@ -152,7 +143,7 @@ def postmortem_trace_attach(*, postmortem: PostMortem, trace: Trace, actor) -> P
 
 
 @transaction.atomic
-def postmortem_trace_detach(*, postmortem: PostMortem, trace: Trace, actor) -> PostMortem:
+def postmortem_trace_detach(*, postmortem: PostMortem, trace: Trace, actor: Actor) -> PostMortem:
     """Detach ``trace`` (a trace not attached is a no-op). Raises ValidationError when published."""
     locked = _locked(postmortem)
     _editable(locked)
@@ -182,13 +173,11 @@ def action_item_add(
     if errors:
         raise ValidationError(errors)
     locked = _locked(postmortem)
-    return ActionItem.objects.create(
-        postmortem=locked, title=title, kind=kind, owner=_actor_user(owner), due_date=due_date
-    )
+    return ActionItem.objects.create(postmortem=locked, title=title, kind=kind, owner=owner, due_date=due_date)
 
 
 @transaction.atomic
-def action_item_status_set(*, item: ActionItem, status: str, actor) -> ActionItem:
+def action_item_status_set(*, item: ActionItem, status: str, actor: Actor) -> ActionItem:
     """Set the item's status; "done" stamps ``done_at``, any other status clears it.
 
     Raises ValidationError for an unknown status.
@@ -210,7 +199,7 @@ def postmortem_empty_sections(postmortem: PostMortem) -> list[str]:
 
 
 @transaction.atomic
-def postmortem_status_set(*, postmortem: PostMortem, status: str, actor) -> PostMortem:
+def postmortem_status_set(*, postmortem: PostMortem, status: str, actor: Actor) -> PostMortem:
     """Move the post-mortem along draft -> in review -> published (review may send it back to draft).
 
     Publishing needs every section written and stamps ``published_at``. Each change puts a

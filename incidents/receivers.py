@@ -4,8 +4,9 @@ import logging
 
 from django.core.exceptions import PermissionDenied
 
-from agents.models import AuditAction
-from firebreak.roles import ADMIN, has_role
+from agents.models import Agent, AuditAction
+from core.actors import Actor
+from core.roles import ADMIN
 from incidents.models import Incident, PostMortem, Severity
 from incidents.services import OPEN_STATUSES, incident_auto_contain, timeline_flag_record, timeline_gate_record
 
@@ -44,10 +45,10 @@ def on_step_flagged(sender, *, trace, span_id, note, actor_label, **kwargs):
     timeline_flag_record(trace=trace, span_id=span_id, note=note, actor_label=actor_label)
 
 
-def resume_needs_admin_for_open_sev1(agent, actor) -> None:
+def resume_needs_admin_for_open_sev1(agent: Agent, actor: Actor) -> None:
     """Resuming an agent linked to an open SEV1 needs an admin."""
     open_sev1 = Incident.objects.filter(agents=agent, severity=Severity.SEV1, status__in=OPEN_STATUSES)
-    if not has_role(actor, ADMIN) and open_sev1.exists():
+    if not actor.can(ADMIN) and open_sev1.exists():
         refs = ", ".join(i.ref for i in open_sev1[:3])
         raise PermissionDenied(f"{agent.slug} is linked to open SEV1 {refs}: only an admin can resume it")
 

@@ -8,13 +8,14 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from agents.models import Agent, GateState
-from firebreak.roles import RESPONDER, has_role
+from core.actors import Actor
+from core.roles import RESPONDER
 from incidents import hooks
 from incidents.models import (
     STATUS_ORDER,
@@ -51,36 +52,18 @@ PHASE_ORDER = [p.value for p in RunbookPhase]
 NUMBER_LOCK_KEY = 0x1C1DE27  # arbitrary, fixed
 
 
-def _actor_label(actor) -> str:
-    if actor is None:
-        return "system"
-    if isinstance(actor, str):
-        return actor
-    return getattr(actor, "username", None) or str(actor)
-
-
-def _actor_user(actor):
-    return actor if getattr(actor, "pk", None) and hasattr(actor, "groups") else None
-
-
-SYSTEM_ACTOR_PREFIX = "detector:"
-
-
-def _require_responder(actor) -> None:
+def _require_responder(actor: Actor) -> None:
     # Detectors act on their own rules (pause, declare); people need the responder role.
-    if isinstance(actor, str) and actor.startswith(SYSTEM_ACTOR_PREFIX):
-        return
-    if not has_role(actor, RESPONDER):
-        raise PermissionDenied("This needs the responder role.")
+    actor.require(RESPONDER)
 
 
-def _timeline(incident: Incident, kind: str, body: str, actor, **data) -> TimelineEntry:
+def _timeline(incident: Incident, kind: str, body: str, actor: Actor, **data) -> TimelineEntry:
     return TimelineEntry.objects.create(
         incident=incident,
         kind=kind,
         body=body,
-        actor=_actor_user(actor),
-        actor_label=_actor_label(actor),
+        actor=actor.user,
+        actor_label=actor.label,
         data=data,
     )
 
@@ -156,9 +139,9 @@ def _resolve_traces(values) -> list[Trace]:
     return list(traces.values())
 
 
-def _resolve_commander(value, actor):
+def _resolve_commander(value, actor: Actor):
     if value in (None, ""):
-        return _actor_user(actor)
+        return actor.user
     if hasattr(value, "pk"):
         return value
     user = get_user_model().objects.filter(username=value).first()
@@ -191,7 +174,7 @@ def incident_declare(
     traces=(),
     commander=None,
     summary: str = "",
-    actor,
+    actor: Actor,
     alert: Alert | None = None,
 ) -> Incident:
     """Declare an incident: the next number (INC-N), its runbook steps, a "declared" timeline entry.
@@ -249,7 +232,7 @@ def incident_declare(
         failure_class=fc,
         summary=summary,
         commander=resolved["commander"],
-        declared_by=_actor_user(actor),
+        declared_by=actor.user,
         declared_at=timezone.now(),
     )
     incident.agents.set(agent_list)
@@ -287,7 +270,7 @@ def _status_label(status: str) -> str:
 
 
 @transaction.atomic
-def incident_status_set(*, incident: Incident, status: str, actor, note: str = "") -> Incident:
+def incident_status_set(*, incident: Incident, status: str, actor: Actor, note: str = "") -> Incident:
     """Move the incident forward to ``status`` (skipping allowed), stamping ``<status>_at``.
 
     ``closed`` goes through :func:`incident_close` (its checks apply). Raises
@@ -313,7 +296,7 @@ def incident_status_set(*, incident: Incident, status: str, actor, note: str = "
     return incident
 
 
-def _apply_status(locked: Incident, status: str, actor, *, note: str = "", body: str = "") -> None:
+def _apply_status(locked: Incident, status: str, actor: Actor, *, note: str = "", body: str = "") -> None:
     previous = locked.status
     locked.status = status
     setattr(locked, f"{status}_at", timezone.now())
@@ -327,7 +310,7 @@ def _apply_status(locked: Incident, status: str, actor, *, note: str = "", body:
 
 
 @transaction.atomic
-def incident_close(*, incident: Incident, actor, note: str = "") -> Incident:
+def incident_close(*, incident: Incident, actor: Actor, note: str = "") -> Incident:
     """Close the incident once every closure check passes (``incidents.hooks.closure_checks``).
 
     Raises PermissionDenied (not a responder) or ValidationError listing every
@@ -347,7 +330,7 @@ def incident_close(*, incident: Incident, actor, note: str = "") -> Incident:
 
 
 @transaction.atomic
-def incident_severity_set(*, incident: Incident, severity: str, actor, note: str = "") -> Incident:
+def incident_severity_set(*, incident: Incident, severity: str, actor: Actor, note: str = "") -> Incident:
     """Change the severity (timeline entry; notification after commit). Closed incidents keep theirs.
 
     Raises PermissionDenied or ValidationError (unknown or unchanged severity, closed); nothing written.
@@ -393,7 +376,7 @@ def incident_auto_contain(*, agent: Agent) -> list[Incident]:
             _apply_status(
                 incident,
                 IncidentStatus.CONTAINED,
-                "firebreak",
+                Actor.system("firebreak"),
                 body=f"Status: {_status_label(incident.status)} → Contained\n\n"
                 "Contained: every linked agent is stopped",
             )
@@ -405,7 +388,7 @@ def incident_auto_contain(*, agent: Agent) -> list[Incident]:
 
 
 @transaction.atomic
-def runbook_tick(*, incident: Incident, step_id: int, actor, done: bool = True) -> RunbookStep:
+def runbook_tick(*, incident: Incident, step_id: int, actor: Actor, done: bool = True) -> RunbookStep:
     """Mark one runbook step done (timed, by whom) or not done; either way a timeline entry.
 
     Raises PermissionDenied, RunbookStep.DoesNotExist (not a step of this
@@ -416,7 +399,7 @@ def runbook_tick(*, incident: Incident, step_id: int, actor, done: bool = True) 
     if step.is_done == done:
         raise ValidationError({"step": ["Already done." if done else "Not done yet."]})
     step.done_at = timezone.now() if done else None
-    step.done_by = _actor_user(actor) if done else None
+    step.done_by = actor.user if done else None
     step.save(update_fields=["done_at", "done_by"])
     verb = "Done" if done else "Reopened"
     _timeline(
@@ -431,7 +414,7 @@ def runbook_tick(*, incident: Incident, step_id: int, actor, done: bool = True) 
 
 
 @transaction.atomic
-def timeline_note_add(*, incident: Incident, body: str, actor) -> TimelineEntry:
+def timeline_note_add(*, incident: Incident, body: str, actor: Actor) -> TimelineEntry:
     """Add a Markdown note (at most 10,000 characters; rendered and sanitized on display).
 
     Raises PermissionDenied or ValidationError (empty or too long); nothing written.
@@ -451,7 +434,7 @@ def timeline_flag_record(*, trace: Trace, span_id: str, note: str, actor_label: 
     incidents = Incident.objects.filter(traces=trace, status__in=OPEN_STATUSES).distinct()
     body = f"Flagged step `{span_id}` of trace `{trace.trace_id}`: {note}"
     return [
-        _timeline(incident, TimelineKind.FLAG, body, actor_label, trace=trace.trace_id, span_id=span_id)
+        _timeline(incident, TimelineKind.FLAG, body, Actor(label=actor_label), trace=trace.trace_id, span_id=span_id)
         for incident in incidents
     ]
 
@@ -540,7 +523,7 @@ def incident_declare_from_alert(*, alert, trace=None, span_id: str = "") -> Inci
         from traces.services import trace_flag
 
         trace_flag(trace=trace, span_id=span_id, note=f"Flagged by {alert.detector}: {alert.title}"[:500],
-                   actor=f"{SYSTEM_ACTOR_PREFIX}{alert.detector}")  # fmt: skip
+                   actor=Actor.detector(alert.detector))  # fmt: skip
     return incident_declare(
         title=alert.title,
         severity=alert.suggested_severity,
@@ -548,6 +531,6 @@ def incident_declare_from_alert(*, alert, trace=None, span_id: str = "") -> Inci
         agents=[alert.agent],
         traces=[trace] if trace is not None else [],
         summary=f"Declared by the {alert.detector} detector.",
-        actor=f"{SYSTEM_ACTOR_PREFIX}{alert.detector}",
+        actor=Actor.detector(alert.detector),
         alert=alert,
     )

@@ -6,7 +6,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
 
-from firebreak.roles import RESPONDER, has_role, role_required
+from core.actors import Actor
+from core.roles import RESPONDER, has_role, role_required
 from incidents import selectors, services
 from incidents.forms import IncidentDeclareForm, NoteForm, declare_initial
 from incidents.models import STATUS_ORDER, Incident, IncidentStatus, RunbookStep, Severity
@@ -66,7 +67,7 @@ def incident_new(request):
                     traces=data["traces"],
                     commander=data["commander"],
                     summary=data["summary"],
-                    actor=request.user,
+                    actor=Actor.from_request(request),
                     alert=data["alert"],
                 )
             except ValidationError as exc:
@@ -153,7 +154,7 @@ def incident_status(request, number: int):
     status = request.POST.get("status", "")
     try:
         services.incident_status_set(
-            incident=incident, status=status, actor=request.user, note=request.POST.get("note", "")
+            incident=incident, status=status, actor=Actor.from_request(request), note=request.POST.get("note", "")
         )
     except ValidationError as exc:
         return _refused(request, incident, exc, "status")
@@ -166,7 +167,9 @@ def incident_status(request, number: int):
 def incident_severity(request, number: int):
     incident = _incident_or_404(number)
     try:
-        services.incident_severity_set(incident=incident, severity=request.POST.get("severity", ""), actor=request.user)
+        services.incident_severity_set(
+            incident=incident, severity=request.POST.get("severity", ""), actor=Actor.from_request(request)
+        )
     except ValidationError as exc:
         return _refused(request, incident, exc, "status")
     messages.success(request, f"{incident.ref} is now {incident.severity}.")
@@ -178,7 +181,7 @@ def incident_severity(request, number: int):
 def incident_close(request, number: int):
     incident = _incident_or_404(number)
     try:
-        services.incident_close(incident=incident, actor=request.user)
+        services.incident_close(incident=incident, actor=Actor.from_request(request))
     except ValidationError as exc:
         messages.error(request, "Cannot close yet: " + "; ".join(_messages_of(exc)))
         return _back(incident, "close")
@@ -193,7 +196,9 @@ def note_add(request, number: int):
     form = NoteForm(request.POST)
     if form.is_valid():
         try:
-            services.timeline_note_add(incident=incident, body=form.cleaned_data["body"], actor=request.user)
+            services.timeline_note_add(
+                incident=incident, body=form.cleaned_data["body"], actor=Actor.from_request(request)
+            )
         except ValidationError as exc:
             form.add_error("body", _messages_of(exc))
     if request.htmx:
@@ -211,7 +216,7 @@ def runbook_tick(request, number: int, step_id: int):
     incident = _incident_or_404(number)
     done = request.POST.get("done", "1") == "1"
     try:
-        services.runbook_tick(incident=incident, step_id=step_id, actor=request.user, done=done)
+        services.runbook_tick(incident=incident, step_id=step_id, actor=Actor.from_request(request), done=done)
     except RunbookStep.DoesNotExist:
         raise Http404("No such runbook step.") from None
     except ValidationError:

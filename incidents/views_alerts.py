@@ -8,7 +8,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from agents.models import Agent
-from firebreak.roles import ADMIN, RESPONDER, has_role, role_required
+from core.actors import Actor
+from core.roles import ADMIN, RESPONDER, has_role, role_required
 from incidents import alert_selectors, alert_services
 from incidents.models import Alert, DetectorSetting
 
@@ -52,7 +53,7 @@ def _alert_action(request, pk: int, action):
     alert = _alert_or_404(pk)
     error = ""
     try:
-        action(alert=alert, actor=request.user)
+        action(alert=alert, actor=Actor.from_request(request))
     except ValidationError as exc:
         error = " ".join(_messages_of(exc))
     if request.htmx:
@@ -121,7 +122,7 @@ def _detector_settings_post(request):
                 enabled=data.get("enabled") in ("on", "1", "true"),
                 thresholds=thresholds,
                 rule=data.get("rule", ""),
-                actor=request.user,
+                actor=Actor.from_request(request),
             )
         except ValidationError as exc:
             errors.extend(_messages_of(exc))

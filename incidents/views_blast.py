@@ -14,7 +14,8 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import trigger_client_event
 
-from firebreak.roles import RESPONDER, has_role
+from core.actors import Actor
+from core.roles import RESPONDER, has_role
 from incidents import blast_radius as blast
 from incidents.models import Incident
 
@@ -111,7 +112,7 @@ def _save(request, incident):
     except blast.BlastParamError as exc:
         return _render(request, incident, values=values, error=_error_text(exc), status=400)
     result, entry = blast.blast_radius_record(
-        incident=incident, signature=signature, since=since, until=until, actor=request.user
+        incident=incident, signature=signature, since=since, until=until, actor=Actor.from_request(request)
     )
     if request.htmx:
         response = _render(request, incident, values=values, result=result, saved=entry)

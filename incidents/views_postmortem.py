@@ -13,8 +13,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from firebreak.markdown import render_markdown
-from firebreak.roles import RESPONDER, has_role, role_required
+from core.actors import Actor
+from core.markdown import render_markdown
+from core.roles import RESPONDER, has_role, role_required
 from incidents import metrics as metrics_selectors
 from incidents import postmortem as services
 from incidents import postmortem_selectors as pm_selectors
@@ -119,7 +120,7 @@ def postmortem_start(request, number: int):
     incident = _incident_or_404(number)
     template = pm_selectors.postmortem_template_get(pk=request.POST.get("template"))
     try:
-        services.postmortem_start(incident=incident, template=template, actor=request.user)
+        services.postmortem_start(incident=incident, template=template, actor=Actor.from_request(request))
     except ValidationError as error:
         return _refuse(request, incident, error)
     messages.success(request, "Post-mortem started.")
@@ -136,7 +137,7 @@ def postmortem_section_save(request, number: int, key: str):
     if form.is_valid():
         try:
             services.postmortem_section_save(
-                postmortem=postmortem, key=key, body=form.cleaned_data["body"], actor=request.user
+                postmortem=postmortem, key=key, body=form.cleaned_data["body"], actor=Actor.from_request(request)
             )
         except ValidationError as error:
             errors = _errors(error)
@@ -179,7 +180,7 @@ def postmortem_trace_attach(request, number: int):
     except Trace.DoesNotExist:
         return _refuse(request, incident, ValidationError(f"No trace with the id “{trace_id}”."), "traces")
     try:
-        services.postmortem_trace_attach(postmortem=postmortem, trace=trace, actor=request.user)
+        services.postmortem_trace_attach(postmortem=postmortem, trace=trace, actor=Actor.from_request(request))
     except ValidationError as error:
         return _refuse(request, incident, error, "traces")
     return redirect(_page_url(incident, "traces"))
@@ -192,7 +193,7 @@ def postmortem_trace_detach(request, number: int, trace_id: str):
     postmortem = _postmortem_or_404(incident)
     trace = get_object_or_404(postmortem.attached_traces, trace_id=trace_id)
     try:
-        services.postmortem_trace_detach(postmortem=postmortem, trace=trace, actor=request.user)
+        services.postmortem_trace_detach(postmortem=postmortem, trace=trace, actor=Actor.from_request(request))
     except ValidationError as error:
         return _refuse(request, incident, error, "traces")
     return redirect(_page_url(incident, "traces"))
@@ -218,7 +219,7 @@ def action_item_add(request, number: int):
                 kind=data["kind"],
                 owner=data["owner"],
                 due_date=data["due_date"],
-                actor=request.user,
+                actor=Actor.from_request(request),
             )
         except ValidationError as error:
             for field, field_errors in error.message_dict.items():
@@ -241,7 +242,9 @@ def action_item_status(request, number: int, item_id: int):
     postmortem = _postmortem_or_404(incident)
     item = get_object_or_404(ActionItem, pk=item_id, postmortem=postmortem)
     try:
-        services.action_item_status_set(item=item, status=request.POST.get("status", ""), actor=request.user)
+        services.action_item_status_set(
+            item=item, status=request.POST.get("status", ""), actor=Actor.from_request(request)
+        )
     except ValidationError as error:
         if not request.htmx:
             return _refuse(request, incident, error, "action-items")
@@ -258,7 +261,7 @@ def postmortem_status(request, number: int):
     postmortem = _postmortem_or_404(incident)
     status = request.POST.get("status", "")
     try:
-        services.postmortem_status_set(postmortem=postmortem, status=status, actor=request.user)
+        services.postmortem_status_set(postmortem=postmortem, status=status, actor=Actor.from_request(request))
     except ValidationError as error:
         return _refuse(request, incident, error)
     messages.success(request, f"Post-mortem {postmortem.get_status_display().lower()}.")

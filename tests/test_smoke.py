@@ -15,7 +15,7 @@ ANCHOR = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def fleet(django_db_setup, django_db_blocker):
-    from firebreak.fleet import fleet_load
+    from demo.fleet import fleet_load
 
     with django_db_blocker.unblock(), transaction.atomic():
         yield fleet_load(seed=11, anchor=ANCHOR)

@@ -8,7 +8,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from agents.models import Agent
-from agents.services import actor_label_for
+from core.actors import Actor
 from traces.ingest.normalize import action_hash, redact
 from traces.ingest.spans import IngestError, Span
 from traces.ingest.writer import write_spans
@@ -99,7 +99,7 @@ def _flag_note_clean(note: str | None) -> str:
     return text
 
 
-def trace_flag(*, trace: Trace, span_id: str, note: str, actor) -> Trace:
+def trace_flag(*, trace: Trace, span_id: str, note: str, actor: Actor) -> Trace:
     """Flag ``span_id`` as the step where ``trace`` went off the rails, with a one-sentence note.
 
     Replaces an earlier flag on the trace. Raises ValidationError (nothing written) when the step is
@@ -111,7 +111,7 @@ def trace_flag(*, trace: Trace, span_id: str, note: str, actor) -> Trace:
     span_id = (span_id or "").strip()
     if not span_id or not Step.objects.filter(trace_id=trace.pk, span_id=span_id).exists():
         raise ValidationError({"span_id": [f"This trace has no step with span id {span_id[:32]!r}."]})
-    label = actor_label_for(actor)
+    label = actor.label
     with transaction.atomic():
         locked = Trace.objects.select_for_update().get(pk=trace.pk)
         locked.flagged_span_id = span_id
@@ -126,7 +126,7 @@ def trace_flag(*, trace: Trace, span_id: str, note: str, actor) -> Trace:
     return trace
 
 
-def trace_unflag(*, trace: Trace, actor) -> Trace:
+def trace_unflag(*, trace: Trace, actor: Actor) -> Trace:
     """Remove the flag from ``trace`` (nothing happens when it has none). Returns the updated trace."""
     with transaction.atomic():
         locked = Trace.objects.select_for_update().get(pk=trace.pk)
@@ -145,7 +145,7 @@ def _copy_flag(src: Trace, dst: Trace) -> None:
         setattr(dst, name, getattr(src, name))
 
 
-def trace_golden_set(*, trace: Trace, actor) -> Trace:
+def trace_golden_set(*, trace: Trace, actor: Actor) -> Trace:
     """Make ``trace`` the golden trajectory of its agent and input class; the previous golden one stops being.
 
     Raises ValidationError (nothing written) when the trace is still running or has no input class.

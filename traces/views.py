@@ -11,7 +11,8 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
 from agents.selectors import agent_list
-from firebreak.roles import RESPONDER, role_required
+from core.actors import Actor
+from core.roles import RESPONDER, role_required
 from traces import selectors, services
 from traces.models import Step, Trace, TraceStatus
 
@@ -242,7 +243,10 @@ def trace_flag(request, trace_id: str):
     if form.is_valid():
         try:
             services.trace_flag(
-                trace=trace, span_id=form.cleaned_data["span_id"], note=form.cleaned_data["note"], actor=request.user
+                trace=trace,
+                span_id=form.cleaned_data["span_id"],
+                note=form.cleaned_data["note"],
+                actor=Actor.from_request(request),
             )
         except ValidationError as exc:
             form.add_error(None, exc)
@@ -277,7 +281,7 @@ def trace_flag(request, trace_id: str):
 @role_required(RESPONDER)
 def trace_unflag(request, trace_id: str):
     trace = _trace_or_404(trace_id)
-    services.trace_unflag(trace=trace, actor=request.user)
+    services.trace_unflag(trace=trace, actor=Actor.from_request(request))
     messages.success(request, "Flag removed.")
     return redirect("traces:trace-detail", trace_id=trace.trace_id)
 
@@ -287,7 +291,7 @@ def trace_unflag(request, trace_id: str):
 def trace_golden(request, trace_id: str):
     trace = _trace_or_404(trace_id)
     try:
-        services.trace_golden_set(trace=trace, actor=request.user)
+        services.trace_golden_set(trace=trace, actor=Actor.from_request(request))
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:

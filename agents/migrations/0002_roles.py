@@ -2,7 +2,7 @@ from django.db import migrations
 
 
 def create_groups(apps, schema_editor):
-    from firebreak.roles import roles_seed
+    from core.roles import roles_seed
 
     roles_seed(apps)
 

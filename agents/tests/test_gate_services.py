@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from agents import services
 from agents.gate import CHANNEL, KEY, gate_reconcile
 from agents.models import Agent, AuditEntry, FleetGate
+from core.actors import Actor
 from incidents.models import FailureClass, Incident, TimelineEntry
 
 
@@ -42,7 +43,9 @@ def test_kill_writes_state_audit_and_redis(make_agent, responder, redis_client, 
     pubsub = redis_client.pubsub()
     pubsub.subscribe(CHANNEL.format(slug="refunds"))
     pubsub.get_message(timeout=1)  # subscribe confirmation
-    entry = publish(services.agent_kill, agent=agent, actor=responder, reason="looping on refunds", incident_number=3)
+    entry = publish(
+        services.agent_kill, agent=agent, actor=Actor.person(responder), reason="looping on refunds", incident_number=3
+    )
     agent.refresh_from_db()
     assert agent.state == "killed"
     assert agent.state_changed_by == responder.username
@@ -64,7 +67,7 @@ def test_kill_writes_state_audit_and_redis(make_agent, responder, redis_client, 
 
 def test_kill_without_a_reason_is_one_click_and_says_so(make_agent, responder):
     agent = make_agent()
-    entry = services.agent_kill(agent=agent, actor=responder)
+    entry = services.agent_kill(agent=agent, actor=Actor.person(responder))
     assert entry.reason == ""
     agent.refresh_from_db()
     assert agent.state == "killed"
@@ -72,27 +75,27 @@ def test_kill_without_a_reason_is_one_click_and_says_so(make_agent, responder):
 
 def test_killing_a_killed_agent_changes_nothing(make_agent, responder):
     agent = make_agent()
-    services.agent_kill(agent=agent, actor=responder)
+    services.agent_kill(agent=agent, actor=Actor.person(responder))
     version = Agent.objects.get(pk=agent.pk).gate_version
-    assert services.agent_kill(agent=agent, actor=responder) is None
+    assert services.agent_kill(agent=agent, actor=Actor.person(responder)) is None
     assert AuditEntry.objects.filter(agent=agent, action="kill").count() == 1
     assert Agent.objects.get(pk=agent.pk).gate_version == version
 
 
 def test_pausing_a_killed_agent_is_refused_and_writes_nothing(make_agent, responder):
     agent = make_agent()
-    services.agent_kill(agent=agent, actor=responder)
+    services.agent_kill(agent=agent, actor=Actor.person(responder))
     with pytest.raises(services.GateConflict):
-        services.agent_pause(agent=agent, actor=responder)
+        services.agent_pause(agent=agent, actor=Actor.person(responder))
     assert Agent.objects.get(pk=agent.pk).state == "killed"
     assert not AuditEntry.objects.filter(action="pause").exists()
 
 
 def test_resume_needs_a_reason(make_agent, responder):
     agent = make_agent()
-    services.agent_pause(agent=agent, actor=responder)
+    services.agent_pause(agent=agent, actor=Actor.person(responder))
     with pytest.raises(ValidationError) as err:
-        services.agent_resume(agent=agent, actor=responder, reason="  ")
+        services.agent_resume(agent=agent, actor=Actor.person(responder), reason="  ")
     assert "reason" in err.value.message_dict
     assert Agent.objects.get(pk=agent.pk).state == "paused"
     assert not AuditEntry.objects.filter(action="resume").exists()
@@ -100,7 +103,7 @@ def test_resume_needs_a_reason(make_agent, responder):
 
 def test_resuming_an_active_agent_is_a_conflict(make_agent, responder):
     with pytest.raises(services.GateConflict):
-        services.agent_resume(agent=make_agent(), actor=responder, reason="why not")
+        services.agent_resume(agent=make_agent(), actor=Actor.person(responder), reason="why not")
 
 
 def test_an_agent_key_can_never_resume_or_kill(make_agent):
@@ -109,11 +112,11 @@ def test_an_agent_key_can_never_resume_or_kill(make_agent):
     agent = make_agent()
     key, _ = services.api_key_create(agent=agent, scopes=["gate"])
     principal = AgentPrincipal(key)
-    services.agent_kill(agent=agent, actor="responder-x")
+    services.agent_kill(agent=agent, actor=Actor.system("responder-x"))
     with pytest.raises(PermissionDenied):
-        services.agent_resume(agent=agent, actor=principal, reason="I feel better")
+        services.agent_resume(agent=agent, actor=principal.as_actor(), reason="I feel better")
     with pytest.raises(PermissionDenied):
-        services.agent_pause(agent=make_agent(), actor=principal)
+        services.agent_pause(agent=make_agent(), actor=principal.as_actor())
     assert Agent.objects.get(pk=agent.pk).state == "killed"
     assert not AuditEntry.objects.filter(action__in=["resume", "pause"]).exists()
 
@@ -122,11 +125,11 @@ def test_resuming_an_agent_on_an_open_sev1_needs_an_admin(make_agent, responder,
     agent = make_agent()
     incident = Incident.objects.create(number=1, title="x", severity="SEV1", failure_class=FailureClass.objects.first())
     incident.agents.add(agent)
-    services.agent_kill(agent=agent, actor=responder)
+    services.agent_kill(agent=agent, actor=Actor.person(responder))
     with pytest.raises(PermissionDenied, match="INC-1"):
-        services.agent_resume(agent=agent, actor=responder, reason="fixed")
+        services.agent_resume(agent=agent, actor=Actor.person(responder), reason="fixed")
     assert Agent.objects.get(pk=agent.pk).state == "killed"
-    services.agent_resume(agent=agent, actor=admin_user, reason="fixed, verified on canaries")
+    services.agent_resume(agent=agent, actor=Actor.person(admin_user), reason="fixed, verified on canaries")
     assert Agent.objects.get(pk=agent.pk).state == "active"
 
 
@@ -136,18 +139,20 @@ def test_closed_sev1_does_not_block_a_responder(make_agent, responder):
         number=2, title="x", severity="SEV1", status="closed", failure_class=FailureClass.objects.first()
     )
     incident.agents.add(agent)
-    services.agent_pause(agent=agent, actor=responder)
-    services.agent_resume(agent=agent, actor=responder, reason="incident closed")
+    services.agent_pause(agent=agent, actor=Actor.person(responder))
+    services.agent_resume(agent=agent, actor=Actor.person(responder), reason="incident closed")
     assert Agent.objects.get(pk=agent.pk).state == "active"
 
 
 def test_tool_disable_and_enable(make_agent, responder, redis_client, publish):
     agent = make_agent(allowed_tools=["search", "refund"], high_risk_tools=["refund"])
-    publish(services.agent_tool_disable, agent=agent, tool="refund", actor=responder, reason="bad refunds")
+    publish(
+        services.agent_tool_disable, agent=agent, tool="refund", actor=Actor.person(responder), reason="bad refunds"
+    )
     assert doc(redis_client, agent.slug)["disabled_tools"] == ["refund"]
     assert doc(redis_client, agent.slug)["state"] == "active"
-    assert services.agent_tool_disable(agent=agent, tool="refund", actor=responder) is None
-    publish(services.agent_tool_enable, agent=agent, tool="refund", actor=responder)
+    assert services.agent_tool_disable(agent=agent, tool="refund", actor=Actor.person(responder)) is None
+    publish(services.agent_tool_enable, agent=agent, tool="refund", actor=Actor.person(responder))
     assert doc(redis_client, agent.slug)["disabled_tools"] == []
     actions = list(AuditEntry.objects.filter(agent=agent).values_list("action", "tool"))
     assert ("tool_disable", "refund") in actions and ("tool_enable", "refund") in actions
@@ -156,7 +161,7 @@ def test_tool_disable_and_enable(make_agent, responder, redis_client, publish):
 def test_bad_tool_name_is_refused(make_agent, responder):
     agent = make_agent()
     with pytest.raises(ValidationError):
-        services.agent_tool_disable(agent=agent, tool="rm -rf /", actor=responder)
+        services.agent_tool_disable(agent=agent, tool="rm -rf /", actor=Actor.person(responder))
     assert Agent.objects.get(pk=agent.pk).disabled_tools == []
 
 
@@ -164,7 +169,7 @@ def test_budget_freeze_caps_at_the_p50_session_spend(make_agent, responder, make
     agent = make_agent("spender", session_cost_cap=Decimal("10"))
     for cost in (0.10, 0.20, 0.30, 5.00):
         ingest(make_spans(agent="spender", steps=[{"kind": "llm", "cost": cost}]))
-    publish(services.agent_budget_freeze, agent=agent, actor=responder, reason="cost spiral")
+    publish(services.agent_budget_freeze, agent=agent, actor=Actor.person(responder), reason="cost spiral")
     agent.refresh_from_db()
     assert agent.budget_frozen
     assert agent.session_cost_cap == Decimal("0.2500")
@@ -174,8 +179,8 @@ def test_budget_freeze_caps_at_the_p50_session_spend(make_agent, responder, make
     entry = AuditEntry.objects.get(agent=agent, action="budget_freeze")
     assert entry.before["session_cost_cap"] == "10.0000"
     with pytest.raises(ValidationError):
-        services.agent_budget_unfreeze(agent=agent, actor=responder, reason="")
-    services.agent_budget_unfreeze(agent=agent, actor=responder, reason="spiral fixed")
+        services.agent_budget_unfreeze(agent=agent, actor=Actor.person(responder), reason="")
+    services.agent_budget_unfreeze(agent=agent, actor=Actor.person(responder), reason="spiral fixed")
     assert not Agent.objects.get(pk=agent.pk).budget_frozen
 
 
@@ -184,7 +189,7 @@ def test_budget_caps_reject_negative_values(make_agent, responder):
     with pytest.raises(ValidationError):
         services.agent_budget_caps_set(
             agent=agent,
-            actor=responder,
+            actor=Actor.person(responder),
             session_cost_cap=Decimal("-1"),
             daily_cost_cap=None,
             session_token_cap=None,
@@ -197,18 +202,18 @@ def test_fleet_stop_kills_every_gate_and_resume_restores_each_own_state(
     make_agent, responder, admin_user, redis_client, publish
 ):
     a, b = make_agent("a"), make_agent("b")
-    publish(services.agent_kill, agent=b, actor=responder, reason="on its own")
+    publish(services.agent_kill, agent=b, actor=Actor.person(responder), reason="on its own")
     gate_reconcile()
     before = doc(redis_client, "a")["version"]
-    publish(services.fleet_stop, actor=responder, reason="something is very wrong")
+    publish(services.fleet_stop, actor=Actor.person(responder), reason="something is very wrong")
     gate_a = doc(redis_client, "a")
     assert gate_a["state"] == "killed" and gate_a["fleet_stopped"] is True
     assert "something is very wrong" in gate_a["reason"]
     assert gate_a["version"] > before
     assert Agent.objects.get(pk=a.pk).state == "active"  # its own state is kept underneath
     with pytest.raises(ValidationError):
-        services.fleet_resume(actor=admin_user, reason="")
-    publish(services.fleet_resume, actor=admin_user, reason="all clear")
+        services.fleet_resume(actor=Actor.person(admin_user), reason="")
+    publish(services.fleet_resume, actor=Actor.person(admin_user), reason="all clear")
     assert doc(redis_client, "a")["state"] == "active"
     assert doc(redis_client, "b")["state"] == "killed"
     assert doc(redis_client, "a")["version"] > gate_a["version"]
@@ -221,22 +226,22 @@ def test_fleet_stop_kills_every_gate_and_resume_restores_each_own_state(
 def test_change_freeze_is_readable_in_every_gate(make_agent, responder, redis_client, publish):
     make_agent("a")
     gate_reconcile()
-    publish(services.change_freeze, actor=responder, on=True, reason="incident INC-4")
+    publish(services.change_freeze, actor=Actor.person(responder), on=True, reason="incident INC-4")
     assert doc(redis_client, "a")["change_freeze"] is True
     assert json.loads(redis_client.get("firebreak:fleet"))["change_freeze"] is True
     with pytest.raises(ValidationError):
-        services.change_freeze(actor=responder, on=True, reason="")
+        services.change_freeze(actor=Actor.person(responder), on=True, reason="")
 
 
 def test_a_reason_can_be_added_once_to_a_one_click_kill(make_agent, responder, redis_client, publish):
     agent = make_agent()
-    entry = publish(services.agent_kill, agent=agent, actor=responder)
-    publish(services.audit_reason_add, entry=entry, actor=responder, reason="runaway loop")
+    entry = publish(services.agent_kill, agent=agent, actor=Actor.person(responder))
+    publish(services.audit_reason_add, entry=entry, actor=Actor.person(responder), reason="runaway loop")
     assert AuditEntry.objects.get(pk=entry.pk).reason == "runaway loop"
     assert Agent.objects.get(pk=agent.pk).state_reason == "runaway loop"
     assert doc(redis_client, agent.slug)["reason"] == "runaway loop"
     with pytest.raises(services.GateConflict):
-        services.audit_reason_add(entry=entry, actor=responder, reason="again")
+        services.audit_reason_add(entry=entry, actor=Actor.person(responder), reason="again")
 
 
 def test_gate_changes_go_on_the_timeline_of_open_incidents(make_agent, responder, publish):
@@ -246,7 +251,7 @@ def test_gate_changes_go_on_the_timeline_of_open_incidents(make_agent, responder
     closed = Incident.objects.create(number=6, title="old", severity="SEV2", failure_class=fc, status="closed")
     open_incident.agents.add(agent)
     closed.agents.add(agent)
-    publish(services.agent_pause, agent=agent, actor=responder, reason="<b>loop</b>")
+    publish(services.agent_pause, agent=agent, actor=Actor.person(responder), reason="<b>loop</b>")
     (entry,) = TimelineEntry.objects.filter(kind="gate")
     assert entry.incident == open_incident
     assert "refunds" in entry.body and responder.username in entry.body
@@ -255,7 +260,7 @@ def test_gate_changes_go_on_the_timeline_of_open_incidents(make_agent, responder
 def test_reconciler_restores_every_kill_after_redis_loses_its_keys(make_agent, responder, redis_client, publish):
     killed = make_agent("killed-one")
     make_agent("active-one")
-    publish(services.agent_kill, agent=killed, actor=responder, reason="x")
+    publish(services.agent_kill, agent=killed, actor=Actor.person(responder), reason="x")
     redis_client.flushdb()
     assert doc(redis_client, "killed-one") is None
     assert gate_reconcile() == 2

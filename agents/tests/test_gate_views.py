@@ -5,6 +5,7 @@ from django.core.management import CommandError, call_command
 
 from agents.models import Agent, AuditEntry, FleetGate
 from agents.services import agent_kill
+from core.actors import Actor
 
 XSS = "<script>alert('x')</script>"
 
@@ -122,7 +123,7 @@ def test_kill_agent_command(agent, capsys):
 
 
 def test_a_kill_with_no_reason_says_so_in_the_audit_history(agent, responder, make_client):
-    agent_kill(agent=agent, actor=responder)
+    agent_kill(agent=agent, actor=Actor.person(responder))
     page = make_client(responder).get("/agents/refund-agent/").content.decode()
     assert "no reason given yet" in page.lower()
 

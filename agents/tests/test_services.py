@@ -5,10 +5,11 @@ from django.core.management import call_command
 from agents.models import Agent, ApiKey, AuditEntry
 from agents.selectors import api_key_cache_clear, api_key_resolve
 from agents.services import agent_register, api_key_create
+from core.actors import Actor
 
 
 def test_register_writes_the_agent_and_one_audit_row(db, responder):
-    agent = agent_register(slug="refunds", name="Refunds", actor=responder, allowed_tools=["refund"])
+    agent = agent_register(slug="refunds", name="Refunds", actor=Actor.person(responder), allowed_tools=["refund"])
     entry = AuditEntry.objects.get(agent=agent)
     assert entry.action == "register"
     assert entry.actor == responder
@@ -17,7 +18,13 @@ def test_register_writes_the_agent_and_one_audit_row(db, responder):
 
 def test_register_with_bad_tools_writes_nothing(db):
     with pytest.raises(ValidationError):
-        agent_register(slug="refunds", name="Refunds", allowed_tools=["search"], high_risk_tools=["refund"])
+        agent_register(
+            slug="refunds",
+            name="Refunds",
+            allowed_tools=["search"],
+            high_risk_tools=["refund"],
+            actor=Actor.system("tests"),
+        )
     assert not Agent.objects.exists()
     assert not AuditEntry.objects.exists()
 
@@ -25,7 +32,7 @@ def test_register_with_bad_tools_writes_nothing(db):
 def test_register_twice_is_refused(make_agent):
     make_agent("dup")
     with pytest.raises(ValidationError):
-        agent_register(slug="dup", name="Again")
+        agent_register(slug="dup", name="Again", actor=Actor.system("tests"))
     assert Agent.objects.filter(slug="dup").count() == 1
 
 

@@ -1,5 +1,7 @@
 import pytest
 
+from core.actors import Actor
+
 TRACE_ID = "e" * 32
 ROOT_INPUT = "Refund order A-17 <script>alert(1)</script>, I was charged twice"
 
@@ -29,4 +31,6 @@ def refund_trace(make_agent, make_spans, ingest, responder):
     )
     trace = Trace.objects.get(trace_id=TRACE_ID)
     step = Step.objects.filter(trace=trace, tool_name="issue_refund").order_by("started_at").first()
-    return trace_flag(trace=trace, span_id=step.span_id, note="Refunded again after the first refund", actor=responder)
+    return trace_flag(
+        trace=trace, span_id=step.span_id, note="Refunded again after the first refund", actor=Actor.person(responder)
+    )

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from core.actors import Actor
 from evals.canaries import canaries_due, canaries_run_due, canary_create, canary_list, canary_run
 from evals.models import CanaryPrompt, CanaryRun
 from evals.tasks import canary_run_task
@@ -93,7 +94,7 @@ def make_canary(make_agent):
         agent.save(update_fields=["canary_webhook_url"])
         kwargs.setdefault("input", "What is the refund policy?")
         return canary_create(
-            agent=agent, name=name, expectation=expectation, expected=expected, actor="tests", **kwargs
+            agent=agent, name=name, expectation=expectation, expected=expected, actor=Actor.system("tests"), **kwargs
         )
 
     return make
@@ -281,7 +282,9 @@ def test_create_refuses_bad_expectations_and_writes_nothing(make_canary, expecta
 def test_create_refuses_an_agent_without_a_webhook(make_agent):
     agent = make_agent()
     with pytest.raises(ValidationError) as exc:
-        canary_create(agent=agent, name="c", input="hi", expectation="contains", expected="hi", actor="tests")
+        canary_create(
+            agent=agent, name="c", input="hi", expectation="contains", expected="hi", actor=Actor.system("tests")
+        )
     assert "agent" in exc.value.message_dict
     assert not CanaryPrompt.objects.exists()
 
@@ -453,5 +456,5 @@ def test_canaries_of_a_stopped_agent_are_not_due(db, make_agent, responder):
     agent.save()
     CanaryPrompt.objects.create(agent=agent, name="hello", input="hi", expected="hi")
     assert [c.name for c in canaries_due()] == ["hello"]
-    agent_pause(agent=agent, actor=responder)
+    agent_pause(agent=agent, actor=Actor.person(responder))
     assert canaries_due() == []

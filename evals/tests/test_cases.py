@@ -6,6 +6,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
+from core.actors import Actor
 from evals import selectors, services
 from evals.closure import eval_case_green
 from evals.models import EvalCase, EvalRun
@@ -17,7 +18,9 @@ pytestmark = pytest.mark.django_db
 
 
 def test_capture_from_a_trace_takes_input_flagged_step_and_forbidden_actions(refund_trace, responder):
-    case = services.eval_case_capture(trace=refund_trace, expected_behaviour="Refund once.", actor=responder)
+    case = services.eval_case_capture(
+        trace=refund_trace, expected_behaviour="Refund once.", actor=Actor.person(responder)
+    )
     assert case.agent.slug == "refund-bot" and case.trace == refund_trace and case.incident is None
     assert case.input == ROOT_INPUT
     assert case.flagged_span_id == refund_trace.flagged_span_id
@@ -50,7 +53,7 @@ def test_capture_from_an_incident_takes_its_title_class_severity_and_writes_the_
         incident=incident,
         expected_behaviour="Refund once.",
         forbidden_actions=[{"tool": "issue_refund"}],
-        actor=responder,
+        actor=Actor.person(responder),
     )
     assert case.title == incident.title and case.severity == "SEV2" and case.failure_class.slug == "runaway-loop"
     assert case.forbidden_actions == [{"tool": "issue_refund"}]
@@ -77,14 +80,14 @@ def test_bad_capture_names_the_field_and_writes_nothing(refund_trace, responder,
     before = TimelineEntry.objects.count()
     args = {"expected_behaviour": "Refund once.", **kwargs}
     with pytest.raises(ValidationError) as exc:
-        services.eval_case_capture(trace=refund_trace, incident=incident, actor=responder, **args)
+        services.eval_case_capture(trace=refund_trace, incident=incident, actor=Actor.person(responder), **args)
     assert field in exc.value.message_dict
     assert EvalCase.objects.count() == 0 and TimelineEntry.objects.count() == before
 
 
 def test_a_viewer_cannot_capture(refund_trace, viewer):
     with pytest.raises(PermissionDenied):
-        services.eval_case_capture(trace=refund_trace, expected_behaviour="x", actor=viewer)
+        services.eval_case_capture(trace=refund_trace, expected_behaviour="x", actor=Actor.person(viewer))
     assert EvalCase.objects.count() == 0
 
 
@@ -117,7 +120,7 @@ def test_closure_needs_every_case_green(make_incident, make_agent, responder):
     message = eval_case_green(incident)
     assert f"EC-{red.pk}" in message and f"EC-{green.pk}" not in message
     with pytest.raises(ValidationError):
-        incident_close(incident=incident, actor=responder)
+        incident_close(incident=incident, actor=Actor.person(responder))
     EvalRun.objects.create(case=red, passed=True, ran_at=timezone.now())
-    incident_close(incident=incident, actor=responder)
+    incident_close(incident=incident, actor=Actor.person(responder))
     assert incident.status == "closed"

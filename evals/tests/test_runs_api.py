@@ -8,6 +8,7 @@ from django.test import Client
 from django.utils import timezone
 
 from agents.services import api_key_create
+from core.actors import Actor
 from evals.models import EvalCase, EvalRun
 from incidents.models import Alert, TimelineEntry
 from incidents.services import incident_close
@@ -51,7 +52,9 @@ def incident(make_incident, refund_trace):
 def case(refund_trace, incident, responder):
     from evals.services import eval_case_capture
 
-    return eval_case_capture(trace=refund_trace, incident=incident, expected_behaviour="Refund once.", actor=responder)
+    return eval_case_capture(
+        trace=refund_trace, incident=incident, expected_behaviour="Refund once.", actor=Actor.person(responder)
+    )
 
 
 def run(case, passed, **extra):
@@ -211,11 +214,11 @@ def test_the_latest_run_in_a_batch_decides_the_flip(case, responder):
 def test_a_green_run_posted_lets_the_incident_close_and_a_red_one_does_not(case, incident, responder):
     api("post", RUNS, user=responder, body={"results": [run(case, False)]})
     with pytest.raises(Exception, match="eval case"):
-        incident_close(incident=incident, actor=responder)
+        incident_close(incident=incident, actor=Actor.person(responder))
     incident.refresh_from_db()
     assert incident.status != "closed"
     api("post", RUNS, user=responder, body={"results": [run(case, True)]})
-    incident_close(incident=incident, actor=responder)
+    incident_close(incident=incident, actor=Actor.person(responder))
     incident.refresh_from_db()
     assert incident.status == "closed"
     assert TimelineEntry.objects.filter(incident=incident, kind="eval").count() == 1

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.actors import Actor
 from evals.models import EvalCase, EvalRun
 from evals.tests.conftest import TRACE_ID
 from incidents.models import TimelineEntry
@@ -122,7 +123,7 @@ def test_the_suite_lists_failing_first_with_sources_and_goldens(refund_trace, vi
     )
     EvalRun.objects.create(case=passing, passed=True, ran_at=timezone.now())
     EvalRun.objects.create(case=failing, passed=False, ran_at=timezone.now())
-    trace_golden_set(trace=refund_trace, actor=viewer)
+    trace_golden_set(trace=refund_trace, actor=Actor.person(viewer))
     page = make_client(viewer).get("/evals/").content.decode()
     assert page.index("failing case") < page.index("passing case")
     assert f"/incidents/{incident.number}/" in page and f"/traces/{TRACE_ID}/" in page

@@ -5,6 +5,7 @@ import logging
 from django.db import transaction
 
 from agents.models import Agent, GateState
+from core.actors import Actor
 from incidents.detection.base import Finding, Rule, registry
 from incidents.models import DetectorSetting
 
@@ -65,7 +66,7 @@ def _apply_rule(rule: str, alert, agent: Agent, trace, finding: Finding) -> None
     from agents.services import agent_pause
 
     if rule in (Rule.PAUSE, Rule.DECLARE) and agent.state == GateState.ACTIVE:
-        agent_pause(agent=agent, actor=f"detector:{finding.detector}", reason=f"Alert #{alert.pk}: {finding.title}")
+        agent_pause(agent=agent, actor=Actor.detector(finding.detector), reason=f"Alert #{alert.pk}: {finding.title}")
     if rule == Rule.DECLARE:
         from incidents.services import incident_declare_from_alert
 

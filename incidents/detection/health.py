@@ -20,7 +20,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from agents.models import Agent, GateState
-from firebreak.redis import get_redis
+from core.redis import get_redis
 from incidents.detection.scheduled._sql import TRACE, fetchall
 from incidents.models import Alert
 

@@ -3,6 +3,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.actors import Actor
 from incidents.detection.base import Detector, registry
 from incidents.models import Alert, DetectorSetting
 from traces.models import Trace
@@ -213,10 +214,10 @@ def test_setting_service_validates_directly(admin_user, test_detector):
 
     with pytest.raises(ValidationError):
         detector_setting_save(
-            detector=test_detector, enabled=True, thresholds={"repeats": True}, rule="", actor=admin_user
+            detector=test_detector, enabled=True, thresholds={"repeats": True}, rule="", actor=Actor.person(admin_user)
         )
     setting = detector_setting_save(
-        detector=test_detector, enabled=True, thresholds={"repeats": 4}, rule="declare", actor=admin_user
+        detector=test_detector, enabled=True, thresholds={"repeats": 4}, rule="declare", actor=Actor.person(admin_user)
     )
     assert setting.thresholds == {"repeats": 4}
 
@@ -226,10 +227,10 @@ def test_acknowledging_records_who_did_it(make_agent, responder):
     from incidents.services import alert_raise
 
     alert, _ = alert_raise(detector="action_repeat", agent=make_agent("who-bot"), fingerprint="f-who", title="loop")
-    alert_acknowledge(alert=alert, actor=responder)
+    alert_acknowledge(alert=alert, actor=Actor.person(responder))
     alert.refresh_from_db()
     assert (alert.status, alert.handled_by) == ("acknowledged", responder.username)
     assert alert.handled_at is not None
-    alert_resolve(alert=alert, actor=responder)
+    alert_resolve(alert=alert, actor=Actor.person(responder))
     alert.refresh_from_db()
     assert alert.status == "resolved"

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from core.actors import Actor
 from incidents.blast_radius import (
     BlastParamError,
     BlastSignature,
@@ -175,7 +176,7 @@ def test_trace_without_a_flag_is_rejected(world):
 def test_record_saves_one_timeline_entry(world, responder):
     incident, _ = world
     _result, entry = blast_radius_record(
-        incident=incident, signature=BlastSignature(tool="issue_refund"), actor=responder, **WINDOW
+        incident=incident, signature=BlastSignature(tool="issue_refund"), actor=Actor.person(responder), **WINDOW
     )
     assert TimelineEntry.objects.filter(incident=incident, kind=TimelineKind.BLAST_RADIUS).count() == 1
     assert entry.body.startswith("Blast radius: 4 trajectories, 3 users, 2 still running — signature tool issue_refund")

@@ -10,7 +10,7 @@ import pytest
 from django.db import transaction
 
 from agents.models import Agent, GateState
-from firebreak.fleet import fleet_load
+from demo.fleet import fleet_load
 from incidents.detection.base import registry
 from incidents.detection.engine import detector_settings
 from incidents.detection.health import health_get, health_scores_compute

@@ -7,7 +7,7 @@ import pytest
 from django.db import transaction
 
 from agents.models import AuditAction, AuditEntry, GateState
-from firebreak.fleet import fleet_load
+from demo.fleet import fleet_load
 from incidents.detection import registry
 from incidents.detection.runner import detect_batch
 from incidents.models import Alert, DetectorSetting, TimelineEntry

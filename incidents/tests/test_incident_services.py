@@ -7,6 +7,7 @@ from django.db import connection
 from django.utils import timezone
 
 from agents.services import agent_kill, agent_pause
+from core.actors import Actor
 from evals.models import EvalCase, EvalRun
 from incidents import hooks
 from incidents.models import (
@@ -56,7 +57,7 @@ def test_declaring_numbers_the_incident_and_attaches_agents_traces_and_runbook(r
         traces="a" * 32,
         commander=None,
         summary="It **loops**.",
-        actor=responder,
+        actor=Actor.person(responder),
     )
     assert incident.number == 1 and incident.ref == "INC-1"
     assert incident.status == IncidentStatus.DECLARED
@@ -72,7 +73,14 @@ def test_declaring_numbers_the_incident_and_attaches_agents_traces_and_runbook(r
     assert phases == sorted(phases, key=["contain", "assess", "remediate", "learn"].index)
     assert kinds(incident) == [TimelineKind.DECLARED]
     second = incident_declare(
-        title="b", severity="SEV3", failure_class=fc, agents=[], traces=[], commander=None, summary="", actor=responder
+        title="b",
+        severity="SEV3",
+        failure_class=fc,
+        agents=[],
+        traces=[],
+        commander=None,
+        summary="",
+        actor=Actor.person(responder),
     )
     assert second.number == 2
     assert "Page the owning team" not in second.runbook_steps.values_list("text", flat=True)
@@ -92,7 +100,7 @@ def test_viewer_cannot_declare_and_nothing_is_written(viewer):
     with pytest.raises(PermissionDenied):
         incident_declare(
             title="x", severity="SEV1", failure_class="runaway-loop", agents=[], traces=[], commander=None,
-            summary="", actor=viewer,
+            summary="", actor=Actor.person(viewer),
         )  # fmt: skip
     assert Incident.objects.count() == 0 and TimelineEntry.objects.count() == 0
 
@@ -132,7 +140,7 @@ def test_declaring_from_an_alert_links_and_acknowledges_it(make_incident, traced
 def test_concurrent_declarations_get_distinct_numbers(make_user):
     from django.apps import apps
 
-    from firebreak.roles import roles_seed
+    from core.roles import roles_seed
     from incidents.taxonomy import taxonomy_seed
 
     roles_seed(apps)
@@ -145,7 +153,7 @@ def test_concurrent_declarations_get_distinct_numbers(make_user):
             for _ in range(4):
                 incident_declare(
                     title="t", severity="SEV3", failure_class="runaway-loop", agents=[], traces=[], commander=None,
-                    summary="", actor=user,
+                    summary="", actor=Actor.person(user),
                 )  # fmt: skip
         except Exception as exc:
             errors.append(exc)
@@ -166,9 +174,9 @@ def test_concurrent_declarations_get_distinct_numbers(make_user):
 
 def test_status_moves_forward_stamping_each_time(make_incident, responder):
     incident = make_incident()
-    incident_status_set(incident=incident, status="investigating", actor=responder, note="looking")
+    incident_status_set(incident=incident, status="investigating", actor=Actor.person(responder), note="looking")
     assert incident.status == "investigating" and incident.investigating_at
-    incident_status_set(incident=incident, status="resolved", actor=responder)  # skipping contained
+    incident_status_set(incident=incident, status="resolved", actor=Actor.person(responder))  # skipping contained
     incident.refresh_from_db()
     assert incident.status == "resolved" and incident.resolved_at and incident.contained_at is None
     assert kinds(incident).count(TimelineKind.STATUS) == 2
@@ -177,10 +185,10 @@ def test_status_moves_forward_stamping_each_time(make_incident, responder):
 
 def test_status_never_moves_backwards(make_incident, responder):
     incident = make_incident()
-    incident_status_set(incident=incident, status="contained", actor=responder)
+    incident_status_set(incident=incident, status="contained", actor=Actor.person(responder))
     for status in ("investigating", "contained", "declared", "bogus"):
         with pytest.raises(ValidationError):
-            incident_status_set(incident=incident, status=status, actor=responder)
+            incident_status_set(incident=incident, status=status, actor=Actor.person(responder))
     incident.refresh_from_db()
     assert incident.status == "contained"
     assert kinds(incident).count(TimelineKind.STATUS) == 1
@@ -190,25 +198,25 @@ def test_viewer_cannot_change_status_tick_or_note(make_incident, viewer):
     incident = make_incident()
     step = incident.runbook_steps.first()
     with pytest.raises(PermissionDenied):
-        incident_status_set(incident=incident, status="investigating", actor=viewer)
+        incident_status_set(incident=incident, status="investigating", actor=Actor.person(viewer))
     with pytest.raises(PermissionDenied):
-        runbook_tick(incident=incident, step_id=step.pk, actor=viewer)
+        runbook_tick(incident=incident, step_id=step.pk, actor=Actor.person(viewer))
     with pytest.raises(PermissionDenied):
-        timeline_note_add(incident=incident, body="hi", actor=viewer)
+        timeline_note_add(incident=incident, body="hi", actor=Actor.person(viewer))
     with pytest.raises(PermissionDenied):
-        incident_close(incident=incident, actor=viewer)
+        incident_close(incident=incident, actor=Actor.person(viewer))
     incident.refresh_from_db()
     assert incident.status == "declared" and kinds(incident) == ["declared"]
 
 
 def test_severity_change_goes_on_the_timeline(make_incident, responder):
     incident = make_incident(severity="SEV3")
-    incident_severity_set(incident=incident, severity="SEV1", actor=responder)
+    incident_severity_set(incident=incident, severity="SEV1", actor=Actor.person(responder))
     incident.refresh_from_db()
     assert incident.severity == "SEV1"
     assert incident.timeline.get(kind="severity").body.startswith("Severity: SEV3 → SEV1")
     with pytest.raises(ValidationError):
-        incident_severity_set(incident=incident, severity="SEV7", actor=responder)
+        incident_severity_set(incident=incident, severity="SEV7", actor=Actor.person(responder))
 
 
 # --- closing --------------------------------------------------------------------------------------
@@ -222,7 +230,7 @@ def test_the_closure_checks_are_registered():
 def test_closing_sev1_needs_a_published_postmortem_and_a_green_eval_case(make_incident, responder, traced_agent):
     incident = make_incident(severity="SEV1", agents=["refund-bot"])
     with pytest.raises(ValidationError) as exc:
-        incident_close(incident=incident, actor=responder)
+        incident_close(incident=incident, actor=Actor.person(responder))
     assert exc.value.messages == [
         "Needs a published post-mortem (SEV1/SEV2) — none yet",
         "Needs an eval case whose latest run passed — no eval case yet",
@@ -244,20 +252,22 @@ def test_closing_sev1_needs_a_published_postmortem_and_a_green_eval_case(make_in
     PostMortem.objects.filter(incident=incident).update(status="published")
     EvalRun.objects.create(case=case, passed=True, ran_at=timezone.now() + timedelta(seconds=1))
     assert incident_close_blockers(incident) == []
-    incident_close(incident=incident, actor=responder)
+    incident_close(incident=incident, actor=Actor.person(responder))
     incident.refresh_from_db()
     assert incident.status == "closed" and incident.closed_at
     with pytest.raises(ValidationError):
-        incident_close(incident=incident, actor=responder)
+        incident_close(incident=incident, actor=Actor.person(responder))
 
 
 def test_sev3_closes_with_a_green_eval_case_and_no_postmortem(make_incident, responder, traced_agent):
     incident = make_incident(severity="SEV3")
     with pytest.raises(ValidationError) as exc:
-        incident_status_set(incident=incident, status="closed", actor=responder)  # closing goes through the checks
+        incident_status_set(
+            incident=incident, status="closed", actor=Actor.person(responder)
+        )  # closing goes through the checks
     assert exc.value.messages == ["Needs an eval case whose latest run passed — no eval case yet"]
     green_eval_case(incident, traced_agent)
-    incident_status_set(incident=incident, status="closed", actor=responder)
+    incident_status_set(incident=incident, status="closed", actor=Actor.person(responder))
     assert incident.status == "closed"
 
 
@@ -267,13 +277,13 @@ def test_sev3_closes_with_a_green_eval_case_and_no_postmortem(make_incident, res
 def test_runbook_ticks_are_timed_and_on_the_timeline(make_incident, responder):
     incident = make_incident()
     step = incident.runbook_steps.first()
-    ticked = runbook_tick(incident=incident, step_id=step.pk, actor=responder)
+    ticked = runbook_tick(incident=incident, step_id=step.pk, actor=Actor.person(responder))
     assert ticked.done_at and ticked.done_by == responder
     entry = incident.timeline.get(kind="runbook")
     assert step.text in entry.body and entry.body.startswith("Done")
     with pytest.raises(ValidationError):
-        runbook_tick(incident=incident, step_id=step.pk, actor=responder)
-    runbook_tick(incident=incident, step_id=step.pk, actor=responder, done=False)
+        runbook_tick(incident=incident, step_id=step.pk, actor=Actor.person(responder))
+    runbook_tick(incident=incident, step_id=step.pk, actor=Actor.person(responder), done=False)
     step.refresh_from_db()
     assert step.done_at is None and incident.timeline.filter(kind="runbook").count() == 2
 
@@ -281,16 +291,18 @@ def test_runbook_ticks_are_timed_and_on_the_timeline(make_incident, responder):
 def test_ticking_another_incidents_step_is_refused(make_incident, responder):
     first, second = make_incident(), make_incident()
     with pytest.raises(RunbookStep.DoesNotExist):
-        runbook_tick(incident=first, step_id=second.runbook_steps.first().pk, actor=responder)
+        runbook_tick(incident=first, step_id=second.runbook_steps.first().pk, actor=Actor.person(responder))
 
 
 def test_notes_are_markdown_up_to_10000_characters(make_incident, responder):
     incident = make_incident()
-    entry = timeline_note_add(incident=incident, body="**bold** <script>alert(1)</script>", actor=responder)
+    entry = timeline_note_add(
+        incident=incident, body="**bold** <script>alert(1)</script>", actor=Actor.person(responder)
+    )
     assert entry.kind == "note" and entry.actor == responder
     for body in ("", "   ", "x" * 10_001):
         with pytest.raises(ValidationError):
-            timeline_note_add(incident=incident, body=body, actor=responder)
+            timeline_note_add(incident=incident, body=body, actor=Actor.person(responder))
     assert incident.timeline.filter(kind="note").count() == 1
 
 
@@ -304,13 +316,13 @@ def test_killing_every_linked_agent_contains_the_incident(
     incident = make_incident(agents=["bot-a", "bot-b"])
     other = make_incident(agents=["bot-a"])
     with django_capture_on_commit_callbacks(execute=True):
-        agent_kill(agent=a, actor=responder, reason="looping")
+        agent_kill(agent=a, actor=Actor.person(responder), reason="looping")
     incident.refresh_from_db()
     other.refresh_from_db()
     assert incident.status == "declared"  # bot-b still runs
     assert other.status == "contained" and other.contained_at
     with django_capture_on_commit_callbacks(execute=True):
-        agent_pause(agent=b, actor=responder)
+        agent_pause(agent=b, actor=Actor.person(responder))
     incident.refresh_from_db()
     assert incident.status == "contained"
     entry = incident.timeline.filter(kind="status").get()
@@ -323,9 +335,9 @@ def test_auto_containment_leaves_later_statuses_alone(
 ):
     agent = make_agent("bot-a")
     incident = make_incident(agents=["bot-a"])
-    incident_status_set(incident=incident, status="resolved", actor=responder)
+    incident_status_set(incident=incident, status="resolved", actor=Actor.person(responder))
     with django_capture_on_commit_callbacks(execute=True):
-        agent_kill(agent=agent, actor=responder)
+        agent_kill(agent=agent, actor=Actor.person(responder))
     incident.refresh_from_db()
     assert incident.status == "resolved" and incident.contained_at is None
 
@@ -338,7 +350,7 @@ def test_a_flagged_step_goes_on_the_timeline_of_open_incidents_with_the_trace(
     trace = Trace.objects.get(trace_id="a" * 32)
     span_id = trace.steps.exclude(parent_span_id="").first().span_id
     with django_capture_on_commit_callbacks(execute=True):
-        trace_flag(trace=trace, span_id=span_id, note="It looped here.", actor=responder)
+        trace_flag(trace=trace, span_id=span_id, note="It looped here.", actor=Actor.person(responder))
     entry = incident.timeline.get(kind="flag")
     assert span_id in entry.body and "It looped here." in entry.body
     assert entry.data == {"trace": "a" * 32, "span_id": span_id}

@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from celery.exceptions import Retry
 
+from core.actors import Actor
 from incidents.models import Incident
 from incidents.notify import NotificationFailed, notification_send
 from incidents.services import incident_severity_set, incident_status_set
@@ -75,10 +76,10 @@ def test_severity_change_contained_and_resolved_notify(
     monkeypatch.setattr(incident_notify_task, "delay", lambda pk, event, detail="": events.append((event, detail)))
     with django_capture_on_commit_callbacks(execute=True):
         incident = make_incident(severity="SEV3")
-        incident_severity_set(incident=incident, severity="SEV2", actor=responder)
-        incident_status_set(incident=incident, status="investigating", actor=responder)
-        incident_status_set(incident=incident, status="contained", actor=responder)
-        incident_status_set(incident=incident, status="resolved", actor=responder)
+        incident_severity_set(incident=incident, severity="SEV2", actor=Actor.person(responder))
+        incident_status_set(incident=incident, status="investigating", actor=Actor.person(responder))
+        incident_status_set(incident=incident, status="contained", actor=Actor.person(responder))
+        incident_status_set(incident=incident, status="resolved", actor=Actor.person(responder))
     assert events == [("declared", ""), ("severity", "was SEV3"), ("contained", ""), ("resolved", "")]
 
 

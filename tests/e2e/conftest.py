@@ -17,7 +17,7 @@ def _reference_data(transactional_db):
     taking what the migrations seeded with them: put the roles and the taxonomy back."""
     from django.apps import apps
 
-    from firebreak.roles import roles_seed
+    from core.roles import roles_seed
     from incidents.taxonomy import taxonomy_seed
 
     roles_seed(apps)

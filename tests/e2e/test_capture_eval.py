@@ -3,6 +3,7 @@ flagged step, the responder writes the expected behaviour, and the case page sho
 
 import pytest
 
+from core.actors import Actor
 from evals.models import EvalCase
 from traces.models import Step, Trace
 from traces.services import trace_flag
@@ -24,7 +25,9 @@ def flagged_trace(make_agent, make_spans, ingest, make_user):
     )
     trace = Trace.objects.get(trace_id=TRACE_ID)
     step = Step.objects.filter(trace=trace, tool_name="issue_refund").order_by("started_at").first()
-    return trace_flag(trace=trace, span_id=step.span_id, note="Refunded a second time", actor=make_user("responder"))
+    return trace_flag(
+        trace=trace, span_id=step.span_id, note="Refunded a second time", actor=Actor.person(make_user("responder"))
+    )
 
 
 def test_responder_captures_an_eval_case_from_the_flagged_trace(page, live_server, login, flagged_trace):

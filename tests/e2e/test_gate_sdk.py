@@ -8,7 +8,8 @@ from firebreak_sdk import AgentKilled, AgentPaused, BudgetFrozen, Gate, GateUnav
 from agents import services
 from agents.gate import gate_reconcile
 from agents.models import Agent
-from firebreak.redis import gate_redis_url, get_redis
+from core.actors import Actor
+from core.redis import gate_redis_url, get_redis
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ def eventually(fn, exc, timeout=2.0):
 
 def test_a_killed_agents_next_check_raises(gate, agent, responder):
     gate.check()
-    services.agent_kill(agent=agent, actor=responder, reason="runaway loop")
+    services.agent_kill(agent=agent, actor=Actor.person(responder), reason="runaway loop")
     raised = eventually(gate.check, AgentKilled)
     assert raised.reason == "runaway loop"
     assert raised.changed_by == responder.username
@@ -55,9 +56,9 @@ def test_a_killed_agents_next_check_raises(gate, agent, responder):
 
 
 def test_pause_then_resume(gate, agent, responder):
-    services.agent_pause(agent=agent, actor=responder, reason="look closer")
+    services.agent_pause(agent=agent, actor=Actor.person(responder), reason="look closer")
     eventually(gate.check, AgentPaused)
-    services.agent_resume(agent=agent, actor=responder, reason="looked")
+    services.agent_resume(agent=agent, actor=Actor.person(responder), reason="looked")
     deadline = time.monotonic() + 2
     while True:
         try:
@@ -69,7 +70,7 @@ def test_pause_then_resume(gate, agent, responder):
 
 
 def test_a_disabled_tool_raises_for_that_tool_only(gate, agent, responder):
-    services.agent_tool_disable(agent=agent, tool="refund", actor=responder, reason="wrong refunds")
+    services.agent_tool_disable(agent=agent, tool="refund", actor=Actor.person(responder), reason="wrong refunds")
     raised = eventually(lambda: gate.check(tool="refund"), ToolDisabled)
     assert raised.tool == "refund"
     gate.check(tool="search")
@@ -78,14 +79,14 @@ def test_a_disabled_tool_raises_for_that_tool_only(gate, agent, responder):
 
 def test_budget_freeze_refuses_a_new_run_and_lets_a_running_one_finish(gate, agent, responder):
     gate.begin_run()  # a run already in flight
-    services.agent_budget_freeze(agent=agent, actor=responder, reason="cost spiral")
+    services.agent_budget_freeze(agent=agent, actor=Actor.person(responder), reason="cost spiral")
     eventually(gate.begin_run, BudgetFrozen)
     gate.check()  # the running one drains
     gate.check(tool="search")
 
 
 def test_fleet_stop_reaches_every_agent(gate, agent, responder):
-    services.fleet_stop(actor=responder, reason="all hands")
+    services.fleet_stop(actor=Actor.person(responder), reason="all hands")
     raised = eventually(gate.check, AgentKilled)
     assert "all hands" in raised.reason
 
@@ -97,7 +98,7 @@ def test_wrong_key_fails_closed(agent, live_server):
 
 def test_redis_restarted_empty_stops_agents_until_the_reconciler_restores_every_kill(agent, responder, make_agent):
     other = make_agent("other-bot")
-    services.agent_kill(agent=agent, actor=responder, reason="kept killed")
+    services.agent_kill(agent=agent, actor=Actor.person(responder), reason="kept killed")
     with (
         Gate("sdk-bot", redis_url=gate_redis_url(), max_staleness=0, subscribe=False) as killed_gate,
         Gate("other-bot", redis_url=gate_redis_url(), max_staleness=0, subscribe=False) as active_gate,

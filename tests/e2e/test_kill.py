@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agents.models import Agent, AuditEntry
-from firebreak.redis import gate_redis_url
+from core.redis import gate_redis_url
 
 AGENT_SCRIPT = Path(__file__).with_name("agent_process.py")
 

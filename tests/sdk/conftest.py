@@ -72,7 +72,7 @@ def wait_subscribed(client: redis.Redis, channel: str = CHANNEL, count: int = 1)
 @pytest.fixture
 def redis_url(redis_client) -> str:
     """The gate's Redis database as the tests configure it (logical db 15, emptied per test)."""
-    from firebreak.redis import gate_redis_url
+    from core.redis import gate_redis_url
 
     return gate_redis_url()
 

@@ -52,7 +52,7 @@ def _reference_data(transactional_db):
     migrations seeded with them: put the roles and the taxonomy back (as tests/e2e/conftest.py does)."""
     from django.apps import apps
 
-    from firebreak.roles import roles_seed
+    from core.roles import roles_seed
     from incidents.taxonomy import taxonomy_seed
 
     roles_seed(apps)

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 import pytest
 from django.db import connection
 
-from firebreak.demo import trajectory_spans
 from traces.models import Step, Trace
 from traces.services import trace_ingest
+from traces.synthetic import trajectory_spans
 
 
 @pytest.mark.django_db(transaction=True)

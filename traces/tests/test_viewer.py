@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
+from core.actors import Actor
 from traces.models import Step, Trace
 from traces.services import trace_flag, trace_golden_set
 
@@ -316,9 +317,9 @@ def hostile(make_agent, make_spans, ingest):
     ingest(make_spans(trace_id="e" * 32, steps=steps, **common))
     ingest(make_spans(trace_id="d" * 32, steps=[{"kind": "tool", "tool": IMG, "args": {"q": IMG}}], **common))
     trace = Trace.objects.get(trace_id="e" * 32)
-    trace_golden_set(trace=Trace.objects.get(trace_id="d" * 32), actor="tests")
+    trace_golden_set(trace=Trace.objects.get(trace_id="d" * 32), actor=Actor.system("tests"))
     span = Step.objects.get(trace=trace, kind="tool").span_id
-    trace_flag(trace=trace, span_id=span, note=SCRIPT + " and " + IMG, actor="tests")
+    trace_flag(trace=trace, span_id=span, note=SCRIPT + " and " + IMG, actor=Actor.system("tests"))
     return trace, span
 
 
@@ -365,7 +366,7 @@ def test_diff_marks_inserted_missing_and_changed_calls(trace_of, viewer_client):
         ],
         input_class="refund",
     )
-    trace_golden_set(trace=golden, actor="tests")
+    trace_golden_set(trace=golden, actor=Actor.system("tests"))
     trace = trace_of(
         [
             {"kind": "tool", "tool": "search", "args": {"q": "refund policy"}},
@@ -399,14 +400,14 @@ def test_diff_shows_an_honest_empty_state(trace_of, viewer_client):
     lonely = trace_of([{"kind": "tool", "tool": "search"}], input_class="billing")
     html = viewer_client.get(reverse("traces:trace-diff", args=[lonely.trace_id])).content.decode()
     assert "No golden run for “billing” yet" in html
-    trace_golden_set(trace=lonely, actor="tests")
+    trace_golden_set(trace=lonely, actor=Actor.system("tests"))
     html = viewer_client.get(reverse("traces:trace-diff", args=[lonely.trace_id])).content.decode()
     assert "This trace is the golden run" in html
 
 
 def test_responder_marks_a_trace_golden_and_viewer_cannot(trace_of, responder_client, viewer_client):
     old = trace_of([{"kind": "tool", "tool": "search"}], input_class="refund")
-    trace_golden_set(trace=old, actor="tests")
+    trace_golden_set(trace=old, actor=Actor.system("tests"))
     trace = trace_of([{"kind": "tool", "tool": "search"}], input_class="refund")
     url = reverse("traces:trace-golden", args=[trace.trace_id])
     assert viewer_client.post(url).status_code == 403
@@ -488,7 +489,7 @@ def test_viewer_sees_no_flag_control_and_cannot_flag(trace_of, viewer_client, re
 def test_responder_flags_a_step_with_htmx(trace_of, responder_client, responder):
     trace = trace_of(alternating(5))
     first, second = Step.objects.filter(trace=trace, kind="tool").order_by("started_at")[:2]
-    trace_flag(trace=trace, span_id=first.span_id, note="Earlier guess.", actor="tests")
+    trace_flag(trace=trace, span_id=first.span_id, note="Earlier guess.", actor=Actor.system("tests"))
     url = reverse("traces:trace-flag", args=[trace.trace_id])
     response = responder_client.post(
         url, {"span_id": second.span_id, "note": "It searched again " + SCRIPT}, headers=HX
@@ -586,9 +587,12 @@ def test_kill_from_the_trace_returns_to_it_and_then_shows_killed(trace_of, respo
 
 def test_trace_list_shows_flagged_and_golden_badges(trace_of, viewer_client):
     trace = trace_of([{"kind": "tool", "tool": "search"}], input_class="refund")
-    trace_golden_set(trace=trace, actor="tests")
+    trace_golden_set(trace=trace, actor=Actor.system("tests"))
     trace_flag(
-        trace=trace, span_id=Step.objects.get(trace=trace, kind="tool").span_id, note="Here it broke.", actor="t"
+        trace=trace,
+        span_id=Step.objects.get(trace=trace, kind="tool").span_id,
+        note="Here it broke.",
+        actor=Actor.system("t"),
     )
     html = viewer_client.get(reverse("traces:trace-list")).content.decode()
     assert "⚑ flagged" in html and "Here it broke." in html

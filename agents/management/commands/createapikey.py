@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from agents.models import Agent
 from agents.services import agent_register, api_key_create
+from core.actors import Actor
 
 
 class Command(BaseCommand):
@@ -22,7 +23,9 @@ class Command(BaseCommand):
                 scope_list = (scopes or "ingest,gate").split(",")
                 target = Agent.objects.filter(slug=agent).first()
                 if target is None:
-                    target = agent_register(slug=agent, name=agent.replace("-", " ").title(), actor="createapikey")
+                    target = agent_register(
+                        slug=agent, name=agent.replace("-", " ").title(), actor=Actor.system("createapikey")
+                    )
                     self.stderr.write(f"registered agent {agent}")
                 key, raw = api_key_create(agent=target, scopes=scope_list, name=name)
             else:

@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from agents.models import Agent
 from agents.services import agent_kill
+from core.actors import Actor
 
 
 class Command(BaseCommand):
@@ -20,7 +21,9 @@ class Command(BaseCommand):
         if agent is None:
             raise CommandError(f"no agent {slug!r}")
         try:
-            entry = agent_kill(agent=agent, actor=f"cli:{getpass.getuser()}", reason=reason, incident_number=incident)
+            entry = agent_kill(
+                agent=agent, actor=Actor.system(f"cli:{getpass.getuser()}"), reason=reason, incident_number=incident
+            )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
         if entry is None:

@@ -14,7 +14,7 @@ import httpx
 from django.conf import settings as django_settings
 
 from agents.models import Agent
-from firebreak.redis import get_redis
+from core.redis import get_redis
 from incidents.detection.base import Finding, Rule, detector
 from incidents.detection.scheduled._sql import FROM_STEPS, bounds, fetchall
 

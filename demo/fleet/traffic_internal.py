@@ -2,8 +2,8 @@
 
 import json
 
-from firebreak.fleet.content import _REPOS, _SENTENCES, _SERVICES, _Content, _pick
-from firebreak.fleet.runs import _Run, _Trace
+from demo.fleet.content import _REPOS, _SENTENCES, _SERVICES, _Content, _pick
+from demo.fleet.runs import _Run, _Trace
 
 
 class _InternalTraffic(_Content):

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand
 
-from firebreak.fleet import fleet_load
+from demo.fleet import fleet_load
 from traces.selectors import trace_exists
 
 

@@ -5,7 +5,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from firebreak.fleet.agents import _SYSTEMS, AGENTS_BY_SLUG, MODEL_PRICES
+from demo.fleet.agents import _SYSTEMS, AGENTS_BY_SLUG, MODEL_PRICES
 
 _WRITES = {
     "send_email", "create_ticket", "escalate_to_human", "issue_refund", "update_customer_record", "post_review_comment",

@@ -3,8 +3,8 @@
 import json
 from decimal import Decimal
 
-from firebreak.fleet.content import _Content, _pick
-from firebreak.fleet.runs import _Run, _Trace
+from demo.fleet.content import _Content, _pick
+from demo.fleet.runs import _Run, _Trace
 
 
 class _CustomerTraffic(_Content):

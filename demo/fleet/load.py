@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 
 from agents.selectors import agent_list
 from agents.services import agent_register
-from firebreak.fleet.failures import FailureExample
-from firebreak.fleet.plan import fleet_generate
+from core.actors import Actor
+from demo.fleet.failures import FailureExample
+from demo.fleet.plan import fleet_generate
 from traces.services import trace_ingest
 
-DEMO_ACTOR = "demo_fleet"
+DEMO_ACTOR = Actor.system("demo_fleet")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """The healthy traffic: every agent's scenario builders, how often each runs, and the odd fatal tool error."""
 
-from firebreak.fleet.runs import _FATAL, _Trace
-from firebreak.fleet.traffic_customer import _CustomerTraffic
-from firebreak.fleet.traffic_internal import _InternalTraffic
+from demo.fleet.runs import _FATAL, _Trace
+from demo.fleet.traffic_customer import _CustomerTraffic
+from demo.fleet.traffic_internal import _InternalTraffic
 
 
 class _Gen(_CustomerTraffic, _InternalTraffic):

@@ -1,6 +1,6 @@
 from django.template import Context, Template
 
-from firebreak.markdown import render_markdown
+from core.markdown import render_markdown
 
 
 def test_markdown_renders_and_strips_scripts_and_handlers():

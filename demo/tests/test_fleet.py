@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.db import transaction
 
 from agents.models import Agent
-from firebreak.fleet import BATCH_SPANS, fleet_generate, fleet_load
+from demo.fleet import BATCH_SPANS, fleet_generate, fleet_load
 from incidents.taxonomy import FAILURE_CLASSES
 from traces.ingest.spans import Span
 from traces.models import Step, Trace

@@ -9,10 +9,10 @@ later anchor adds a separate day of traffic instead of rewriting the timestamps 
 the path real spans take; ingest is idempotent, so loading the same plan twice stores nothing new.
 """
 
-from firebreak.fleet.agents import AGENTS, AGENTS_BY_SLUG, AgentSpec
-from firebreak.fleet.failures import FAILURES, FailureExample
-from firebreak.fleet.load import DEMO_ACTOR, FleetSummary, fleet_load
-from firebreak.fleet.plan import BATCH_SPANS, TARGET_TRACES, FleetPlan, fleet_generate
+from demo.fleet.agents import AGENTS, AGENTS_BY_SLUG, AgentSpec
+from demo.fleet.failures import FAILURES, FailureExample
+from demo.fleet.load import DEMO_ACTOR, FleetSummary, fleet_load
+from demo.fleet.plan import BATCH_SPANS, TARGET_TRACES, FleetPlan, fleet_generate
 
 __all__ = [
     "AGENTS",

@@ -6,12 +6,12 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from firebreak.demo import trajectory_spans
-from firebreak.fleet.agents import AGENTS, AGENTS_BY_SLUG, AgentSpec
-from firebreak.fleet.failures import FAILURES, FailureExample, _Failures
-from firebreak.fleet.runs import _Trace
-from firebreak.fleet.traffic import _TRAFFIC, _Gen, _healthy
+from demo.fleet.agents import AGENTS, AGENTS_BY_SLUG, AgentSpec
+from demo.fleet.failures import FAILURES, FailureExample, _Failures
+from demo.fleet.runs import _Trace
+from demo.fleet.traffic import _TRAFFIC, _Gen, _healthy
 from traces.ingest.spans import Span
+from traces.synthetic import trajectory_spans
 
 BATCH_SPANS = 500
 TARGET_TRACES = 3000

@@ -1,9 +1,6 @@
 from collections import Counter
 from datetime import timedelta
 
-from django.contrib.auth.decorators import login_not_required
-from django.db import connection
-from django.http import JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -44,7 +41,7 @@ def dashboard(request):
         context["open_incidents"] = incident_list(open_only=True, limit=20)
         context["open_alerts"] = alert_open_feed(limit=10)
         context["recent_traces"] = trace_recent_list(limit=15)
-    template = f"dashboard.html#{part}" if part in ("fleet", "live") else "dashboard.html"
+    template = f"incidents/dashboard.html#{part}" if part in ("fleet", "live") else "incidents/dashboard.html"
     return render(request, template, context)
 
 
@@ -56,24 +53,3 @@ def _health_view(health: dict | None) -> dict:
     change = trend[-1] - trend[0] if len(trend) > 1 else 0
     word = "rising" if change >= 5 else "falling" if change <= -5 else "steady"
     return {"score": health["score"], "trend": word, "change": change, "points": trend}
-
-
-@login_not_required
-def healthz(request):
-    """Liveness for load balancers and compose: PostgreSQL and Redis answer."""
-    from firebreak.redis import get_redis
-
-    status = {}
-    try:
-        with connection.cursor() as cur:
-            cur.execute("SELECT 1")
-        status["postgres"] = "ok"
-    except Exception as exc:
-        status["postgres"] = f"error: {exc.__class__.__name__}"
-    try:
-        get_redis().ping()
-        status["redis"] = "ok"
-    except Exception as exc:
-        status["redis"] = f"error: {exc.__class__.__name__}"
-    ok = all(v == "ok" for v in status.values())
-    return JsonResponse({"status": "ok" if ok else "degraded", **status}, status=200 if ok else 503)

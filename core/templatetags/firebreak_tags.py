@@ -163,6 +163,6 @@ def get_item(mapping, key):
 @register.filter(name="markdown")
 def markdown_filter(text):
     """Render untrusted Markdown to sanitized HTML (nh3)."""
-    from firebreak.markdown import render_markdown
+    from core.markdown import render_markdown
 
     return render_markdown(text)

@@ -4,9 +4,9 @@ import json
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from firebreak.fleet.content import _SENTENCES
-from firebreak.fleet.runs import _Run, _Trace
-from firebreak.fleet.traffic import _Gen
+from demo.fleet.content import _SENTENCES
+from demo.fleet.runs import _Run, _Trace
+from demo.fleet.traffic import _Gen
 
 REFUSAL = "I'm sorry, but I can't help with that."
 

@@ -1,0 +1,55 @@
+"""API error plumbing shared by every app's DRF views: one error shape, one mapping of service errors."""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from core.errors import Conflict, error_detail
+
+ERROR = inline_serializer("Error", {"error": serializers.CharField(), "detail": serializers.JSONField(required=False)})
+ERRORS = {
+    400: OpenApiResponse(ERROR, description="invalid input; nothing written"),
+    401: OpenApiResponse(ERROR, description="no or unknown key"),
+    403: OpenApiResponse(ERROR, description="not allowed (agent keys never act on a gate); nothing written"),
+    404: OpenApiResponse(ERROR, description="unknown agent"),
+    409: OpenApiResponse(ERROR, description="does not apply to the gate as it is; nothing written"),
+}
+
+
+def error(message: str, code: int, detail: Any = None) -> Response:
+    """The API's one error shape: ``{"error": "...", "detail": ...}``."""
+    body: dict[str, Any] = {"error": message}
+    if detail is not None:
+        body["detail"] = detail
+    return Response(body, status=code)
+
+
+def service_error(exc: Exception) -> Response:
+    """A service's refusal as a response: Conflict 409, ValidationError 400, PermissionDenied 403.
+
+    Anything else is re-raised: it is a bug, not an answer.
+    """
+    if isinstance(exc, Conflict):
+        return error("; ".join(exc.messages), status.HTTP_409_CONFLICT)
+    if isinstance(exc, ValidationError):
+        return error("invalid input", status.HTTP_400_BAD_REQUEST, error_detail(exc))
+    if isinstance(exc, PermissionDenied):
+        return error(str(exc) or "not allowed", status.HTTP_403_FORBIDDEN)
+    raise exc
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF errors as ``{"error": "...", "detail": ...}`` so clients read one field."""
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    data = response.data
+    if isinstance(data, dict) and set(data) == {"detail"}:
+        response.data = {"error": str(data["detail"])}
+    else:
+        response.data = {"error": "invalid input", "detail": data}
+    return response

@@ -1,6 +1,0 @@
-from django.apps import AppConfig
-
-
-class FirebreakConfig(AppConfig):
-    name = "firebreak"
-    verbose_name = "Firebreak"
