@@ -11,6 +11,8 @@ from django_htmx.http import trigger_client_event
 from agents import hooks, selectors, services
 from agents.models import Agent, AuditEntry
 from core.actors import Actor
+from core.errors import Conflict
+from core.forms import error_sentence
 from core.roles import ADMIN, RESPONDER, role_required
 
 
@@ -80,12 +82,8 @@ def _done(request, agent: Agent | None, message: str, *, changed: bool = True):
 
 def _failed(request, agent: Agent | None, exc: Exception):
     if isinstance(exc, ValidationError):
-        text = (
-            "; ".join(f"{k}: {', '.join(v)}" if k != "__all__" else ", ".join(v) for k, v in exc.message_dict.items())
-            if hasattr(exc, "error_dict")
-            else "; ".join(exc.messages)
-        )
-        status = 409 if isinstance(exc, services.GateConflict) else 400
+        text = error_sentence(exc)
+        status = 409 if isinstance(exc, Conflict) else 400
     else:
         text, status = str(exc) or "not allowed", 403
     if request.htmx:

@@ -27,6 +27,7 @@ from agents.models import Agent
 from agents.permissions import IsResponder, IsViewer
 from core.actors import Actor
 from core.api import ERROR, error
+from core.errors import error_detail
 from evals import selectors, services
 from evals.models import EvalCase
 from incidents.models import Incident
@@ -264,7 +265,7 @@ class EvalRunsApi(APIView):
         except PermissionDenied as exc:
             return error(str(exc) or "not allowed", 403)
         except ValidationError as exc:
-            return error("invalid input", 400, exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+            return error("invalid input", 400, error_detail(exc))
         return Response(
             {
                 "recorded": len(runs),

@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from core.actors import Actor
+from core.forms import form_errors_add
 from core.roles import RESPONDER, role_required
 from evals import selectors, services
 from evals.canaries import canary_list
@@ -134,11 +135,7 @@ def case_capture(request):
                 actor=Actor.from_request(request),
             )
         except ValidationError as exc:
-            if hasattr(exc, "error_dict"):
-                for field, errors in exc.message_dict.items():
-                    form.add_error(field if field in form.fields else None, errors)
-            else:
-                form.add_error(None, exc.messages)
+            form_errors_add(form, exc)
         else:
             messages.success(request, f"Eval case EC-{case.pk} captured.")
             return redirect("evals:case-detail", pk=case.pk)

@@ -7,6 +7,8 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
 
 from core.actors import Actor
+from core.errors import error_messages
+from core.forms import form_errors_add
 from core.roles import RESPONDER, has_role, role_required
 from incidents import selectors, services
 from incidents.forms import IncidentDeclareForm, NoteForm, declare_initial
@@ -18,12 +20,6 @@ def _incident_or_404(number: int) -> Incident:
         return selectors.incident_get(number=number)
     except Incident.DoesNotExist:
         raise Http404("No incident with this number.") from None
-
-
-def _messages_of(exc: ValidationError) -> list[str]:
-    if hasattr(exc, "error_dict"):
-        return [m for k, v in exc.message_dict.items() for m in v]
-    return list(exc.messages)
 
 
 def incident_list(request):
@@ -71,11 +67,7 @@ def incident_new(request):
                     alert=data["alert"],
                 )
             except ValidationError as exc:
-                if hasattr(exc, "error_dict"):
-                    for field, errors in exc.message_dict.items():
-                        form.add_error(field if field in form.fields else None, errors)
-                else:
-                    form.add_error(None, exc.messages)
+                form_errors_add(form, exc)
             else:
                 messages.success(request, f"{incident.ref} declared.")
                 return redirect("incidents:incident-detail", number=incident.number)
@@ -133,7 +125,7 @@ def _back(incident: Incident, anchor: str = "") -> HttpResponse:
 def _refused(request, incident: Incident, exc: Exception, anchor: str = ""):
     if isinstance(exc, PermissionDenied):
         raise exc
-    text = "; ".join(_messages_of(exc))
+    text = "; ".join(error_messages(exc))
     if request.htmx:
         response = HttpResponse(status=204)
         trigger_client_event(response, "fb:error", {"message": text})
@@ -183,7 +175,7 @@ def incident_close(request, number: int):
     try:
         services.incident_close(incident=incident, actor=Actor.from_request(request))
     except ValidationError as exc:
-        messages.error(request, "Cannot close yet: " + "; ".join(_messages_of(exc)))
+        messages.error(request, "Cannot close yet: " + "; ".join(error_messages(exc)))
         return _back(incident, "close")
     messages.success(request, f"{incident.ref} closed.")
     return _back(incident)
@@ -200,7 +192,7 @@ def note_add(request, number: int):
                 incident=incident, body=form.cleaned_data["body"], actor=Actor.from_request(request)
             )
         except ValidationError as exc:
-            form.add_error("body", _messages_of(exc))
+            form.add_error("body", error_messages(exc))
     if request.htmx:
         context = _detail_context(request, incident, note_form=form if form.errors else None)
         response = render(request, "incidents/incident_detail.html#timeline", context, status=200)

@@ -9,15 +9,10 @@ from django.views.decorators.http import require_POST
 
 from agents.models import Agent
 from core.actors import Actor
+from core.errors import error_messages
 from core.roles import ADMIN, RESPONDER, has_role, role_required
 from incidents import alert_selectors, alert_services
 from incidents.models import Alert, DetectorSetting
-
-
-def _messages_of(exc: ValidationError) -> list[str]:
-    if hasattr(exc, "error_dict"):
-        return [m for v in exc.message_dict.values() for m in v]
-    return list(exc.messages)
 
 
 def _alert_or_404(pk: int) -> Alert:
@@ -55,7 +50,7 @@ def _alert_action(request, pk: int, action):
     try:
         action(alert=alert, actor=Actor.from_request(request))
     except ValidationError as exc:
-        error = " ".join(_messages_of(exc))
+        error = " ".join(error_messages(exc))
     if request.htmx:
         alert = _alert_or_404(pk)
         return render(
@@ -125,7 +120,7 @@ def _detector_settings_post(request):
                 actor=Actor.from_request(request),
             )
         except ValidationError as exc:
-            errors.extend(_messages_of(exc))
+            errors.extend(error_messages(exc))
     if errors:
         context = _settings_context(request, errors=errors, error_detector=detector, posted=data)
         return render(request, "incidents/detector_settings.html", context, status=400)

@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from core.actors import Actor
+from core.forms import form_errors_add
 from core.markdown import render_markdown
 from core.roles import RESPONDER, has_role, role_required
 from incidents import metrics as metrics_selectors
@@ -222,8 +223,7 @@ def action_item_add(request, number: int):
                 actor=Actor.from_request(request),
             )
         except ValidationError as error:
-            for field, field_errors in error.message_dict.items():
-                form.add_error(field if field in form.fields else None, field_errors)
+            form_errors_add(form, error)
         else:
             form = None
     if request.htmx:
