@@ -20,8 +20,8 @@ from django.utils import timezone
 from core.actors import Actor
 from core.roles import RESPONDER
 from evals.models import EvalCase, EvalRun
-from incidents.models import FailureClass, Incident, Severity, TimelineEntry, TimelineKind
-from incidents.services import alert_raise
+from incidents.models import FailureClass, Incident, Severity, TimelineKind
+from incidents.services import alert_raise, timeline_record
 from traces.models import Step, Trace
 
 TITLE_MAX = 300
@@ -241,12 +241,11 @@ def eval_case_capture(
         created_by=actor.user,
     )
     if incident is not None:
-        TimelineEntry.objects.create(
+        timeline_record(
             incident=incident,
             kind=TimelineKind.EVAL,
             body=f"Eval case EC-{case.pk} captured from trace `{trace.trace_id}`: {title}",
-            actor=actor.user,
-            actor_label=actor.label,
+            actor=actor,
             data={"case": case.pk, "trace": trace.trace_id, "span_id": trace.flagged_span_id},
         )
     return case

@@ -8,9 +8,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.actors import Actor
-from core.roles import ADMIN
+from core.roles import ADMIN, RESPONDER
 from incidents.models import Alert, DetectorSetting
-from incidents.services import _require_responder
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +27,7 @@ def _refresh(target: Alert, source: Alert) -> None:
 @transaction.atomic
 def alert_acknowledge(*, alert: Alert, actor: Actor) -> Alert:
     """Open → acknowledged: someone is looking. Needs the responder role."""
-    _require_responder(actor)
+    actor.require(RESPONDER)
     locked = _locked(alert)
     if locked.status != Alert.Status.OPEN:
         raise ValidationError(
@@ -46,7 +45,7 @@ def alert_acknowledge(*, alert: Alert, actor: Actor) -> Alert:
 @transaction.atomic
 def alert_resolve(*, alert: Alert, actor: Actor) -> Alert:
     """Open or acknowledged → resolved. A new occurrence (same fingerprint) opens it again."""
-    _require_responder(actor)
+    actor.require(RESPONDER)
     locked = _locked(alert)
     if locked.status == Alert.Status.RESOLVED:
         raise ValidationError("This alert is already resolved.")

@@ -25,6 +25,7 @@ from django.utils.dateparse import parse_datetime
 from agents.models import Agent
 from core.actors import Actor
 from incidents.models import Incident, TimelineEntry, TimelineKind
+from incidents.services import timeline_record
 from traces.models import Step, Trace, TraceStatus
 
 REGEX_PREFIX = "re:"
@@ -390,12 +391,11 @@ def blast_radius_record(
         f"Blast radius: {result.trajectories} trajectories, {result.distinct_users} users, "
         f"{result.still_running} still running — signature {signature.describe()}"
     )
-    entry = TimelineEntry.objects.create(
+    entry = timeline_record(
         incident=incident,
         kind=TimelineKind.BLAST_RADIUS,
         body=body,
-        actor=actor.user,
-        actor_label=actor.label,
+        actor=actor,
         data=result.as_data(),
         created_at=result.computed_at,
     )

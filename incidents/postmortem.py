@@ -17,10 +17,10 @@ from incidents.models import (
     Incident,
     PostMortem,
     PostMortemTemplate,
-    TimelineEntry,
     TimelineKind,
 )
 from incidents.selectors import POSTMORTEM_DUE_AFTER
+from incidents.services import timeline_record
 from traces.models import Trace
 
 SECTION_BODY_MAX = 50_000
@@ -32,17 +32,6 @@ TRANSITIONS = {
     PostMortem.Status.IN_REVIEW: {PostMortem.Status.DRAFT, PostMortem.Status.PUBLISHED},
     PostMortem.Status.PUBLISHED: set(),
 }
-
-
-def _timeline(*, incident: Incident, body: str, actor: Actor, data: dict) -> TimelineEntry:
-    return TimelineEntry.objects.create(
-        incident=incident,
-        kind=TimelineKind.POSTMORTEM,
-        body=body,
-        actor=actor.user,
-        actor_label=actor.label,
-        data=data,
-    )
 
 
 def _locked(postmortem: PostMortem) -> PostMortem:
@@ -97,8 +86,9 @@ def postmortem_start(*, incident: Incident, template: PostMortemTemplate, actor:
     traces = list(locked.traces.all())
     if traces:
         postmortem.attached_traces.add(*traces)
-    _timeline(
+    timeline_record(
         incident=locked,
+        kind=TimelineKind.POSTMORTEM,
         body=f"Post-mortem started from the template “{template.name}”.",
         actor=actor,
         data={"action": "start", "template": template.slug, "postmortem": postmortem.pk},
@@ -229,8 +219,9 @@ def postmortem_status_set(*, postmortem: PostMortem, status: str, actor: Actor) 
         PostMortem.Status.DRAFT: "sent back to draft",
         PostMortem.Status.PUBLISHED: "published",
     }[status]
-    _timeline(
+    timeline_record(
         incident=locked.incident,
+        kind=TimelineKind.POSTMORTEM,
         body=f"Post-mortem {verb}.",
         actor=actor,
         data={"action": status, "from": previous, "postmortem": locked.pk},

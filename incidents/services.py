@@ -5,6 +5,7 @@ entry together, or nothing. Notifications leave only after commit.
 """
 
 import logging
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -52,19 +53,29 @@ PHASE_ORDER = [p.value for p in RunbookPhase]
 NUMBER_LOCK_KEY = 0x1C1DE27  # arbitrary, fixed
 
 
-def _require_responder(actor: Actor) -> None:
-    # Detectors act on their own rules (pause, declare); people need the responder role.
-    actor.require(RESPONDER)
+def timeline_record(
+    *,
+    incident: Incident,
+    kind: str,
+    body: str,
+    actor: Actor,
+    data: dict | None = None,
+    created_at: datetime | None = None,
+) -> TimelineEntry:
+    """Put one entry on the incident's timeline: the only code that writes TimelineEntry rows.
 
-
-def _timeline(incident: Incident, kind: str, body: str, actor: Actor, **data) -> TimelineEntry:
+    ``body`` is Markdown for notes and plain text otherwise (both escaped or sanitized on
+    display); ``actor`` gives the label shown and, for a person, the user linked.
+    ``created_at`` defaults to now. Runs in the caller's transaction.
+    """
     return TimelineEntry.objects.create(
         incident=incident,
         kind=kind,
         body=body,
         actor=actor.user,
         actor_label=actor.label,
-        data=data,
+        data=data or {},
+        created_at=created_at or timezone.now(),
     )
 
 
@@ -190,7 +201,7 @@ def incident_declare(
     empty title); nothing is written when it raises. After commit a
     "declared" notification is enqueued.
     """
-    _require_responder(actor)
+    actor.require(RESPONDER)
     errors = {}
     title = (title or "").strip()
     if not title:
@@ -246,18 +257,22 @@ def incident_declare(
         body += " · agents " + ", ".join(f"`{a.slug}`" for a in agent_list)
     if trace_list:
         body += f" · {len(trace_list)} trace{'s' if len(trace_list) != 1 else ''}"
-    _timeline(
-        incident,
-        TimelineKind.DECLARED,
-        body,
-        actor,
-        severity=severity,
-        failure_class=fc.slug,
-        alert=alert.pk if alert else None,
+    timeline_record(
+        incident=incident,
+        kind=TimelineKind.DECLARED,
+        body=body,
+        actor=actor,
+        data={"severity": severity, "failure_class": fc.slug, "alert": alert.pk if alert else None},
     )
     if alert is not None:
         Alert.objects.filter(pk=alert.pk).update(incident=incident, status=Alert.Status.ACKNOWLEDGED)
-        _timeline(incident, TimelineKind.ALERT, f"From alert: {alert.title}", actor, alert=alert.pk)
+        timeline_record(
+            incident=incident,
+            kind=TimelineKind.ALERT,
+            body=f"From alert: {alert.title}",
+            actor=actor,
+            data={"alert": alert.pk},
+        )
     _notify(incident, "declared")
     return incident
 
@@ -278,7 +293,7 @@ def incident_status_set(*, incident: Incident, status: str, actor: Actor, note: 
     forward, note too long); nothing is written when it raises. Contained and
     resolved enqueue a notification after commit.
     """
-    _require_responder(actor)
+    actor.require(RESPONDER)
     if status == IncidentStatus.CLOSED:
         return incident_close(incident=incident, actor=actor, note=note)
     if status not in STATUS_ORDER:
@@ -304,7 +319,9 @@ def _apply_status(locked: Incident, status: str, actor: Actor, *, note: str = ""
     body = body or f"Status: {_status_label(previous)} → {_status_label(status)}"
     if note:
         body += f"\n\n{note}"
-    _timeline(locked, TimelineKind.STATUS, body, actor, before=previous, after=status)
+    timeline_record(
+        incident=locked, kind=TimelineKind.STATUS, body=body, actor=actor, data={"before": previous, "after": status}
+    )
     if status in (IncidentStatus.CONTAINED, IncidentStatus.RESOLVED):
         _notify(locked, status)
 
@@ -317,7 +334,7 @@ def incident_close(*, incident: Incident, actor: Actor, note: str = "") -> Incid
     missing item (or saying it is already closed); nothing is written when it
     raises.
     """
-    _require_responder(actor)
+    actor.require(RESPONDER)
     locked = _locked(incident)
     if locked.status == IncidentStatus.CLOSED:
         raise ValidationError({"status": ["The incident is already closed."]})
@@ -335,7 +352,7 @@ def incident_severity_set(*, incident: Incident, severity: str, actor: Actor, no
 
     Raises PermissionDenied or ValidationError (unknown or unchanged severity, closed); nothing written.
     """
-    _require_responder(actor)
+    actor.require(RESPONDER)
     if severity not in Severity.values:
         raise ValidationError({"severity": [f"Severity must be one of {', '.join(Severity.values)}."]})
     locked = _locked(incident)
@@ -350,7 +367,13 @@ def incident_severity_set(*, incident: Incident, severity: str, actor: Actor, no
     note = (note or "").strip()[:NOTE_MAX]
     if note:
         body += f"\n\n{note}"
-    _timeline(locked, TimelineKind.SEVERITY, body, actor, before=previous, after=severity)
+    timeline_record(
+        incident=locked,
+        kind=TimelineKind.SEVERITY,
+        body=body,
+        actor=actor,
+        data={"before": previous, "after": severity},
+    )
     _notify(locked, "severity", f"was {previous}")
     _refresh(incident, locked)
     return incident
@@ -394,7 +417,7 @@ def runbook_tick(*, incident: Incident, step_id: int, actor: Actor, done: bool =
     Raises PermissionDenied, RunbookStep.DoesNotExist (not a step of this
     incident) or ValidationError (already in that state); nothing written.
     """
-    _require_responder(actor)
+    actor.require(RESPONDER)
     step = RunbookStep.objects.select_for_update().get(pk=step_id, incident=incident)
     if step.is_done == done:
         raise ValidationError({"step": ["Already done." if done else "Not done yet."]})
@@ -402,13 +425,12 @@ def runbook_tick(*, incident: Incident, step_id: int, actor: Actor, done: bool =
     step.done_by = actor.user if done else None
     step.save(update_fields=["done_at", "done_by"])
     verb = "Done" if done else "Reopened"
-    _timeline(
-        incident,
-        TimelineKind.RUNBOOK,
-        f"{verb} ({step.get_phase_display().lower()}): {step.text}",
-        actor,
-        step=step.pk,
-        done=done,
+    timeline_record(
+        incident=incident,
+        kind=TimelineKind.RUNBOOK,
+        body=f"{verb} ({step.get_phase_display().lower()}): {step.text}",
+        actor=actor,
+        data={"step": step.pk, "done": done},
     )
     return step
 
@@ -419,13 +441,13 @@ def timeline_note_add(*, incident: Incident, body: str, actor: Actor) -> Timelin
 
     Raises PermissionDenied or ValidationError (empty or too long); nothing written.
     """
-    _require_responder(actor)
+    actor.require(RESPONDER)
     body = (body or "").strip()
     if not body:
         raise ValidationError({"body": ["The note is empty."]})
     if len(body) > NOTE_MAX:
         raise ValidationError({"body": [f"At most {NOTE_MAX:,} characters (this one has {len(body):,})."]})
-    return _timeline(incident, TimelineKind.NOTE, body, actor)
+    return timeline_record(incident=incident, kind=TimelineKind.NOTE, body=body, actor=actor)
 
 
 @transaction.atomic
@@ -434,7 +456,13 @@ def timeline_flag_record(*, trace: Trace, span_id: str, note: str, actor_label: 
     incidents = Incident.objects.filter(traces=trace, status__in=OPEN_STATUSES).distinct()
     body = f"Flagged step `{span_id}` of trace `{trace.trace_id}`: {note}"
     return [
-        _timeline(incident, TimelineKind.FLAG, body, Actor(label=actor_label), trace=trace.trace_id, span_id=span_id)
+        timeline_record(
+            incident=incident,
+            kind=TimelineKind.FLAG,
+            body=body,
+            actor=Actor(label=actor_label),
+            data={"trace": trace.trace_id, "span_id": span_id},
+        )
         for incident in incidents
     ]
 
@@ -454,11 +482,11 @@ def timeline_gate_record(
     if reason:
         body += f" — {reason}"
     return [
-        TimelineEntry.objects.create(
+        timeline_record(
             incident=incident,
             kind=TimelineKind.GATE,
             body=body,
-            actor_label=actor_label,
+            actor=Actor(label=actor_label),
             data={"agent": agent.slug, "action": action, "reason": reason},
         )
         for incident in incidents
@@ -506,9 +534,9 @@ def alert_raise(
         created = False
     if created:
         for incident in Incident.objects.filter(agents=agent, status__in=OPEN_STATUSES):
-            TimelineEntry.objects.create(
+            timeline_record(
                 incident=incident, kind=TimelineKind.ALERT, body=f"Alert ({detector}): {title}",
-                actor_label=f"detector:{detector}", data={"alert": alert.pk, "fingerprint": fingerprint},
+                actor=Actor.detector(detector), data={"alert": alert.pk, "fingerprint": fingerprint},
             )  # fmt: skip
     return alert, created
 

@@ -17,6 +17,7 @@ from incidents.models import (
     TimelineEntry,
 )
 from incidents.postmortem_selectors import NO_ACTION_WARNING, PROMPT_ONLY_WARNING, trace_excerpt
+from incidents.services import timeline_record
 from traces.models import Trace
 
 XSS = "<script>alert(1)</script>"
@@ -321,11 +322,19 @@ def test_attached_trace_tool_calls_show_inline_escaped_with_a_link(postmortem, v
 
 def test_timeline_and_last_blast_radius_come_in(postmortem, viewer, make_client, incident):
     TimelineEntry.objects.create(incident=incident, kind="note", body=f"**Paused** {XSS}", actor_label="ops")
-    TimelineEntry.objects.create(
-        incident=incident, kind="blast_radius", body="old", data={"trajectories": 1, "users": 1, "still_running": 1}
+    timeline_record(
+        incident=incident,
+        kind="blast_radius",
+        body="old",
+        actor=Actor.system("tests"),
+        data={"trajectories": 1, "users": 1, "still_running": 1},
     )
-    TimelineEntry.objects.create(
-        incident=incident, kind="blast_radius", body="new", data={"trajectories": 412, "users": 97, "still_running": 3}
+    timeline_record(
+        incident=incident,
+        kind="blast_radius",
+        body="new",
+        actor=Actor.system("tests"),
+        data={"trajectories": 412, "users": 97, "still_running": 3},
     )
     response = make_client(viewer).get("/incidents/7/postmortem/")
     body = response.content.decode()
