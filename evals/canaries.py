@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from core.actors import Actor
 from evals.models import CanaryPrompt, CanaryRun
-from incidents.services import alert_raise
+from incidents.alerts.services import alert_raise
 
 log = logging.getLogger(__name__)
 

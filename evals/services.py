@@ -20,8 +20,9 @@ from django.utils import timezone
 from core.actors import Actor
 from core.roles import RESPONDER
 from evals.models import EvalCase, EvalRun
+from incidents.alerts.services import alert_raise
 from incidents.models import FailureClass, Incident, Severity, TimelineKind
-from incidents.services import alert_raise, timeline_record
+from incidents.services import timeline_record
 from traces.models import Step, Trace
 
 TITLE_MAX = 300

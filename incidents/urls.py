@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from incidents import views
+from incidents.alerts import views as alert_views
 
 app_name = "incidents"
 urlpatterns = [
@@ -16,5 +17,9 @@ urlpatterns = [
     # Post-mortem pages and blast radius live in their own modules (one owner each).
     path("", include("incidents.postmortem_urls")),
     path("", include("incidents.blast_urls")),
-    path("", include("incidents.alerts_urls")),
+    # Alerts.
+    path("alerts/", alert_views.alert_list, name="alert-list"),
+    path("alerts/settings/", alert_views.detector_settings, name="detector-settings"),
+    path("alerts/<int:pk>/acknowledge", alert_views.alert_acknowledge, name="alert-acknowledge"),
+    path("alerts/<int:pk>/resolve", alert_views.alert_resolve, name="alert-resolve"),
 ]

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from agents.models import GateState
 from agents.selectors import agent_list, fleet_gate_peek, reasons_pending
-from incidents.alert_selectors import alert_open_feed
+from incidents.alerts.selectors import alert_open_feed
 from incidents.detection.health import health_get
 from incidents.selectors import incident_list
 from traces.selectors import agent_activity, trace_recent_list

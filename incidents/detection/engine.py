@@ -5,9 +5,12 @@ import logging
 from django.db import transaction
 
 from agents.models import Agent, GateState
+from agents.services import agent_pause
 from core.actors import Actor
+from incidents.alerts.services import alert_raise, incident_declare_from_alert
 from incidents.detection.base import Finding, Rule, registry
 from incidents.models import DetectorSetting
+from traces.models import Trace
 
 logger = logging.getLogger(__name__)
 
@@ -32,15 +35,11 @@ def findings_handle(findings: list[Finding]) -> list:
     Pausing goes through the gate service (audit row, publish, timeline); declaring uses the
     incident service with the trace attached and the offending step flagged.
     """
-    from incidents.services import alert_raise
-
     alerts = []
     for finding in findings:
         agent = Agent.objects.get(pk=finding.agent_id)
         _, _, rule = detector_settings(finding.detector, agent)
         with transaction.atomic():
-            from traces.models import Trace
-
             trace = Trace.objects.filter(pk=finding.trace_id).first() if finding.trace_id else None
             alert, created = alert_raise(
                 detector=finding.detector,
@@ -63,11 +62,7 @@ def findings_handle(findings: list[Finding]) -> list:
 
 
 def _apply_rule(rule: str, alert, agent: Agent, trace, finding: Finding) -> None:
-    from agents.services import agent_pause
-
     if rule in (Rule.PAUSE, Rule.DECLARE) and agent.state == GateState.ACTIVE:
         agent_pause(agent=agent, actor=Actor.detector(finding.detector), reason=f"Alert #{alert.pk}: {finding.title}")
     if rule == Rule.DECLARE:
-        from incidents.services import incident_declare_from_alert
-
         incident_declare_from_alert(alert=alert, trace=trace, span_id=finding.span_id)

@@ -1,4 +1,5 @@
-"""Writes for alerts (acknowledge, resolve) and detector settings. One transaction each."""
+"""Writes for alerts: raise (the one door: deduplicated by fingerprint), acknowledge, resolve,
+declare an incident from one, and the detector settings. One transaction each."""
 
 import logging
 import math
@@ -7,13 +8,85 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from agents.models import Agent
 from core.actors import Actor
 from core.roles import ADMIN, RESPONDER
-from incidents.models import Alert, DetectorSetting
+from incidents.alerts.selectors import detector_registry
+from incidents.models import Alert, DetectorSetting, FailureClass, Incident, TimelineKind
+from incidents.services import OPEN_STATUSES, incident_declare, timeline_record
+from traces.models import Trace
+from traces.services import trace_flag
 
 logger = logging.getLogger(__name__)
 
 MAX_THRESHOLD = 1e12
+
+
+@transaction.atomic
+def alert_raise(
+    *,
+    detector: str,
+    agent: Agent,
+    fingerprint: str,
+    title: str,
+    trace: Trace | None = None,
+    span_id: str = "",
+    suggested_severity: str = "SEV2",
+    failure_class_slug: str = "",
+    details: dict | None = None,
+) -> tuple[Alert, bool]:
+    """Raise an alert, deduplicated by fingerprint: an open alert with the same fingerprint
+    counts one more occurrence (count, last_seen, details) instead of a new row.
+
+    Returns (alert, created). A resolved alert with the fingerprint opens again. A new alert
+    goes on the timeline of every open incident of its agent.
+    """
+    now = timezone.now()
+    failure_class = FailureClass.objects.filter(slug=failure_class_slug).first() if failure_class_slug else None
+    alert = Alert.objects.select_for_update().filter(fingerprint=fingerprint).first()
+    if alert is None:
+        alert = Alert.objects.create(
+            detector=detector, agent=agent, trace=trace, span_id=span_id, fingerprint=fingerprint[:64],
+            title=title[:300], suggested_severity=suggested_severity, failure_class=failure_class,
+            details=details or {}, first_seen=now, last_seen=now,
+        )  # fmt: skip
+        created = True
+    else:
+        alert.count += 1
+        alert.last_seen = now
+        alert.details = details or alert.details
+        if alert.status == Alert.Status.RESOLVED:
+            alert.status = Alert.Status.OPEN
+        alert.save(update_fields=["count", "last_seen", "details", "status"])
+        created = False
+    if created:
+        for incident in Incident.objects.filter(agents=agent, status__in=OPEN_STATUSES):
+            timeline_record(
+                incident=incident, kind=TimelineKind.ALERT, body=f"Alert ({detector}): {title}",
+                actor=Actor.detector(detector), data={"alert": alert.pk, "fingerprint": fingerprint},
+            )  # fmt: skip
+    return alert, created
+
+
+@transaction.atomic
+def incident_declare_from_alert(*, alert: Alert, trace: Trace | None = None, span_id: str = "") -> Incident:
+    """A detector's rule "declare": severity and class as suggested, the alert's agent and trace
+    attached, the offending step flagged on the trace. Returns the alert's incident if it has one."""
+    if alert.incident_id:
+        return alert.incident
+    if trace is not None and span_id and not trace.flagged_span_id:
+        trace_flag(trace=trace, span_id=span_id, note=f"Flagged by {alert.detector}: {alert.title}"[:500],
+                   actor=Actor.detector(alert.detector))  # fmt: skip
+    return incident_declare(
+        title=alert.title,
+        severity=alert.suggested_severity,
+        failure_class=alert.failure_class or FailureClass.objects.order_by("order").first(),
+        agents=[alert.agent],
+        traces=[trace] if trace is not None else [],
+        summary=f"Declared by the {alert.detector} detector.",
+        actor=Actor.detector(alert.detector),
+        alert=alert,
+    )
 
 
 def _locked(alert: Alert) -> Alert:
@@ -79,8 +152,6 @@ def _number(name: str, value):
 
 def thresholds_clean(*, detector: str, thresholds: dict) -> dict:
     """Validate threshold overrides against the detector's defaults: known names, numeric values."""
-    from incidents.alert_selectors import detector_registry
-
     spec = detector_registry().get(detector)
     if spec is None:
         raise ValidationError({"detector": f"Unknown detector {detector!r}."})
@@ -96,7 +167,9 @@ def thresholds_clean(*, detector: str, thresholds: dict) -> dict:
 
 
 @transaction.atomic
-def detector_setting_save(*, detector: str, agent=None, enabled: bool, thresholds: dict, rule: str, actor: Actor):
+def detector_setting_save(
+    *, detector: str, agent: Agent | None = None, enabled: bool, thresholds: dict, rule: str, actor: Actor
+) -> DetectorSetting:
     """Create or replace the setting of one detector for all agents (agent None) or one agent. Admins only."""
     if not actor.can(ADMIN):
         raise PermissionDenied("Editing detector settings needs the admin role.")

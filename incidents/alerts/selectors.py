@@ -6,6 +6,7 @@ import logging
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 
 from agents.models import Agent
+from incidents.detection.base import registry
 from incidents.models import Alert, DetectorSetting
 
 logger = logging.getLogger(__name__)
@@ -62,8 +63,6 @@ def detector_registry() -> dict:
             importlib.import_module(module)
         except ImportError:
             logger.debug("detector package %s not importable", module)
-    from incidents.detection.base import registry
-
     return registry
 
 

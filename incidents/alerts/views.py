@@ -11,7 +11,8 @@ from agents.models import Agent
 from core.actors import Actor
 from core.errors import error_messages
 from core.roles import ADMIN, RESPONDER, has_role, role_required
-from incidents import alert_selectors, alert_services
+from incidents.alerts import selectors as alert_selectors
+from incidents.alerts import services as alert_services
 from incidents.models import Alert, DetectorSetting
 
 
