@@ -6,7 +6,7 @@ Usage: .venv/bin/python bench/detection.py [--runs N] [--steps N] [--only latenc
 --pool solo``, same environment). For each run, a new trajectory of agent ``bench-detection`` is sent through
 ``POST /api/v1/ingest``: two identical ``lookup_order`` calls, then the third in its own request. The clock
 starts when that request is sent and stops when ``GET /api/v1/agents/bench-detection/gate`` (polled every
-10 ms) reads ``paused`` — the path is spans_ingested → incidents.tasks.detect_batch_task →
+10 ms) reads ``paused`` — the path is spans_ingested → incidents.detection.tasks.detect_batch_task →
 incidents.detection.runner.detect_batch → action_repeat (rule: pause). Between runs the agent is resumed
 through the API with a reason. Target: p99 ≤ 2 s.
 
@@ -262,10 +262,9 @@ def main() -> None:
     summary = []
     if args.only in (None, "latency"):
         try:
-            import incidents.detection.runner
-            import incidents.tasks  # noqa: F401
+            import incidents.detection.tasks  # noqa: F401
         except ImportError:
-            say("detection pipeline not available (incidents.detection.runner / incidents.tasks)")
+            say("detection pipeline not available (incidents.detection.tasks)")
         else:
             samples = latency(args.runs)
             p50, p99 = statistics.median(samples), pct(samples, 0.99)

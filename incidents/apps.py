@@ -1,15 +1,19 @@
 from django.apps import AppConfig
 
+from agents import hooks as agent_hooks
+from agents.signals import gate_changed
+from incidents import hooks
+from traces.signals import spans_ingested, step_flagged
+
 
 class IncidentsConfig(AppConfig):
     name = "incidents"
     verbose_name = "Incidents"
 
     def ready(self):
-        from agents import hooks as agent_hooks
-        from agents.signals import gate_changed
-        from incidents import hooks, receivers
-        from traces.signals import spans_ingested, step_flagged
+        # In ready(), not at the top: these modules import models, which exist only once every app is loaded.
+        from incidents import receivers
+        from incidents.detection import tasks  # noqa: F401  (Celery autodiscovers incidents.tasks only)
 
         gate_changed.connect(receivers.on_gate_changed, dispatch_uid="incidents.gate_timeline")
         spans_ingested.connect(receivers.on_spans_ingested, dispatch_uid="incidents.streaming_detection")

@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied
 from agents.models import Agent, AuditAction
 from core.actors import Actor
 from core.roles import ADMIN
+from incidents.detection.tasks import detect_batch_task
 from incidents.models import Incident, PostMortem, Severity
 from incidents.services import OPEN_STATUSES, incident_auto_contain, timeline_flag_record, timeline_gate_record
 
@@ -31,8 +32,6 @@ def on_gate_changed(sender, *, agent, action, audit_entry, actor_label, reason, 
 
 def on_spans_ingested(sender, *, trace_pks, **kwargs):
     """A batch committed: queue the streaming detectors for its traces (a broker outage only logs)."""
-    from incidents.tasks import detect_batch_task
-
     if not trace_pks:
         return
     try:

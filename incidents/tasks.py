@@ -24,27 +24,3 @@ def incident_notify_task(incident_id: int, event: str, detail: str = "") -> bool
     except NotificationFailed:
         logger.warning("notification %s for incident %s failed; retrying", event, incident_id)
         raise
-
-
-@shared_task(ignore_result=True, expires=300)
-def detect_scheduled_task() -> int:
-    """Run the scheduled detectors over every active agent; returns how many alerts were raised or bumped."""
-    from incidents.detection.schedule import detect_scheduled
-
-    return len(detect_scheduled())
-
-
-@shared_task(ignore_result=True, expires=60)
-def health_scores_task() -> int:
-    """Recompute and store every agent's health score; returns how many agents were scored."""
-    from incidents.detection.health import health_scores_compute
-
-    return len(health_scores_compute())
-
-
-@shared_task(ignore_result=True)
-def detect_batch_task(trace_pks: list[int]) -> int:
-    """Run the streaming detectors on one ingested batch; returns the number of alerts raised or bumped."""
-    from incidents.detection.runner import detect_batch
-
-    return len(detect_batch(trace_pks=trace_pks))

@@ -1,5 +1,6 @@
 """The detector contract shared by every detector module."""
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,8 +27,6 @@ class Finding:
 
     @property
     def fingerprint(self) -> str:
-        import hashlib
-
         return hashlib.sha256(f"{self.detector}\x00{self.agent_id}\x00{self.key}".encode()).hexdigest()[:64]
 
 

@@ -7,6 +7,7 @@ from django.db.models import Prefetch
 
 from incidents.detection import engine
 from incidents.detection.base import registry
+from traces.models import Step, Trace
 
 logger = logging.getLogger(__name__)
 
@@ -16,8 +17,6 @@ _STEP_DEFERRED = ("input", "output", "tool_arguments", "attributes")
 
 def batch_traces(trace_pks) -> list:
     """The batch's traces with their agents, each with ``batch_steps`` (ordered): two queries in all."""
-    from traces.models import Step, Trace
-
     steps = Step.objects.defer(*_STEP_DEFERRED).order_by("started_at", "id")
     return list(
         Trace.objects.filter(pk__in=list(trace_pks))
@@ -32,8 +31,6 @@ def detect_batch(*, trace_pks) -> list:
 
     Returns the alerts raised or bumped. One detector failing is logged and does not stop the others.
     """
-    import incidents.detection.streaming  # noqa: F401  (registers the detectors)
-
     traces = batch_traces(trace_pks)
     if not traces:
         return []

@@ -6,7 +6,6 @@ from datetime import datetime
 from django.utils import timezone
 
 from agents.models import Agent, GateState
-from incidents.detection import scheduled  # noqa: F401  (registers the detectors)
 from incidents.detection.base import registry
 from incidents.detection.engine import detector_settings, findings_handle
 

@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from incidents.conftest import SPAN, TRACE
+from incidents.detection.health import health_scores_compute
 
 pytestmark = pytest.mark.django_db
 
@@ -23,3 +24,11 @@ def test_dashboard_feed_shows_latest_ten_open_alerts(viewer, make_client, make_a
     live = c.get("/?part=live", HTTP_HX_REQUEST="true").content.decode()
     assert "Open alerts" in live and "feed-00" in live and f"/traces/{TRACE}/?at={SPAN}" in live
     assert "Alerts</a>" in body  # nav link
+
+
+def test_the_dashboard_shows_each_agents_health_and_trend(make_agent, viewer, make_client):
+    make_agent("healthy-bot")
+    health_scores_compute()
+    html = make_client(viewer).get("/", {"part": "fleet"}, headers={"HX-Request": "true"}).content.decode()
+    assert "health-score" in html
+    assert "not computed yet" not in html

@@ -7,15 +7,11 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
-from django.db import transaction
 
 from agents.models import Agent, GateState
-from demo.fleet import fleet_load
 from incidents.detection.base import registry
 from incidents.detection.engine import detector_settings
 from incidents.detection.health import health_get, health_scores_compute
-from incidents.detection.schedule import detect_scheduled
-from incidents.models import Alert
 
 NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 REFUSAL = "I'm sorry, but I can't help with that."
@@ -176,36 +172,3 @@ def test_health_score_orders_killed_below_healthy(make_agent, traffic):
     got = health_get(agent_slugs=["healthy", "dead", "unknown"])
     assert got["healthy"] == {"score": 100, "trend": [100, 100]}
     assert got["unknown"] == {"score": None, "trend": []}
-
-
-# --- the demo fleet ------------------------------------------------------------------------------
-
-ANCHOR = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def fleet(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock(), transaction.atomic():
-        yield fleet_load(seed=7, anchor=ANCHOR)
-        transaction.set_rollback(True)
-
-
-def test_demo_fleet_refusal_burst_is_caught_and_nothing_else_fires(fleet, db):
-    (burst,) = [f for f in fleet.failures if f.key == "refusal-burst"]
-    at = ANCHOR - timedelta(minutes=390) + timedelta(minutes=15)  # a beat run just after the burst
-    alerts = detect_scheduled(now=at) + detect_scheduled(now=ANCHOR)
-    fired = sorted({(a.detector, a.agent.slug) for a in alerts})
-    assert ("refusal_shift", burst.agent) in fired
-    # The refusals are also far shorter than triage's usual answers: length_drift on that agent is a true positive.
-    assert not [f for f in fired if f[1] != burst.agent], fired
-    assert Alert.objects.filter(detector="refusal_shift").count() == 1
-
-
-def test_the_dashboard_shows_each_agents_health_and_trend(make_agent, viewer, make_client):
-    from incidents.detection.health import health_scores_compute
-
-    make_agent("healthy-bot")
-    health_scores_compute()
-    html = make_client(viewer).get("/", {"part": "fleet"}, headers={"HX-Request": "true"}).content.decode()
-    assert "health-score" in html
-    assert "not computed yet" not in html

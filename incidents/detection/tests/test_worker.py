@@ -14,7 +14,7 @@ from django.db import connection
 
 from conftest import TEST_REDIS_DB
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _test_database_url() -> str:

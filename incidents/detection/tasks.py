@@ -1,0 +1,30 @@
+"""Celery adapters for detection: take ids, call the runner, the schedule or the health score.
+
+The tasks keep the names they were registered under when they lived in ``incidents.tasks``:
+the beat schedule (``firebreak.settings.CELERY_BEAT_SCHEDULE``) and messages already queued
+name them so.
+"""
+
+from celery import shared_task
+
+from incidents.detection.health import health_scores_compute
+from incidents.detection.runner import detect_batch
+from incidents.detection.schedule import detect_scheduled
+
+
+@shared_task(name="incidents.tasks.detect_scheduled_task", ignore_result=True, expires=300)
+def detect_scheduled_task() -> int:
+    """Run the scheduled detectors over every active agent; returns how many alerts were raised or bumped."""
+    return len(detect_scheduled())
+
+
+@shared_task(name="incidents.tasks.health_scores_task", ignore_result=True, expires=60)
+def health_scores_task() -> int:
+    """Recompute and store every agent's health score; returns how many agents were scored."""
+    return len(health_scores_compute())
+
+
+@shared_task(name="incidents.tasks.detect_batch_task", ignore_result=True)
+def detect_batch_task(trace_pks: list[int]) -> int:
+    """Run the streaming detectors on one ingested batch; returns the number of alerts raised or bumped."""
+    return len(detect_batch(trace_pks=trace_pks))
