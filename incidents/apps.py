@@ -12,8 +12,10 @@ class IncidentsConfig(AppConfig):
 
     def ready(self):
         # In ready(), not at the top: these modules import models, which exist only once every app is loaded.
+        # The task modules are imported for Celery, which autodiscovers <app>.tasks only, to register them.
         from incidents import receivers
-        from incidents.detection import tasks  # noqa: F401  (Celery autodiscovers incidents.tasks only)
+        from incidents.detection import tasks as detection_tasks  # noqa: F401
+        from incidents.notifications import tasks as notification_tasks  # noqa: F401
 
         gate_changed.connect(receivers.on_gate_changed, dispatch_uid="incidents.gate_timeline")
         spans_ingested.connect(receivers.on_spans_ingested, dispatch_uid="incidents.streaming_detection")

@@ -30,6 +30,7 @@ from incidents.models import (
     TimelineEntry,
     TimelineKind,
 )
+from incidents.notifications.tasks import incident_notify_task
 from traces.models import Trace
 
 logger = logging.getLogger(__name__)
@@ -83,8 +84,6 @@ def _notify(incident: Incident, event: str, detail: str = "") -> None:
     """Enqueue a notification after commit; a no-op when no notification URLs are configured."""
     if not settings.FIREBREAK_NOTIFY_URLS:
         return
-    from incidents.tasks import incident_notify_task
-
     pk = incident.pk
 
     def enqueue():

@@ -1,6 +1,6 @@
 """Incident notifications through Apprise (chat, e-mail, webhooks: whatever FIREBREAK_NOTIFY_URLS names).
 
-Called from a Celery task (incidents.tasks), never in the responder's request.
+Called from a Celery task (incidents.notifications.tasks), never in the responder's request.
 """
 
 import logging

@@ -10,9 +10,9 @@ from celery.exceptions import Retry
 
 from core.actors import Actor
 from incidents.models import Incident
-from incidents.notify import NotificationFailed, notification_send
+from incidents.notifications.services import NotificationFailed, notification_send
+from incidents.notifications.tasks import incident_notify_task
 from incidents.services import incident_severity_set, incident_status_set
-from incidents.tasks import incident_notify_task
 
 pytestmark = pytest.mark.django_db
 

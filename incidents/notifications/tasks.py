@@ -1,15 +1,20 @@
-"""Celery adapters for incidents: take ids, call a service."""
+"""Celery adapters for notifications: take ids, call a service.
+
+The task keeps the name it was registered under in ``incidents.tasks``: messages already
+queued name it so.
+"""
 
 import logging
 
 from celery import shared_task
 
-from incidents.notify import NotificationFailed, notification_send
+from incidents.notifications.services import NotificationFailed, notification_send
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(
+    name="incidents.tasks.incident_notify_task",
     ignore_result=True,
     autoretry_for=(NotificationFailed,),
     retry_backoff=True,
