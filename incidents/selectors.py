@@ -1,18 +1,20 @@
-"""Reads for incidents: lists, one incident with its timeline, post-mortems, taxonomy, chart data."""
+"""Reads for incidents: lists, one incident with its timeline and runbook, taxonomy, chart data."""
 
 from datetime import datetime, timedelta
 
 from django.db.models import Count, Prefetch, QuerySet
+from django.http import Http404
 from django.utils import timezone
 
 from agents.models import Agent
+from incidents import hooks
 from incidents.models import (
     SEVERITY_DEFINITIONS,
     FailureClass,
     Incident,
     IncidentStatus,
     PostMortem,
-    PostMortemTemplate,
+    RunbookPhase,
     Severity,
     TimelineEntry,
 )
@@ -70,6 +72,14 @@ def incident_get(*, number: int) -> Incident:
     return _with_overdue([incident])[0]
 
 
+def incident_get_or_404(*, number: int) -> Incident:
+    """``incident_get`` for a page: an unknown number raises Http404."""
+    try:
+        return incident_get(number=number)
+    except Incident.DoesNotExist:
+        raise Http404("No incident with this number.") from None
+
+
 def incident_status_history(*, incident: Incident) -> list[dict]:
     """Each lifecycle status in order with the time it was reached (None if not yet) and whether it is current."""
     return [
@@ -85,23 +95,6 @@ def incident_status_history(*, incident: Incident) -> list[dict]:
 
 def timeline_list(*, incident: Incident) -> QuerySet[TimelineEntry]:
     return incident.timeline.select_related("actor").order_by("created_at", "id")
-
-
-def postmortem_get(*, incident: Incident) -> PostMortem | None:
-    """The incident's post-mortem with its attached traces and action items, or None."""
-    return (
-        PostMortem.objects.select_related("template", "author")
-        .prefetch_related(
-            Prefetch("attached_traces", queryset=Trace.objects.select_related("agent").order_by("started_at")),
-            "action_items__owner",
-        )
-        .filter(incident=incident)
-        .first()
-    )
-
-
-def postmortem_template_list() -> QuerySet[PostMortemTemplate]:
-    return PostMortemTemplate.objects.all()
 
 
 def failure_class_list() -> QuerySet[FailureClass]:
@@ -146,8 +139,6 @@ def incident_counts_by_failure_class(*, since: datetime | None = None) -> dict:
 
 def incident_close_blockers(incident: Incident) -> list[str]:
     """What is still missing before ``incident`` may close (empty: it may close), from the closure checks."""
-    from incidents import hooks
-
     if incident.status == IncidentStatus.CLOSED:
         return []
     return hooks.closure_blockers(incident)
@@ -155,8 +146,6 @@ def incident_close_blockers(incident: Incident) -> list[str]:
 
 def runbook_by_phase(*, incident: Incident) -> list[dict]:
     """The incident's runbook steps grouped by phase in loop order: [{"phase", "label", "steps", "done"}]."""
-    from incidents.models import RunbookPhase
-
     steps = list(incident.runbook_steps.select_related("done_by").order_by("order", "id"))
     groups = []
     for phase in RunbookPhase:

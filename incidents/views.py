@@ -15,13 +15,6 @@ from incidents.forms import IncidentDeclareForm, NoteForm, declare_initial
 from incidents.models import STATUS_ORDER, Incident, IncidentStatus, RunbookStep, Severity
 
 
-def _incident_or_404(number: int) -> Incident:
-    try:
-        return selectors.incident_get(number=number)
-    except Incident.DoesNotExist:
-        raise Http404("No incident with this number.") from None
-
-
 def incident_list(request):
     status = request.GET.get("status", "")
     severity = request.GET.get("severity", "")
@@ -105,7 +98,7 @@ def _detail_context(request, incident: Incident, note_form: NoteForm | None = No
 
 
 def incident_detail(request, number: int):
-    incident = _incident_or_404(number)
+    incident = selectors.incident_get_or_404(number=number)
     context = _detail_context(request, incident)
     part = request.GET.get("part")
     if request.htmx and part in ("timeline", "runbook", "close"):
@@ -142,7 +135,7 @@ def _changed(response: HttpResponse) -> HttpResponse:
 @require_POST
 @role_required(RESPONDER)
 def incident_status(request, number: int):
-    incident = _incident_or_404(number)
+    incident = selectors.incident_get_or_404(number=number)
     status = request.POST.get("status", "")
     try:
         services.incident_status_set(
@@ -157,7 +150,7 @@ def incident_status(request, number: int):
 @require_POST
 @role_required(RESPONDER)
 def incident_severity(request, number: int):
-    incident = _incident_or_404(number)
+    incident = selectors.incident_get_or_404(number=number)
     try:
         services.incident_severity_set(
             incident=incident, severity=request.POST.get("severity", ""), actor=Actor.from_request(request)
@@ -171,7 +164,7 @@ def incident_severity(request, number: int):
 @require_POST
 @role_required(RESPONDER)
 def incident_close(request, number: int):
-    incident = _incident_or_404(number)
+    incident = selectors.incident_get_or_404(number=number)
     try:
         services.incident_close(incident=incident, actor=Actor.from_request(request))
     except ValidationError as exc:
@@ -184,7 +177,7 @@ def incident_close(request, number: int):
 @require_POST
 @role_required(RESPONDER)
 def note_add(request, number: int):
-    incident = _incident_or_404(number)
+    incident = selectors.incident_get_or_404(number=number)
     form = NoteForm(request.POST)
     if form.is_valid():
         try:
@@ -192,7 +185,7 @@ def note_add(request, number: int):
                 incident=incident, body=form.cleaned_data["body"], actor=Actor.from_request(request)
             )
         except ValidationError as exc:
-            form.add_error("body", error_messages(exc))
+            form_errors_add(form, exc)
     if request.htmx:
         context = _detail_context(request, incident, note_form=form if form.errors else None)
         response = render(request, "incidents/incident_detail.html#timeline", context, status=200)
@@ -205,7 +198,7 @@ def note_add(request, number: int):
 @require_POST
 @role_required(RESPONDER)
 def runbook_tick(request, number: int, step_id: int):
-    incident = _incident_or_404(number)
+    incident = selectors.incident_get_or_404(number=number)
     done = request.POST.get("done", "1") == "1"
     try:
         services.runbook_tick(incident=incident, step_id=step_id, actor=Actor.from_request(request), done=done)
@@ -216,13 +209,3 @@ def runbook_tick(request, number: int, step_id: int):
     if request.htmx:
         return _changed(render(request, "incidents/incident_detail.html#runbook", _detail_context(request, incident)))
     return _back(incident, "runbook")
-
-
-# The post-mortem pages are in views_postmortem.py (routed by postmortem_urls.py).
-
-
-def metrics(request):
-    # The metrics page lives with the post-mortem work; urls.py keeps routing here.
-    from incidents.views_postmortem import metrics as metrics_page
-
-    return metrics_page(request)

@@ -160,7 +160,7 @@ def postmortem_backlog(*, now: datetime | None = None) -> dict:
     Returns ``{"draft": n, "in_review": n, "published": n, "missing": n, "overdue": n, "open": n,
     "overdue_rows": [{"number", "title", "severity", "due_at", "status"}]}``: ``missing`` counts
     incidents without a post-mortem whose severity sets a deadline; ``overdue`` counts unpublished
-    post-mortems past ``due_at`` and missing ones past the deadline (as ``selectors.postmortem_overdue``).
+    post-mortems past ``due_at`` and missing ones past the deadline (as ``incidents.selectors.postmortem_overdue``).
     """
     now = now or timezone.now()
     by_status = {s: PostMortem.objects.filter(status=s).count() for s in PostMortem.Status.values}

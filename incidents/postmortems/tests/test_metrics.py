@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from incidents import metrics
 from incidents.models import FailureClass, Incident, PostMortem
+from incidents.postmortems import metrics
 
 NOW = datetime(2025, 6, 18, 12, 0, tzinfo=UTC)  # a Wednesday
 MONDAY = datetime(2025, 6, 16, tzinfo=UTC)

@@ -4,9 +4,7 @@ Every write works as a plain form post (redirect back to the page) and, with htm
 the fragment that changed.
 """
 
-from django import forms
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -14,25 +12,19 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from core.actors import Actor
+from core.errors import error_messages
 from core.forms import form_errors_add
 from core.markdown import render_markdown
 from core.roles import RESPONDER, has_role, role_required
-from incidents import metrics as metrics_selectors
-from incidents import postmortem as services
-from incidents import postmortem_selectors as pm_selectors
-from incidents import selectors
 from incidents.models import ActionItem, Incident, PostMortem
+from incidents.postmortems import metrics as metrics_selectors
+from incidents.postmortems import selectors, services
+from incidents.postmortems.forms import ActionItemForm, SectionForm
+from incidents.selectors import incident_get_or_404
 from traces.models import Trace
 from traces.selectors import trace_get
 
 PARTIAL = "incidents/postmortem_detail.html#{}"
-
-
-def _incident_or_404(number: int) -> Incident:
-    try:
-        return selectors.incident_get(number=number)
-    except Incident.DoesNotExist:
-        raise Http404("No incident with this number.") from None
 
 
 def _postmortem_or_404(incident: Incident) -> PostMortem:
@@ -47,36 +39,17 @@ def _page_url(incident: Incident, anchor: str = "") -> str:
     return f"{url}#{anchor}" if anchor else url
 
 
-def _errors(error: ValidationError) -> list[str]:
-    return list(error.messages)
-
-
 def _refuse(request, incident: Incident, error: ValidationError, anchor: str = ""):
-    for message in _errors(error):
+    for message in error_messages(error):
         messages.error(request, message)
     return redirect(_page_url(incident, anchor))
-
-
-class SectionForm(forms.Form):
-    body = forms.CharField(required=False, strip=False, max_length=services.SECTION_BODY_MAX)
-
-
-class ActionItemForm(forms.Form):
-    title = forms.CharField(max_length=services.ACTION_TITLE_MAX)
-    kind = forms.ChoiceField(choices=ActionItem.Kind.choices)
-    owner = forms.ModelChoiceField(queryset=None, required=False, empty_label="— unassigned —")
-    due_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["owner"].queryset = get_user_model().objects.filter(is_active=True).order_by("username")
 
 
 def _items_context(postmortem: PostMortem, form: ActionItemForm | None = None) -> dict:
     items = list(postmortem.action_items.select_related("owner").order_by("status", "due_date", "id"))
     return {
         "items": items,
-        "items_warning": pm_selectors.action_items_warning(items),
+        "items_warning": selectors.action_items_warning(items),
         "item_form": form or ActionItemForm(),
         "item_statuses": ActionItem.Status.choices,
     }
@@ -88,25 +61,25 @@ def _sections(postmortem: PostMortem) -> list[dict]:
 
 @require_GET
 def postmortem_detail(request, number: int):
-    incident = _incident_or_404(number)
+    incident = incident_get_or_404(number=number)
     postmortem = selectors.postmortem_get(incident=incident)
     context = {
         "incident": incident,
         "postmortem": postmortem,
-        "timeline": pm_selectors.postmortem_timeline(incident=incident),
-        "blast": pm_selectors.blast_radius_last(incident=incident),
+        "timeline": selectors.postmortem_timeline(incident=incident),
+        "blast": selectors.blast_radius_last(incident=incident),
     }
     if postmortem is None:
         templates = list(selectors.postmortem_template_list())
         context["templates"] = templates
-        context["default_template"] = pm_selectors.postmortem_template_default(incident=incident, templates=templates)
+        context["default_template"] = selectors.postmortem_template_default(incident=incident, templates=templates)
     else:
         editable = postmortem.status != PostMortem.Status.PUBLISHED and has_role(request.user, RESPONDER)
         context.update(
             {
                 "sections": _sections(postmortem),
                 "editable": editable,
-                "excerpts": pm_selectors.postmortem_trace_excerpts(postmortem=postmortem),
+                "excerpts": selectors.postmortem_trace_excerpts(postmortem=postmortem),
                 "attachable": [t for t in incident.traces.all() if t not in postmortem.attached_traces.all()],
                 "empty_sections": services.postmortem_empty_sections(postmortem),
                 **_items_context(postmortem),
@@ -118,8 +91,8 @@ def postmortem_detail(request, number: int):
 @require_POST
 @role_required(RESPONDER)
 def postmortem_start(request, number: int):
-    incident = _incident_or_404(number)
-    template = pm_selectors.postmortem_template_get(pk=request.POST.get("template"))
+    incident = incident_get_or_404(number=number)
+    template = selectors.postmortem_template_get(pk=request.POST.get("template"))
     try:
         services.postmortem_start(incident=incident, template=template, actor=Actor.from_request(request))
     except ValidationError as error:
@@ -131,7 +104,7 @@ def postmortem_start(request, number: int):
 @require_POST
 @role_required(RESPONDER)
 def postmortem_section_save(request, number: int, key: str):
-    incident = _incident_or_404(number)
+    incident = incident_get_or_404(number=number)
     postmortem = _postmortem_or_404(incident)
     form = SectionForm(request.POST)
     errors: list[str] = []
@@ -141,7 +114,7 @@ def postmortem_section_save(request, number: int, key: str):
                 postmortem=postmortem, key=key, body=form.cleaned_data["body"], actor=Actor.from_request(request)
             )
         except ValidationError as error:
-            errors = _errors(error)
+            errors = error_messages(error)
     else:
         errors = [e for field_errors in form.errors.values() for e in field_errors]
     if request.htmx:
@@ -164,7 +137,7 @@ def postmortem_section_save(request, number: int, key: str):
 @role_required(RESPONDER)
 def postmortem_preview(request, number: int):
     """The Markdown of ``body`` rendered and sanitized, for the live preview (writes nothing)."""
-    _incident_or_404(number)
+    incident_get_or_404(number=number)
     body = request.POST.get("body", "")[: services.SECTION_BODY_MAX]
     html = render_markdown(body)
     return HttpResponse(html or '<p class="muted"><em>Nothing to preview.</em></p>')
@@ -173,7 +146,7 @@ def postmortem_preview(request, number: int):
 @require_POST
 @role_required(RESPONDER)
 def postmortem_trace_attach(request, number: int):
-    incident = _incident_or_404(number)
+    incident = incident_get_or_404(number=number)
     postmortem = _postmortem_or_404(incident)
     trace_id = request.POST.get("trace_id", "").strip().lower()
     try:
@@ -190,7 +163,7 @@ def postmortem_trace_attach(request, number: int):
 @require_POST
 @role_required(RESPONDER)
 def postmortem_trace_detach(request, number: int, trace_id: str):
-    incident = _incident_or_404(number)
+    incident = incident_get_or_404(number=number)
     postmortem = _postmortem_or_404(incident)
     trace = get_object_or_404(postmortem.attached_traces, trace_id=trace_id)
     try:
@@ -208,7 +181,7 @@ def _items_response(request, incident: Incident, postmortem: PostMortem, form=No
 @require_POST
 @role_required(RESPONDER)
 def action_item_add(request, number: int):
-    incident = _incident_or_404(number)
+    incident = incident_get_or_404(number=number)
     postmortem = _postmortem_or_404(incident)
     form = ActionItemForm(request.POST)
     if form.is_valid():
@@ -238,7 +211,7 @@ def action_item_add(request, number: int):
 @require_POST
 @role_required(RESPONDER)
 def action_item_status(request, number: int, item_id: int):
-    incident = _incident_or_404(number)
+    incident = incident_get_or_404(number=number)
     postmortem = _postmortem_or_404(incident)
     item = get_object_or_404(ActionItem, pk=item_id, postmortem=postmortem)
     try:
@@ -248,7 +221,7 @@ def action_item_status(request, number: int, item_id: int):
     except ValidationError as error:
         if not request.htmx:
             return _refuse(request, incident, error, "action-items")
-        return HttpResponse("; ".join(_errors(error)), status=400)
+        return HttpResponse("; ".join(error_messages(error)), status=400)
     if request.htmx:
         return _items_response(request, incident, postmortem)
     return redirect(_page_url(incident, "action-items"))
@@ -257,7 +230,7 @@ def action_item_status(request, number: int, item_id: int):
 @require_POST
 @role_required(RESPONDER)
 def postmortem_status(request, number: int):
-    incident = _incident_or_404(number)
+    incident = incident_get_or_404(number=number)
     postmortem = _postmortem_or_404(incident)
     status = request.POST.get("status", "")
     try:
@@ -270,9 +243,9 @@ def postmortem_status(request, number: int):
 
 @require_GET
 def postmortem_export(request, number: int):
-    incident = _incident_or_404(number)
+    incident = incident_get_or_404(number=number)
     postmortem = _postmortem_or_404(incident)
-    text = pm_selectors.postmortem_markdown(incident=incident, postmortem=postmortem)
+    text = selectors.postmortem_markdown(incident=incident, postmortem=postmortem)
     response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{incident.ref}-postmortem.md"'
     return response
@@ -280,7 +253,7 @@ def postmortem_export(request, number: int):
 
 @require_GET
 def postmortem_print(request, number: int):
-    incident = _incident_or_404(number)
+    incident = incident_get_or_404(number=number)
     postmortem = _postmortem_or_404(incident)
     items = list(postmortem.action_items.select_related("owner"))
     return render(
@@ -290,11 +263,11 @@ def postmortem_print(request, number: int):
             "incident": incident,
             "postmortem": postmortem,
             "sections": _sections(postmortem),
-            "timeline": pm_selectors.postmortem_timeline(incident=incident),
-            "blast": pm_selectors.blast_radius_last(incident=incident),
-            "excerpts": pm_selectors.postmortem_trace_excerpts(postmortem=postmortem),
+            "timeline": selectors.postmortem_timeline(incident=incident),
+            "blast": selectors.blast_radius_last(incident=incident),
+            "excerpts": selectors.postmortem_trace_excerpts(postmortem=postmortem),
             "items": items,
-            "items_warning": pm_selectors.action_items_warning(items),
+            "items_warning": selectors.action_items_warning(items),
         },
     )
 

@@ -3,7 +3,7 @@
 import json
 from dataclasses import dataclass, field
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.db.models.functions import Left, Length
 from django.utils import timezone
 
@@ -17,6 +17,23 @@ EXCERPT_WINDOW = 6
 TOOL_CALL_LIMIT = 200
 TEXT_LIMIT = 2000
 OUTPUT_LIMIT = 500
+
+
+def postmortem_get(*, incident: Incident) -> PostMortem | None:
+    """The incident's post-mortem with its attached traces and action items, or None."""
+    return (
+        PostMortem.objects.select_related("template", "author")
+        .prefetch_related(
+            Prefetch("attached_traces", queryset=Trace.objects.select_related("agent").order_by("started_at")),
+            "action_items__owner",
+        )
+        .filter(incident=incident)
+        .first()
+    )
+
+
+def postmortem_template_list() -> QuerySet[PostMortemTemplate]:
+    return PostMortemTemplate.objects.all()
 
 
 def postmortem_template_default(

@@ -143,7 +143,7 @@ def postmortem_trace_detach(*, postmortem: PostMortem, trace: Trace, actor: Acto
 
 @transaction.atomic
 def action_item_add(
-    *, postmortem: PostMortem, title: str, kind: str, owner=None, due_date: date | None = None, actor
+    *, postmortem: PostMortem, title: str, kind: str, owner=None, due_date: date | None = None, actor: Actor
 ) -> ActionItem:
     """Add an open action item. Allowed after publishing too: action items are tracked to closure.
 

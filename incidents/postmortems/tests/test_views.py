@@ -1,0 +1,161 @@
+"""Post-mortem pages: writing through the forms and htmx, export, print, untrusted text inert, roles."""
+
+from django.urls import reverse
+
+from core.actors import Actor
+from incidents.models import ActionItem, PostMortem, TimelineEntry
+from incidents.postmortems import services
+from incidents.postmortems.tests.conftest import XSS
+from incidents.services import timeline_record
+
+
+def test_page_preselects_the_template_for_the_severity(incident, viewer, responder, make_client):
+    response = make_client(responder).get("/incidents/7/postmortem/")
+    assert response.context["default_template"].slug == "sev1-agent"
+    assert b"Start the post-mortem" in response.content
+    assert b"Start the post-mortem" not in make_client(viewer).get("/incidents/7/postmortem/").content
+
+
+def test_responder_starts_writes_and_publishes_through_the_forms(incident, sev1_template, responder, make_client):
+    c = make_client(responder)
+    response = c.post(reverse("incidents:postmortem-start", args=[7]), {"template": sev1_template.pk})
+    assert response.status_code == 302
+    pm = PostMortem.objects.get(incident=incident)
+    for section in pm.sections:
+        url = reverse("incidents:postmortem-section-save", args=[7, section["key"]])
+        assert c.post(url, {"body": f"About {section['key']}"}).status_code == 302
+    c.post(reverse("incidents:postmortem-status", args=[7]), {"status": "in_review"})
+    c.post(reverse("incidents:postmortem-status", args=[7]), {"status": "published"})
+    pm.refresh_from_db()
+    assert pm.status == "published"
+
+
+def test_refused_publish_shows_the_empty_sections(postmortem, responder, make_client):
+    c = make_client(responder)
+    c.post(reverse("incidents:postmortem-status", args=[7]), {"status": "in_review"})
+    response = c.post(reverse("incidents:postmortem-status", args=[7]), {"status": "published"}, follow=True)
+    assert "Write every section before publishing" in response.content.decode()
+    postmortem.refresh_from_db()
+    assert postmortem.status == "in_review"
+
+
+def test_htmx_section_save_returns_the_section_fragment(postmortem, responder, make_client):
+    url = reverse("incidents:postmortem-section-save", args=[7, "what"])
+    response = make_client(responder).post(url, {"body": "It *refunded*."}, headers={"HX-Request": "true"})
+    body = response.content.decode()
+    assert "<html" not in body
+    assert 'id="section-what"' in body
+    assert "<em>refunded</em>" in body
+    assert "Saved." in body
+
+
+def test_script_in_a_section_stays_inert_in_page_preview_and_print(postmortem, responder, viewer, make_client):
+    services.postmortem_section_save(
+        postmortem=postmortem, key="what", body=f"Hi {XSS} **bold**", actor=Actor.person(responder)
+    )
+    for c in (make_client(viewer), make_client(responder)):  # rendered read-only and in the editor
+        body = c.get("/incidents/7/postmortem/").content.decode()
+        assert XSS not in body
+        assert "<strong>bold</strong>" in body
+    preview = make_client(responder).post(reverse("incidents:postmortem-preview", args=[7]), {"body": XSS + " *x*"})
+    assert preview.status_code == 200
+    assert "<script" not in preview.content.decode()
+    assert "<em>x</em>" in preview.content.decode()
+    printed = make_client(viewer).get(reverse("incidents:postmortem-print", args=[7])).content.decode()
+    assert XSS not in printed
+
+
+def test_attached_trace_tool_calls_show_inline_escaped_with_a_link(postmortem, viewer, make_client):
+    body = make_client(viewer).get("/incidents/7/postmortem/").content.decode()
+    assert f'href="/traces/{"a" * 32}/"' in body
+    assert "refund" in body
+    assert "&quot;amount&quot;: 500" in body
+    assert XSS not in body
+
+
+def test_timeline_and_last_blast_radius_come_in(postmortem, viewer, make_client, incident):
+    TimelineEntry.objects.create(incident=incident, kind="note", body=f"**Paused** {XSS}", actor_label="ops")
+    timeline_record(
+        incident=incident,
+        kind="blast_radius",
+        body="old",
+        actor=Actor.system("tests"),
+        data={"trajectories": 1, "users": 1, "still_running": 1},
+    )
+    timeline_record(
+        incident=incident,
+        kind="blast_radius",
+        body="new",
+        actor=Actor.system("tests"),
+        data={"trajectories": 412, "users": 97, "still_running": 3},
+    )
+    response = make_client(viewer).get("/incidents/7/postmortem/")
+    body = response.content.decode()
+    assert "<strong>Paused</strong>" in body and XSS not in body
+    assert response.context["blast"]["trajectories"] == 412
+    assert response.context["blast"]["users"] == 97
+    assert response.context["blast"]["running"] == 3
+
+
+def test_markdown_export_holds_everything(postmortem, responder, viewer, make_client):
+    services.postmortem_section_save(
+        postmortem=postmortem, key="what", body="It refunded **everyone**.", actor=Actor.person(responder)
+    )
+    services.action_item_add(
+        postmortem=postmortem, title="Refund cap", kind="circuit_breaker", actor=Actor.person(responder)
+    )
+    response = make_client(viewer).get(reverse("incidents:postmortem-export", args=[7]))
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/markdown")
+    assert response["Content-Disposition"] == 'attachment; filename="INC-7-postmortem.md"'
+    text = response.content.decode()
+    assert "# Post-mortem INC-7: Refund agent refunded everyone" in text
+    assert "Severity: SEV1" in text
+    assert "Behavioural deviation / tool misuse / scope creep" in text
+    assert "## Timeline" in text and "Post-mortem started" in text
+    assert "## What did the agent do?" in text and "It refunded **everyone**." in text
+    assert "refund {" in text and '"amount": 500' in text
+    assert "Refund cap (Circuit breaker / budget setting" in text
+    assert reverse("incidents:postmortem-export", args=[7]) == "/incidents/7/postmortem/export.md"
+
+
+def test_print_page_has_no_nav_and_print_css(postmortem, viewer, make_client):
+    response = make_client(viewer).get(reverse("incidents:postmortem-print", args=[7]))
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "mainnav" not in body
+    assert "@media print" in body
+    assert "What did the agent do?" in body
+
+
+def test_export_and_print_are_404_without_a_post_mortem(incident, viewer, make_client):
+    c = make_client(viewer)
+    assert c.get(reverse("incidents:postmortem-export", args=[7])).status_code == 404
+    assert c.get(reverse("incidents:postmortem-print", args=[7])).status_code == 404
+
+
+# --- roles ------------------------------------------------------------------------------------------------
+
+
+def test_viewers_cannot_write_and_nothing_is_written(incident, sev1_template, viewer, responder, make_client, trace):
+    c = make_client(viewer)
+    assert c.post(reverse("incidents:postmortem-start", args=[7]), {"template": sev1_template.pk}).status_code == 403
+    assert not PostMortem.objects.exists()
+    pm = services.postmortem_start(incident=incident, template=sev1_template, actor=Actor.person(responder))
+    item = services.action_item_add(postmortem=pm, title="Pin", kind="version_pin", actor=Actor.person(responder))
+    refused = [
+        (reverse("incidents:postmortem-section-save", args=[7, "what"]), {"body": "viewer text"}),
+        (reverse("incidents:postmortem-preview", args=[7]), {"body": "x"}),
+        (reverse("incidents:postmortem-status", args=[7]), {"status": "in_review"}),
+        (reverse("incidents:postmortem-trace-detach", args=[7, "a" * 32]), {}),
+        (reverse("incidents:postmortem-trace-attach", args=[7]), {"trace_id": "a" * 32}),
+        (reverse("incidents:action-item-add", args=[7]), {"title": "x", "kind": "prompt"}),
+        (reverse("incidents:action-item-status", args=[7, item.pk]), {"status": "done"}),
+    ]
+    for url, data in refused:
+        assert c.post(url, data).status_code == 403, url
+    pm.refresh_from_db()
+    item.refresh_from_db()
+    assert pm.status == "draft" and all(s["body"] == "" for s in pm.sections)
+    assert pm.attached_traces.count() == 1
+    assert item.status == "open" and ActionItem.objects.count() == 1
