@@ -1,6 +1,12 @@
-from django.urls import include, path
+"""Every API path of incidents (under /api/v1/)."""
+
+from django.urls import path
+
+from incidents import api
+from incidents.blast_radius.api import BlastRadiusApi
 
 urlpatterns = [
-    path("", include("incidents.api_core_urls")),
-    path("", include("incidents.blast_api_urls")),
+    path("incidents", api.IncidentDeclareApi.as_view(), name="api-incidents"),
+    path("incidents/<int:number>", api.IncidentDetailApi.as_view(), name="api-incident"),
+    path("incidents/<int:number>/blast-radius", BlastRadiusApi.as_view(), name="api-incident-blast-radius"),
 ]

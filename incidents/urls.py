@@ -1,9 +1,10 @@
 """Every page of incidents, its post-mortems, blast radius and alerts (under /incidents/)."""
 
-from django.urls import include, path
+from django.urls import path
 
 from incidents import views
 from incidents.alerts import views as alert_views
+from incidents.blast_radius import views as blast_views
 from incidents.postmortems import views as postmortem_views
 
 app_name = "incidents"
@@ -42,7 +43,8 @@ urlpatterns = [
     path("<int:number>/postmortem/export.md", postmortem_views.postmortem_export, name="postmortem-export"),
     path("<int:number>/postmortem/print/", postmortem_views.postmortem_print, name="postmortem-print"),
     # Blast radius.
-    path("", include("incidents.blast_urls")),
+    path("<int:number>/blast-radius/", blast_views.blast_radius_panel, name="blast-radius"),
+    path("<int:number>/blast-radius.csv", blast_views.blast_radius_csv, name="blast-radius-csv"),
     # Alerts.
     path("alerts/", alert_views.alert_list, name="alert-list"),
     path("alerts/settings/", alert_views.detector_settings, name="detector-settings"),

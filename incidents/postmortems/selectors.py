@@ -1,4 +1,4 @@
-"""Reads for post-mortems: the default template, attached traces as excerpts, the last blast radius, the export."""
+"""Reads for post-mortems: the post-mortem, its default template, attached traces as excerpts, the export."""
 
 import json
 from dataclasses import dataclass, field
@@ -8,7 +8,8 @@ from django.db.models.functions import Left, Length
 from django.utils import timezone
 
 from incidents import selectors
-from incidents.models import ActionItem, Incident, PostMortem, PostMortemTemplate, TimelineEntry, TimelineKind
+from incidents.blast_radius.selectors import blast_radius_last
+from incidents.models import ActionItem, Incident, PostMortem, PostMortemTemplate, TimelineEntry
 from traces.models import Step, Trace
 from traces.selectors import step_skeleton, step_window_around
 
@@ -160,28 +161,6 @@ def trace_excerpt(*, trace: Trace) -> TraceExcerpt:
 def postmortem_trace_excerpts(*, postmortem: PostMortem) -> list[TraceExcerpt]:
     traces = postmortem.attached_traces.select_related("agent").order_by("started_at", "id")
     return [trace_excerpt(trace=trace) for trace in traces]
-
-
-def blast_radius_last(*, incident: Incident) -> dict | None:
-    """The latest blast-radius timeline entry: ``{"entry", "trajectories", "users", "running", "data"}``.
-
-    The counts are those ``incidents.blast_radius.BlastResult.as_data`` records.
-    """
-    entry = (
-        TimelineEntry.objects.filter(incident=incident, kind=TimelineKind.BLAST_RADIUS)
-        .order_by("-created_at", "-id")
-        .first()
-    )
-    if entry is None:
-        return None
-    data = entry.data if isinstance(entry.data, dict) else {}
-    return {
-        "entry": entry,
-        "trajectories": data.get("trajectories"),
-        "users": data.get("users"),
-        "running": data.get("still_running"),
-        "data": data,
-    }
 
 
 def postmortem_timeline(*, incident: Incident) -> list[TimelineEntry]:

@@ -16,6 +16,7 @@ from core.errors import error_messages
 from core.forms import form_errors_add
 from core.markdown import render_markdown
 from core.roles import RESPONDER, has_role, role_required
+from incidents.blast_radius.selectors import blast_radius_last
 from incidents.models import ActionItem, Incident, PostMortem
 from incidents.postmortems import metrics as metrics_selectors
 from incidents.postmortems import selectors, services
@@ -67,7 +68,7 @@ def postmortem_detail(request, number: int):
         "incident": incident,
         "postmortem": postmortem,
         "timeline": selectors.postmortem_timeline(incident=incident),
-        "blast": selectors.blast_radius_last(incident=incident),
+        "blast": blast_radius_last(incident=incident),
     }
     if postmortem is None:
         templates = list(selectors.postmortem_template_list())
@@ -264,7 +265,7 @@ def postmortem_print(request, number: int):
             "postmortem": postmortem,
             "sections": _sections(postmortem),
             "timeline": selectors.postmortem_timeline(incident=incident),
-            "blast": selectors.blast_radius_last(incident=incident),
+            "blast": blast_radius_last(incident=incident),
             "excerpts": selectors.postmortem_trace_excerpts(postmortem=postmortem),
             "items": items,
             "items_warning": selectors.action_items_warning(items),

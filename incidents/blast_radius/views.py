@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -16,17 +16,20 @@ from django_htmx.http import trigger_client_event
 
 from core.actors import Actor
 from core.roles import RESPONDER, has_role
-from incidents import blast_radius as blast
-from incidents.models import Incident
+from incidents.blast_radius.export import csv_rows
+from incidents.blast_radius.selectors import blast_radius
+from incidents.blast_radius.services import blast_radius_record
+from incidents.blast_radius.signature import (
+    DEFAULT_LOOKBACK,
+    PARAMS,
+    BlastParamError,
+    BlastSignature,
+    signature_default,
+    signature_parse,
+)
+from incidents.selectors import incident_get_or_404
 
-FORM_PARAMS = (*blast.PARAMS, "since", "until")
-
-
-def _incident_or_404(number: int) -> Incident:
-    incident = Incident.objects.filter(number=number).first()
-    if incident is None:
-        raise Http404("No incident with this number.")
-    return incident
+FORM_PARAMS = (*PARAMS, "since", "until")
 
 
 def _has_params(params) -> bool:
@@ -38,7 +41,7 @@ def _local(value) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S") if value else ""
 
 
-def _form_values(params, signature: blast.BlastSignature | None, since=None) -> dict:
+def _form_values(params, signature: BlastSignature | None, since=None) -> dict:
     if params is not None and _has_params(params):
         values = {name: (params.get(name) or "").strip() for name in FORM_PARAMS if name != "agent"}
         agents = params.getlist("agent") if hasattr(params, "getlist") else []
@@ -78,28 +81,28 @@ def _render(request, incident, *, values, result=None, error=None, saved=None, s
     return response
 
 
-def _error_text(exc: blast.BlastParamError) -> str:
+def _error_text(exc: BlastParamError) -> str:
     return f"{exc.param}: {exc.message}"
 
 
 @require_http_methods(["GET", "POST"])
 def blast_radius_panel(request, number: int):
-    incident = _incident_or_404(number)
+    incident = incident_get_or_404(number=number)
     if request.method == "POST":
         return _save(request, incident)
     if _has_params(request.GET):
         values = _form_values(request.GET, None)
         try:
-            signature, since, until = blast.signature_parse(request.GET, incident=incident)
-        except blast.BlastParamError as exc:
+            signature, since, until = signature_parse(request.GET, incident=incident)
+        except BlastParamError as exc:
             return _render(request, incident, values=values, error=_error_text(exc), status=400)
     else:
-        signature, _trace = blast.signature_default(incident=incident)
-        since, until = incident.declared_at - blast.DEFAULT_LOOKBACK, timezone.now()
+        signature, _trace = signature_default(incident=incident)
+        since, until = incident.declared_at - DEFAULT_LOOKBACK, timezone.now()
         values = _form_values(None, signature, since=since)
         if signature.is_empty:
             return _render(request, incident, values=values)
-    result = blast.blast_radius(signature=signature, since=since, until=until)
+    result = blast_radius(signature=signature, since=since, until=until)
     return _render(request, incident, values=values, result=result)
 
 
@@ -108,10 +111,10 @@ def _save(request, incident):
         raise PermissionDenied(f"This needs the {RESPONDER} role.")
     values = _form_values(request.POST, None)
     try:
-        signature, since, until = blast.signature_parse(request.POST, incident=incident)
-    except blast.BlastParamError as exc:
+        signature, since, until = signature_parse(request.POST, incident=incident)
+    except BlastParamError as exc:
         return _render(request, incident, values=values, error=_error_text(exc), status=400)
-    result, entry = blast.blast_radius_record(
+    result, entry = blast_radius_record(
         incident=incident, signature=signature, since=since, until=until, actor=Actor.from_request(request)
     )
     if request.htmx:
@@ -131,17 +134,17 @@ class _Echo:
 
 @require_GET
 def blast_radius_csv(request, number: int):
-    incident = _incident_or_404(number)
+    incident = incident_get_or_404(number=number)
     params = request.GET
     if not _has_params(params):
-        signature, _trace = blast.signature_default(incident=incident)
+        signature, _trace = signature_default(incident=incident)
         params = {**dict(signature.as_params()), "agent": list(signature.agents)}
     try:
-        signature, since, until = blast.signature_parse(params, incident=incident)
-    except blast.BlastParamError as exc:
+        signature, since, until = signature_parse(params, incident=incident)
+    except BlastParamError as exc:
         return HttpResponse(_error_text(exc), status=400, content_type="text/plain; charset=utf-8")
     writer = csv.writer(_Echo())
-    rows = (writer.writerow(row) for row in blast.csv_rows(signature=signature, since=since, until=until))
+    rows = (writer.writerow(row) for row in csv_rows(signature=signature, since=since, until=until))
     response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{incident.ref}-blast-radius.csv"'
     response["X-Content-Type-Options"] = "nosniff"

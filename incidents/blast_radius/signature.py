@@ -1,37 +1,27 @@
-"""Blast radius: which trajectories, users and running sessions share an incident's signature.
+"""The signature of a blast radius and its window, read from query or form parameters.
 
-A *signature* is a conjunction of criteria. Step-level criteria (tool name, argument text or
-regex, action hash) must hold on one and the same step and are checked with a correlated
-``EXISTS`` over ``traces_step`` (served by the partial indexes on ``tool_name`` and
-``action_hash``); trace-level criteria (agents, model/prompt version, input class) and the time
-window (on ``Trace.started_at``) filter the trace row. Every count is one SQL aggregate.
-
-Everything that comes out of traces (user ids, arguments) is untrusted: templates escape it,
-and :func:`csv_safe` defuses spreadsheet formulas in the CSV export.
+A signature is a conjunction of criteria: step-level ones (tool name, argument text or regex,
+action hash) must hold on one and the same step; trace-level ones (agents, model/prompt
+version, input class) filter the trace. Bad input raises :class:`BlastParamError` naming the
+parameter, for the page, the CSV export and the API alike.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import DataError, connection, transaction
-from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, TextField
-from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from agents.models import Agent
-from core.actors import Actor
-from incidents.models import Incident, TimelineEntry, TimelineKind
-from incidents.services import timeline_record
-from traces.models import Step, Trace, TraceStatus
+from incidents.models import Incident
+from traces.models import Step, Trace
 
 REGEX_PREFIX = "re:"
 DEFAULT_LOOKBACK = timedelta(hours=24)
-TRACE_LIMIT = 50
-TIMELINE_USER_LIMIT = 1000
 VALUE_MAX = 500
 # Query parameters, shared by the page, the CSV export and the API.
 PARAMS = ("tool", "args", "model_version", "prompt_version", "input_class", "action_hash", "trace", "agent")
@@ -113,41 +103,6 @@ class BlastSignature:
         if self.input_class:
             parts.append(f"input class {self.input_class}")
         return "; ".join(parts) or "(none)"
-
-
-@dataclass
-class BlastResult:
-    signature: BlastSignature
-    since: datetime
-    until: datetime
-    trajectories: int
-    distinct_users: int
-    still_running: int
-    user_ids: list[str]
-    traces: list[Trace]
-    running_agents: list[dict] = field(default_factory=list)  # [{"slug", "name", "state", "running"}]
-    computed_at: datetime = field(default_factory=timezone.now)
-
-    @property
-    def containment_failed(self) -> bool:
-        return self.still_running > 0
-
-    def window(self) -> dict:
-        return {"since": self.since.isoformat(), "until": self.until.isoformat()}
-
-    def as_data(self, *, user_limit: int = TIMELINE_USER_LIMIT) -> dict:
-        return {
-            "signature": self.signature.as_dict(),
-            "window": self.window(),
-            "trajectories": self.trajectories,
-            "users": self.distinct_users,
-            "still_running": self.still_running,
-            "user_ids": self.user_ids[:user_limit],
-            "computed_at": self.computed_at.isoformat(),
-        }
-
-
-# --- parsing -------------------------------------------------------------------------------------
 
 
 def _text(params, name: str) -> str:
@@ -284,144 +239,3 @@ def signature_default(*, incident: Incident) -> tuple[BlastSignature, str]:
         if step is not None and step.action_hash:
             tool, action_hash, trace_id = step.tool_name, step.action_hash, flagged.trace_id
     return BlastSignature(tool=tool, action_hash=action_hash, trace=trace_id, agents=agents), trace_id
-
-
-# --- the selector --------------------------------------------------------------------------------
-
-
-def _matching_steps(signature: BlastSignature) -> QuerySet[Step]:
-    steps = Step.objects.filter(trace=OuterRef("pk"))
-    if signature.tool:
-        # The redundant ``<> ''`` lets the planner prove the partial index step_tool_idx applies.
-        steps = steps.filter(tool_name=signature.tool).exclude(tool_name="")
-    if signature.action_hash:
-        steps = steps.filter(action_hash=signature.action_hash).exclude(action_hash="")
-    if signature.args:
-        steps = steps.annotate(_args_text=Cast("tool_arguments", TextField())).filter(tool_arguments__isnull=False)
-        if signature.args.startswith(REGEX_PREFIX):
-            steps = steps.filter(_args_text__iregex=signature.args[len(REGEX_PREFIX) :])
-        else:
-            steps = steps.filter(_args_text__icontains=signature.args)
-    return steps
-
-
-def blast_traces(*, signature: BlastSignature, since: datetime, until: datetime) -> QuerySet[Trace]:
-    """The matching trajectories (unordered, unevaluated)."""
-    qs = Trace.objects.filter(started_at__gte=since, started_at__lt=until)
-    if signature.agents:
-        qs = qs.filter(agent__slug__in=signature.agents)
-    if signature.model_version:
-        qs = qs.filter(model_version=signature.model_version)
-    if signature.prompt_version:
-        qs = qs.filter(prompt_version=signature.prompt_version)
-    if signature.input_class:
-        qs = qs.filter(input_class=signature.input_class)
-    if signature.has_step_criteria:
-        qs = qs.filter(Exists(_matching_steps(signature)))
-    return qs.order_by()
-
-
-def blast_users(*, signature: BlastSignature, since: datetime, until: datetime, limit: int | None = None):
-    """Per affected user: trajectories, first_seen, last_seen, still_running; by user id."""
-    qs = (
-        blast_traces(signature=signature, since=since, until=until)
-        .exclude(user_id="")
-        .values("user_id")
-        .annotate(
-            trajectories=Count("id"),
-            first_seen=Min("started_at"),
-            last_seen=Max("started_at"),
-            still_running=Count("id", filter=Q(status=TraceStatus.RUNNING)),
-        )
-        .order_by("user_id")
-    )
-    return qs[:limit] if limit is not None else qs
-
-
-def blast_radius(
-    *,
-    signature: BlastSignature,
-    since: datetime,
-    until: datetime,
-    limit_users: int = TIMELINE_USER_LIMIT,
-    limit_traces: int = TRACE_LIMIT,
-) -> BlastResult:
-    """Count what the signature touched in [since, until): four queries, none looping over rows."""
-    traces = blast_traces(signature=signature, since=since, until=until)
-    totals = traces.aggregate(
-        trajectories=Count("id"),
-        distinct_users=Count("user_id", distinct=True, filter=~Q(user_id="")),
-        still_running=Count("id", filter=Q(status=TraceStatus.RUNNING)),
-    )
-    user_ids = list(
-        traces.exclude(user_id="").values_list("user_id", flat=True).distinct().order_by("user_id")[:limit_users]
-    )
-    recent = list(traces.select_related("agent").order_by("-started_at", "-id")[:limit_traces])
-    running_agents = []
-    if totals["still_running"]:
-        running_agents = [
-            {"slug": row["agent__slug"], "name": row["agent__name"], "state": row["agent__state"], "running": row["n"]}
-            for row in traces.filter(status=TraceStatus.RUNNING)
-            .values("agent__slug", "agent__name", "agent__state")
-            .annotate(n=Count("id"))
-            .order_by("agent__slug")
-        ]
-    return BlastResult(
-        signature=signature,
-        since=since,
-        until=until,
-        trajectories=totals["trajectories"],
-        distinct_users=totals["distinct_users"],
-        still_running=totals["still_running"],
-        user_ids=user_ids,
-        traces=recent,
-        running_agents=running_agents,
-    )
-
-
-# --- the service ---------------------------------------------------------------------------------
-
-
-def blast_radius_record(
-    *, incident: Incident, signature: BlastSignature, since: datetime, until: datetime, actor: Actor
-) -> tuple[BlastResult, TimelineEntry]:
-    """Compute the blast radius and put the run on the incident's timeline."""
-    result = blast_radius(signature=signature, since=since, until=until, limit_users=TIMELINE_USER_LIMIT)
-    body = (
-        f"Blast radius: {result.trajectories} trajectories, {result.distinct_users} users, "
-        f"{result.still_running} still running — signature {signature.describe()}"
-    )
-    entry = timeline_record(
-        incident=incident,
-        kind=TimelineKind.BLAST_RADIUS,
-        body=body,
-        actor=actor,
-        data=result.as_data(),
-        created_at=result.computed_at,
-    )
-    return result, entry
-
-
-# --- CSV -----------------------------------------------------------------------------------------
-
-CSV_COLUMNS = ("user_id", "trajectories", "first_seen", "last_seen", "still_running")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe(value) -> str:
-    """A cell a spreadsheet will not evaluate: a leading formula character gets a ``'``."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
-def csv_rows(*, signature: BlastSignature, since: datetime, until: datetime):
-    """Header then one row per affected user, streamed from the database."""
-    yield list(CSV_COLUMNS)
-    for row in blast_users(signature=signature, since=since, until=until).iterator(chunk_size=2000):
-        yield [
-            csv_safe(row["user_id"]),
-            row["trajectories"],
-            row["first_seen"].isoformat(),
-            row["last_seen"].isoformat(),
-            row["still_running"],
-        ]

@@ -8,7 +8,8 @@ from rest_framework.views import APIView
 
 from agents.permissions import IsViewer
 from core.api import ERROR, error
-from incidents import blast_radius as blast
+from incidents.blast_radius.selectors import TIMELINE_USER_LIMIT, TRACE_LIMIT, blast_radius
+from incidents.blast_radius.signature import BlastParamError, signature_parse
 from incidents.models import Incident
 
 
@@ -35,10 +36,10 @@ class BlastRadiusSerializer(serializers.Serializer):
     distinct_users = serializers.IntegerField()
     still_running = serializers.IntegerField()
     user_ids = serializers.ListField(
-        child=serializers.CharField(), help_text=f"sorted; the first {blast.TIMELINE_USER_LIMIT}"
+        child=serializers.CharField(), help_text=f"sorted; the first {TIMELINE_USER_LIMIT}"
     )
     traces = serializers.ListField(
-        child=serializers.CharField(), help_text=f"trace ids, newest first; the first {blast.TRACE_LIMIT}"
+        child=serializers.CharField(), help_text=f"trace ids, newest first; the first {TRACE_LIMIT}"
     )
     computed_at = serializers.DateTimeField()
 
@@ -105,10 +106,10 @@ class BlastRadiusApi(APIView):
         if incident is None:
             return error(f"no incident {number}", 404)
         try:
-            signature, since, until = blast.signature_parse(request.query_params, incident=incident)
-        except blast.BlastParamError as exc:
+            signature, since, until = signature_parse(request.query_params, incident=incident)
+        except BlastParamError as exc:
             return error(f"{exc.param}: {exc.message}", 400, {"param": exc.param, "message": exc.message})
-        result = blast.blast_radius(signature=signature, since=since, until=until)
+        result = blast_radius(signature=signature, since=since, until=until)
         return Response(
             {
                 "signature": signature.as_dict(),

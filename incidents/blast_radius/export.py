@@ -1,0 +1,31 @@
+"""The CSV export of a blast radius: one row per affected user, streamed, safe to open in a spreadsheet.
+
+User ids come out of traces and are untrusted: :func:`csv_safe` defuses spreadsheet formulas.
+"""
+
+from datetime import datetime
+
+from incidents.blast_radius.selectors import blast_users
+from incidents.blast_radius.signature import BlastSignature
+
+CSV_COLUMNS = ("user_id", "trajectories", "first_seen", "last_seen", "still_running")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value) -> str:
+    """A cell a spreadsheet will not evaluate: a leading formula character gets a ``'``."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def csv_rows(*, signature: BlastSignature, since: datetime, until: datetime):
+    """Header then one row per affected user, streamed from the database."""
+    yield list(CSV_COLUMNS)
+    for row in blast_users(signature=signature, since=since, until=until).iterator(chunk_size=2000):
+        yield [
+            csv_safe(row["user_id"]),
+            row["trajectories"],
+            row["first_seen"].isoformat(),
+            row["last_seen"].isoformat(),
+            row["still_running"],
+        ]

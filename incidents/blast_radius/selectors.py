@@ -1,0 +1,166 @@
+"""Reads for the blast radius: what a signature touched in a window, and the last run recorded.
+
+Step-level criteria are checked with a correlated ``EXISTS`` over ``traces_step`` (served by
+the partial indexes on ``tool_name`` and ``action_hash``); trace-level criteria and the window
+(on ``Trace.started_at``) filter the trace row. Every count is one SQL aggregate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, TextField
+from django.db.models.functions import Cast
+from django.utils import timezone
+
+from incidents.blast_radius.signature import REGEX_PREFIX, BlastSignature
+from incidents.models import Incident, TimelineEntry, TimelineKind
+from traces.models import Step, Trace, TraceStatus
+
+TRACE_LIMIT = 50
+TIMELINE_USER_LIMIT = 1000
+
+
+@dataclass
+class BlastResult:
+    signature: BlastSignature
+    since: datetime
+    until: datetime
+    trajectories: int
+    distinct_users: int
+    still_running: int
+    user_ids: list[str]
+    traces: list[Trace]
+    running_agents: list[dict] = field(default_factory=list)  # [{"slug", "name", "state", "running"}]
+    computed_at: datetime = field(default_factory=timezone.now)
+
+    @property
+    def containment_failed(self) -> bool:
+        return self.still_running > 0
+
+    def window(self) -> dict:
+        return {"since": self.since.isoformat(), "until": self.until.isoformat()}
+
+    def as_data(self, *, user_limit: int = TIMELINE_USER_LIMIT) -> dict:
+        return {
+            "signature": self.signature.as_dict(),
+            "window": self.window(),
+            "trajectories": self.trajectories,
+            "users": self.distinct_users,
+            "still_running": self.still_running,
+            "user_ids": self.user_ids[:user_limit],
+            "computed_at": self.computed_at.isoformat(),
+        }
+
+
+def _matching_steps(signature: BlastSignature) -> QuerySet[Step]:
+    steps = Step.objects.filter(trace=OuterRef("pk"))
+    if signature.tool:
+        # The redundant ``<> ''`` lets the planner prove the partial index step_tool_idx applies.
+        steps = steps.filter(tool_name=signature.tool).exclude(tool_name="")
+    if signature.action_hash:
+        steps = steps.filter(action_hash=signature.action_hash).exclude(action_hash="")
+    if signature.args:
+        steps = steps.annotate(_args_text=Cast("tool_arguments", TextField())).filter(tool_arguments__isnull=False)
+        if signature.args.startswith(REGEX_PREFIX):
+            steps = steps.filter(_args_text__iregex=signature.args[len(REGEX_PREFIX) :])
+        else:
+            steps = steps.filter(_args_text__icontains=signature.args)
+    return steps
+
+
+def blast_traces(*, signature: BlastSignature, since: datetime, until: datetime) -> QuerySet[Trace]:
+    """The matching trajectories (unordered, unevaluated)."""
+    qs = Trace.objects.filter(started_at__gte=since, started_at__lt=until)
+    if signature.agents:
+        qs = qs.filter(agent__slug__in=signature.agents)
+    if signature.model_version:
+        qs = qs.filter(model_version=signature.model_version)
+    if signature.prompt_version:
+        qs = qs.filter(prompt_version=signature.prompt_version)
+    if signature.input_class:
+        qs = qs.filter(input_class=signature.input_class)
+    if signature.has_step_criteria:
+        qs = qs.filter(Exists(_matching_steps(signature)))
+    return qs.order_by()
+
+
+def blast_users(*, signature: BlastSignature, since: datetime, until: datetime, limit: int | None = None):
+    """Per affected user: trajectories, first_seen, last_seen, still_running; by user id."""
+    qs = (
+        blast_traces(signature=signature, since=since, until=until)
+        .exclude(user_id="")
+        .values("user_id")
+        .annotate(
+            trajectories=Count("id"),
+            first_seen=Min("started_at"),
+            last_seen=Max("started_at"),
+            still_running=Count("id", filter=Q(status=TraceStatus.RUNNING)),
+        )
+        .order_by("user_id")
+    )
+    return qs[:limit] if limit is not None else qs
+
+
+def blast_radius(
+    *,
+    signature: BlastSignature,
+    since: datetime,
+    until: datetime,
+    limit_users: int = TIMELINE_USER_LIMIT,
+    limit_traces: int = TRACE_LIMIT,
+) -> BlastResult:
+    """Count what the signature touched in [since, until): four queries, none looping over rows."""
+    traces = blast_traces(signature=signature, since=since, until=until)
+    totals = traces.aggregate(
+        trajectories=Count("id"),
+        distinct_users=Count("user_id", distinct=True, filter=~Q(user_id="")),
+        still_running=Count("id", filter=Q(status=TraceStatus.RUNNING)),
+    )
+    user_ids = list(
+        traces.exclude(user_id="").values_list("user_id", flat=True).distinct().order_by("user_id")[:limit_users]
+    )
+    recent = list(traces.select_related("agent").order_by("-started_at", "-id")[:limit_traces])
+    running_agents = []
+    if totals["still_running"]:
+        running_agents = [
+            {"slug": row["agent__slug"], "name": row["agent__name"], "state": row["agent__state"], "running": row["n"]}
+            for row in traces.filter(status=TraceStatus.RUNNING)
+            .values("agent__slug", "agent__name", "agent__state")
+            .annotate(n=Count("id"))
+            .order_by("agent__slug")
+        ]
+    return BlastResult(
+        signature=signature,
+        since=since,
+        until=until,
+        trajectories=totals["trajectories"],
+        distinct_users=totals["distinct_users"],
+        still_running=totals["still_running"],
+        user_ids=user_ids,
+        traces=recent,
+        running_agents=running_agents,
+    )
+
+
+def blast_radius_last(*, incident: Incident) -> dict | None:
+    """The latest blast-radius timeline entry: ``{"entry", "trajectories", "users", "running", "data"}``.
+
+    The counts are those :meth:`BlastResult.as_data` records.
+    """
+    entry = (
+        TimelineEntry.objects.filter(incident=incident, kind=TimelineKind.BLAST_RADIUS)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if entry is None:
+        return None
+    data = entry.data if isinstance(entry.data, dict) else {}
+    return {
+        "entry": entry,
+        "trajectories": data.get("trajectories"),
+        "users": data.get("users"),
+        "running": data.get("still_running"),
+        "data": data,
+    }
