@@ -53,6 +53,7 @@ class IncidentStatus(models.TextChoices):
 
 
 STATUS_ORDER = [s.value for s in IncidentStatus]
+OPEN_STATUSES = [IncidentStatus.DECLARED, IncidentStatus.INVESTIGATING, IncidentStatus.CONTAINED]
 
 
 class Incident(models.Model):

@@ -8,8 +8,8 @@ from agents.models import Agent, AuditAction
 from core.actors import Actor
 from core.roles import ADMIN
 from incidents.detection.tasks import detect_batch_task
-from incidents.models import Incident, PostMortem, Severity
-from incidents.services import OPEN_STATUSES, incident_auto_contain, timeline_flag_record, timeline_gate_record
+from incidents.models import OPEN_STATUSES, Incident, PostMortem, Severity
+from incidents.services import incident_auto_contain, timeline_flag_record, timeline_gate_record
 
 logger = logging.getLogger(__name__)
 

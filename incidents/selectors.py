@@ -9,6 +9,7 @@ from django.utils import timezone
 from agents.models import Agent
 from incidents import hooks
 from incidents.models import (
+    OPEN_STATUSES,
     SEVERITY_DEFINITIONS,
     FailureClass,
     Incident,
@@ -19,8 +20,6 @@ from incidents.models import (
     TimelineEntry,
 )
 from traces.models import Trace
-
-OPEN_STATUSES = (IncidentStatus.DECLARED, IncidentStatus.INVESTIGATING, IncidentStatus.CONTAINED)
 
 # Where no post-mortem exists yet, its deadline counts from the declaration
 # (SEV1: "post-mortem within 48 hours"). Other severities have no deadline.

@@ -19,6 +19,7 @@ from core.actors import Actor
 from core.roles import RESPONDER
 from incidents import hooks
 from incidents.models import (
+    OPEN_STATUSES,
     STATUS_ORDER,
     Alert,
     FailureClass,
@@ -35,7 +36,6 @@ from traces.models import Trace
 
 logger = logging.getLogger(__name__)
 
-OPEN_STATUSES = [IncidentStatus.DECLARED, IncidentStatus.INVESTIGATING, IncidentStatus.CONTAINED]
 NOTE_MAX = 10_000
 TITLE_MAX = 300
 SUMMARY_MAX = 20_000

@@ -12,8 +12,8 @@ from agents.models import Agent
 from core.actors import Actor
 from core.roles import ADMIN, RESPONDER
 from incidents.alerts.selectors import detector_registry
-from incidents.models import Alert, DetectorSetting, FailureClass, Incident, TimelineKind
-from incidents.services import OPEN_STATUSES, incident_declare, timeline_record
+from incidents.models import OPEN_STATUSES, Alert, DetectorSetting, FailureClass, Incident, TimelineKind
+from incidents.services import incident_declare, timeline_record
 from traces.models import Trace
 from traces.services import trace_flag
 
