@@ -284,19 +284,17 @@ def _enqueue_all(enqueue: Callable[[int], object], ids: list[int]) -> None:
             log.exception("could not queue canary %s", pk)
 
 
-def canaries_run_due(*, now: datetime | None = None, enqueue: Callable[[int], object] | None = None) -> list[int]:
-    """Claim the due canaries and queue a run of each; return their ids.
+def canaries_run_due(*, enqueue: Callable[[int], object], now: datetime | None = None) -> list[int]:
+    """Claim the due canaries and queue a run of each with ``enqueue(canary_id)``; return their ids.
 
     Claiming moves ``next_run_at`` one interval on before queueing, so the next beat
     does not queue the same canary again while its run waits or is in flight
     (``canary_run`` sets it again from when the run finished). Rows another beat holds
-    are skipped. The runs are queued after the claim commits.
+    are skipped. The runs are queued after the claim commits. The caller passes the
+    enqueuer (the beat task passes ``canary_run_task.delay``), so this module never
+    imports the tasks that import it.
     """
     now = now or timezone.now()
-    if enqueue is None:
-        from evals.tasks import canary_run_task
-
-        enqueue = canary_run_task.delay
     with transaction.atomic():
         due = list(
             CanaryPrompt.objects.filter(_due_q(now))
