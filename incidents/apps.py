@@ -12,8 +12,10 @@ class IncidentsConfig(AppConfig):
 
     def ready(self):
         # In ready(), not at the top: these modules import models, which exist only once every app is loaded.
-        # The task modules are imported for Celery, which autodiscovers <app>.tasks only, to register them.
+        # Importing the detector packages registers the detectors; the task modules are imported for Celery,
+        # which autodiscovers <app>.tasks only.
         from incidents import receivers
+        from incidents.detection import scheduled, streaming  # noqa: F401
         from incidents.detection import tasks as detection_tasks  # noqa: F401
         from incidents.notifications import tasks as notification_tasks  # noqa: F401
 

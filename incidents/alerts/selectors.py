@@ -51,7 +51,7 @@ def alert_detector_names() -> list[str]:
 
 
 def detector_registry() -> dict:
-    """The registered detectors, name -> Detector (importing ``incidents.detection`` registered them)."""
+    """The registered detectors, name -> Detector (IncidentsConfig.ready() registered them)."""
     return registry
 
 

@@ -5,9 +5,8 @@ detector (beat) looks at an agent's recent traffic. Both return ``Finding``s;
 ``incidents.detection.engine.findings_handle`` turns each into a deduplicated
 Alert and applies the detector's rule (notify, pause the agent, declare an incident).
 
-Importing the package registers every detector (the ``streaming`` and ``scheduled``
-packages), so ``registry`` is complete for whoever reads it.
+``IncidentsConfig.ready()`` imports the ``streaming`` and ``scheduled`` packages, which
+registers every detector in ``registry``.
 """
 
-from incidents.detection import scheduled, streaming  # noqa: F401  (registers the detectors)
 from incidents.detection.base import Finding, Rule, registry, threshold  # noqa: F401
