@@ -468,7 +468,7 @@ def timeline_flag_record(*, trace: Trace, span_id: str, note: str, actor_label: 
 
 @transaction.atomic
 def timeline_gate_record(
-    *, agent, action: str, action_label: str, actor_label: str, reason: str, incident_number: int | None
+    *, agent: Agent, action: str, action_label: str, actor_label: str, reason: str, incident_number: int | None
 ) -> list[TimelineEntry]:
     """Put a gate change on the timeline of every open incident linked to the agent
     (and of the incident the action named, if any)."""

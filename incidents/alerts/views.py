@@ -11,14 +11,13 @@ from agents.models import Agent
 from core.actors import Actor
 from core.errors import error_messages
 from core.roles import ADMIN, RESPONDER, has_role, role_required
-from incidents.alerts import selectors as alert_selectors
-from incidents.alerts import services as alert_services
+from incidents.alerts import selectors, services
 from incidents.models import Alert, DetectorSetting
 
 
 def _alert_or_404(pk: int) -> Alert:
     try:
-        return alert_selectors.alert_get(pk=pk)
+        return selectors.alert_get(pk=pk)
     except Alert.DoesNotExist:
         raise Http404("No alert with this id.") from None
 
@@ -28,19 +27,19 @@ def alert_list(request):
     detector = request.GET.get("detector", "")
     agent = request.GET.get("agent", "")
     status = status if status in Alert.Status.values else ""
-    alerts = alert_selectors.alert_list(status=status, detector=detector, agent=agent)
+    alerts = selectors.alert_list(status=status, detector=detector, agent=agent)
     return render(
         request,
         "incidents/alert_list.html",
         {
             "alerts": alerts,
             "statuses": Alert.Status.choices,
-            "detectors": alert_selectors.alert_detector_names(),
-            "agents": alert_selectors.agent_choices(),
+            "detectors": selectors.alert_detector_names(),
+            "agents": selectors.agent_choices(),
             "status": status,
             "detector": detector,
             "agent": agent,
-            "list_limit": alert_selectors.ALERT_LIST_LIMIT,
+            "list_limit": selectors.ALERT_LIST_LIMIT,
         },
     )
 
@@ -73,19 +72,19 @@ def _alert_action(request, pk: int, action):
 @require_POST
 @role_required(RESPONDER)
 def alert_acknowledge(request, pk: int):
-    return _alert_action(request, pk, alert_services.alert_acknowledge)
+    return _alert_action(request, pk, services.alert_acknowledge)
 
 
 @require_POST
 @role_required(RESPONDER)
 def alert_resolve(request, pk: int):
-    return _alert_action(request, pk, alert_services.alert_resolve)
+    return _alert_action(request, pk, services.alert_resolve)
 
 
 def _settings_context(request, **extra) -> dict:
     return {
-        "detectors": alert_selectors.detector_settings_overview(),
-        "agents": alert_selectors.agent_choices(),
+        "detectors": selectors.detector_settings_overview(),
+        "agents": selectors.agent_choices(),
         "rules": DetectorSetting.Rule.choices,
         "can_edit": has_role(request.user, ADMIN),
         **extra,
@@ -112,7 +111,7 @@ def _detector_settings_post(request):
             errors.append(f"Unknown agent {agent_slug!r}.")
     if not errors:
         try:
-            alert_services.detector_setting_save(
+            services.detector_setting_save(
                 detector=detector,
                 agent=agent,
                 enabled=data.get("enabled") in ("on", "1", "true"),
