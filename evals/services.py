@@ -36,10 +36,6 @@ SUGGEST_VALUE_MAX = 80
 EVAL_DETECTOR = "eval_regression"
 
 
-def _require_responder(actor: Actor) -> None:
-    actor.require(RESPONDER)
-
-
 # --- forbidden actions ---------------------------------------------------------------------------
 
 
@@ -195,7 +191,7 @@ def eval_case_capture(
     With an incident, an "eval" entry goes on its timeline. Raises PermissionDenied or
     ValidationError (a dict naming the field); nothing is written when it raises.
     """
-    _require_responder(actor)
+    actor.require(RESPONDER)
     errors: dict[str, list[str]] = {}
     expected = (expected_behaviour or "").strip()
     if not expected:
@@ -282,7 +278,7 @@ def eval_runs_record(*, results: list[RunResult], source: str = "", actor: Actor
     raised (detector ``eval_regression``, fingerprint ``eval:<case id>``, so a case that stays red
     adds nothing and one that flips again counts on the same alert). Returns the runs written.
     """
-    _require_responder(actor)
+    actor.require(RESPONDER)
     now = timezone.now()
     case_ids = sorted({r.case.pk for r in results})
     # Lock the cases so two batches for one case see each other's runs when they decide on a flip.
