@@ -23,7 +23,7 @@ from incidents import postmortem_selectors as pm_selectors
 from incidents import selectors
 from incidents.models import ActionItem, Incident, PostMortem
 from traces.models import Trace
-from traces.selectors import trace_get
+from traces.selectors.runs import trace_get
 
 PARTIAL = "incidents/postmortem_detail.html#{}"
 
