@@ -14,12 +14,14 @@ from typing import Any
 
 KINDS = frozenset({"llm", "tool", "retrieval", "decision", "agent", "other"})
 STATUSES = frozenset({"unset", "ok", "error"})
+# What the server accepts (traces/ingest/parse/native.py, settings FIREBREAK_INGEST_*): the SDK's copy.
+# tests/sdk/test_contract.py fails when one side changes without the other.
 MAX_SPANS_PER_BATCH = 10_000  # the server's limit per request
 MAX_BATCH_BYTES = 4 * 1024 * 1024  # well under the server's default body limit (16 MiB)
-_INT_MAX = 2**31 - 1
-_COST_MAX = 99_999_999.0
+COUNT_MAX = 2**31 - 1  # tokens_in, tokens_out
+COST_MAX = 99_999_999.0  # USD; the server refuses 100,000,000 and more
 # The server's length limits (characters): longer values are cut, and the span's attributes say so.
-_TEXT_LIMITS = {
+TEXT_LIMITS = {
     "name": 500,
     "session_id": 200,
     "user_id": 200,
@@ -88,7 +90,7 @@ def _count(value: Any) -> int | None:
         n = int(value)
     except (TypeError, ValueError, OverflowError):
         return None
-    return min(max(n, 0), _INT_MAX)
+    return min(max(n, 0), COUNT_MAX)
 
 
 def _cost(value: Any) -> float | None:
@@ -98,7 +100,7 @@ def _cost(value: Any) -> float | None:
         return None
     if not math.isfinite(c) or c < 0:
         return None
-    return round(min(c, _COST_MAX), 6)
+    return round(min(c, COST_MAX), 6)
 
 
 def encode_span(fields: dict[str, Any]) -> bytes:
@@ -110,10 +112,10 @@ def encode_span(fields: dict[str, Any]) -> bytes:
     for key, value in fields.items():
         if value is None:
             continue
-        if key in _TEXT_LIMITS:
+        if key in TEXT_LIMITS:
             text = _text(value)
-            if len(text) > _TEXT_LIMITS[key]:
-                text = text[: _TEXT_LIMITS[key]]
+            if len(text) > TEXT_LIMITS[key]:
+                text = text[: TEXT_LIMITS[key]]
                 truncated.append(key)
             span[key] = text
         elif key in ("tokens_in", "tokens_out"):

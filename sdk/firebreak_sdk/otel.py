@@ -12,6 +12,8 @@ from .encode import MAX_SPANS_PER_BATCH
 
 __all__ = ["configure_opentelemetry"]
 
+OTLP_TRACES_PATH = "/v1/traces"  # the server's OTLP/HTTP endpoint, under the Firebreak URL
+
 
 def configure_opentelemetry(
     agent: str,
@@ -67,7 +69,8 @@ def configure_opentelemetry(
             trace.set_tracer_provider(provider)
     elif not hasattr(provider, "add_span_processor"):
         raise TypeError(f"tracer_provider must be an opentelemetry.sdk.trace.TracerProvider, not {provider!r}")
-    exporter = OTLPSpanExporter(endpoint=f"{url.rstrip('/')}/v1/traces", headers={"Authorization": f"Bearer {api_key}"})
+    endpoint = f"{url.rstrip('/')}{OTLP_TRACES_PATH}"
+    exporter = OTLPSpanExporter(endpoint=endpoint, headers={"Authorization": f"Bearer {api_key}"})
     provider.add_span_processor(
         BatchSpanProcessor(exporter, max_queue_size=max_queue_size, max_export_batch_size=max_export_batch_size)
     )

@@ -45,6 +45,7 @@ __all__ = ["Run", "Step", "Tracer", "configure_opentelemetry"]
 
 log = logging.getLogger("firebreak_sdk.tracer")
 
+INGEST_PATH = "/api/v1/ingest"  # the server's native ingest endpoint, under the Firebreak URL
 MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After is shortened to this
 
 
@@ -119,7 +120,7 @@ class Tracer:
             raise ValueError("flush_interval and timeout must be > 0 and max_retries >= 0")
         self.agent = agent
         self.url = url.rstrip("/") if url else None
-        self.endpoint = f"{self.url}/api/v1/ingest" if self.url else None
+        self.endpoint = f"{self.url}{INGEST_PATH}" if self.url else None
         self.max_buffer = max_buffer
         self.max_buffer_bytes = max_buffer_bytes
         self.batch_size = batch_size
