@@ -19,26 +19,14 @@ The bench agents' traces are deleted at the start of each run.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import platform
 import secrets
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
+from datetime import UTC, datetime
 
 import httpx
 
-from core.actors import Actor
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT))
-
-import gate as gate_bench  # noqa: E402  (bench/gate.py: django_setup, bench_user, server)
+from harness import bench_user, celery_worker, django_setup, gunicorn, machine, percentile, say
 
 AGENT = "bench-detection"
 SCHED_AGENT = "bench-scheduled"
@@ -48,43 +36,10 @@ LATENCY_TARGET = 2.0
 SCHEDULED_TARGET = 10.0
 
 
-def say(line: str) -> None:
-    print(line, flush=True)
-
-
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-@contextlib.contextmanager
-def worker():
-    """A Celery worker (solo pool) with the same environment; waits until it answers a ping."""
-    celery = Path(sys.executable).parent / "celery"
-    command = [str(celery), "-A", "firebreak", "worker", "--pool", "solo", "--loglevel", "WARNING"]
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
-        try:
-            from firebreak.celery import app
-
-            deadline = time.monotonic() + 60
-            while not (app.control.ping(timeout=0.5) or []):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise RuntimeError("celery worker did not start:\n" + log.read().decode(errors="replace")[-2000:])
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 def _agent(slug: str, description: str):
-    from agents.models import Agent
+    from agents.models import Agent  # after django_setup(), as every project import here
     from agents.services import agent_register
+    from core.actors import Actor
 
     return Agent.objects.filter(slug=slug).first() or agent_register(
         slug=slug, name=slug.replace("-", " ").title(), actor=Actor.system("bench"), description=description,
@@ -93,7 +48,7 @@ def _agent(slug: str, description: str):
 
 
 def _delete_traces(agent) -> None:
-    from django.db import connection
+    from django.db import connection  # after django_setup()
 
     with connection.cursor() as cur:
         cur.execute("DELETE FROM incidents_alert WHERE agent_id = %s", [agent.pk])
@@ -103,8 +58,6 @@ def _delete_traces(agent) -> None:
 
 
 def _iso(t: float) -> str:
-    from datetime import UTC, datetime
-
     return datetime.fromtimestamp(t, UTC).isoformat()
 
 
@@ -117,15 +70,16 @@ def _span(trace_id: str, span_id: str, parent: str | None, name: str, t: float, 
 
 
 def latency(runs: int) -> list[float]:
-    from django.db.models import Q
+    from django.db.models import Q  # after django_setup(), as every project import here
     from django.utils import timezone
 
     from agents.gate import gate_publish
     from agents.models import ApiKey
     from agents.services import agent_resume, api_key_create
+    from core.actors import Actor
 
     agent = _agent(AGENT, "Used by bench/detection.py: paused by the loop detector and resumed, once per run.")
-    user = gate_bench.bench_user()
+    user = bench_user()
     ApiKey.objects.filter(Q(user=user) | Q(agent=agent), name=KEY_NAME, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
@@ -137,7 +91,7 @@ def latency(runs: int) -> list[float]:
     agent.refresh_from_db()
     gate_publish([agent])
     samples: list[float] = []
-    with gate_bench.server() as base, worker():
+    with gunicorn(2, 4) as (base, _), celery_worker():
         ingest = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {agent_key}"}, timeout=10)
         admin = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {user_key}"}, timeout=10)
         with ingest, admin:
@@ -202,7 +156,7 @@ FROM t, generate_series(1, %(per)s) s
 
 
 def scheduled(steps: int) -> dict[str, float] | None:
-    try:
+    try:  # after django_setup(), as every project import here; and the detectors may be absent
         from incidents.detection import schedule  # noqa: F401
     except ImportError:
         say("scheduled detectors not available")
@@ -242,23 +196,13 @@ def scheduled(steps: int) -> dict[str, float] | None:
     return times
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--steps", type=int, default=1_000_000)
     parser.add_argument("--only", choices=["latency", "scheduled"])
     args = parser.parse_args()
-    gate_bench.django_setup()
+    django_setup()
     summary = []
     if args.only in (None, "latency"):
         try:
@@ -267,7 +211,7 @@ def main() -> None:
             say("detection pipeline not available (incidents.detection.tasks)")
         else:
             samples = latency(args.runs)
-            p50, p99 = statistics.median(samples), pct(samples, 0.99)
+            p50, p99 = statistics.median(samples), percentile(samples, 99)
             say(f"ingest→paused runs: {len(samples)}")
             say(f"ingest→paused p50: {p50 * 1000:.0f} ms")
             say(f"ingest→paused p99: {p99 * 1000:.0f} ms")

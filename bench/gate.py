@@ -18,20 +18,12 @@ CLOCK_MONOTONIC is system-wide on Linux, so the readings of the two processes co
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
 import os
-import platform
-import queue
 import random
-import socket
-import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,11 +31,9 @@ from typing import Any
 import httpx
 from firebreak_sdk import AgentKilled, FirebreakStop, Gate, GateUnavailable
 
-from core.actors import Actor
+from harness import ChildProcess, bench_user, django_setup, gunicorn, quantiles, summary
 
-ROOT = Path(__file__).resolve().parent.parent
 AGENT = "bench-agent"
-ADMIN = "bench-admin"
 KEY_NAME = "bench"
 TOOL = "lookup_order"
 CHECK_P99_TARGET_MS = 1.0
@@ -93,47 +83,14 @@ def agent_main() -> None:
         print(f"error: {type(exc).__name__}: {exc}", flush=True)
 
 
-class AgentProcess:
-    """The agent in its own process, started with this interpreter; its stdout lines arrive on a queue."""
+class AgentProcess(ChildProcess):
+    """The agent in its own process, started with this interpreter (this file with ``--as-agent``)."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--as-agent"],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        super().__init__("the agent process", [sys.executable, str(Path(__file__).resolve()), "--as-agent"], env)
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.strip())
-        self.lines.put(None)
-
-    def expect(self, word: str, timeout: float) -> str:
-        try:
-            line = self.lines.get(timeout=timeout)
-        except queue.Empty:
-            raise RuntimeError(f"the agent process did not report {word!r} within {timeout:g} s") from None
-        if line is None:
-            raise RuntimeError(f"the agent process exited (code {self.proc.wait()}) before reporting {word!r}")
-        if not line.startswith(word):
-            raise RuntimeError(f"the agent process reported {line!r}, expected {word!r}")
-        return line
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+    def close(self, timeout: float = 5) -> None:
+        super().close(timeout)
 
 
 # --- set-up -------------------------------------------------------------------------------------------
@@ -147,37 +104,13 @@ class Setup:
     agent_key: str
 
 
-def django_setup() -> None:
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "firebreak.settings")
-    import django
-
-    django.setup()  # starts the embedded PostgreSQL and Redis, or reuses them
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # the project's logging would print every request
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
-
-
-def bench_user():
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Group
-
-    # Not a superuser: `manage.py bootstrap` prints the first admin login only while no superuser exists.
-    user, created = get_user_model().objects.get_or_create(username=ADMIN)
-    if created:
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
-    user.groups.add(Group.objects.get_or_create(name="admin")[0])
-    return user
-
-
 def leave_active(user) -> None:
     """Resume the bench agent and re-enable its tool if an earlier (interrupted) run left it stopped."""
-    from django.db import close_old_connections
+    from django.db import close_old_connections  # after django_setup(), as every project import here
 
     from agents.models import Agent, GateState
     from agents.services import agent_resume, agent_tool_enable
+    from core.actors import Actor
 
     close_old_connections()
     agent = Agent.objects.get(slug=AGENT)
@@ -190,12 +123,14 @@ def leave_active(user) -> None:
 
 
 def prepare() -> Setup:
-    from django.db.models import Q
+    from django.db.models import Q  # after django_setup(), as every project import here
     from django.utils import timezone
 
     from agents.gate import gate_publish
     from agents.models import Agent, ApiKey, FleetGate
     from agents.services import agent_register, api_key_create
+    from core.actors import Actor
+    from core.redis import gate_redis_url
 
     if FleetGate.load().stopped:
         sys.exit("the fleet is stopped, so every check raises: resume the fleet first (POST /api/v1/fleet/resume)")
@@ -216,54 +151,10 @@ def prepare() -> Setup:
     leave_active(user)
     agent.refresh_from_db()
     gate_publish([agent])  # the key exists even if Redis was flushed and no reconciler runs
-    from core.redis import gate_redis_url
-
     return Setup(gate_redis_url(), user, user_key, agent_key)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def server() -> Iterator[str]:
-    """gunicorn (gthread, 2 workers x 4 threads) on a free loopback port; yields its base URL."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    command = [gunicorn, "firebreak.wsgi", "--bind", f"127.0.0.1:{port}"]
-    command += ["--worker-class", "gthread", "--workers", "2", "--threads", "4"]
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    tail = log.read().decode(errors="replace")[-2000:]
-                    raise RuntimeError(f"gunicorn did not answer {base}/healthz:\n{tail}")
-                time.sleep(0.2)
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 # --- measuring ----------------------------------------------------------------------------------------
-
-
-def quantiles(samples: list[float]) -> dict[str, float]:
-    q = statistics.quantiles(samples, n=1000, method="inclusive")
-    return {"p50": q[499], "p99": q[989], "p99.9": q[998], "max": max(samples)}
 
 
 def measure(gate: Gate, n: int) -> tuple[list[float], int]:
@@ -361,11 +252,6 @@ def kill_rows(label: str, kills: list[Kill]) -> tuple[float, float]:
     return p99s[0], p99s[1]
 
 
-def duration(seconds: float) -> str:
-    minutes, seconds = divmod(round(seconds), 60)
-    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checks", type=int, default=100_000, help="checks per Redis row and the HTTP default row")
@@ -386,7 +272,7 @@ def main() -> None:
     setup = prepare()
     agent_env = {k: v for k, v in os.environ.items() if not k.startswith("FIREBREAK_")}
     try:
-        with server() as base:
+        with gunicorn(2, 4) as (base, _):
             print(f"gate benchmark: agent {AGENT}, server {base} (gunicorn gthread 2×4), Redis {setup.redis_url}")
             redis_p99s = [
                 check_row(
@@ -422,13 +308,14 @@ def main() -> None:
         leave_active(setup.user)
     check_met = max(redis_p99s) <= CHECK_P99_TARGET_MS * 1000
     propagation_met = propagation[0] <= PROPAGATION_P99_TARGET_MS
-    print(
-        f"summary: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}\n"
-        f"  check p99 ≤ {CHECK_P99_TARGET_MS:g} ms over Redis: {'met' if check_met else 'NOT met'} "
-        f"(default {redis_p99s[0]:.2f} µs, forced GET {redis_p99s[1]:.2f} µs)\n"
-        f"  kill propagation p99 ≤ {PROPAGATION_P99_TARGET_MS:g} ms: {'met' if propagation_met else 'NOT met'} "
-        f"(seen − returned {propagation[0]:.2f} ms; seen − sent {propagation[1]:.2f} ms)\n"
-        f"  total run time {duration(time.monotonic() - started)}"
+    summary(
+        [
+            f"  check p99 ≤ {CHECK_P99_TARGET_MS:g} ms over Redis: {'met' if check_met else 'NOT met'} "
+            f"(default {redis_p99s[0]:.2f} µs, forced GET {redis_p99s[1]:.2f} µs)",
+            f"  kill propagation p99 ≤ {PROPAGATION_P99_TARGET_MS:g} ms: {'met' if propagation_met else 'NOT met'} "
+            f"(seen − returned {propagation[0]:.2f} ms; seen − sent {propagation[1]:.2f} ms)",
+        ],
+        started,
     )
 
 

@@ -6,8 +6,9 @@ class TracesConfig(AppConfig):
     verbose_name = "Traces"
 
     def ready(self):
+        # Here, not at the top: apps.py is imported before the app registry is ready, and runs imports models.
         from agents import hooks
-        from traces.selectors import session_spend_p50
+        from traces.selectors.runs import session_spend_p50
 
         if session_spend_p50 not in hooks.spend_estimators:
             hooks.spend_estimators.append(session_spend_p50)

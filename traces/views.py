@@ -13,8 +13,11 @@ from django_htmx.http import trigger_client_event
 from agents.selectors import agent_list
 from core.actors import Actor
 from core.roles import RESPONDER, role_required
-from traces import selectors, services
+from traces import services
 from traces.models import Step, Trace, TraceStatus
+from traces.presentation import diff_decorate, steps_decorate
+from traces.selectors import golden, runs, trajectory
+from traces.selectors.cursor import Cursor
 
 PAGE_SIZE = 50
 SEARCH_MAX = 200
@@ -70,7 +73,7 @@ class TraceFilterForm(forms.Form):
             "since": since,
             "until": data.get("until"),
             "flagged": {"yes": True, "no": False}.get(data.get("flagged") or ""),
-            "cursor": selectors.Cursor.decode(data["cursor"]) if data.get("cursor") else None,
+            "cursor": Cursor.decode(data["cursor"]) if data.get("cursor") else None,
             "limit": data.get("limit") or PAGE_SIZE,
         }
 
@@ -79,9 +82,9 @@ def trace_list(request):
     form = TraceFilterForm(request.GET or None)
     page, errors = None, None
     if not request.GET:
-        page = selectors.trace_list(limit=PAGE_SIZE)
+        page = runs.trace_list(limit=PAGE_SIZE)
     elif form.is_valid():
-        page = selectors.trace_list(**form.selector_kwargs())
+        page = runs.trace_list(**form.selector_kwargs())
     else:
         errors = form.errors
     embed = request.GET.get("embed") == "1"
@@ -116,21 +119,21 @@ def trace_list(request):
 
 def _trace_or_404(trace_id: str) -> Trace:
     try:
-        return selectors.trace_get(trace_id=trace_id)
+        return runs.trace_get(trace_id=trace_id)
     except Trace.DoesNotExist:
         raise Http404("No trace with this id.") from None
 
 
-def _cursor(request, name: str) -> selectors.Cursor | None:
+def _cursor(request, name: str) -> Cursor | None:
     raw = request.GET.get(name, "")
-    return selectors.Cursor.decode(raw) if raw else None
+    return Cursor.decode(raw) if raw else None
 
 
-def _viewer_context(trace: Trace, window: selectors.StepWindow, *, mode: str, **extra) -> dict:
+def _viewer_context(trace: Trace, window: trajectory.StepWindow, *, mode: str, **extra) -> dict:
     """What every view of the trajectory renders with: the trace, its decorated steps, the controls."""
-    skeleton = selectors.step_skeleton(trace=trace)
-    start, total_ms = selectors.trace_time_bounds(trace=trace)
-    steps = selectors.steps_decorate(window.steps, skeleton=skeleton, start=start, total_ms=total_ms)
+    skeleton = trajectory.step_skeleton(trace=trace)
+    start, total_ms = trajectory.trace_time_bounds(trace=trace)
+    steps = steps_decorate(window.steps, skeleton=skeleton, start=start, total_ms=total_ms)
     return {
         "trace": trace,
         "window": window,
@@ -138,8 +141,8 @@ def _viewer_context(trace: Trace, window: selectors.StepWindow, *, mode: str, **
         "mode": mode,
         "total_steps": skeleton.total,
         "flag_position": skeleton.positions.get(trace.flagged_span_id, 0) if trace.flagged_span_id else 0,
-        "text_limit": selectors.STEP_TEXT_LIMIT,
-        "page_size": selectors.STEP_PAGE_STEPS,
+        "text_limit": trajectory.STEP_TEXT_LIMIT,
+        "page_size": trajectory.STEP_PAGE_STEPS,
         "is_running": trace.status == TraceStatus.RUNNING,
         "tail_cursor": "",
         "flag_url": reverse("traces:trace-flag", args=[trace.trace_id]),
@@ -162,19 +165,19 @@ def trace_detail(request, trace_id: str):
     before, after = _cursor(request, "before"), _cursor(request, "after")
     window, mode = None, "window"
     if query:
-        window, mode = selectors.step_search(trace=trace, query=query), "search"
+        window, mode = trajectory.step_search(trace=trace, query=query), "search"
     elif at:
-        window = selectors.step_window_around(trace=trace, span_id=at)
+        window = trajectory.step_window_around(trace=trace, span_id=at)
     elif before:
-        window = selectors.step_window_before(trace=trace, cursor=before)
+        window = trajectory.step_window_before(trace=trace, cursor=before)
     elif after:
-        window = selectors.step_window_after(trace=trace, cursor=after)
+        window = trajectory.step_window_after(trace=trace, cursor=after)
     if window is None:
-        window, mode = selectors.step_window_last(trace=trace), "end"
+        window, mode = trajectory.step_window_last(trace=trace), "end"
     context = _viewer_context(trace, window, mode=mode, q=query)
     if _fragment_request(request, "trajectory"):
         return render(request, "traces/trace_detail.html#trajectory", context)
-    context["golden"] = selectors.trace_golden_get(trace=trace)
+    context["golden"] = golden.trace_golden_get(trace=trace)
     context["flag_form"] = FlagForm(initial={"span_id": ""})
     return render(request, "traces/trace_detail.html", context)
 
@@ -188,12 +191,12 @@ def trace_steps(request, trace_id: str):
         return redirect(f"{reverse('traces:trace-detail', args=[trace.trace_id])}?{request.GET.urlencode()}")
     before, after = _cursor(request, "before"), _cursor(request, "after")
     if before:
-        window = selectors.step_window_before(trace=trace, cursor=before)
+        window = trajectory.step_window_before(trace=trace, cursor=before)
         return render(request, "traces/trace_detail.html#earlier", _viewer_context(trace, window, mode="page"))
     poll = request.GET.get("poll") == "1"
     if not after and not poll:
         return HttpResponse("Give before or after.", status=400)
-    window = selectors.step_window_after(trace=trace, cursor=after)
+    window = trajectory.step_window_after(trace=trace, cursor=after)
     still_running = trace.status == TraceStatus.RUNNING
     if poll and not window.steps and still_running:
         return HttpResponse(status=204)  # nothing new: htmx keeps polling
@@ -215,7 +218,7 @@ def step_text(request, trace_id: str, span_id: str, field: str):
         raise Http404("A step has an input and an output.")
     trace = _trace_or_404(trace_id)
     try:
-        step = selectors.step_get(trace=trace, span_id=span_id)
+        step = trajectory.step_get(trace=trace, span_id=span_id)
     except Step.DoesNotExist:
         raise Http404("This trace has no such step.") from None
     context = {"trace": trace, "step": step, "field": field, "label": TEXT_FIELDS[field], "text": getattr(step, field)}
@@ -255,7 +258,7 @@ def trace_flag(request, trace_id: str):
         if request.htmx:
             return render(request, "traces/trace_detail.html#flag_form", context, status=422)
         return render(request, "traces/trace_flag.html", context, status=422)
-    skeleton = selectors.step_skeleton(trace=trace)
+    skeleton = trajectory.step_skeleton(trace=trace)
     position = skeleton.positions.get(trace.flagged_span_id, 0)
     message = f"Step #{position} flagged as where the run went off the rails."
     if not request.htmx:
@@ -303,12 +306,12 @@ def trace_golden(request, trace_id: str):
 def trace_diff(request, trace_id: str):
     """This trace's tool calls side by side with the golden run of its input class."""
     trace = _trace_or_404(trace_id)
-    golden = selectors.trace_golden_get(trace=trace)
+    golden_trace = golden.trace_golden_get(trace=trace)
     diff = None
-    if golden is not None and golden.pk != trace.pk:
-        diff = selectors.trajectory_diff(trace=trace, golden=golden)
+    if golden_trace is not None and golden_trace.pk != trace.pk:
+        diff = diff_decorate(golden.trajectory_diff(trace=trace, golden=golden_trace))
     return render(
         request,
         "traces/trace_diff.html",
-        {"trace": trace, "golden": golden, "diff": diff, "diff_max": selectors.DIFF_MAX_CALLS},
+        {"trace": trace, "golden": golden_trace, "diff": diff, "diff_max": golden.DIFF_MAX_CALLS},
     )

@@ -9,7 +9,7 @@ from agents.selectors import agent_list, fleet_gate_peek, reasons_pending
 from incidents.alerts.selectors import alert_open_feed
 from incidents.detection.health import health_get
 from incidents.selectors import incident_list
-from traces.selectors import agent_activity, trace_recent_list
+from traces.selectors.runs import agent_activity, trace_recent_list
 
 ACTIVITY_WINDOW = timedelta(hours=1)
 EMPTY_ACTIVITY = {"spend": None, "traces": 0, "errors": 0, "killed": 0, "running": 0, "tokens": 0}

@@ -11,7 +11,7 @@ from incidents import selectors
 from incidents.blast_radius.selectors import blast_radius_last
 from incidents.models import ActionItem, Incident, PostMortem, PostMortemTemplate, TimelineEntry
 from traces.models import Step, Trace
-from traces.selectors import step_skeleton, step_window_around
+from traces.selectors.trajectory import step_skeleton, step_window_around
 
 # Around a flagged step: 3 before it, the step, 2 after (step_window_around puts limit // 2 before).
 EXCERPT_WINDOW = 6

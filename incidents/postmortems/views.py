@@ -23,7 +23,7 @@ from incidents.postmortems import selectors, services
 from incidents.postmortems.forms import ActionItemForm, SectionForm
 from incidents.selectors import incident_get_or_404
 from traces.models import Trace
-from traces.selectors import trace_get
+from traces.selectors.runs import trace_get
 
 PARTIAL = "incidents/postmortem_detail.html#{}"
 

@@ -21,7 +21,9 @@ from .errors import (
 )
 from .gate import GENERIC_FALLBACK, Gate
 from .guards import BudgetGuard, LoopGuard, action_hash, canonical_json
-from .tracer import Run, Step, Tracer, configure_opentelemetry
+from .otel import configure_opentelemetry
+from .spans import Run, Step
+from .tracer import Tracer
 
 __version__ = "0.1.0"
 

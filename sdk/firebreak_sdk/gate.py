@@ -35,8 +35,27 @@ __all__ = ["GENERIC_FALLBACK", "Gate"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 GENERIC_FALLBACK = "This assistant is temporarily unavailable. A person will follow up with you shortly."
+# Where the server keeps and publishes the gate (agents/gate.py), and the document's fields this module reads.
+# tests/sdk/test_contract.py fails when one side changes without the other.
+GATE_KEY = "firebreak:gate:{slug}"  # Redis: the agent's gate document (JSON)
+GATE_CHANNEL = "firebreak:gate-events:{slug}"  # Redis pub/sub: every new document
+GATE_PATH = "/api/v1/agents/{slug}/gate"  # HTTP, under the Firebreak URL
 STATES = frozenset({"active", "paused", "killed"})
 BUDGET_CAPS = ("session_cost_cap", "daily_cost_cap", "session_token_cap", "session_step_cap")
+BUDGET_FIELDS = ("frozen", *BUDGET_CAPS)
+DOCUMENT_FIELDS = frozenset(
+    {
+        "agent",
+        "state",
+        "reason",
+        "changed_by",
+        "version",
+        "disabled_tools",
+        "budget",
+        "fleet_stopped",
+        "fallback_message",
+    }
+)
 _MIN_POLL = 0.05  # seconds between re-reads while waiting out a pause without a subscription
 
 
@@ -100,8 +119,8 @@ class _RedisTransport:
     def __init__(self, agent: str, client: redis.Redis, owned: bool) -> None:
         self.client = client
         self.owned = owned
-        self.key = f"firebreak:gate:{agent}"
-        self.channel = f"firebreak:gate-events:{agent}"
+        self.key = GATE_KEY.format(slug=agent)
+        self.channel = GATE_CHANNEL.format(slug=agent)
 
     def fetch(self, etag: str | None) -> tuple[bytes | str | None, str | None]:
         raw = self.client.get(self.key)
@@ -118,7 +137,7 @@ class _HttpTransport:
     name = "http"
 
     def __init__(self, agent: str, url: str, api_key: str | None, client: httpx.Client | None, timeout: float) -> None:
-        self.url = f"{url.rstrip('/')}/api/v1/agents/{quote(agent, safe='')}/gate"
+        self.url = url.rstrip("/") + GATE_PATH.format(slug=quote(agent, safe=""))
         self.api_key = api_key
         self.owned = client is None
         self.client = client if client is not None else httpx.Client(timeout=timeout)

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+from django.apps import apps
 from firebreak_sdk import (
     AgentKilled,
     FirebreakStop,
@@ -26,9 +27,17 @@ from firebreak_sdk import (
     action_hash,
     configure_opentelemetry,
 )
-from firebreak_sdk.tracer import _retry_after, encode_span
+from firebreak_sdk.encode import encode_span
+from firebreak_sdk.tracer import _retry_after
+from opentelemetry import trace as otel_trace
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from agents.services import api_key_create
+from core.roles import roles_seed
+from incidents.taxonomy import taxonomy_seed
 from traces.models import Step, Trace
 
 from .conftest import free_port
@@ -50,11 +59,6 @@ NATIVE_FIELDS = {
 def _reference_data(transactional_db):
     """live_server needs committed data, so each test's tables are flushed afterwards, taking what the
     migrations seeded with them: put the roles and the taxonomy back (as tests/e2e/conftest.py does)."""
-    from django.apps import apps
-
-    from core.roles import roles_seed
-    from incidents.taxonomy import taxonomy_seed
-
     roles_seed(apps)
     taxonomy_seed(apps)
 
@@ -553,13 +557,9 @@ def test_configure_opentelemetry_names_the_missing_packages(monkeypatch):
 
 
 def test_configure_opentelemetry_creates_a_provider_for_the_agent(monkeypatch):
-    from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
     installed = []
-    monkeypatch.setattr(trace, "get_tracer_provider", trace.ProxyTracerProvider)  # nothing configured yet
-    monkeypatch.setattr(trace, "set_tracer_provider", installed.append)
+    monkeypatch.setattr(otel_trace, "get_tracer_provider", otel_trace.ProxyTracerProvider)  # nothing configured yet
+    monkeypatch.setattr(otel_trace, "set_tracer_provider", installed.append)
     monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
     monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
     monkeypatch.setenv("FIREBREAK_URL", "http://127.0.0.1:9")
@@ -574,7 +574,8 @@ def test_configure_opentelemetry_creates_a_provider_for_the_agent(monkeypatch):
         assert processor._batch_processor._max_queue_size == 16_384  # not the default 2,048
         assert processor._batch_processor._exporter._endpoint == "http://127.0.0.1:9/v1/traces"
 
-        monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)  # an SDK provider is installed: reuse it
+        # An SDK provider is installed: reuse it.
+        monkeypatch.setattr(otel_trace, "get_tracer_provider", lambda: provider)
         assert configure_opentelemetry(AGENT) is provider
         assert installed == [provider]
         assert len(provider._active_span_processor._span_processors) == 2
@@ -585,10 +586,6 @@ def test_configure_opentelemetry_creates_a_provider_for_the_agent(monkeypatch):
 
 
 def test_opentelemetry_spans_arrive_over_otlp(firebreak):
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-
     probe = httpx.post(
         f"{firebreak.url}/v1/traces",
         content=ExportTraceServiceRequest().SerializeToString(),

@@ -389,6 +389,9 @@ def test_diff_marks_inserted_missing_and_changed_calls(trace_of, viewer_client):
     for kind in ("diff-same", "diff-missing", "diff-changed", "diff-inserted"):
         assert f"diff-row {kind}" in html
     assert "not called in this run" in html and "not in the golden run" in html
+    # Each call's arguments are shown as text (escaped), on both sides.
+    assert "{&quot;amount&quot;: 1000, &quot;order&quot;: 7}" in html
+    assert "{&quot;amount&quot;: 10, &quot;order&quot;: 7}" in html
 
 
 def test_diff_shows_an_honest_empty_state(trace_of, viewer_client):

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from django.core.management.base import BaseCommand
 
 from demo.fleet import fleet_load
-from traces.selectors import trace_exists
+from traces.selectors.runs import trace_exists
 
 
 def _anchor(value: str) -> datetime:

@@ -12,7 +12,8 @@ _HEX16 = re.compile(r"^[0-9a-f]{16}$")
 KINDS = set(StepKind.values)
 STATUSES = set(StepStatus.values)
 TRACE_STATUSES = {TraceStatus.OK, TraceStatus.ERROR, TraceStatus.KILLED}
-_STR_FIELDS = {
+# The SDK mirrors these (firebreak_sdk.encode); tests/sdk/test_contract.py fails when the two drift apart.
+TEXT_LIMITS = {  # longest value, in characters, of each text field
     "name": 500,
     "agent": 63,
     "session_id": 200,
@@ -28,7 +29,7 @@ _STR_FIELDS = {
     "input": 1_000_000,
     "output": 1_000_000,
 }
-_KNOWN = set(_STR_FIELDS) | {
+FIELDS = set(TEXT_LIMITS) | {  # every field a native span may have; any other is refused
     "trace_id",
     "span_id",
     "parent_span_id",
@@ -43,6 +44,8 @@ _KNOWN = set(_STR_FIELDS) | {
     "cost",
     "attributes",
 }
+COUNT_MAX = 2**31 - 1  # tokens_in, tokens_out
+COST_BOUND = 10**8  # a cost is below this (USD): Step.cost is numeric(14, 6)
 
 
 def parse_time(value, where: str) -> datetime:
@@ -66,8 +69,8 @@ def parse_time(value, where: str) -> datetime:
 
 
 def _int(value, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
-        raise IngestError(f"{where}: must be a whole number from 0 to 2147483647")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= COUNT_MAX:
+        raise IngestError(f"{where}: must be a whole number from 0 to {COUNT_MAX}")
     return value
 
 
@@ -85,7 +88,7 @@ def parse_native(payload, *, max_spans: int) -> list[Span]:
         where = f"spans[{i}]"
         if not isinstance(raw, dict):
             raise IngestError(f"{where}: must be an object")
-        unknown = set(raw) - _KNOWN
+        unknown = set(raw) - FIELDS
         if unknown:
             raise IngestError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
         trace_id = raw.get("trace_id")
@@ -104,7 +107,7 @@ def parse_native(payload, *, max_spans: int) -> list[Span]:
         if end is not None and end < start:
             raise IngestError(f"{where}.end_time: before start_time")
         values = {}
-        for name, limit in _STR_FIELDS.items():
+        for name, limit in TEXT_LIMITS.items():
             value = raw.get(name)
             if value is None:
                 continue
@@ -134,8 +137,8 @@ def parse_native(payload, *, max_spans: int) -> list[Span]:
             cost = Decimal(str(raw.get("cost", 0)))
         except InvalidOperation:
             raise IngestError(f"{where}.cost: must be a number") from None
-        if not cost.is_finite() or cost < 0 or cost >= 10**8:
-            raise IngestError(f"{where}.cost: must be a number from 0 to 99999999")
+        if not cost.is_finite() or cost < 0 or cost >= COST_BOUND:
+            raise IngestError(f"{where}.cost: must be a number from 0 to {COST_BOUND - 1}")
         spans.append(
             Span(
                 trace_id=trace_id,

@@ -1,0 +1,193 @@
+"""What the SDK and the server must agree on, side by side.
+
+Each side names its value as a constant (the SDK in firebreak_sdk.encode, .tracer, .otel and .gate; the server
+in its settings, traces/ingest/parse/native.py, agents/gate.py and its URL names), and each test here fails when
+one side changes without the other: batch and text limits, the span fields and values, the endpoints' paths,
+the gate's Redis key and channel, and the fields of the gate document. (The SDK's and the server's action
+hash are compared in test_guards.py.)
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+
+import httpx
+import pytest
+from django.conf import settings
+from django.test import Client
+from django.urls import reverse
+from firebreak_sdk import AgentKilled, Tracer
+from firebreak_sdk import encode as sdk_encode
+from firebreak_sdk import gate as sdk_gate
+from firebreak_sdk import otel as sdk_otel
+from firebreak_sdk import tracer as sdk_tracer
+
+from agents import gate as server_gate
+from agents.models import FleetGate, GateState
+from agents.services import api_key_create
+from traces.ingest.parse import native as server_native
+from traces.models import StepKind, StepStatus
+
+AGENT = "refund-bot"
+
+# The largest body the Tracer assembles from several spans: at most MAX_BATCH_BYTES of spans (a single span
+# larger than that goes alone), a comma between two spans, and the {"spans":[...]} around them.
+LARGEST_BATCH_BODY = (
+    sdk_encode.MAX_BATCH_BYTES + (sdk_encode.MAX_SPANS_PER_BATCH - 1) + len(sdk_encode.encode_batch([]))
+)
+DATA_UPLOAD_DISAGREEMENT = (
+    f"Django's DATA_UPLOAD_MAX_MEMORY_SIZE ({settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes, Django's default: "
+    f"firebreak/settings.py does not set it) refuses an ingest body before FIREBREAK_INGEST_MAX_BYTES "
+    f"({settings.FIREBREAK_INGEST_MAX_BYTES:,}) is checked, and the SDK batches up to MAX_BATCH_BYTES "
+    f"({sdk_encode.MAX_BATCH_BYTES:,}): a batch between the two gets an HTML 400 (RequestDataTooBig), not a 413, "
+    "so the Tracer neither retries nor splits it and its spans are lost (counted in tracer.failed)"
+)
+
+
+# --- batches -----------------------------------------------------------------------------------------------
+
+
+def test_the_sdk_batches_as_many_spans_as_the_server_takes_per_request():
+    assert sdk_encode.MAX_SPANS_PER_BATCH == settings.FIREBREAK_INGEST_MAX_SPANS
+
+
+def test_the_sdks_largest_batch_is_under_the_servers_ingest_body_limit():
+    assert settings.FIREBREAK_INGEST_MAX_BYTES >= LARGEST_BATCH_BODY
+
+
+@pytest.mark.xfail(strict=True, reason=DATA_UPLOAD_DISAGREEMENT)
+def test_the_sdks_largest_batch_is_under_djangos_request_body_limit():
+    assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE >= LARGEST_BATCH_BODY
+
+
+@pytest.mark.xfail(strict=True, reason=DATA_UPLOAD_DISAGREEMENT)
+def test_the_server_takes_a_batch_the_sdk_may_send(make_agent):
+    agent = make_agent(AGENT)
+    _, key = api_key_create(agent=agent, scopes=["ingest"])
+    spans = [
+        sdk_encode.encode_span(
+            {
+                "trace_id": "a" * 32,
+                "span_id": f"{i + 1:016x}",
+                "name": "chat",
+                "kind": "llm",
+                "start_time": "2026-11-20T10:00:00+00:00",
+                "agent": AGENT,
+                "output": "x" * 800_000,
+            }
+        )
+        for i in range(4)
+    ]
+    assert sum(map(len, spans)) <= sdk_encode.MAX_BATCH_BYTES  # the Tracer sends these four in one batch
+    body = sdk_encode.encode_batch(spans)
+    assert len(body) > 3 * 1024 * 1024
+    response = Client().post(
+        reverse("api-ingest"), data=body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}"
+    )
+    assert response.status_code == 200, response.content[:200]
+
+
+# --- spans -------------------------------------------------------------------------------------------------
+
+
+def test_the_sdk_cuts_texts_at_the_servers_limits():
+    # The server also limits "agent" (the slug, at most 63 characters): the SDK sends the slug it was given.
+    assert set(server_native.TEXT_LIMITS) - set(sdk_encode.TEXT_LIMITS) == {"agent"}
+    assert {k: v for k, v in server_native.TEXT_LIMITS.items() if k != "agent"} == sdk_encode.TEXT_LIMITS
+
+
+def test_the_sdk_clamps_counts_and_costs_into_the_servers_range():
+    assert sdk_encode.COUNT_MAX == server_native.COUNT_MAX
+    assert 0 < sdk_encode.COST_MAX < server_native.COST_BOUND
+
+
+def test_span_kinds_and_statuses_are_the_servers():
+    assert sdk_encode.KINDS == set(StepKind.values) == server_native.KINDS
+    assert sdk_encode.STATUSES == set(StepStatus.values) == server_native.STATUSES
+
+
+def test_every_span_the_tracer_sends_passes_the_servers_parser():
+    requests: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        n = len(json.loads(request.content)["spans"])
+        return httpx.Response(200, json={"received": n, "stored": n, "duplicates": 0, "traces": 1})
+
+    client = httpx.Client(transport=httpx.MockTransport(answer))
+    tracer = Tracer(AGENT, url="http://firebreak.test", api_key="fbk_test", http_client=client)
+    try:
+        with tracer.run(
+            "refund run", session_id="s-1", user_id="u-1", input_class="refund", input="where is my refund?",
+            prompt_version="p7", model_version="m3", attributes={"tenant": "acme"},
+        ) as run:  # fmt: skip
+            run.llm(model="gpt-4o-mini", input="x" * 1_200_000, output="ok", tokens_in=2**40, tokens_out=-5,
+                    cost=float("nan"), finish_reason="tool_calls" * 20, duration=0.2)  # fmt: skip
+            run.tool("lookup_order", {"order_id": 42, "at": object()}, output={"status": "shipped"})
+            with run.step("retrieval", name="n" * 600, agent_name="researcher", input={"q": 1}):
+                pass
+            run.set_error(AgentKilled(AGENT, reason="loop"))
+        assert tracer.flush(timeout=10)
+    finally:
+        tracer.close()
+        client.close()
+    assert tracer.sent == 4 and tracer.failed == tracer.dropped == 0
+    spans = [span for request in requests for span in json.loads(request.content)["spans"]]
+    assert {request.url.path for request in requests} == {reverse("api-ingest")}
+    assert set().union(*spans) <= server_native.FIELDS
+    parsed = server_native.parse_native({"spans": spans}, max_spans=settings.FIREBREAK_INGEST_MAX_SPANS)
+    assert [s.kind for s in parsed] == ["llm", "tool", "retrieval", "agent"]
+    assert parsed[-1].trace_status == "killed"
+
+
+# --- endpoints ---------------------------------------------------------------------------------------------
+
+
+def test_the_sdk_calls_the_servers_endpoints():
+    assert reverse("api-ingest") == sdk_tracer.INGEST_PATH
+    assert reverse("otlp-traces") == sdk_otel.OTLP_TRACES_PATH
+    assert sdk_gate.GATE_PATH.format(slug=AGENT) == reverse("api-gate", kwargs={"slug": AGENT})
+
+
+# --- the gate ----------------------------------------------------------------------------------------------
+
+
+def test_the_sdk_reads_the_gate_where_the_server_writes_it():
+    assert sdk_gate.GATE_KEY == server_gate.KEY
+    assert sdk_gate.GATE_CHANNEL == server_gate.CHANNEL
+    assert sdk_gate.GATE_KEY.format(slug=AGENT) == server_gate.KEY.format(slug=AGENT) == f"firebreak:gate:{AGENT}"
+    assert sdk_gate.GATE_CHANNEL.format(slug=AGENT) == f"firebreak:gate-events:{AGENT}"
+    # The SDK learns of a fleet stop from its own document (fleet_stopped), never from the fleet key, which no
+    # agent's key or channel can name.
+    agent_keys = (sdk_gate.GATE_KEY.format(slug=""), sdk_gate.GATE_CHANNEL.format(slug=""))
+    assert not server_gate.FLEET_KEY.startswith(agent_keys)
+
+
+def test_the_gate_document_has_every_field_the_sdk_reads(make_agent):
+    agent = make_agent(AGENT, session_cost_cap=5, session_step_cap=40)
+    doc = server_gate.gate_document(agent, FleetGate.load())
+    assert set(doc) >= sdk_gate.DOCUMENT_FIELDS
+    assert set(sdk_gate.BUDGET_FIELDS) <= set(doc["budget"])
+    assert set(GateState.values) == sdk_gate.STATES
+    assert sdk_gate.parse_document(json.dumps(doc), AGENT) == doc
+
+
+def test_the_sdk_gate_reads_no_document_field_it_does_not_declare():
+    """Every ``doc["x"]`` / ``doc.get("x")`` in firebreak_sdk/gate.py names a field of DOCUMENT_FIELDS."""
+    read = set()
+    for node in ast.walk(ast.parse(inspect.getsource(sdk_gate))):
+        if isinstance(node, ast.Subscript):
+            target, key = node.value, node.slice
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
+            target, key = node.func.value, node.args[0] if node.args else None
+        else:
+            continue
+        names_doc = (isinstance(target, ast.Name) and target.id == "doc") or (
+            isinstance(target, ast.Attribute) and target.attr == "doc"
+        )
+        if names_doc and isinstance(key, ast.Constant) and isinstance(key.value, str):
+            read.add(key.value)
+    assert {"agent", "state", "version", "fleet_stopped"} <= read  # the scan still finds the reads
+    assert read <= sdk_gate.DOCUMENT_FIELDS
