@@ -45,9 +45,10 @@ test: install chromium
 stop:
 	@$(PY) -m firebreak.embedded down
 
-lint:
+lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format:
 	$(VENV)/bin/ruff format .
