@@ -45,9 +45,12 @@ test: install chromium
 stop:
 	@$(PY) -m firebreak.embedded down
 
+# What CI runs first (.ci/run). mypy's django plugin loads the settings: dummy URLs keep it from
+# starting the embedded servers (nothing connects at import).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	DATABASE_URL=postgres://mypy@127.0.0.1:1/mypy REDIS_URL=redis://127.0.0.1:1/0 $(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 format:
