@@ -62,11 +62,15 @@ PUBSUB_MODULES = (
 )
 
 
+# A test that starts a server of its own (to stop, kill or restart it) takes seconds: marked slow.
+PRIVATE_SERVER_FIXTURES = {"private_redis", "private_postgres"}
+
+
 def pytest_collection_modifyitems(config, items):
-    if not _SHARED_REDIS_URL:
-        return
     for item in items:
-        if item.nodeid.split("::")[0] in PUBSUB_MODULES:
+        if PRIVATE_SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+        if _SHARED_REDIS_URL and item.nodeid.split("::")[0] in PUBSUB_MODULES:
             item.add_marker(pytest.mark.xdist_group("redis-pubsub"))
 
 
