@@ -5,6 +5,7 @@ PORT    ?= 8000
 PYTHON  ?= python3
 CHROMIUM ?= /usr/bin/chromium
 # pytest-xdist workers for `make test` (auto: one per core); TEST_WORKERS=0 runs in one process.
+# PYTEST_ARGS adds options, e.g. PYTEST_ARGS="-m 'not slow and not e2e'" for a quick loop.
 TEST_WORKERS ?= auto
 
 .PHONY: run test install chromium services stop lint format bench clean
@@ -37,10 +38,10 @@ run: services
 	@echo "Firebreak on http://127.0.0.1:$(PORT)  (Ctrl-C stops web, worker and beat)"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile -p $(PORT)
 
-# Each worker has its own test database and Redis (see conftest.py); modules that listen on Redis
-# pub/sub are grouped onto one worker when REDIS_URL's server is shared (loadgroup).
+# Each worker has its own test database and Redis (see conftest.py); when REDIS_URL's server is shared,
+# the modules that listen on Redis pub/sub run on one worker, one after the other.
 test: install chromium
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 stop:
 	@$(PY) -m firebreak.embedded down

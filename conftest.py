@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from xdist.scheduler import LoadScopeScheduling
 
 from core.actors import Actor
 from core.redis import redis_url_with_db
@@ -49,8 +50,8 @@ def _redis_dbs() -> tuple[int, int | None]:
 TEST_REDIS_DB, _BROKER_REDIS_DB = _redis_dbs()
 
 # Pub/sub channels are per server, not per logical database: on a shared REDIS_URL server, the modules
-# that listen on a gate channel (or publish on one such a module listens to) run on one worker, one
-# after the other (``--dist loadgroup``). A new module that subscribes belongs here.
+# that listen on a gate channel (or publish on one such a module listens to) run as one unit on one
+# worker, one after the other (_PubSubTogether). A new module that subscribes belongs here.
 PUBSUB_MODULES = (
     "agents/tests/test_gate_services.py",
     "tests/sdk/test_agent_process.py",
@@ -62,6 +63,22 @@ PUBSUB_MODULES = (
 )
 
 
+class _PubSubTogether(LoadScopeScheduling):
+    """xdist's load scheduling (each test its own unit), except PUBSUB_MODULES: one unit.
+
+    What ``--dist loadgroup`` with xdist_group marks would do, but those marks are silently ignored
+    with pytest 9.2 (pytest-xdist issue 1386); a scheduler does not depend on node ids.
+    """
+
+    def _split_scope(self, nodeid: str) -> str:
+        return "redis-pubsub" if nodeid.split("::")[0] in PUBSUB_MODULES else nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    return _PubSubTogether(config, log) if _SHARED_REDIS_URL else None
+
+
 # A test that starts a server of its own (to stop, kill or restart it) takes seconds: marked slow.
 PRIVATE_SERVER_FIXTURES = {"private_redis", "private_postgres"}
 
@@ -70,8 +87,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if PRIVATE_SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-        if _SHARED_REDIS_URL and item.nodeid.split("::")[0] in PUBSUB_MODULES:
-            item.add_marker(pytest.mark.xdist_group("redis-pubsub"))
 
 
 @pytest.fixture(scope="session", autouse=True)
