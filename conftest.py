@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import redis
 from django.conf import settings as django_settings
 from xdist.scheduler import LoadScopeScheduling
 
@@ -64,19 +65,28 @@ PUBSUB_MODULES = (
 
 
 class _PubSubTogether(LoadScopeScheduling):
-    """xdist's load scheduling (each test its own unit), except PUBSUB_MODULES: one unit.
+    """xdist's load scheduling (each test its own unit), except PUBSUB_MODULES: two units, one for
+    the browser tests and one for the rest.
 
-    What ``--dist loadgroup`` with xdist_group marks would do, but those marks are silently ignored
-    with pytest 9.2 (pytest-xdist issue 1386); a scheduler does not depend on node ids.
+    Units go out in collection order, where pytest-django puts the transactional (browser) tests
+    last: a unit mixing both would flush the tables, and the data the migrations seeded, before
+    ordinary tests that follow on the same worker. (``--dist loadgroup`` with xdist_group marks
+    would do the grouping, but pytest 9.2 silently ignores the marks: pytest-xdist issue 1386.)
     """
 
     def _split_scope(self, nodeid: str) -> str:
-        return "redis-pubsub" if nodeid.split("::")[0] in PUBSUB_MODULES else nodeid
+        module = nodeid.split("::")[0]
+        if module not in PUBSUB_MODULES:
+            return nodeid
+        return "redis-pubsub-e2e" if module.startswith("tests/e2e/") else "redis-pubsub"
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    return _PubSubTogether(config, log) if _SHARED_REDIS_URL else None
+    if not _SHARED_REDIS_URL:
+        return None
+    config.option.loadscopereorder = False  # keep collection order (largest units first would break it)
+    return _PubSubTogether(config, log)
 
 
 # A test that starts a server of its own (to stop, kill or restart it) takes seconds: marked slow.
@@ -97,6 +107,8 @@ def _worker_services():
     server = None
     if _SHARED_REDIS_URL:
         url = _SHARED_REDIS_URL if _BROKER_REDIS_DB is None else redis_url_with_db(_SHARED_REDIS_URL, _BROKER_REDIS_DB)
+        if _BROKER_REDIS_DB is not None:  # this worker's own broker database: tasks a killed run left queued
+            redis.Redis.from_url(url).flushdb()
     else:
         server = RedisServer.start(test_var_dir())
         url = server.url
@@ -121,6 +133,9 @@ def _worker_services():
                 os.environ[name] = value
         if server is not None:
             server.stop()
+        elif _BROKER_REDIS_DB is not None:  # leave the shared server's databases of this worker empty
+            for db in (TEST_REDIS_DB, _BROKER_REDIS_DB):
+                redis.Redis.from_url(redis_url_with_db(_SHARED_REDIS_URL, db)).flushdb()
 
 
 @pytest.fixture(autouse=True)
