@@ -23,7 +23,7 @@ from xdist.scheduler import LoadScopeScheduling
 from core.actors import Actor
 from core.redis import redis_url_with_db
 from firebreak.settings import celery_broker_url
-from tests.servers import PostgresServer, RedisServer, test_var_dir, worker_id, worker_index
+from tests.servers import PostgresServer, RedisServer, worker_id, worker_index, worker_var_dir
 
 # Browser tests use live_server from a thread next to Playwright's event loop.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -110,7 +110,7 @@ def _worker_services():
         if _BROKER_REDIS_DB is not None:  # this worker's own broker database: tasks a killed run left queued
             redis.Redis.from_url(url).flushdb()
     else:
-        server = RedisServer.start(test_var_dir())
+        server = RedisServer.start(worker_var_dir())
         url = server.url
     saved = {name: getattr(django_settings, name) for name in ("REDIS_URL", "CELERY_BROKER_URL", "PASSWORD_HASHERS")}
     saved_env = {name: os.environ.get(name) for name in ("REDIS_URL", "FIREBREAK_REDIS_DB")}
@@ -190,7 +190,7 @@ def private_postgres() -> Iterator[PostgresServer]:
 def _private_dir(kind: str) -> Path:
     # Under var/test/<worker>/ rather than /tmp: pgserver runs postgres as its own user, which must reach
     # the data directory, and unix socket paths must stay short.
-    return test_var_dir() / "private" / f"{kind}-{uuid.uuid4().hex[:8]}"
+    return worker_var_dir() / "private" / f"{kind}-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture

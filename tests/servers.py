@@ -38,7 +38,7 @@ def worker_index() -> int:
     return int(match.group(1)) if match else 0
 
 
-def test_var_dir() -> Path:
+def worker_var_dir() -> Path:
     """Where this test process keeps its servers: ``var/test/<worker>`` (beside the shared ``var/``)."""
     return Path(os.environ.get("FIREBREAK_VAR_DIR", ROOT / "var")) / "test" / worker_id()
 
