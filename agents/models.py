@@ -69,10 +69,10 @@ class Agent(models.Model):
     class Meta:
         ordering = ["slug"]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.slug
 
-    def clean(self):
+    def clean(self) -> None:
         unknown = set(self.high_risk_tools) - set(self.allowed_tools)
         if self.allowed_tools and unknown:
             raise ValidationError({"high_risk_tools": f"not in allowed tools: {', '.join(sorted(unknown))}"})
@@ -97,7 +97,7 @@ class FleetGate(models.Model):
     class Meta:
         constraints = [models.CheckConstraint(condition=models.Q(pk=1), name="fleetgate_singleton")]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return "fleet gate"
 
     @classmethod
@@ -145,7 +145,7 @@ class AuditEntry(models.Model):
         verbose_name_plural = "audit entries"
         indexes = [models.Index(fields=["agent", "-created_at"])]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.get_action_display()} {self.agent or 'fleet'} by {self.actor_label}"
 
 
@@ -184,7 +184,7 @@ class ApiKey(models.Model):
             )
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.PREFIX}{self.lookup}… ({self.agent or self.user})"
 
     @staticmethod

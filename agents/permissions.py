@@ -1,16 +1,18 @@
 """DRF permissions shared by every API: agent keys by scope, people by role."""
 
 from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.views import APIView
 
 from agents.authentication import AgentPrincipal
 from core.roles import ADMIN, RESPONDER, VIEWER, has_role
 
 
-def is_agent_key(request) -> bool:
+def is_agent_key(request: Request) -> bool:
     return isinstance(request.user, AgentPrincipal)
 
 
-def key_scopes(request) -> set[str]:
+def key_scopes(request: Request) -> set[str]:
     key = getattr(request, "auth", None)
     return set(getattr(key, "scopes", ()) or ())
 
@@ -21,7 +23,7 @@ class AgentScopeOrRole(BasePermission):
     scope = "ingest"
     role = RESPONDER
 
-    def has_permission(self, request, view):
+    def has_permission(self, request: Request, view: APIView) -> bool:
         if is_agent_key(request):
             return self.scope in key_scopes(request)
         if getattr(request, "auth", None) is not None and "api" not in key_scopes(request):
@@ -39,7 +41,7 @@ class IsPersonWithRole(BasePermission):
 
     role = RESPONDER
 
-    def has_permission(self, request, view):
+    def has_permission(self, request: Request, view: APIView) -> bool:
         if is_agent_key(request):
             self.message = "an agent's key cannot do this"
             return False

@@ -1,5 +1,7 @@
 """OpenAPI description of the bearer API keys (drf-spectacular extension)."""
 
+from typing import Any
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
@@ -7,7 +9,7 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "agents.authentication.ApiKeyAuthentication"
     name = "ApiKey"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
         return {
             "type": "http",
             "scheme": "bearer",

@@ -1,9 +1,10 @@
 import hmac
 import time
+from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
-from agents.models import Agent, ApiKey, AuditEntry, FleetGate
+from agents.models import Agent, ApiKey, AuditEntry, FleetGate, GateState
 
 
 def agent_list() -> QuerySet[Agent]:
@@ -55,7 +56,7 @@ def api_key_cache_clear() -> None:
     _key_cache.clear()
 
 
-def agent_tool_list(*, agent: Agent) -> list[dict]:
+def agent_tool_list(*, agent: Agent) -> list[dict[str, Any]]:
     """The agent's tools for display: high-risk first, then by name; each with its gate flags.
 
     Disabled tools that are not in the allowed list are included too, so a
@@ -77,10 +78,6 @@ def agent_tool_list(*, agent: Agent) -> list[dict]:
 
 def agent_state_counts() -> dict[str, int]:
     """How many agents are in each gate state, with every state present (zero when none)."""
-    from django.db.models import Count
-
-    from agents.models import GateState
-
     counts = dict.fromkeys(GateState.values, 0)
     for row in Agent.objects.values("state").annotate(n=Count("id")):
         counts[row["state"]] = row["n"]
@@ -103,7 +100,9 @@ def reasons_pending(*, agents: list[Agent]) -> dict[int, AuditEntry]:
         .order_by("agent_id", "-created_at", "-id")
         .distinct("agent_id")
     )
-    return {e.agent_id: e for e in entries if e.gate_version == stopped[e.agent_id].gate_version}
+    return {
+        e.agent_id: e for e in entries if e.agent_id is not None and e.gate_version == stopped[e.agent_id].gate_version
+    }
 
 
 def audit_entry_get(*, pk: int) -> AuditEntry:

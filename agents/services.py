@@ -1,13 +1,27 @@
 """Writes to the agent registry and the gate. Every gate change writes one audit row."""
 
 import logging
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from agents.models import Agent, ApiKey, ApiKeyScope, AuditAction, AuditEntry, FleetGate, GateState
+from agents import hooks
+from agents.gate import gate_publish
+from agents.models import (
+    Agent,
+    ApiKey,
+    ApiKeyScope,
+    AuditAction,
+    AuditEntry,
+    FleetGate,
+    GateState,
+    tool_validator,
+)
+from agents.signals import gate_changed
 from core.actors import Actor
 from core.errors import Conflict
 
@@ -66,14 +80,14 @@ def agent_register(
         gate_version=agent.gate_version,
     )
     # The SDK fails closed on a missing key: publish the new agent's gate at once.
-    from agents.gate import gate_publish
-
     transaction.on_commit(lambda: gate_publish([agent]))
     return agent
 
 
 @transaction.atomic
-def api_key_create(*, agent: Agent | None = None, user=None, scopes: list[str], name: str = "") -> tuple[ApiKey, str]:
+def api_key_create(
+    *, agent: Agent | None = None, user: User | None = None, scopes: list[str], name: str = ""
+) -> tuple[ApiKey, str]:
     """Create a key and return it with the raw value, which is never stored or shown again.
 
     Agent keys may hold ``ingest`` and ``gate`` only: an agent can read its
@@ -121,7 +135,7 @@ def _refuse_agent_keys(actor: Actor) -> None:
         raise PermissionDenied("an agent's key cannot change a gate")
 
 
-def _snapshot(agent: Agent) -> dict:
+def _snapshot(agent: Agent) -> dict[str, object]:
     return {
         "state": agent.state,
         "reason": agent.state_reason,
@@ -132,12 +146,15 @@ def _snapshot(agent: Agent) -> dict:
 
 
 def _after_commit(
-    agents: list[Agent], entries: dict[int, AuditEntry | None], *, action, actor: Actor, reason, incident
-):
-    from agents.gate import gate_publish
-    from agents.signals import gate_changed
-
-    def publish_and_announce():
+    agents: list[Agent],
+    entries: Mapping[int, AuditEntry | None],
+    *,
+    action: str,
+    actor: Actor,
+    reason: str,
+    incident: int | None,
+) -> None:
+    def publish_and_announce() -> None:
         fleet = FleetGate.load()
         gate_publish(agents, fleet)
         for agent in agents:
@@ -160,7 +177,14 @@ def _after_commit(
 
 
 def _gate_change(
-    *, agent: Agent, action: str, actor: Actor, reason: str, incident_number: int | None, change, tool: str = ""
+    *,
+    agent: Agent,
+    action: str,
+    actor: Actor,
+    reason: str,
+    incident_number: int | None,
+    change: Callable[[Agent], bool],
+    tool: str = "",
 ) -> AuditEntry | None:
     """Lock the agent, apply ``change(agent)`` (returns False when nothing changes), audit, publish on commit."""
     _refuse_agent_keys(actor)
@@ -188,8 +212,8 @@ def _gate_change(
     return entry
 
 
-def _set_state(state: str, actor: Actor, reason: str):
-    def change(agent: Agent):
+def _set_state(state: str, actor: Actor, reason: str) -> Callable[[Agent], bool]:
+    def change(agent: Agent) -> bool:
         if agent.state == state:
             return False
         agent.state = state
@@ -251,8 +275,6 @@ def agent_resume(*, agent: Agent, actor: Actor, reason: str, incident_number: in
     """
     reason = _clean_reason(reason, required=True)
     _refuse_agent_keys(actor)
-    from agents import hooks
-
     for check in hooks.resume_checks:
         check(agent, actor)
     entry = _gate_change(
@@ -269,8 +291,6 @@ def agent_resume(*, agent: Agent, actor: Actor, reason: str, incident_number: in
 
 
 def _valid_tool(tool: str) -> str:
-    from agents.models import tool_validator
-
     tool = (tool or "").strip()
     try:
         tool_validator(tool)
@@ -280,11 +300,13 @@ def _valid_tool(tool: str) -> str:
 
 
 @transaction.atomic
-def agent_tool_disable(*, agent: Agent, tool: str, actor: Actor, reason: str = "", incident_number: int | None = None):
+def agent_tool_disable(
+    *, agent: Agent, tool: str, actor: Actor, reason: str = "", incident_number: int | None = None
+) -> AuditEntry | None:
     """Disable one tool: the SDK raises ToolDisabled for that tool only. None if already disabled."""
     tool, reason = _valid_tool(tool), _clean_reason(reason)
 
-    def change(a: Agent):
+    def change(a: Agent) -> bool:
         if tool in a.disabled_tools:
             return False
         a.disabled_tools = [*a.disabled_tools, tool]
@@ -302,11 +324,13 @@ def agent_tool_disable(*, agent: Agent, tool: str, actor: Actor, reason: str = "
 
 
 @transaction.atomic
-def agent_tool_enable(*, agent: Agent, tool: str, actor: Actor, reason: str = "", incident_number: int | None = None):
+def agent_tool_enable(
+    *, agent: Agent, tool: str, actor: Actor, reason: str = "", incident_number: int | None = None
+) -> AuditEntry | None:
     """Enable a disabled tool again. None if it was not disabled."""
     tool, reason = _valid_tool(tool), _clean_reason(reason)
 
-    def change(a: Agent):
+    def change(a: Agent) -> bool:
         if tool not in a.disabled_tools:
             return False
         a.disabled_tools = [t for t in a.disabled_tools if t != tool]
@@ -324,16 +348,16 @@ def agent_tool_enable(*, agent: Agent, tool: str, actor: Actor, reason: str = ""
 
 
 @transaction.atomic
-def agent_budget_freeze(*, agent: Agent, actor: Actor, reason: str = "", incident_number: int | None = None):
+def agent_budget_freeze(
+    *, agent: Agent, actor: Actor, reason: str = "", incident_number: int | None = None
+) -> AuditEntry | None:
     """Freeze the budget in one call: new runs refused, running ones drain, and the per-session
     cost cap lowered to the agent's current p50 session spend (when that is known and lower).
     None if already frozen."""
-    from agents import hooks
-
     reason = _clean_reason(reason)
     p50 = hooks.session_spend_p50(agent)
 
-    def change(a: Agent):
+    def change(a: Agent) -> bool:
         if a.budget_frozen:
             return False
         a.budget_frozen = True
@@ -352,11 +376,11 @@ def agent_budget_freeze(*, agent: Agent, actor: Actor, reason: str = "", inciden
 
 
 @transaction.atomic
-def agent_budget_unfreeze(*, agent: Agent, actor: Actor, reason: str, incident_number: int | None = None):
+def agent_budget_unfreeze(*, agent: Agent, actor: Actor, reason: str, incident_number: int | None = None) -> AuditEntry:
     """Let new runs start again (the lowered cap stays until changed). A reason is required."""
     reason = _clean_reason(reason, required=True)
 
-    def change(a: Agent):
+    def change(a: Agent) -> bool:
         if not a.budget_frozen:
             return False
         a.budget_frozen = False
@@ -385,7 +409,7 @@ def agent_budget_caps_set(
     daily_cost_cap: Decimal | None,
     session_token_cap: int | None,
     session_step_cap: int | None,
-):
+) -> AuditEntry | None:
     """Set the hard caps the SDK's BudgetGuard enforces (None: no cap). None if nothing changed."""
     reason = _clean_reason(reason)
     for name, value in (
@@ -403,7 +427,7 @@ def agent_budget_caps_set(
         "session_step_cap": session_step_cap,
     }
 
-    def change(a: Agent):
+    def change(a: Agent) -> bool:
         if all(getattr(a, k) == v for k, v in new.items()):
             return False
         for k, v in new.items():
@@ -444,7 +468,7 @@ def audit_reason_add(*, entry: AuditEntry, actor: Actor, reason: str) -> AuditEn
     return entry
 
 
-def _fleet_change(*, action: str, actor: Actor, reason: str, change) -> AuditEntry | None:
+def _fleet_change(*, action: str, actor: Actor, reason: str, change: Callable[[FleetGate], bool]) -> AuditEntry | None:
     _refuse_agent_keys(actor)
     fleet, _ = FleetGate.objects.select_for_update().get_or_create(pk=1)
     before = {"stopped": fleet.stopped, "change_freeze": fleet.change_freeze}
@@ -474,7 +498,7 @@ def fleet_stop(*, actor: Actor, reason: str) -> AuditEntry | None:
     A reason is required. None if the fleet was already stopped."""
     reason = _clean_reason(reason, required=True)
 
-    def change(f: FleetGate):
+    def change(f: FleetGate) -> bool:
         if f.stopped:
             return False
         f.stopped, f.stopped_reason = True, reason
@@ -488,7 +512,7 @@ def fleet_resume(*, actor: Actor, reason: str) -> AuditEntry:
     """Lift the fleet stop. A reason is required; GateConflict if the fleet is not stopped."""
     reason = _clean_reason(reason, required=True)
 
-    def change(f: FleetGate):
+    def change(f: FleetGate) -> bool:
         if not f.stopped:
             return False
         f.stopped, f.stopped_reason = False, ""
@@ -505,7 +529,7 @@ def change_freeze(*, actor: Actor, on: bool, reason: str) -> AuditEntry | None:
     """Turn the deploy lock on or off (pipelines read it at GET /api/v1/fleet). None if unchanged."""
     reason = _clean_reason(reason, required=on)
 
-    def change(f: FleetGate):
+    def change(f: FleetGate) -> bool:
         if f.change_freeze == on:
             return False
         f.change_freeze, f.change_freeze_reason = on, reason if on else ""

@@ -1,3 +1,6 @@
+from collections.abc import Callable
+from typing import Any
+
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -13,6 +16,7 @@ from agents.models import Agent, AuditEntry
 from core.actors import Actor
 from core.errors import Conflict
 from core.forms import error_sentence
+from core.http import HtmxHttpRequest
 from core.roles import ADMIN, RESPONDER, role_required
 
 
@@ -23,7 +27,7 @@ class BudgetCapsForm(forms.Form):
     session_step_cap = forms.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
 
 
-def agent_list(request):
+def agent_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(
         request,
         "agents/agent_list.html",
@@ -36,7 +40,7 @@ def agent_list(request):
     )
 
 
-def agent_detail(request, slug: str):
+def agent_detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     try:
         agent = selectors.agent_get(slug=slug)
     except Agent.DoesNotExist:
@@ -63,14 +67,14 @@ def agent_detail(request, slug: str):
 # triggers ``fb:gate-changed`` so the fleet cards refresh in place.
 
 
-def _back(request, agent: Agent | None = None) -> str:
+def _back(request: HtmxHttpRequest, agent: Agent | None = None) -> str:
     nxt = request.POST.get("next") or request.GET.get("next")
     if nxt and url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
         return nxt
     return reverse("agents:agent-detail", args=[agent.slug]) if agent else reverse("agents:agent-list")
 
 
-def _done(request, agent: Agent | None, message: str, *, changed: bool = True):
+def _done(request: HtmxHttpRequest, agent: Agent | None, message: str, *, changed: bool = True) -> HttpResponse:
     if request.htmx:
         response = HttpResponse(status=204)
         trigger_client_event(response, "fb:gate-changed", {"agent": agent.slug if agent else None})
@@ -80,7 +84,7 @@ def _done(request, agent: Agent | None, message: str, *, changed: bool = True):
     return redirect(_back(request, agent))
 
 
-def _failed(request, agent: Agent | None, exc: Exception):
+def _failed(request: HtmxHttpRequest, agent: Agent | None, exc: Exception) -> HttpResponse:
     if isinstance(exc, ValidationError):
         text = error_sentence(exc)
         status = 409 if isinstance(exc, Conflict) else 400
@@ -103,13 +107,15 @@ def _agent(slug: str) -> Agent:
         raise Http404("No agent with this slug.") from None
 
 
-def _incident(request) -> int | None:
+def _incident(request: HtmxHttpRequest) -> int | None:
     """The incident a kill or pause belongs to, when the form names one (incident and blast-radius pages)."""
     value = request.POST.get("incident", "")
     return int(value) if value.isdigit() and 0 < int(value) < 2**31 else None
 
 
-def _run(request, target: Agent | None, fn, message: str, **kwargs):
+def _run(
+    request: HtmxHttpRequest, target: Agent | None, fn: Callable[..., AuditEntry | None], message: str, **kwargs: Any
+) -> HttpResponse:
     """Call the service ``fn`` as the user with the posted reason; answer as _done/_failed."""
     try:
         entry = fn(actor=Actor.from_request(request), reason=request.POST.get("reason", ""), **kwargs)
@@ -122,7 +128,7 @@ def _run(request, target: Agent | None, fn, message: str, **kwargs):
 
 @require_POST
 @role_required(RESPONDER)
-def agent_kill(request, slug):
+def agent_kill(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     agent = _agent(slug)
     return _run(
         request, agent, services.agent_kill, f"{agent.slug} killed.", agent=agent, incident_number=_incident(request)
@@ -131,7 +137,7 @@ def agent_kill(request, slug):
 
 @require_POST
 @role_required(RESPONDER)
-def agent_pause(request, slug):
+def agent_pause(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     agent = _agent(slug)
     return _run(
         request, agent, services.agent_pause, f"{agent.slug} paused.", agent=agent, incident_number=_incident(request)
@@ -140,14 +146,14 @@ def agent_pause(request, slug):
 
 @require_POST
 @role_required(RESPONDER)
-def agent_resume(request, slug):
+def agent_resume(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     agent = _agent(slug)
     return _run(request, agent, services.agent_resume, f"{agent.slug} resumed.", agent=agent)
 
 
 @require_POST
 @role_required(RESPONDER)
-def tool_toggle(request, slug, tool, action):
+def tool_toggle(request: HtmxHttpRequest, slug: str, tool: str, action: str) -> HttpResponse:
     if action not in ("disable", "enable"):
         raise Http404("Tools are disabled or enabled.")
     agent = _agent(slug)
@@ -157,21 +163,21 @@ def tool_toggle(request, slug, tool, action):
 
 @require_POST
 @role_required(RESPONDER)
-def budget_freeze(request, slug):
+def budget_freeze(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     agent = _agent(slug)
     return _run(request, agent, services.agent_budget_freeze, f"Budget of {agent.slug} frozen.", agent=agent)
 
 
 @require_POST
 @role_required(RESPONDER)
-def budget_unfreeze(request, slug):
+def budget_unfreeze(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     agent = _agent(slug)
     return _run(request, agent, services.agent_budget_unfreeze, f"Budget of {agent.slug} unfrozen.", agent=agent)
 
 
 @require_POST
 @role_required(RESPONDER)
-def budget_caps(request, slug):
+def budget_caps(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     agent = _agent(slug)
     form = BudgetCapsForm(request.POST)
     if not form.is_valid():
@@ -189,7 +195,7 @@ def budget_caps(request, slug):
 
 @require_POST
 @role_required(RESPONDER)
-def audit_reason(request, pk):
+def audit_reason(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     try:
         entry = selectors.audit_entry_get(pk=pk)
     except AuditEntry.DoesNotExist:
@@ -206,7 +212,7 @@ FLEET_STOP_CONFIRMATION = "STOP ALL AGENTS"
 
 @require_POST
 @role_required(RESPONDER)
-def fleet_stop(request):
+def fleet_stop(request: HtmxHttpRequest) -> HttpResponse:
     if request.POST.get("confirm", "").strip() != FLEET_STOP_CONFIRMATION:
         return _failed(request, None, ValidationError(f"type {FLEET_STOP_CONFIRMATION} to confirm the fleet stop"))
     return _run(request, None, services.fleet_stop, "Fleet stopped: every agent is refused at the gate.")
@@ -214,12 +220,12 @@ def fleet_stop(request):
 
 @require_POST
 @role_required(ADMIN)
-def fleet_resume(request):
+def fleet_resume(request: HtmxHttpRequest) -> HttpResponse:
     return _run(request, None, services.fleet_resume, "Fleet stop lifted.")
 
 
 @require_POST
 @role_required(RESPONDER)
-def change_freeze(request):
+def change_freeze(request: HtmxHttpRequest) -> HttpResponse:
     on = request.POST.get("on") == "1"
     return _run(request, None, services.change_freeze, "Change freeze on." if on else "Change freeze off.", on=on)

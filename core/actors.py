@@ -55,7 +55,8 @@ class Actor:
         user = getattr(request, "user", None)
         as_actor = getattr(user, "as_actor", None)
         if callable(as_actor):  # an agent key's principal knows its own actor
-            return as_actor()
+            actor: Actor = as_actor()
+            return actor
         if user is not None and getattr(user, "is_authenticated", False):
             return cls.person(user)
         return cls(label="anonymous")

@@ -11,7 +11,7 @@ ALLOWED_TAGS = {
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "th": {"align"}, "td": {"align"}}
 
 
-def render_markdown(text: str) -> SafeString:
+def render_markdown(text: str | None) -> SafeString:
     """HTML for ``text``: Markdown, then sanitized by nh3 (only the tags above survive, with no handlers).
 
     Links keep only http(s)/mailto URLs and get rel="noopener noreferrer nofollow".

@@ -119,8 +119,10 @@ class ResultSerializer(serializers.Serializer):
 
 
 class RunBatchSerializer(serializers.Serializer):
-    results = ResultSerializer(many=True, allow_empty=False, max_length=BATCH_MAX)
-    source = serializers.CharField(
+    # many=True hands max_length to the ListSerializer (the stubs do not know it); a declared field
+    # named ``source`` is the body's field, not Field.source (the metaclass collects it).
+    results = ResultSerializer(many=True, allow_empty=False, max_length=BATCH_MAX)  # type: ignore[call-arg]
+    source = serializers.CharField(  # type: ignore[assignment]
         required=False, allow_blank=True, default="", max_length=200, help_text="the CI job, e.g. github-actions #123"
     )
 

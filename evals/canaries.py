@@ -56,7 +56,8 @@ def _schema_load(expected: str) -> dict | bool:
     if not isinstance(schema, dict | bool):
         raise ValidationError({"expected": "A JSON schema must be an object (or a boolean)."})
     try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
+        # true and false are schemas too; the stubs type a schema as a mapping only.
+        jsonschema.validators.validator_for(schema).check_schema(schema)  # type: ignore[arg-type]
     except jsonschema.SchemaError as exc:
         raise ValidationError({"expected": f"Not a valid JSON schema: {exc.message}"}) from exc
     return schema
@@ -178,7 +179,7 @@ def _output_from(text: str, *, is_json: bool) -> str:
     return text
 
 
-def _judge(canary: CanaryPrompt, output: str) -> tuple[str, str]:
+def _judge(canary: CanaryPrompt, output: str) -> tuple[Outcome, str]:
     """(outcome, detail) for an answer that arrived."""
     expected = canary.expected
     if canary.expectation == Expectation.CONTAINS:

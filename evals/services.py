@@ -206,7 +206,8 @@ def eval_case_capture(
     title = " ".join((title or "").split()) or eval_case_default_title(trace=trace, incident=incident)
     if len(title) > TITLE_MAX:
         errors["title"] = [f"At most {TITLE_MAX} characters."]
-    actions = fc = sev = None
+    actions = fc = None
+    sev = ""
     try:
         if forbidden_actions is None:
             actions = forbidden_actions_suggest(trace=trace)
@@ -316,11 +317,11 @@ def _alert_red(case: EvalCase, run: EvalRun, *, previous: EvalRun) -> None:
         trace=case.trace,
         span_id=case.flagged_span_id,
         suggested_severity=case.severity or Severity.SEV2,
-        failure_class_slug=case.failure_class.slug if case.failure_class_id else "",
+        failure_class_slug=fc.slug if (fc := case.failure_class) else "",
         details={
             "case": f"EC-{case.pk}",
             "case_id": case.pk,
-            "incident": case.incident.number if case.incident_id else None,
+            "incident": incident.number if (incident := case.incident) else None,
             "version": run.version,
             "source": run.source,
             "ran_at": run.ran_at.isoformat(),

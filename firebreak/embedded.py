@@ -198,7 +198,11 @@ if __name__ == "__main__":
             if not os.environ.get("REDIS_URL"):
                 print(f"redis: embedded, socket {ensure_redis(var)}")
         elif cmd == "down":
-            print("stopped: " + (", ".join(stop_all(var)) or "nothing was running"))
+            stopped = stop_all(var)
+            # Servers the tests start (var/test/<worker>/ and its private/), left behind by a run that was killed.
+            for test_dir in sorted((var / "test").glob("*")) + sorted((var / "test").glob("*/private/*")):
+                stopped += [f"{name} ({test_dir.relative_to(var)})" for name in stop_all(test_dir)]
+            print("stopped: " + (", ".join(stopped) or "nothing was running"))
         else:
             sys.exit("usage: python -m firebreak.embedded [up|down]")
     except EmbeddedServiceError as exc:

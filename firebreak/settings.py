@@ -7,6 +7,7 @@ servers are started under var/ (see firebreak/embedded.py).
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import dj_database_url
 
@@ -39,9 +40,18 @@ def _secret_key() -> str:
         return key
     path = VAR_DIR / "secret_key"
     if not path.exists():
+        # Written aside and linked into place, so processes starting together (test workers, web and
+        # worker) never read a half-written key and all end up with the first one.
         VAR_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        tmp = VAR_DIR / f".secret_key.{os.getpid()}"
+        tmp.write_text(secrets.token_urlsafe(50))
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
     return path.read_text().strip()
 
 
@@ -123,10 +133,20 @@ else:
     EMBEDDED_POSTGRES = True
 DATABASES["default"].setdefault("TEST", {})["NAME"] = env_str("FIREBREAK_TEST_DB", "test_firebreak")
 
+
 # --- Redis --------------------------------------------------------------------
+def celery_broker_url(redis_url: str) -> str:
+    """The Celery broker URL of a redis-py URL: kombu spells a unix socket ``redis+socket://`` (db as virtual_host)."""
+    parts = urlsplit(redis_url)
+    if parts.scheme != "unix":
+        return redis_url
+    query = [("virtual_host", v) if k == "db" else (k, v) for k, v in parse_qsl(parts.query)]
+    return f"redis+socket://{parts.path}" + (f"?{urlencode(query)}" if query else "")
+
+
 if env_str("REDIS_URL"):
     REDIS_URL = env_str("REDIS_URL")
-    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_URL = celery_broker_url(REDIS_URL)
     EMBEDDED_REDIS = False
 else:
     _sock = embedded.ensure_redis(VAR_DIR)

@@ -10,7 +10,6 @@ from agents import services
 from agents.gate import CHANNEL, KEY, gate_reconcile
 from agents.models import Agent, AuditEntry, FleetGate
 from core.actors import Actor
-from incidents.models import FailureClass, Incident, TimelineEntry
 
 
 @pytest.fixture
@@ -121,29 +120,6 @@ def test_an_agent_key_can_never_resume_or_kill(make_agent):
     assert not AuditEntry.objects.filter(action__in=["resume", "pause"]).exists()
 
 
-def test_resuming_an_agent_on_an_open_sev1_needs_an_admin(make_agent, responder, admin_user):
-    agent = make_agent()
-    incident = Incident.objects.create(number=1, title="x", severity="SEV1", failure_class=FailureClass.objects.first())
-    incident.agents.add(agent)
-    services.agent_kill(agent=agent, actor=Actor.person(responder))
-    with pytest.raises(PermissionDenied, match="INC-1"):
-        services.agent_resume(agent=agent, actor=Actor.person(responder), reason="fixed")
-    assert Agent.objects.get(pk=agent.pk).state == "killed"
-    services.agent_resume(agent=agent, actor=Actor.person(admin_user), reason="fixed, verified on canaries")
-    assert Agent.objects.get(pk=agent.pk).state == "active"
-
-
-def test_closed_sev1_does_not_block_a_responder(make_agent, responder):
-    agent = make_agent()
-    incident = Incident.objects.create(
-        number=2, title="x", severity="SEV1", status="closed", failure_class=FailureClass.objects.first()
-    )
-    incident.agents.add(agent)
-    services.agent_pause(agent=agent, actor=Actor.person(responder))
-    services.agent_resume(agent=agent, actor=Actor.person(responder), reason="incident closed")
-    assert Agent.objects.get(pk=agent.pk).state == "active"
-
-
 def test_tool_disable_and_enable(make_agent, responder, redis_client, publish):
     agent = make_agent(allowed_tools=["search", "refund"], high_risk_tools=["refund"])
     publish(
@@ -242,19 +218,6 @@ def test_a_reason_can_be_added_once_to_a_one_click_kill(make_agent, responder, r
     assert doc(redis_client, agent.slug)["reason"] == "runaway loop"
     with pytest.raises(services.GateConflict):
         services.audit_reason_add(entry=entry, actor=Actor.person(responder), reason="again")
-
-
-def test_gate_changes_go_on_the_timeline_of_open_incidents(make_agent, responder, publish):
-    agent = make_agent("refunds")
-    fc = FailureClass.objects.first()
-    open_incident = Incident.objects.create(number=5, title="loop", severity="SEV2", failure_class=fc)
-    closed = Incident.objects.create(number=6, title="old", severity="SEV2", failure_class=fc, status="closed")
-    open_incident.agents.add(agent)
-    closed.agents.add(agent)
-    publish(services.agent_pause, agent=agent, actor=Actor.person(responder), reason="<b>loop</b>")
-    (entry,) = TimelineEntry.objects.filter(kind="gate")
-    assert entry.incident == open_incident
-    assert "refunds" in entry.body and responder.username in entry.body
 
 
 def test_reconciler_restores_every_kill_after_redis_loses_its_keys(make_agent, responder, redis_client, publish):

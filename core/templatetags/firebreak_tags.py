@@ -8,17 +8,21 @@ import json
 import re
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django import template
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from core.markdown import render_markdown
 
 register = template.Library()
 
 DASH = "—"
 
 
-def _decimal(value) -> Decimal | None:
+def _decimal(value: object) -> Decimal | None:
     if value is None or value == "":
         return None
     try:
@@ -28,7 +32,7 @@ def _decimal(value) -> Decimal | None:
 
 
 @register.filter
-def money(value) -> str:
+def money(value: object) -> str:
     """USD with cents, or four significant decimals below one cent: $12.40, $0.0042."""
     amount = _decimal(value)
     if amount is None:
@@ -43,7 +47,7 @@ def money(value) -> str:
 
 
 @register.filter
-def num(value) -> str:
+def num(value: Any) -> str:
     """An integer with thousands separators: 1,234,567."""
     if value is None or value == "":
         return DASH
@@ -54,7 +58,7 @@ def num(value) -> str:
 
 
 @register.filter
-def duration(ms) -> str:
+def duration(ms: Any) -> str:
     """Milliseconds as a short human duration: 340 ms, 2.4 s, 3 min 12 s, 2 h 5 min."""
     if ms is None or ms == "":
         return DASH
@@ -102,7 +106,7 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
 
 
 @register.simple_tag
-def timestamp(value: datetime | None):
+def timestamp(value: datetime | None) -> str:
     """A <time> element: relative text, the exact UTC time on hover and for machines."""
     if not value:
         return DASH
@@ -113,12 +117,12 @@ def timestamp(value: datetime | None):
 _CSS_SAFE = re.compile(r"[^a-z0-9-]+")
 
 
-def _css(value) -> str:
+def _css(value: object) -> str:
     return _CSS_SAFE.sub("-", str(value).lower()).strip("-") or "unknown"
 
 
 @register.simple_tag
-def badge(value, label=None, kind: str = ""):
+def badge(value: object, label: object = None, kind: str = "") -> SafeString:
     """A coloured badge for a state value: gate states, severities, statuses, pass/fail.
 
     The CSS class is derived from ``kind`` and ``value`` (reduced to [a-z0-9-]);
@@ -131,7 +135,7 @@ def badge(value, label=None, kind: str = ""):
 
 
 @register.filter
-def pretty_json(value) -> str:
+def pretty_json(value: object) -> str:
     """JSON indented for a <pre>; returned as plain text so the template escapes it."""
     if value is None:
         return ""
@@ -142,7 +146,7 @@ def pretty_json(value) -> str:
 
 
 @register.filter
-def clip(value, limit: int = 2000) -> str:
+def clip(value: object, limit: int | str = 2000) -> str:
     """At most ``limit`` characters, with a note of how much was cut."""
     text = "" if value is None else str(value)
     limit = int(limit)
@@ -152,7 +156,7 @@ def clip(value, limit: int = 2000) -> str:
 
 
 @register.filter
-def get_item(mapping, key):
+def get_item(mapping: Any, key: object) -> Any:
     """``mapping[key]`` for dicts in templates; None when missing."""
     try:
         return mapping.get(key)
@@ -161,8 +165,6 @@ def get_item(mapping, key):
 
 
 @register.filter(name="markdown")
-def markdown_filter(text):
+def markdown_filter(text: str | None) -> SafeString:
     """Render untrusted Markdown to sanitized HTML (nh3)."""
-    from core.markdown import render_markdown
-
     return render_markdown(text)

@@ -4,11 +4,14 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.db import connection
+
 from agents.selectors import agent_list
 from agents.services import agent_register
 from core.actors import Actor
 from demo.fleet.failures import FailureExample
 from demo.fleet.plan import fleet_generate
+from traces.models import Step, Trace
 from traces.services import trace_ingest
 
 DEMO_ACTOR = Actor.system("demo_fleet")
@@ -50,6 +53,8 @@ def fleet_load(*, seed: int = 7, anchor: datetime | None = None) -> FleetSummary
             agent_register(actor=DEMO_ACTOR, **spec.register_kwargs())
             registered.append(spec.slug)
     stored = sum(trace_ingest(spans=batch).stored for batch in plan.batches)
+    if stored:
+        _analyze(Trace, Step)
     return FleetSummary(
         seed=seed,
         anchor=anchor,
@@ -61,3 +66,16 @@ def fleet_load(*, seed: int = 7, anchor: datetime | None = None) -> FleetSummary
         failures=plan.failures,
         elapsed_seconds=time.perf_counter() - started,
     )
+
+
+def _analyze(*models: type[Trace] | type[Step]) -> None:
+    """Refresh the planner's statistics after a bulk load.
+
+    Until autovacuum gets to them, the tables keep the statistics of before the load (often "empty",
+    when autovacuum last ran after a delete), and the detectors' joins over steps then get nested-loop
+    plans that take minutes instead of milliseconds. Inside a transaction ANALYZE also counts its own
+    uncommitted rows, so a caller that loads in a transaction is covered too.
+    """
+    tables = ", ".join(connection.ops.quote_name(model._meta.db_table) for model in models)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {tables}")

@@ -136,4 +136,5 @@ class _Trace:
 
     @property
     def end(self) -> datetime:
+        assert self.start is not None, "a trace is placed in time before its end is read"
         return self.start + self.duration

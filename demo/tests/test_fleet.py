@@ -187,7 +187,7 @@ def _ungrounded_writes(trace: Trace, write_tool: str) -> list[list[str]]:
     seen, out = "", []
     for step in _steps(trace):
         if step.tool_name == write_tool and step.status == "ok":
-            out.append([str(v) for v in step.tool_arguments.values() if str(v) not in seen])
+            out.append([str(v) for v in (step.tool_arguments or {}).values() if str(v) not in seen])
         elif step.kind in ("tool", "retrieval"):
             seen += step.output
     return out

@@ -8,6 +8,7 @@ from pathlib import Path
 from django.conf import settings
 
 from firebreak import embedded
+from firebreak.settings import celery_broker_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,6 +46,14 @@ def test_settings_read_services_and_secrets_from_the_environment():
     assert conf["debug"] is True
     assert conf["hosts"] == ["firebreak.example.com", "other.example.com"]
     assert conf["embedded"] == [False, False]
+
+
+def test_a_unix_socket_redis_url_gives_kombus_spelling_of_the_broker_url():
+    conf = _settings_in_subprocess({"REDIS_URL": "unix:///run/redis/redis.sock?db=3"})
+    assert conf["redis"] == "unix:///run/redis/redis.sock?db=3"
+    assert conf["broker"] == "redis+socket:///run/redis/redis.sock?virtual_host=3"
+    assert celery_broker_url("unix:///run/redis.sock") == "redis+socket:///run/redis.sock"
+    assert celery_broker_url("redis://cache:6379/2") == "redis://cache:6379/2"
 
 
 def test_without_urls_settings_use_the_embedded_servers():

@@ -96,21 +96,30 @@ def test_wrong_key_fails_closed(agent, live_server):
         g.check()
 
 
-def test_redis_restarted_empty_stops_agents_until_the_reconciler_restores_every_kill(agent, responder, make_agent):
+@pytest.mark.slow
+def test_redis_restarted_empty_stops_agents_until_the_reconciler_restores_every_kill(
+    agent, responder, make_agent, private_redis, settings
+):
+    # A real restart, of a Redis of the test's own: every key is gone, as after a restart without persistence.
+    settings.REDIS_URL = private_redis.url
+    get_redis.cache_clear()
     other = make_agent("other-bot")
     services.agent_kill(agent=agent, actor=Actor.person(responder), reason="kept killed")
+    gate_reconcile()
     with (
         Gate("sdk-bot", redis_url=gate_redis_url(), max_staleness=0, subscribe=False) as killed_gate,
         Gate("other-bot", redis_url=gate_redis_url(), max_staleness=0, subscribe=False) as active_gate,
     ):
         active_gate.check()
-        get_redis().flushdb()  # what a restart without persistence leaves
+        with pytest.raises(AgentKilled):
+            killed_gate.check()
+        private_redis.restart()
+        assert private_redis.client(db=settings.FIREBREAK_REDIS_DB).dbsize() == 0
         with pytest.raises(GateUnavailable):
             active_gate.check()  # fails closed: nothing runs on a missing gate
         with pytest.raises(GateUnavailable):
             killed_gate.check()
         assert gate_reconcile() == 2
-        with pytest.raises(AgentKilled):
-            killed_gate.check()
+        eventually(killed_gate.check, AgentKilled)
         active_gate.check()
     assert other.state == "active"

@@ -22,7 +22,7 @@ CHANNEL = f"firebreak:gate-events:{AGENT}"
 FALLBACK = "Refunds are handled by a person right now; we will email you within a day."
 
 
-def gate_doc(state: str = "active", version: int = 1, **overrides) -> dict:
+def gate_doc(state: str = "active", version: object = 1, **overrides) -> dict:
     """A gate document as the server writes it."""
     doc = {
         "agent": AGENT,

@@ -1,3 +1,6 @@
+from argparse import ArgumentParser
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
@@ -10,14 +13,22 @@ from core.actors import Actor
 class Command(BaseCommand):
     help = "Create an API key for an agent (registering it if new) or for a user, and print it once."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         who = parser.add_mutually_exclusive_group(required=True)
         who.add_argument("--agent", help="agent slug; registered if it does not exist")
         who.add_argument("--user", help="username the key acts as")
         parser.add_argument("--scopes", default=None, help="comma separated: ingest,gate for agents; api for users")
         parser.add_argument("--name", default="", help="a label for the key")
 
-    def handle(self, *args, agent=None, user=None, scopes=None, name="", **options):
+    def handle(
+        self,
+        *args: Any,
+        agent: str | None = None,
+        user: str | None = None,
+        scopes: str | None = None,
+        name: str = "",
+        **options: Any,
+    ) -> None:
         try:
             if agent:
                 scope_list = (scopes or "ingest,gate").split(",")

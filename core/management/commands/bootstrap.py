@@ -1,4 +1,6 @@
 import secrets
+from argparse import ArgumentParser
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -8,10 +10,10 @@ from django.core.management.base import BaseCommand
 class Command(BaseCommand):
     help = "Create the first admin user if there is none, and print its login once."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--username", default="admin")
 
-    def handle(self, *args, username="admin", **options):
+    def handle(self, *args: Any, username: str = "admin", **options: Any) -> None:
         users = get_user_model()
         if users.objects.filter(is_superuser=True).exists():
             self.stdout.write(
