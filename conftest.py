@@ -153,7 +153,7 @@ def _redis_test_db(_worker_services, settings):
 
 @pytest.fixture(autouse=True)
 def _api_key_cache():
-    from agents.selectors import api_key_cache_clear
+    from agents.keys.selectors import api_key_cache_clear
 
     api_key_cache_clear()
     yield

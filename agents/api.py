@@ -13,8 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents import selectors, services
-from agents.authentication import AgentPrincipal
 from agents.gate import fleet_document, gate_document
+from agents.keys.authentication import AgentPrincipal
 from agents.models import Agent, Environment
 from agents.permissions import IsAdmin, IsResponder, IsViewer, is_agent_key, key_scopes
 from core.actors import Actor

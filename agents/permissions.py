@@ -4,7 +4,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from agents.authentication import AgentPrincipal
+from agents.keys.authentication import AgentPrincipal
 from core.roles import ADMIN, RESPONDER, VIEWER, has_role
 
 

@@ -4,7 +4,6 @@ import logging
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
-from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -13,8 +12,6 @@ from agents import hooks
 from agents.gate import gate_publish
 from agents.models import (
     Agent,
-    ApiKey,
-    ApiKeyScope,
     AuditAction,
     AuditEntry,
     FleetGate,
@@ -82,30 +79,6 @@ def agent_register(
     # The SDK fails closed on a missing key: publish the new agent's gate at once.
     transaction.on_commit(lambda: gate_publish([agent]))
     return agent
-
-
-@transaction.atomic
-def api_key_create(
-    *, agent: Agent | None = None, user: User | None = None, scopes: list[str], name: str = ""
-) -> tuple[ApiKey, str]:
-    """Create a key and return it with the raw value, which is never stored or shown again.
-
-    Agent keys may hold ``ingest`` and ``gate`` only: an agent can read its
-    gate and send spans, never act on a gate.
-    """
-    if (agent is None) == (user is None):
-        raise ValidationError("a key belongs to exactly one agent or one user")
-    valid = set(ApiKeyScope.values)
-    unknown = set(scopes) - valid
-    if unknown or not scopes:
-        raise ValidationError(f"scopes must be some of {', '.join(sorted(valid))}")
-    if agent is not None and ApiKeyScope.API in scopes:
-        raise ValidationError("an agent key cannot have the 'api' scope")
-    raw, lookup, key_hash = ApiKey.generate()
-    key = ApiKey.objects.create(
-        name=name, lookup=lookup, key_hash=key_hash, agent=agent, user=user, scopes=sorted(set(scopes))
-    )
-    return key, raw
 
 
 # --- the gate -------------------------------------------------------------------------------------

@@ -74,8 +74,9 @@ def latency(runs: int) -> list[float]:
     from django.utils import timezone
 
     from agents.gate import gate_publish
+    from agents.keys.services import api_key_create
     from agents.models import ApiKey
-    from agents.services import agent_resume, api_key_create
+    from agents.services import agent_resume
     from core.actors import Actor
 
     agent = _agent(AGENT, "Used by bench/detection.py: paused by the loop detector and resumed, once per run.")

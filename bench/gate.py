@@ -127,8 +127,9 @@ def prepare() -> Setup:
     from django.utils import timezone
 
     from agents.gate import gate_publish
+    from agents.keys.services import api_key_create
     from agents.models import Agent, ApiKey, FleetGate
-    from agents.services import agent_register, api_key_create
+    from agents.services import agent_register
     from core.actors import Actor
     from core.redis import gate_redis_url
 

@@ -25,8 +25,9 @@ def bench_agent():
     """The agent ``bench-ingest`` (created once) and a fresh ingest key; earlier bench keys are revoked."""
     from django.utils import timezone  # after django_setup(), as every project import here
 
+    from agents.keys.services import api_key_create
     from agents.models import Agent, ApiKey
-    from agents.services import agent_register, api_key_create
+    from agents.services import agent_register
     from core.actors import Actor
 
     agent = Agent.objects.filter(slug=AGENT).first() or agent_register(

@@ -5,8 +5,8 @@ import json
 import pytest
 from django.test import Client
 
+from agents.keys.services import api_key_create
 from agents.models import Agent, AuditEntry, FleetGate
-from agents.services import api_key_create
 
 
 @pytest.fixture

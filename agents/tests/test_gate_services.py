@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from agents import services
 from agents.gate import CHANNEL, KEY, gate_reconcile
+from agents.keys.services import api_key_create
 from agents.models import Agent, AuditEntry, FleetGate
 from core.actors import Actor
 
@@ -106,10 +107,10 @@ def test_resuming_an_active_agent_is_a_conflict(make_agent, responder):
 
 
 def test_an_agent_key_can_never_resume_or_kill(make_agent):
-    from agents.authentication import AgentPrincipal
+    from agents.keys.authentication import AgentPrincipal
 
     agent = make_agent()
-    key, _ = services.api_key_create(agent=agent, scopes=["gate"])
+    key, _ = api_key_create(agent=agent, scopes=["gate"])
     principal = AgentPrincipal(key)
     services.agent_kill(agent=agent, actor=Actor.system("responder-x"))
     with pytest.raises(PermissionDenied):

@@ -2,9 +2,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
+from agents.keys.selectors import api_key_cache_clear, api_key_resolve
+from agents.keys.services import api_key_create
 from agents.models import Agent, ApiKey, AuditEntry
-from agents.selectors import api_key_cache_clear, api_key_resolve
-from agents.services import agent_register, api_key_create
+from agents.services import agent_register
 from core.actors import Actor
 
 

@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from agents.services import api_key_create
+from agents.keys.services import api_key_create
 from core.actors import Actor
 from evals.models import EvalCase, EvalRun
 from incidents.models import Alert, TimelineEntry

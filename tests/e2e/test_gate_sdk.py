@@ -7,6 +7,7 @@ from firebreak_sdk import AgentKilled, AgentPaused, BudgetFrozen, Gate, GateUnav
 
 from agents import services
 from agents.gate import gate_reconcile
+from agents.keys.services import api_key_create
 from agents.models import Agent
 from core.actors import Actor
 from core.redis import gate_redis_url, get_redis
@@ -19,7 +20,7 @@ def agent(make_agent):
 
 @pytest.fixture
 def agent_key(agent):
-    return services.api_key_create(agent=agent, scopes=["ingest", "gate"])[1]
+    return api_key_create(agent=agent, scopes=["ingest", "gate"])[1]
 
 
 @pytest.fixture(params=["redis", "http"])

@@ -6,7 +6,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from agents.services import api_key_create
+from agents.keys.services import api_key_create
 from traces.models import Trace
 from traces.tests.otel_helpers import genai_agent_run
 

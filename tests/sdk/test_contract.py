@@ -25,8 +25,8 @@ from firebreak_sdk import otel as sdk_otel
 from firebreak_sdk import tracer as sdk_tracer
 
 from agents import gate as server_gate
+from agents.keys.services import api_key_create
 from agents.models import FleetGate, GateState
-from agents.services import api_key_create
 from traces.ingest.parse import native as server_native
 from traces.models import StepKind, StepStatus
 

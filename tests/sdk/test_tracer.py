@@ -35,7 +35,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from agents.services import api_key_create
+from agents.keys.services import api_key_create
 from core.roles import roles_seed
 from incidents.taxonomy import taxonomy_seed
 from traces.models import Step, Trace

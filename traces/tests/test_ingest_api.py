@@ -5,7 +5,7 @@ import json
 import pytest
 from django.test import Client
 
-from agents.services import api_key_create
+from agents.keys.services import api_key_create
 from traces.models import Step, Trace
 
 URL = "/api/v1/ingest"

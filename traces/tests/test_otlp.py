@@ -6,7 +6,7 @@ import json
 import pytest
 from django.test import Client
 
-from agents.services import api_key_create
+from agents.keys.services import api_key_create
 from traces.models import Step, Trace
 from traces.tests.otel_helpers import genai_agent_run, openinference_run, otlp_json, protobuf, record
 

@@ -5,8 +5,9 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from agents.keys.services import api_key_create
 from agents.models import Agent
-from agents.services import agent_register, api_key_create
+from agents.services import agent_register
 from core.actors import Actor
 
 

@@ -3,8 +3,8 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from agents.keys.selectors import api_key_resolve
 from agents.models import Agent, ApiKey
-from agents.selectors import api_key_resolve
 from core.actors import Actor
 
 
