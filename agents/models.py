@@ -92,6 +92,9 @@ class FleetGate(models.Model):
     change_freeze = models.BooleanField(default=False, help_text="Deploy lock that pipelines read")
     change_freeze_reason = models.TextField(blank=True)
     version = models.PositiveBigIntegerField(default=1)
+    # Moves forward when PostgreSQL is found behind the gate copy (a restore): agents order
+    # documents by (epoch, version), so the restored state still replaces what they hold.
+    epoch = models.PositiveIntegerField(default=1)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -121,6 +124,8 @@ class AuditAction(models.TextChoices):
     CHANGE_FREEZE = "change_freeze", "Change freeze on"
     CHANGE_UNFREEZE = "change_unfreeze", "Change freeze off"
     REASON = "reason", "Reason added"
+    SETTINGS = "settings", "Gate settings changed"
+    EPOCH = "epoch", "Gate epoch moved"
 
 
 class AuditEntry(models.Model):
@@ -138,6 +143,8 @@ class AuditEntry(models.Model):
     before = models.JSONField(default=dict, blank=True)
     after = models.JSONField(default=dict, blank=True)
     gate_version = models.PositiveBigIntegerField(null=True, blank=True)
+    # A reason given later is its own row, by its own author, pointing at the change it explains.
+    amends = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="amendments")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -64,7 +64,9 @@ def reasons_pending(*, agents: list[Agent]) -> dict[int, AuditEntry]:
     if not stopped:
         return {}
     entries = (
-        AuditEntry.objects.filter(agent_id__in=stopped, action__in=["kill", "pause"], reason="")
+        AuditEntry.objects.filter(
+            agent_id__in=stopped, action__in=["kill", "pause"], reason="", amendments__isnull=True
+        )
         .order_by("agent_id", "-created_at", "-id")
         .distinct("agent_id")
     )

@@ -415,30 +415,55 @@ def agent_budget_caps_set(
 
 @transaction.atomic
 def audit_reason_add(*, entry: AuditEntry, actor: Actor, reason: str) -> AuditEntry:
-    """Give a reason to a gate change made without one (the one-click kill). Once only."""
+    """Give a reason to a gate change made without one (the one-click kill). Once only.
+
+    The audit log is append-only: the reason is a new row (action ``reason``) by its own author,
+    pointing at the change it explains (``amends``); the change's own row is never edited. While
+    that change still sets the agent's state, the gate shows the reason too (a new gate version,
+    published). Raises ValidationError (no reason) or GateConflict (it has a reason already).
+    """
     _refuse_agent_keys(actor)
     reason = _clean_reason(reason, required=True)
     locked = AuditEntry.objects.select_for_update().get(pk=entry.pk)
-    if locked.reason:
+    if locked.reason or locked.action == AuditAction.REASON or locked.amendments.exists():
         raise GateConflict("this change already has a reason")
-    locked.reason = reason
-    locked.save(update_fields=["reason"])
-    if locked.agent_id and locked.action in (AuditAction.KILL, AuditAction.PAUSE):
-        agent = Agent.objects.select_for_update().get(pk=locked.agent_id)
-        if agent.gate_version == locked.gate_version and not agent.state_reason:
-            # Still the change that set the current state: the gate shows the reason too.
-            agent.state_reason = reason
-            agent.save(update_fields=["state_reason", "updated_at"])
-            _after_commit(
-                [agent],
-                {agent.pk: locked},
-                action=AuditAction.REASON,
-                actor=actor,
-                reason=reason,
-                incident=locked.incident_number,
-            )
-    entry.refresh_from_db()
-    return entry
+    amendment = AuditEntry(
+        agent_id=locked.agent_id,
+        action=AuditAction.REASON,
+        actor=actor.user,
+        actor_label=actor.label,
+        reason=reason,
+        tool=locked.tool,
+        incident_number=locked.incident_number,
+        amends=locked,
+        gate_version=locked.gate_version,
+    )
+    agent = Agent.objects.select_for_update().get(pk=locked.agent_id) if locked.agent_id else None
+    current = (
+        agent is not None
+        and locked.action in (AuditAction.KILL, AuditAction.PAUSE)
+        and agent.gate_version == locked.gate_version
+        and not agent.state_reason
+    )
+    if agent is not None and current:
+        # Still the change that set the current state: the gate shows the reason too.
+        amendment.before = _snapshot(agent)
+        agent.state_reason = reason
+        agent.gate_version += 1
+        agent.save(update_fields=["state_reason", "gate_version", "updated_at"])
+        amendment.after = _snapshot(agent)
+        amendment.gate_version = agent.gate_version
+    amendment.save()
+    if agent is not None and current:
+        _after_commit(
+            [agent],
+            {agent.pk: amendment},
+            action=AuditAction.REASON,
+            actor=actor,
+            reason=reason,
+            incident=locked.incident_number,
+        )
+    return amendment
 
 
 def _fleet_change(*, action: str, actor: Actor, reason: str, change: Callable[[FleetGate], bool]) -> AuditEntry | None:

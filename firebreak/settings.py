@@ -4,8 +4,10 @@ DATABASE_URL / REDIS_URL select the services; when unset, real embedded
 servers are started under var/ (see firebreak/embedded.py).
 """
 
+import base64
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -33,18 +35,18 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [part.strip() for part in os.environ.get(name, default).split(",") if part.strip()]
 
 
-def _secret_key() -> str:
-    """SECRET_KEY from the environment, else one generated once and kept in var/."""
-    key = env_str("SECRET_KEY")
-    if key:
-        return key
-    path = VAR_DIR / "secret_key"
+def _kept_secret(env: str, filename: str, make: Callable[[], str]) -> str:
+    """A secret from the environment, else one made once and kept in var/ (mode 600)."""
+    value = env_str(env)
+    if value:
+        return value
+    path = VAR_DIR / filename
     if not path.exists():
         # Written aside and linked into place, so processes starting together (test workers, web and
-        # worker) never read a half-written key and all end up with the first one.
+        # worker) never read a half-written secret and all end up with the first one.
         VAR_DIR.mkdir(parents=True, exist_ok=True)
-        tmp = VAR_DIR / f".secret_key.{os.getpid()}"
-        tmp.write_text(secrets.token_urlsafe(50))
+        tmp = VAR_DIR / f".{filename}.{os.getpid()}"
+        tmp.write_text(make())
         tmp.chmod(0o600)
         try:
             os.link(tmp, path)
@@ -55,7 +57,7 @@ def _secret_key() -> str:
     return path.read_text().strip()
 
 
-SECRET_KEY = _secret_key()
+SECRET_KEY = _kept_secret("SECRET_KEY", "secret_key", lambda: secrets.token_urlsafe(50))
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -166,6 +168,14 @@ CELERY_TIMEZONE = "UTC"
 # PostgreSQL is the gate's source of truth; this puts it back into Redis after a
 # restart or flush (agents fail closed on a missing key until then).
 FIREBREAK_GATE_RECONCILE_SECONDS = float(os.environ.get("FIREBREAK_GATE_RECONCILE_SECONDS", 2))
+# Gate documents are signed with this Ed25519 key (base64 of its 32-byte seed); only the server holds it.
+# Agents verify with the public half (`createapikey --agent` prints FIREBREAK_GATE_PUBLIC_KEY).
+FIREBREAK_GATE_SIGNING_KEY = _kept_secret(
+    "FIREBREAK_GATE_SIGNING_KEY", "gate_signing_key", lambda: base64.b64encode(secrets.token_bytes(32)).decode()
+)
+# Documents in Redis are signed again at least this often, so an agent reading Redis directly never
+# holds one older than its window (the SDK's max_document_age, 60 s by default).
+FIREBREAK_GATE_RESIGN_SECONDS = float(os.environ.get("FIREBREAK_GATE_RESIGN_SECONDS", 15))
 CELERY_BEAT_SCHEDULE: dict = {
     "gate-reconcile": {
         "task": "agents.tasks.gate_reconcile_task",

@@ -210,15 +210,26 @@ def test_change_freeze_is_readable_in_every_gate(make_agent, responder, redis_cl
         services.change_freeze(actor=Actor.person(responder), on=True, reason="")
 
 
-def test_a_reason_can_be_added_once_to_a_one_click_kill(make_agent, responder, redis_client, publish):
+def test_a_reason_added_later_is_its_own_row_by_its_own_author(
+    make_agent, admin_user, responder, redis_client, publish
+):
     agent = make_agent()
-    entry = publish(services.agent_kill, agent=agent, actor=Actor.person(responder))
-    publish(services.audit_reason_add, entry=entry, actor=Actor.person(responder), reason="runaway loop")
-    assert AuditEntry.objects.get(pk=entry.pk).reason == "runaway loop"
+    entry = publish(services.agent_kill, agent=agent, actor=Actor.person(admin_user))
+    amendment = publish(services.audit_reason_add, entry=entry, actor=Actor.person(responder), reason="runaway loop")
+    kill = AuditEntry.objects.get(pk=entry.pk)
+    assert kill.reason == "" and kill.actor == admin_user  # the admin's row says what the admin did, nothing more
+    assert (amendment.action, amendment.amends_id, amendment.actor, amendment.reason) == (
+        "reason",
+        kill.pk,
+        responder,
+        "runaway loop",
+    )
     assert Agent.objects.get(pk=agent.pk).state_reason == "runaway loop"
     assert doc(redis_client, agent.slug)["reason"] == "runaway loop"
     with pytest.raises(services.GateConflict):
         services.audit_reason_add(entry=entry, actor=Actor.person(responder), reason="again")
+    with pytest.raises(services.GateConflict):
+        services.audit_reason_add(entry=amendment, actor=Actor.person(responder), reason="again")
 
 
 def test_reconciler_restores_every_kill_after_redis_loses_its_keys(make_agent, responder, redis_client, publish):

@@ -37,7 +37,7 @@ def test_the_dashboard_offers_a_reason_after_a_one_click_kill(agent, responder, 
     assert f"/agents/audit/{entry.pk}/reason" in card
     assert "No reason given yet" in card
     client.post(f"/agents/audit/{entry.pk}/reason", {"reason": XSS}, headers={"HX-Request": "true"})
-    assert AuditEntry.objects.get(pk=entry.pk).reason == XSS
+    assert AuditEntry.objects.get(amends=entry).reason == XSS
     card = client.get("/", {"part": "fleet"}, headers={"HX-Request": "true"}).content.decode()
     assert "No reason given yet" not in card
     page = client.get("/agents/refund-agent/").content.decode()
