@@ -1,7 +1,11 @@
 from django.contrib import admin
+from django.db import transaction
+from django.forms import ModelForm
 from django.http import HttpRequest
 
 from agents.models import Agent, ApiKey, AuditEntry, FleetGate
+from agents.services import GATE_SETTINGS, agent_gate_settings_set, agent_register
+from core.actors import Actor
 
 
 @admin.register(Agent)
@@ -21,6 +25,26 @@ class AgentAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     )
+
+    def save_model(self, request: HttpRequest, obj: Agent, form: "ModelForm[Agent]", change: bool) -> None:
+        """Gate settings go through the gate's one door (audit row, new version, published); the rest saves here.
+
+        A new agent is registered through the same service as everywhere else.
+        """
+        actor = Actor.from_request(request)
+        if not change:
+            fields = {f: form.cleaned_data[f] for f in form.cleaned_data if f not in ("slug", "name")}
+            agent_register(slug=obj.slug, name=obj.name, actor=actor, **fields)
+            obj.pk = Agent.objects.get(slug=obj.slug).pk
+            return
+        gate = {f: form.cleaned_data[f] for f in form.changed_data if f in GATE_SETTINGS}
+        rest = [f for f in form.changed_data if f not in GATE_SETTINGS]
+        with transaction.atomic():
+            if rest:
+                obj.save(update_fields=[*rest, "updated_at"])
+            if gate:
+                current = Agent.objects.get(pk=obj.pk)
+                agent_gate_settings_set(agent=current, actor=actor, reason="edited in the admin", **gate)
 
 
 @admin.register(AuditEntry)

@@ -13,10 +13,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents import selectors, services
-from agents.gate import fleet_document, gate_document
+from agents.gate import fleet_document, gate_document, gate_read
 from agents.keys.authentication import AgentPrincipal
 from agents.models import Agent, Environment
 from agents.permissions import IsAdmin, IsResponder, IsViewer, is_agent_key, key_scopes
+from agents.signing import document_etag, document_sign
 from core.actors import Actor
 from core.api import ERRORS, error, service_error
 from core.roles import VIEWER, has_role
@@ -56,12 +57,18 @@ class GateSerializer(serializers.Serializer):
     reason = serializers.CharField(allow_blank=True)
     disabled_tools = serializers.ListField(child=serializers.CharField())
     budget = BudgetSerializer()
-    version = serializers.IntegerField(help_text="only grows; the ETag is this number")
+    allowed_tools = serializers.ListField(child=serializers.CharField(), help_text="empty: every tool")
+    version = serializers.IntegerField(help_text="grows with every change within an epoch")
+    epoch = serializers.IntegerField(help_text="moves forward after a database restore; order by (epoch, version)")
     changed_by = serializers.CharField(allow_blank=True)
     changed_at = serializers.DateTimeField(allow_null=True)
     fleet_stopped = serializers.BooleanField()
     change_freeze = serializers.BooleanField()
     fallback_message = serializers.CharField(allow_blank=True)
+    issued_at = serializers.IntegerField(help_text="when the server signed it, milliseconds since 1970 (UTC)")
+    signature = serializers.CharField(
+        help_text="Ed25519 by the server's gate key over the canonical JSON of every other field (base64)"
+    )
 
 
 class ReasonSerializer(serializers.Serializer):
@@ -165,19 +172,18 @@ class GateApi(APIView):
     @extend_schema(
         operation_id="gate_read",
         summary="Read an agent's gate",
-        description='What the SDK\'s HTTP transport reads before every step. Sends `ETag: "<version>"`; '
-        "with a matching `If-None-Match` the answer is 304 with no body.",
+        description="What the SDK's HTTP transport reads (it listens on `/gate/stream` first). Signed by the "
+        "server; the ETag covers the content only, so with a matching `If-None-Match` the answer is 304.",
         responses={200: GateSerializer, 304: OpenApiResponse(description="unchanged"), **ERRORS},
         tags=["gate"],
     )
     def get(self, request: Request, slug: str) -> Response:
         if isinstance(request.user, AgentPrincipal) and request.user.agent.slug != slug:
             return error("this key belongs to another agent", 403)
-        agent = _agent_or_404(slug)
-        if agent is None:
+        doc = gate_read(slug)
+        if doc is None:
             return error(f"no agent {slug!r}", 404)
-        doc = gate_document(agent, selectors.fleet_gate_peek())
-        etag = f'"{doc["version"]}"'
+        etag = document_etag(doc)
         headers = {"ETag": etag, "Cache-Control": "no-store"}
         if request.headers.get("If-None-Match") == etag:
             return Response(status=304, headers=headers)
@@ -225,7 +231,7 @@ def _gate_action(
             except (ValidationError, PermissionDenied) as exc:
                 return service_error(exc)
             agent.refresh_from_db()
-            return Response(gate_document(agent, selectors.fleet_gate_peek()), status=success)
+            return Response(document_sign(gate_document(agent, selectors.fleet_gate_peek())), status=success)
 
     GateActionApi.__name__ = f"Gate{name.title().replace('_', '')}Api"
     return GateActionApi

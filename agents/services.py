@@ -158,11 +158,13 @@ def _gate_change(
     incident_number: int | None,
     change: Callable[[Agent], bool],
     tool: str = "",
+    snapshot: Callable[[Agent], dict[str, object]] | None = None,
 ) -> AuditEntry | None:
     """Lock the agent, apply ``change(agent)`` (returns False when nothing changes), audit, publish on commit."""
     _refuse_agent_keys(actor)
+    snapshot = snapshot or _snapshot
     locked = Agent.objects.select_for_update().get(pk=agent.pk)
-    before = _snapshot(locked)
+    before = snapshot(locked)
     if change(locked) is False:
         return None
     locked.gate_version += 1
@@ -176,7 +178,7 @@ def _gate_change(
         tool=tool,
         incident_number=incident_number,
         before=before,
-        after=_snapshot(locked),
+        after=snapshot(locked),
         gate_version=locked.gate_version,
     )
     _after_commit([locked], {locked.pk: entry}, action=action, actor=actor, reason=reason, incident=incident_number)
@@ -411,6 +413,57 @@ def agent_budget_caps_set(
     return _gate_change(
         agent=agent, action=AuditAction.BUDGET_CAPS, actor=actor, reason=reason, incident_number=None, change=change
     )
+
+
+# What the gate document carries from the agent's settings: changed only here (the agent page, the
+# API and the admin all come through), so each change is audited, versioned and published.
+GATE_SETTINGS = (
+    "allowed_tools",
+    "high_risk_tools",
+    "fallback_message",
+    "session_cost_cap",
+    "daily_cost_cap",
+    "session_token_cap",
+    "session_step_cap",
+)
+
+
+@transaction.atomic
+def agent_gate_settings_set(*, agent: Agent, actor: Actor, reason: str = "", **changes: object) -> AuditEntry | None:
+    """Change gate settings (names in ``GATE_SETTINGS``): one audit row with before and after, a new
+    gate version, published on commit. None when nothing changes. Raises ValidationError naming the
+    field (an unknown setting, a bad value); nothing is written then."""
+    unknown = sorted(set(changes) - set(GATE_SETTINGS))
+    if unknown:
+        raise ValidationError({name: "not a gate setting" for name in unknown})
+    reason = _clean_reason(reason)
+
+    def change(a: Agent) -> bool:
+        changed = [name for name, value in changes.items() if getattr(a, name) != value]
+        if not changed:
+            return False
+        for name in changed:
+            setattr(a, name, changes[name])
+        a.full_clean(exclude=["slug"])
+        return True
+
+    return _gate_change(
+        agent=agent,
+        action=AuditAction.SETTINGS,
+        actor=actor,
+        reason=reason,
+        incident_number=None,
+        change=change,
+        snapshot=_settings_snapshot,
+    )
+
+
+def _setting_json(value: object) -> object:
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def _settings_snapshot(agent: Agent) -> dict[str, object]:
+    return {name: _setting_json(getattr(agent, name)) for name in GATE_SETTINGS}
 
 
 @transaction.atomic

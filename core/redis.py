@@ -12,7 +12,7 @@ def redis_url_with_db(url: str, db: int) -> str:
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query) if k != "db"]
     if parts.scheme == "unix":  # urlunsplit would drop the empty authority
-        return f"unix://{parts.path}?{urlencode([*query, ('db', str(db))])}"
+        return f"unix://{parts.netloc}{parts.path}?{urlencode([*query, ('db', str(db))])}"
     return urlunsplit(parts._replace(path=f"/{db}", query=urlencode(query)))
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,6 +22,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 
 class EmbeddedServiceError(RuntimeError):
@@ -122,25 +125,69 @@ def _redis_running(pidfile: Path, sock: Path) -> bool:
     return _alive(pid) and sock.exists()
 
 
+def redis_password(var_dir: Path) -> str:
+    """The password of the embedded Redis's own user, made once and kept in ``var/redis/password`` (mode 600).
+
+    Agents get users of their own (ACL, read-only on their gate key); without this password nobody
+    else can write the gate copy, publish gate events or read the Celery queues.
+    """
+    path = var_dir / "redis" / "password"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".password.{os.getpid()}")
+        tmp.write_text(secrets.token_urlsafe(32))
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
+
+
+def redis_url(var_dir: Path) -> str:
+    """redis-py's URL of the embedded Redis (started if needed), with its password."""
+    sock = ensure_redis(var_dir)
+    return f"unix://:{quote(redis_password(var_dir), safe='')}@{sock}"
+
+
+def _redis_conf_current(conf: Path, password: str) -> bool:
+    try:
+        return f"requirepass {password}" in conf.read_text().splitlines()
+    except FileNotFoundError:
+        return False
+
+
 def ensure_redis(var_dir: Path) -> str:
-    """Return the unix socket path of the running embedded Redis, starting it if needed."""
+    """Return the unix socket path of the running embedded Redis, starting it if needed.
+
+    A server started by an older Firebreak without a password is restarted with one (it keeps no
+    data: PostgreSQL is the source of truth and the gate reconciler rewrites Redis from it).
+    """
     rdir = var_dir / "redis"
     pidfile = rdir / "redis.pid"
     sock = redis_socket_path(var_dir)
-    if _redis_running(pidfile, sock):
+    conf = rdir / "redis.conf"
+    password = redis_password(var_dir)
+    if _redis_running(pidfile, sock) and _redis_conf_current(conf, password):
         return str(sock)
     with _lock(var_dir, "redis"):
         if _redis_running(pidfile, sock):
-            return str(sock)
+            if _redis_conf_current(conf, password):
+                return str(sock)
+            _stop_pidfile(pidfile)
         rdir.mkdir(parents=True, exist_ok=True)
         sock.parent.mkdir(parents=True, exist_ok=True)
-        conf = rdir / "redis.conf"
         # No persistence: PostgreSQL is the source of truth and the gate
         # reconciler rewrites Redis from it after any restart.
+        conf.touch(mode=0o600)
+        conf.chmod(0o600)
         conf.write_text(
             "\n".join(
                 [
                     "port 0",
+                    f"requirepass {password}",
                     f"unixsocket {sock}",
                     "unixsocketperm 700",
                     "daemonize yes",
@@ -166,9 +213,22 @@ def ensure_redis(var_dir: Path) -> str:
         raise EmbeddedServiceError(f"embedded Redis did not come up (see {rdir / 'redis.log'}); set REDIS_URL")
 
 
+def _stop_pidfile(pidfile: Path, timeout: float = 5.0) -> None:
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def stop_all(var_dir: Path) -> list[str]:
     """Stop the embedded servers; returns what was stopped."""
-    import signal
 
     stopped = []
     pg = _read_postmaster(var_dir / "pg")

@@ -143,7 +143,7 @@ def celery_broker_url(redis_url: str) -> str:
     if parts.scheme != "unix":
         return redis_url
     query = [("virtual_host", v) if k == "db" else (k, v) for k, v in parse_qsl(parts.query)]
-    return f"redis+socket://{parts.path}" + (f"?{urlencode(query)}" if query else "")
+    return f"redis+socket://{parts.netloc}{parts.path}" + (f"?{urlencode(query)}" if query else "")
 
 
 if env_str("REDIS_URL"):
@@ -151,9 +151,8 @@ if env_str("REDIS_URL"):
     CELERY_BROKER_URL = celery_broker_url(REDIS_URL)
     EMBEDDED_REDIS = False
 else:
-    _sock = embedded.ensure_redis(VAR_DIR)
-    REDIS_URL = f"unix://{_sock}"
-    CELERY_BROKER_URL = f"redis+socket://{_sock}"
+    REDIS_URL = embedded.redis_url(VAR_DIR)
+    CELERY_BROKER_URL = celery_broker_url(REDIS_URL)
     EMBEDDED_REDIS = True
 # The gate's keys and pub/sub live in REDIS_URL's database, or in this one when set (tests use 15).
 FIREBREAK_REDIS_DB = env_int("FIREBREAK_REDIS_DB", 0) if env_str("FIREBREAK_REDIS_DB") else None

@@ -87,11 +87,15 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        """redis-py's URL (``unix://…``); add ``?db=N`` for another logical database."""
-        return f"unix://{self.socket_path}"
+        """redis-py's URL (``unix://:<password>@…``); add ``?db=N`` for another logical database."""
+        return f"unix://:{quote(self.password, safe='')}@{self.socket_path}"
+
+    @property
+    def password(self) -> str:
+        return embedded.redis_password(self.directory)
 
     def client(self, db: int = 0) -> redis.Redis:
-        return redis.Redis(unix_socket_path=self.socket_path, db=db, socket_timeout=5)
+        return redis.Redis(unix_socket_path=self.socket_path, password=self.password, db=db, socket_timeout=5)
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
         """Stop the server (SIGKILL for a crash) and wait until it is gone."""

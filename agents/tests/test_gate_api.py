@@ -1,12 +1,16 @@
 """The gate API of the public contract: reads with ETag, actions by role, agent keys never act."""
 
 import json
+import time
 
 import pytest
 from django.test import Client
 
 from agents.keys.services import api_key_create
 from agents.models import Agent, AuditEntry, FleetGate
+from agents.services import agent_gate_settings_set
+from agents.signing import document_verify, public_key_text
+from core.actors import Actor
 
 
 @pytest.fixture
@@ -48,7 +52,8 @@ def test_agent_key_reads_its_gate_with_an_etag(agent, agent_key):
         "disabled_tools": [],
     }
     assert body["budget"]["session_cost_cap"] == 5.0
-    assert response["ETag"] == f'"{body["version"]}"'
+    assert document_verify(body, public_key_text()) and body["issued_at"] > 0
+    time.sleep(0.002)  # signed again on the next read, with the same content: the same ETag, a 304
     again = api("get", "/api/v1/agents/refund-agent/gate", key=agent_key, HTTP_IF_NONE_MATCH=response["ETag"])
     assert again.status_code == 304
     assert again.content == b""
@@ -61,6 +66,15 @@ def test_etag_changes_when_the_gate_changes(agent, agent_key, responder):
     assert second.status_code == 200
     assert second.json()["state"] == "killed"
     assert second["ETag"] != first["ETag"]
+
+
+def test_an_admin_edit_of_the_gate_changes_the_etag(agent, agent_key, admin_user):
+    first = api("get", "/api/v1/agents/refund-agent/gate", key=agent_key)
+    agent_gate_settings_set(
+        agent=agent, actor=Actor.person(admin_user), reason="new copy", fallback_message="Back soon."
+    )
+    second = api("get", "/api/v1/agents/refund-agent/gate", key=agent_key, HTTP_IF_NONE_MATCH=first["ETag"])
+    assert second.status_code == 200 and second.json()["fallback_message"] == "Back soon."
 
 
 def test_an_agent_key_cannot_read_another_agents_gate(agent, agent_key, make_agent):

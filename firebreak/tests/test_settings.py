@@ -5,6 +5,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 
 from firebreak import embedded
@@ -88,7 +89,9 @@ def test_embedded_redis_starts_fresh_in_an_empty_directory_and_is_reused(tmp_pat
 
     sock = embedded.ensure_redis(tmp_path)
     try:
-        client = redis.Redis(unix_socket_path=sock)
+        with pytest.raises(redis.AuthenticationError):  # the server's own user has a password
+            redis.Redis(unix_socket_path=sock).set("k", "v")
+        client = redis.Redis(unix_socket_path=sock, password=embedded.redis_password(tmp_path))
         client.set("k", "v")
         assert embedded.ensure_redis(tmp_path) == sock
         assert client.get("k") == b"v"

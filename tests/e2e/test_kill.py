@@ -55,7 +55,7 @@ def test_responder_kills_a_running_agent_in_one_click(page, live_server, login, 
     card.locator("input[name=reason]").fill(hostile)
     card.get_by_role("button", name="Add reason").click()
     card.locator(".reason-form").wait_for(state="detached", timeout=3000)
-    assert AuditEntry.objects.get(pk=entry.pk).reason == hostile
+    assert AuditEntry.objects.get(amends=entry).reason == hostile
     assert Agent.objects.get(slug="looping-bot").state_reason == hostile
 
     page.goto(f"{live_server.url}/agents/looping-bot/")
