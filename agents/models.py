@@ -181,6 +181,9 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.CharField(max_length=200, blank=True)
+    # An agent key with its own Redis user (read-only on its gate key and channel): see agents/keys/redis_users.py.
+    redis_access = models.BooleanField(default=False)
 
     class Meta:
         constraints = [

@@ -1,20 +1,40 @@
 """Writes for API keys: people's keys act as the person, agents' keys read their gate and send spans."""
 
+import logging
+
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
+from agents.keys.redis_users import redis_user_delete, redis_user_put
+from agents.keys.selectors import api_key_cache_clear
 from agents.models import Agent, ApiKey, ApiKeyScope
+from core.actors import Actor
+from core.errors import Conflict
+from core.redis import get_redis
+
+logger = logging.getLogger(__name__)
+
+# The gate stream closes the streams of a key named on this channel (its lookup) at once.
+REVOKED_CHANNEL = "firebreak:keys-revoked"
 
 
 @transaction.atomic
 def api_key_create(
-    *, agent: Agent | None = None, user: User | None = None, scopes: list[str], name: str = ""
+    *,
+    agent: Agent | None = None,
+    user: User | None = None,
+    scopes: list[str],
+    name: str = "",
+    redis: bool = False,
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with the raw value, which is never stored or shown again.
 
-    Agent keys may hold ``ingest`` and ``gate`` only: an agent can read its
-    gate and send spans, never act on a gate.
+    Agent keys may hold ``ingest`` and ``gate`` only: an agent can read its gate and send spans,
+    never act on a gate. ``redis``: the agent key also gets its own Redis user (read-only on its
+    gate key and channel; see ``agents.keys.redis_users``), made before the key is committed, so a
+    Redis that refuses leaves no key behind. Raises ValidationError or RedisUserError.
     """
     if (agent is None) == (user is None):
         raise ValidationError("a key belongs to exactly one agent or one user")
@@ -24,8 +44,48 @@ def api_key_create(
         raise ValidationError(f"scopes must be some of {', '.join(sorted(valid))}")
     if agent is not None and ApiKeyScope.API in scopes:
         raise ValidationError("an agent key cannot have the 'api' scope")
+    if redis and (agent is None or ApiKeyScope.GATE not in scopes):
+        raise ValidationError("only an agent key with the 'gate' scope reads its gate from Redis")
     raw, lookup, key_hash = ApiKey.generate()
     key = ApiKey.objects.create(
-        name=name, lookup=lookup, key_hash=key_hash, agent=agent, user=user, scopes=sorted(set(scopes))
+        name=name,
+        lookup=lookup,
+        key_hash=key_hash,
+        agent=agent,
+        user=user,
+        scopes=sorted(set(scopes)),
+        redis_access=redis,
     )
+    if redis:
+        redis_user_put(key)
     return key, raw
+
+
+@transaction.atomic
+def api_key_revoke(*, key: ApiKey, actor: Actor) -> ApiKey:
+    """Revoke a key: it stops working over HTTP at once in this process and within seconds in others
+    (their key cache), its gate streams close, and its Redis user (if any) is deleted, which closes
+    the Redis connections it holds. Raises Conflict when it is already revoked.
+
+    A Redis that cannot be told now is told by the gate reconciler later (it deletes the users of
+    revoked keys); the key itself is revoked either way.
+    """
+    locked = ApiKey.objects.select_for_update(of=("self",)).select_related("agent").get(pk=key.pk)
+    if locked.revoked_at is not None:
+        raise Conflict("this key is already revoked")
+    locked.revoked_at = timezone.now()
+    locked.revoked_by = actor.label
+    locked.save(update_fields=["revoked_at", "revoked_by"])
+
+    def tell_redis() -> None:
+        api_key_cache_clear()
+        try:
+            if locked.redis_access:
+                redis_user_delete(locked)
+            get_redis().publish(REVOKED_CHANNEL, locked.lookup)
+        except Exception:
+            logger.exception("revoked key %s: Redis not told yet; the gate reconciler will", locked.lookup)
+
+    transaction.on_commit(tell_redis)
+    key.refresh_from_db()
+    return key

@@ -6,6 +6,7 @@ from agents.keys.selectors import api_key_cache_clear, api_key_resolve
 from agents.keys.services import api_key_create
 from agents.models import Agent, ApiKey, AuditEntry
 from agents.services import agent_register
+from agents.signing import public_key_text
 from core.actors import Actor
 
 
@@ -66,7 +67,8 @@ def test_revoked_key_does_not_resolve(make_agent):
 
 def test_createapikey_registers_a_new_agent_and_prints_a_working_key(db, capsys):
     call_command("createapikey", "--agent", "night-bot", "--scopes", "ingest,gate")
-    raw = capsys.readouterr().out.strip()
+    raw, public_key = capsys.readouterr().out.splitlines()
+    assert public_key == f"FIREBREAK_GATE_PUBLIC_KEY={public_key_text()}"
     key = api_key_resolve(raw=raw)
     assert key.agent.slug == "night-bot"
     assert key.scopes == ["gate", "ingest"]
