@@ -4,6 +4,7 @@ PY      := $(VENV)/bin/python
 PORT    ?= 8000
 PYTHON  ?= python3
 CHROMIUM ?= /usr/bin/chromium
+VAR     ?= $(if $(FIREBREAK_VAR_DIR),$(FIREBREAK_VAR_DIR),$(CURDIR)/var)
 # pytest-xdist workers for `make test` (auto: one per core); TEST_WORKERS=0 runs in one process.
 # PYTEST_ARGS adds options, e.g. PYTEST_ARGS="-m 'not slow and not e2e'" for a quick loop.
 TEST_WORKERS ?= auto
@@ -35,8 +36,10 @@ run: services
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py bootstrap
 	@if [ "$${FIREBREAK_DEMO:-1}" != "0" ]; then $(PY) manage.py demo_fleet --if-empty; fi
-	@echo "Firebreak on http://127.0.0.1:$(PORT)  (Ctrl-C stops web, worker and beat)"
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile -p $(PORT)
+	@mkdir -p $(VAR)/run
+	@echo "Firebreak on http://127.0.0.1:$(PORT)  (Ctrl-C stops gate, web, worker and beat)"
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" FIREBREAK_VAR_DIR=$(VAR) FIREBREAK_WEB_UPSTREAM=unix:$(VAR)/run/web.sock \
+		$(VENV)/bin/honcho start -f Procfile -p $(PORT)
 
 # Each worker has its own test database and Redis (see conftest.py); when REDIS_URL's server is shared,
 # the modules that listen on Redis pub/sub run on one worker, one after the other.

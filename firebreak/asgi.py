@@ -1,6 +1,22 @@
+"""The front of ``make run`` and compose: the gate server, with everything else handed to the web app.
+
+``FIREBREAK_WEB_UPSTREAM`` (``unix:/path/web.sock`` or ``http://web:8000``) names the gunicorn
+processes the rest goes to; without it the rest is served in this process by Django's ASGI handler
+(development, tests).
+"""
+
 import os
 
+from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "firebreak.settings")
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+# Imported once Django is set up: the gate server reads models (an import above would run first).
+from agents.gate_server import GateServer  # noqa: E402
+from core.proxy import UpstreamProxy  # noqa: E402
+
+application = GateServer(
+    UpstreamProxy(settings.FIREBREAK_WEB_UPSTREAM) if settings.FIREBREAK_WEB_UPSTREAM else django_application
+)

@@ -175,6 +175,10 @@ FIREBREAK_GATE_SIGNING_KEY = _kept_secret(
 # Documents in Redis are signed again at least this often, so an agent reading Redis directly never
 # holds one older than its window (the SDK's max_document_age, 60 s by default).
 FIREBREAK_GATE_RESIGN_SECONDS = float(os.environ.get("FIREBREAK_GATE_RESIGN_SECONDS", 15))
+# The gate server (firebreak/asgi.py, uvicorn) fronts the app: gate reads and streams it answers itself,
+# the rest it forwards here (gunicorn). A ping goes down every open gate stream this often.
+FIREBREAK_WEB_UPSTREAM = env_str("FIREBREAK_WEB_UPSTREAM")
+FIREBREAK_GATE_PING_SECONDS = float(os.environ.get("FIREBREAK_GATE_PING_SECONDS", 15))
 CELERY_BEAT_SCHEDULE: dict = {
     "gate-reconcile": {
         "task": "agents.tasks.gate_reconcile_task",
@@ -267,5 +271,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "pgserver": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "pgserver": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},  # the gate server's proxy: one line a request is gunicorn's to log
+        "httpcore": {"level": "WARNING"},
+    },
 }
