@@ -5,7 +5,7 @@ import math
 from datetime import datetime
 
 from agents.models import Agent
-from incidents.detection.base import Finding, Rule, detector
+from incidents.detection.base import Finding, Rule, Thresholds, detector
 from incidents.detection.scheduled._sql import FROM_STEPS, bounds, fetchall
 
 NAME = "embedding_drift"
@@ -40,7 +40,7 @@ def cosine(a: list[float], b: list[float]) -> float:
     rule=Rule.NOTIFY,
     failure_class="output-quality",
 )
-def run(*, agent: Agent, settings: dict, now: datetime) -> list[Finding]:
+def run(*, agent: Agent, settings: Thresholds, now: datetime) -> list[Finding]:
     """Fire when cosine(window centroid, baseline centroid) < ``cosine``, ≥ ``min_samples`` vectors each side.
 
     Agents without embeddings in the window cost one LIMIT 1 query. Centroids come from at most
