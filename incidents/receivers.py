@@ -22,7 +22,7 @@ def on_gate_changed(sender, *, agent, action, audit_entry, actor_label, reason, 
         agent=agent,
         action=action,
         action_label=AuditAction(action).label,
-        actor_label=actor_label,
+        actor=Actor(label=actor_label),
         reason=reason,
         incident_number=incident_number,
     )
@@ -41,7 +41,7 @@ def on_spans_ingested(sender, *, trace_pks, **kwargs):
 
 
 def on_step_flagged(sender, *, trace, span_id, note, actor_label, **kwargs):
-    timeline_flag_record(trace=trace, span_id=span_id, note=note, actor_label=actor_label)
+    timeline_flag_record(trace=trace, span_id=span_id, note=note, actor=Actor(label=actor_label))
 
 
 def resume_needs_admin_for_open_sev1(agent: Agent, actor: Actor) -> None:
