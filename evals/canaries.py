@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 import jsonschema
@@ -49,7 +50,7 @@ class _Timeout(Exception):
 # --- validation -----------------------------------------------------------------------------------
 
 
-def _schema_load(expected: str) -> dict | bool:
+def _schema_load(expected: str) -> dict[str, Any] | bool:
     try:
         schema = json.loads(expected)
     except ValueError as exc:

@@ -3,6 +3,7 @@
 import json
 import math
 from datetime import datetime
+from typing import Any
 
 from agents.models import Agent
 from incidents.detection.base import Finding, Rule, Thresholds, detector
@@ -14,7 +15,8 @@ _EMB = "COALESCE(s.attributes->'embedding', s.attributes->'gen_ai.embeddings', s
 _HAS = "s.attributes ?| array['embedding', 'gen_ai.embeddings', 'gen_ai.embedding']"
 
 
-def centroid(vectors: list) -> list[float] | None:
+def centroid(vectors: list[Any]) -> list[float] | None:
+    """The mean of the vectors (each JSON: a list of numbers, a list of such lists, or its text)."""
     total, n = None, 0
     for raw in vectors:
         vec = json.loads(raw) if isinstance(raw, str) else raw
