@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 import jsonschema
@@ -22,6 +23,7 @@ from django.db import transaction
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
+from agents.models import Agent
 from core.actors import Actor
 from evals.models import CanaryPrompt, CanaryRun
 from incidents.alerts.services import alert_raise
@@ -48,7 +50,7 @@ class _Timeout(Exception):
 # --- validation -----------------------------------------------------------------------------------
 
 
-def _schema_load(expected: str) -> dict | bool:
+def _schema_load(expected: str) -> dict[str, Any] | bool:
     try:
         schema = json.loads(expected)
     except ValueError as exc:
@@ -64,7 +66,13 @@ def _schema_load(expected: str) -> dict | bool:
 
 
 def canary_validate(
-    *, agent, name: str, expectation: str, expected: str, interval_minutes: int, timeout_seconds: float
+    *,
+    agent: Agent | None,
+    name: str,
+    expectation: str,
+    expected: str,
+    interval_minutes: int | None,
+    timeout_seconds: float | None,
 ) -> None:
     """Raise ValidationError unless these fields make a canary that can run.
 
@@ -100,14 +108,14 @@ def canary_validate(
 @transaction.atomic
 def canary_create(
     *,
-    agent,
+    agent: Agent,
     name: str,
     input: str,
     expectation: str,
     expected: str,
     interval_minutes: int = 15,
     timeout_seconds: float = 10.0,
-    actor: Actor | None = None,
+    actor: Actor,
 ) -> CanaryPrompt:
     """Create a canary for ``agent``; it is due at once. ValidationError (nothing written) when it could not run."""
     name = (name or "").strip()
@@ -315,7 +323,7 @@ def canaries_run_due(*, enqueue: Callable[[int], object], now: datetime | None =
 # --- selectors ------------------------------------------------------------------------------------
 
 
-def canary_list(*, agent=None) -> QuerySet[CanaryPrompt]:
+def canary_list(*, agent: Agent | None = None) -> QuerySet[CanaryPrompt]:
     """Canaries (optionally one agent's) with their last run: last_outcome, last_ran_at, last_detail, last_output."""
     last = CanaryRun.objects.filter(canary=OuterRef("pk")).order_by("-ran_at", "-id")
     qs = CanaryPrompt.objects.select_related("agent").annotate(

@@ -2,6 +2,7 @@
 until at least one eval case was captured from it and every one of its cases' latest run passed."""
 
 from evals.models import EvalCase, EvalRun
+from incidents.models import Incident
 
 SHOWN = 5
 
@@ -10,7 +11,7 @@ def _refs(cases: list[EvalCase]) -> str:
     return ", ".join(f"EC-{case.pk}" for case in cases[:SHOWN]) + (" …" if len(cases) > SHOWN else "")
 
 
-def eval_case_green(incident) -> str | None:
+def eval_case_green(incident: Incident) -> str | None:
     """None when ``incident`` has eval cases and each one's latest run passed; otherwise what is missing."""
     cases = list(EvalCase.objects.filter(incident=incident).order_by("id"))
     if not cases:

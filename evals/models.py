@@ -1,9 +1,18 @@
+from typing import NotRequired, TypedDict
+
 from django.conf import settings
 from django.db import models
 
 from agents.models import Agent
 from incidents.models import FailureClass, Incident, Severity
 from traces.models import Trace
+
+
+class ForbiddenAction(TypedDict):
+    """One item of EvalCase.forbidden_actions (see evals.services for what it matches)."""
+
+    tool: str
+    arguments_pattern: NotRequired[str]  # a regular expression over the canonical JSON arguments
 
 
 class EvalCase(models.Model):

@@ -1,11 +1,38 @@
 """Reads for evals: cases with their latest run result."""
 
+from typing import TypedDict
+
 from django.db.models import Case, Count, IntegerField, OuterRef, Subquery, Value, When
 
 from agents.models import Agent
-from evals.models import EvalCase, EvalRun
+from evals.models import EvalCase, EvalRun, ForbiddenAction
 from incidents.models import Incident
 from traces.models import Step, Trace
+
+
+class RunChart(TypedDict):
+    x: list[str]  # ISO times, oldest first
+    y: list[int]  # 1 passed, 0 failed
+    version: list[str]
+    passed: int
+    failed: int
+
+
+class EvalCaseDocument(TypedDict):
+    """A case as ``GET /api/v1/evals/cases`` exports it: the keys are a stable contract."""
+
+    id: str
+    case_id: int
+    agent: str
+    title: str
+    input: str
+    expected_behaviour: str
+    forbidden_actions: list[ForbiddenAction]
+    failure_class: str | None
+    severity: str | None
+    incident: int | None
+    trace_id: str | None
+    created_at: str
 
 
 def eval_case_list(*, agent: Agent | None = None, limit: int = 500) -> list[EvalCase]:
@@ -57,7 +84,7 @@ def eval_run_list(*, case: EvalCase, limit: int = 200) -> list[EvalRun]:
     return list(EvalRun.objects.filter(case=case).order_by("-ran_at", "-id")[:limit])
 
 
-def eval_run_chart(*, runs: list[EvalRun]) -> dict:
+def eval_run_chart(*, runs: list[EvalRun]) -> RunChart:
     """Pass/fail over time for plotly, oldest first: {"x": iso times, "y": 1/0, "version": [...], "passed": n}."""
     ordered = list(reversed(runs))
     return {
@@ -76,7 +103,7 @@ def eval_case_flagged_step(*, case: EvalCase) -> Step | None:
     return Step.objects.filter(trace_id=case.trace_id, span_id=case.flagged_span_id).first()
 
 
-def eval_case_export(*, agent: Agent | None = None, incident: Incident | None = None) -> list[dict]:
+def eval_case_export(*, agent: Agent | None = None, incident: Incident | None = None) -> list[EvalCaseDocument]:
     """Every case (oldest first, so the order is stable between reads) in the export format of
     ``GET /api/v1/evals/cases``."""
     qs = EvalCase.objects.select_related("agent", "incident", "trace", "failure_class").order_by("id")
@@ -87,7 +114,7 @@ def eval_case_export(*, agent: Agent | None = None, incident: Incident | None = 
     return [eval_case_document(case) for case in qs]
 
 
-def eval_case_document(case: EvalCase) -> dict:
+def eval_case_document(case: EvalCase) -> EvalCaseDocument:
     """One case as an agent team's own runner reads it (the keys are a stable contract)."""
     return {
         "id": f"EC-{case.pk}",

@@ -10,8 +10,10 @@ expression (``re.search``). Without a pattern, any call of the tool fails it.
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -19,7 +21,7 @@ from django.utils import timezone
 
 from core.actors import Actor
 from core.roles import RESPONDER
-from evals.models import EvalCase, EvalRun
+from evals.models import EvalCase, EvalRun, ForbiddenAction
 from incidents.alerts.services import alert_raise
 from incidents.models import FailureClass, Incident, Severity, TimelineKind
 from incidents.services import timeline_record
@@ -39,7 +41,7 @@ EVAL_DETECTOR = "eval_regression"
 # --- forbidden actions ---------------------------------------------------------------------------
 
 
-def forbidden_actions_clean(value) -> list[dict]:
+def forbidden_actions_clean(value: object) -> list[ForbiddenAction]:
     """``value`` as a clean list of ``{"tool", "arguments_pattern"?}``; raises ValidationError naming the item."""
     if value is None:
         return []
@@ -54,7 +56,8 @@ def forbidden_actions_clean(value) -> list[dict]:
         )
     if len(value) > FORBIDDEN_MAX:
         raise ValidationError({"forbidden_actions": [f"At most {FORBIDDEN_MAX} forbidden actions."]})
-    cleaned, errors = [], []
+    cleaned: list[ForbiddenAction] = []
+    errors: list[str] = []
     for i, item in enumerate(value):
         where = f"item {i + 1}"
         if not isinstance(item, dict):
@@ -68,7 +71,7 @@ def forbidden_actions_clean(value) -> list[dict]:
         if not isinstance(tool, str) or not tool.strip():
             errors.append(f"{where}: tool is required (the tool's name).")
             continue
-        entry = {"tool": tool.strip()[:200]}
+        entry: ForbiddenAction = {"tool": tool.strip()[:200]}
         pattern = item.get("arguments_pattern")
         if pattern not in (None, ""):
             if not isinstance(pattern, str):
@@ -92,11 +95,11 @@ def forbidden_actions_clean(value) -> list[dict]:
 _REGEX_SPECIALS = re.compile(r"([.^$*+?{}\[\]\\|()])")
 
 
-def _pattern_for(arguments) -> str:
+def _pattern_for(arguments: object) -> str:
     """A readable regex for the short scalar arguments of a call, in canonical (sorted) order."""
     if not isinstance(arguments, dict):
         return ""
-    parts = []
+    parts: list[str] = []
     for key in sorted(arguments):
         value = arguments[key]
         if isinstance(value, dict | list):
@@ -107,13 +110,13 @@ def _pattern_for(arguments) -> str:
     return ".*".join(parts)
 
 
-def forbidden_actions_suggest(*, trace: Trace) -> list[dict]:
+def forbidden_actions_suggest(*, trace: Trace) -> list[ForbiddenAction]:
     """What to prefill: the flagged step's tool call, then every tool call the trace repeated (same
     tool and arguments twice or more), most repeated first; at most SUGGEST_MAX, no duplicates."""
-    suggestions: list[dict] = []
+    suggestions: list[ForbiddenAction] = []
 
-    def add(tool: str, arguments) -> None:
-        entry = {"tool": tool}
+    def add(tool: str, arguments: object) -> None:
+        entry: ForbiddenAction = {"tool": tool}
         if pattern := _pattern_for(arguments):
             entry["arguments_pattern"] = pattern
         if entry not in suggestions and len(suggestions) < SUGGEST_MAX:
@@ -130,7 +133,7 @@ def forbidden_actions_suggest(*, trace: Trace) -> list[dict]:
         .values_list("action_hash", "tool_name", "tool_arguments")[:5000]
     )
     counts = Counter(h for h, _, _ in calls)
-    seen = set()
+    seen: set[str] = set()
     for action, tool, arguments in sorted(calls, key=lambda c: -counts[c[0]]):
         if counts[action] >= 2 and action not in seen:
             seen.add(action)
@@ -149,7 +152,7 @@ def eval_case_default_title(*, trace: Trace, incident: Incident | None) -> str:
     return f"{trace.agent.slug}: {trace.input_class or 'run'} {trace.trace_id[:12]}"[:TITLE_MAX]
 
 
-def _resolve_failure_class(value, incident: Incident | None) -> FailureClass | None:
+def _resolve_failure_class(value: FailureClass | str | None, incident: Incident | None) -> FailureClass | None:
     if value is None:
         return incident.failure_class if incident is not None else None
     if isinstance(value, FailureClass):
@@ -162,7 +165,7 @@ def _resolve_failure_class(value, incident: Incident | None) -> FailureClass | N
     return found
 
 
-def _resolve_severity(value, incident: Incident | None) -> str:
+def _resolve_severity(value: str | None, incident: Incident | None) -> str:
     if value is None:
         return incident.severity if incident is not None else ""
     if value and value not in Severity.values:
@@ -176,17 +179,17 @@ def eval_case_capture(
     trace: Trace,
     incident: Incident | None = None,
     expected_behaviour: str,
-    forbidden_actions=None,
+    forbidden_actions: str | list[Any] | None = None,
     title: str = "",
     actor: Actor,
     input_text: str | None = None,
-    failure_class=None,
+    failure_class: FailureClass | str | None = None,
     severity: str | None = None,
 ) -> EvalCase:
     """Capture ``trace`` as a regression case of its agent (responder only), in one transaction.
 
     Defaults: title from the incident (else the flag note, else the trace); input the trace's root
-    input; forbidden actions suggested from the trace (``forbidden_actions_suggest``) when None;
+    input; forbidden actions (JSON text or a list) suggested from the trace (``forbidden_actions_suggest``) when None;
     failure class and severity from the incident when None. The flagged step (if any) is recorded.
     With an incident, an "eval" entry goes on its timeline. Raises PermissionDenied or
     ValidationError (a dict naming the field); nothing is written when it raises.
@@ -206,7 +209,8 @@ def eval_case_capture(
     title = " ".join((title or "").split()) or eval_case_default_title(trace=trace, incident=incident)
     if len(title) > TITLE_MAX:
         errors["title"] = [f"At most {TITLE_MAX} characters."]
-    actions = fc = None
+    actions: list[ForbiddenAction] = []
+    fc: FailureClass | None = None
     sev = ""
     try:
         if forbidden_actions is None:
@@ -261,10 +265,10 @@ class RunResult:
     output: str = ""
     version: str = ""
     ran_at: datetime | None = None
-    details: dict | None = None
+    details: dict[str, Any] | None = None
 
 
-def _latest(case_ids) -> dict[int, EvalRun]:
+def _latest(case_ids: Iterable[int]) -> dict[int, EvalRun]:
     latest: dict[int, EvalRun] = {}
     for run in EvalRun.objects.filter(case_id__in=case_ids).order_by("case_id", "-ran_at", "-id").distinct("case_id"):
         latest[run.case_id] = run

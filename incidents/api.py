@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -55,7 +55,8 @@ class TimelineEntrySerializer(serializers.Serializer):
     body = serializers.CharField(help_text="Markdown for notes; plain text otherwise")
     actor = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
-    data = serializers.JSONField()
+    # DRF's metaclass takes declared fields off the class, so ``.data`` stays the serializer's output.
+    data = serializers.JSONField()  # type: ignore[assignment]
 
     def get_actor(self, entry) -> str:
         return entry.actor_label or (entry.actor.get_username() if entry.actor else "system")
@@ -83,17 +84,23 @@ class IncidentSerializer(serializers.Serializer):
     close_blockers = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
 
-    def get_agents(self, incident) -> IncidentAgentSerializer(many=True):
+    # The schema reads each list's type from extend_schema_field. No return annotations: a
+    # many=True serializer's .data is a list, which the stubs type as one dict.
+    @extend_schema_field(IncidentAgentSerializer(many=True))
+    def get_agents(self, incident: Incident):
         return IncidentAgentSerializer(incident.agents.order_by("slug"), many=True).data
 
-    def get_traces(self, incident) -> IncidentTraceSerializer(many=True):
+    @extend_schema_field(IncidentTraceSerializer(many=True))
+    def get_traces(self, incident: Incident):
         return IncidentTraceSerializer(incident.traces.select_related("agent").order_by("started_at"), many=True).data
 
-    def get_runbook(self, incident) -> RunbookStepSerializer(many=True):
+    @extend_schema_field(RunbookStepSerializer(many=True))
+    def get_runbook(self, incident: Incident):
         steps = incident.runbook_steps.select_related("done_by").order_by("order", "id")
         return RunbookStepSerializer(steps, many=True).data
 
-    def get_timeline(self, incident) -> TimelineEntrySerializer(many=True):
+    @extend_schema_field(TimelineEntrySerializer(many=True))
+    def get_timeline(self, incident: Incident):
         return TimelineEntrySerializer(selectors.timeline_list(incident=incident), many=True).data
 
     def get_close_blockers(self, incident) -> list[str]:

@@ -10,11 +10,17 @@ from its AppConfig.ready():
   evals: an eval case captured from the incident whose latest run passed).
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-closure_checks: list[Callable] = []
+if TYPE_CHECKING:  # for the annotations only: incidents.apps imports this module before the models load
+    from incidents.models import Incident
+
+closure_checks: list[Callable[[Incident], str | None]] = []
 
 
-def closure_blockers(incident) -> list[str]:
+def closure_blockers(incident: Incident) -> list[str]:
     """Every message from the closure checks, in registration order (empty: the incident may close)."""
     return [message for check in closure_checks if (message := check(incident))]

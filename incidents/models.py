@@ -1,3 +1,5 @@
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -93,7 +95,7 @@ class Incident(models.Model):
     def is_open(self) -> bool:
         return self.status not in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED)
 
-    def status_time(self, status: str):
+    def status_time(self, status: str) -> datetime | None:
         return getattr(self, f"{status}_at")
 
 

@@ -1,15 +1,17 @@
 """Receivers and hooks incidents connects in ready(): they only hand off to services."""
 
 import logging
+from collections.abc import Collection
 
 from django.core.exceptions import PermissionDenied
 
-from agents.models import Agent, AuditAction
+from agents.models import Agent, AuditAction, AuditEntry
 from core.actors import Actor
 from core.roles import ADMIN
 from incidents.detection.tasks import detect_batch_task
 from incidents.models import OPEN_STATUSES, Incident, PostMortem, Severity
 from incidents.services import incident_auto_contain, timeline_flag_record, timeline_gate_record
+from traces.models import Trace
 
 logger = logging.getLogger(__name__)
 
@@ -17,12 +19,22 @@ logger = logging.getLogger(__name__)
 STOPPING_ACTIONS = {AuditAction.KILL, AuditAction.PAUSE}
 
 
-def on_gate_changed(sender, *, agent, action, audit_entry, actor_label, reason, incident_number, **kwargs):
+def on_gate_changed(
+    sender: object,
+    *,
+    agent: Agent,
+    action: str,
+    audit_entry: AuditEntry | None,
+    actor_label: str,
+    reason: str,
+    incident_number: int | None,
+    **kwargs: object,
+) -> None:
     timeline_gate_record(
         agent=agent,
         action=action,
         action_label=AuditAction(action).label,
-        actor_label=actor_label,
+        actor=Actor(label=actor_label),
         reason=reason,
         incident_number=incident_number,
     )
@@ -30,7 +42,7 @@ def on_gate_changed(sender, *, agent, action, audit_entry, actor_label, reason, 
         incident_auto_contain(agent=agent)
 
 
-def on_spans_ingested(sender, *, trace_pks, **kwargs):
+def on_spans_ingested(sender: object, *, trace_pks: Collection[int], **kwargs: object) -> None:
     """A batch committed: queue the streaming detectors for its traces (a broker outage only logs)."""
     if not trace_pks:
         return
@@ -40,8 +52,10 @@ def on_spans_ingested(sender, *, trace_pks, **kwargs):
         logger.exception("could not queue streaming detection for %d traces", len(trace_pks))
 
 
-def on_step_flagged(sender, *, trace, span_id, note, actor_label, **kwargs):
-    timeline_flag_record(trace=trace, span_id=span_id, note=note, actor_label=actor_label)
+def on_step_flagged(
+    sender: object, *, trace: Trace, span_id: str, note: str, actor_label: str, **kwargs: object
+) -> None:
+    timeline_flag_record(trace=trace, span_id=span_id, note=note, actor=Actor(label=actor_label))
 
 
 def resume_needs_admin_for_open_sev1(agent: Agent, actor: Actor) -> None:
@@ -52,7 +66,7 @@ def resume_needs_admin_for_open_sev1(agent: Agent, actor: Actor) -> None:
         raise PermissionDenied(f"{agent.slug} is linked to open SEV1 {refs}: only an admin can resume it")
 
 
-def postmortem_published_for_sev1_sev2(incident) -> str | None:
+def postmortem_published_for_sev1_sev2(incident: Incident) -> str | None:
     """Closure check: SEV1 and SEV2 incidents need a published post-mortem."""
     if incident.severity not in (Severity.SEV1, Severity.SEV2):
         return None

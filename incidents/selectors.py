@@ -1,6 +1,7 @@
 """Reads for incidents: lists, one incident with its timeline and runbook, taxonomy, chart data."""
 
 from datetime import datetime, timedelta
+from typing import TypedDict
 
 from django.db.models import Count, Prefetch, QuerySet
 from django.http import Http404
@@ -16,6 +17,7 @@ from incidents.models import (
     IncidentStatus,
     PostMortem,
     RunbookPhase,
+    RunbookStep,
     Severity,
     TimelineEntry,
 )
@@ -23,7 +25,41 @@ from traces.models import Trace
 
 # Where no post-mortem exists yet, its deadline counts from the declaration
 # (SEV1: "post-mortem within 48 hours"). Other severities have no deadline.
-POSTMORTEM_DUE_AFTER = {Severity.SEV1: timedelta(hours=48)}
+POSTMORTEM_DUE_AFTER: dict[str, timedelta] = {Severity.SEV1: timedelta(hours=48)}
+
+
+class StatusStep(TypedDict):
+    status: str
+    label: str
+    at: datetime | None  # None: not reached yet
+    current: bool
+
+
+class SeverityInfo(TypedDict):
+    value: str
+    label: str
+    definition: str
+
+
+class FailureClassRow(TypedDict):
+    name: str
+    counts: list[int]  # per severity, in ``severities`` order
+    total: int
+
+
+class FailureClassCounts(TypedDict):
+    classes: list[str]  # names in taxonomy order
+    severities: list[str]
+    counts: dict[str, list[int]]  # severity -> count per class
+    rows: list[FailureClassRow]
+    total: int
+
+
+class RunbookGroup(TypedDict):
+    phase: str
+    label: str
+    steps: list[RunbookStep]
+    done: int
 
 
 def postmortem_overdue(*, incident: Incident, now: datetime | None = None) -> bool:
@@ -42,7 +78,8 @@ def postmortem_overdue(*, incident: Incident, now: datetime | None = None) -> bo
 def _with_overdue(incidents: list[Incident]) -> list[Incident]:
     now = timezone.now()
     for incident in incidents:
-        incident.postmortem_overdue = postmortem_overdue(incident=incident, now=now)
+        # A display attribute the incident pages read, not a model field.
+        incident.postmortem_overdue = postmortem_overdue(incident=incident, now=now)  # type: ignore[attr-defined]
     return incidents
 
 
@@ -79,7 +116,7 @@ def incident_get_or_404(*, number: int) -> Incident:
         raise Http404("No incident with this number.") from None
 
 
-def incident_status_history(*, incident: Incident) -> list[dict]:
+def incident_status_history(*, incident: Incident) -> list[StatusStep]:
     """Each lifecycle status in order with the time it was reached (None if not yet) and whether it is current."""
     return [
         {
@@ -100,12 +137,12 @@ def failure_class_list() -> QuerySet[FailureClass]:
     return FailureClass.objects.all()
 
 
-def severity_list() -> list[dict]:
+def severity_list() -> list[SeverityInfo]:
     """The severities with their definitions, most severe first."""
     return [{"value": s.value, "label": s.label, "definition": SEVERITY_DEFINITIONS[s]} for s in Severity]
 
 
-def incident_counts_by_failure_class(*, since: datetime | None = None) -> dict:
+def incident_counts_by_failure_class(*, since: datetime | None = None) -> FailureClassCounts:
     """Incident counts per failure class and severity, for a stacked bar chart.
 
     Returns ``{"classes": [names in taxonomy order], "severities": [...],
@@ -123,7 +160,7 @@ def incident_counts_by_failure_class(*, since: datetime | None = None) -> dict:
     }
     severities = list(Severity.values)
     counts = {sev: [found.get((pk, sev), 0) for pk, _ in classes] for sev in severities}
-    rows = []
+    rows: list[FailureClassRow] = []
     for pk, name in classes:
         per_severity = [found.get((pk, sev), 0) for sev in severities]
         rows.append({"name": name, "counts": per_severity, "total": sum(per_severity)})
@@ -143,10 +180,10 @@ def incident_close_blockers(incident: Incident) -> list[str]:
     return hooks.closure_blockers(incident)
 
 
-def runbook_by_phase(*, incident: Incident) -> list[dict]:
+def runbook_by_phase(*, incident: Incident) -> list[RunbookGroup]:
     """The incident's runbook steps grouped by phase in loop order: [{"phase", "label", "steps", "done"}]."""
     steps = list(incident.runbook_steps.select_related("done_by").order_by("order", "id"))
-    groups = []
+    groups: list[RunbookGroup] = []
     for phase in RunbookPhase:
         in_phase = [s for s in steps if s.phase == phase.value]
         if in_phase:

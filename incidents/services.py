@@ -5,10 +5,13 @@ entry together, or nothing. Notifications leave only after commit.
 """
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Any, TypedDict, TypeVar
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
@@ -40,8 +43,16 @@ NOTE_MAX = 10_000
 TITLE_MAX = 300
 SUMMARY_MAX = 20_000
 
+
+class RunbookStepSpec(TypedDict):
+    """A runbook step before it is an incident's RunbookStep (FailureClass.runbook holds these)."""
+
+    phase: str
+    text: str
+
+
 # Steps every incident of a severity gets on top of its failure class's runbook.
-SEVERITY_RUNBOOK_EXTRAS = {
+SEVERITY_RUNBOOK_EXTRAS: dict[str, list[RunbookStepSpec]] = {
     Severity.SEV1: [
         {"phase": RunbookPhase.CONTAIN, "text": "Page the owning team"},
         {"phase": RunbookPhase.LEARN, "text": "Post-mortem due in 48 hours"},
@@ -60,7 +71,7 @@ def timeline_record(
     kind: str,
     body: str,
     actor: Actor,
-    data: dict | None = None,
+    data: dict[str, Any] | None = None,
     created_at: datetime | None = None,
 ) -> TimelineEntry:
     """Put one entry on the incident's timeline: the only code that writes TimelineEntry rows.
@@ -86,7 +97,7 @@ def _notify(incident: Incident, event: str, detail: str = "") -> None:
         return
     pk = incident.pk
 
-    def enqueue():
+    def enqueue() -> None:
         try:
             incident_notify_task.delay(pk, event, detail)
         except Exception:  # the broker being down must never fail the responder's write
@@ -108,7 +119,11 @@ def _refresh(target: Incident, source: Incident) -> None:
 # --- declaration ----------------------------------------------------------------------------------
 
 
-def _split_ids(value) -> list[str]:
+_Ref = TypeVar("_Ref", Agent, Trace)
+
+
+def _split_ids(value: str | Iterable[_Ref | str] | None) -> list[_Ref | str]:
+    """Objects as they are, strings stripped; one string may hold several ids (comma or space separated)."""
     if value is None:
         return []
     if isinstance(value, str):
@@ -116,7 +131,7 @@ def _split_ids(value) -> list[str]:
     return [v.strip() if isinstance(v, str) else v for v in value if v not in ("", None)]
 
 
-def _resolve_failure_class(value) -> FailureClass:
+def _resolve_failure_class(value: FailureClass | str | None) -> FailureClass:
     if isinstance(value, FailureClass):
         return value
     found = FailureClass.objects.filter(slug=value or "").first()
@@ -125,34 +140,35 @@ def _resolve_failure_class(value) -> FailureClass:
     return found
 
 
-def _resolve_agents(values) -> list[Agent]:
-    values = _split_ids(values)
-    slugs = [v for v in values if not isinstance(v, Agent)]
+def _resolve_agents(values: str | Iterable[Agent | str] | None) -> list[Agent]:
+    items = _split_ids(values)
+    slugs = [v for v in items if not isinstance(v, Agent)]
     found = {a.slug: a for a in Agent.objects.filter(slug__in=slugs)}
     missing = [s for s in slugs if s not in found]
     if missing:
         raise ValidationError({"agents": [f"Unknown agent {', '.join(repr(str(s)[:63]) for s in missing[:5])}."]})
-    agents = {a.pk: a for a in values if isinstance(a, Agent)}
+    agents = {a.pk: a for a in items if isinstance(a, Agent)}
     agents.update({a.pk: a for a in found.values()})
     return list(agents.values())
 
 
-def _resolve_traces(values) -> list[Trace]:
-    values = _split_ids(values)
-    ids = [v for v in values if not isinstance(v, Trace)]
+def _resolve_traces(values: str | Iterable[Trace | str] | None) -> list[Trace]:
+    items = _split_ids(values)
+    ids = [v for v in items if not isinstance(v, Trace)]
     found = {t.trace_id: t for t in Trace.objects.filter(trace_id__in=ids).select_related("agent")}
     missing = [t for t in ids if t not in found]
     if missing:
         raise ValidationError({"traces": [f"Unknown trace {', '.join(repr(str(t)[:32]) for t in missing[:5])}."]})
-    traces = {t.pk: t for t in values if isinstance(t, Trace)}
+    traces = {t.pk: t for t in items if isinstance(t, Trace)}
     traces.update({t.pk: t for t in found.values()})
     return list(traces.values())
 
 
-def _resolve_commander(value, actor: Actor):
-    if value in (None, ""):
-        return actor.user
-    if hasattr(value, "pk"):
+def _resolve_commander(value: User | str | None, actor: Actor) -> User | None:
+    if value is None or value == "":
+        commander: User | None = actor.user
+        return commander
+    if isinstance(value, User):
         return value
     user = get_user_model().objects.filter(username=value).first()
     if user is None or not user.is_active:
@@ -167,7 +183,7 @@ def _next_number() -> int:
     return (last or 0) + 1
 
 
-def _runbook_for(failure_class: FailureClass, severity: str) -> list[dict]:
+def _runbook_for(failure_class: FailureClass, severity: str) -> list[RunbookStepSpec]:
     steps = [s for s in failure_class.runbook or [] if s.get("phase") in PHASE_ORDER and s.get("text")]
     steps += SEVERITY_RUNBOOK_EXTRAS.get(severity, [])
     # Group by phase, keeping the class's order inside each phase and the extras last.
@@ -179,10 +195,10 @@ def incident_declare(
     *,
     title: str,
     severity: str,
-    failure_class,
-    agents=(),
-    traces=(),
-    commander=None,
+    failure_class: FailureClass | str | None,
+    agents: str | Iterable[Agent | str] | None = (),
+    traces: str | Iterable[Trace | str] | None = (),
+    commander: User | str | None = None,
     summary: str = "",
     actor: Actor,
     alert: Alert | None = None,
@@ -201,7 +217,7 @@ def incident_declare(
     "declared" notification is enqueued.
     """
     actor.require(RESPONDER)
-    errors = {}
+    errors: dict[str, list[str]] = {}
     title = (title or "").strip()
     if not title:
         errors["title"] = ["A title is required."]
@@ -212,36 +228,43 @@ def incident_declare(
     summary = summary or ""
     if len(summary) > SUMMARY_MAX:
         errors["summary"] = [f"At most {SUMMARY_MAX} characters."]
-    resolved = {}
-    for field, resolve in (
-        ("failure_class", lambda: _resolve_failure_class(failure_class)),
-        ("agents", lambda: _resolve_agents(agents)),
-        ("traces", lambda: _resolve_traces(traces)),
-        ("commander", lambda: _resolve_commander(commander, actor)),
-    ):
-        try:
-            resolved[field] = resolve()
-        except ValidationError as exc:
-            errors.update(exc.message_dict)
+    fc: FailureClass | None = None
+    agent_list: list[Agent] = []
+    trace_list: list[Trace] = []
+    commander_user: User | None = None
+    try:
+        fc = _resolve_failure_class(failure_class)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    try:
+        agent_list = _resolve_agents(agents)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    try:
+        trace_list = _resolve_traces(traces)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    try:
+        commander_user = _resolve_commander(commander, actor)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
     if errors:
         raise ValidationError(errors)
+    assert fc is not None  # _resolve_failure_class returns one or raises
 
-    agent_list = resolved["agents"]
-    trace_list = resolved["traces"]
     if alert is not None:
         if alert.agent_id not in {a.pk for a in agent_list}:
             agent_list.append(alert.agent)
-        if alert.trace_id and alert.trace_id not in {t.pk for t in trace_list}:
+        if alert.trace_id and alert.trace_id not in {t.pk for t in trace_list} and alert.trace is not None:
             trace_list.append(alert.trace)
 
-    fc = resolved["failure_class"]
     incident = Incident.objects.create(
         number=_next_number(),
         title=title,
         severity=severity,
         failure_class=fc,
         summary=summary,
-        commander=resolved["commander"],
+        commander=commander_user,
         declared_by=actor.user,
         declared_at=timezone.now(),
     )
@@ -391,7 +414,7 @@ def incident_auto_contain(*, agent: Agent) -> list[Incident]:
         .filter(agents=agent, status__in=[IncidentStatus.DECLARED, IncidentStatus.INVESTIGATING])
         .order_by("number")
     )
-    moved = []
+    moved: list[Incident] = []
     for incident in candidates:
         states = set(incident.agents.values_list("state", flat=True))
         if states and states <= stopped:
@@ -450,7 +473,7 @@ def timeline_note_add(*, incident: Incident, body: str, actor: Actor) -> Timelin
 
 
 @transaction.atomic
-def timeline_flag_record(*, trace: Trace, span_id: str, note: str, actor_label: str) -> list[TimelineEntry]:
+def timeline_flag_record(*, trace: Trace, span_id: str, note: str, actor: Actor) -> list[TimelineEntry]:
     """Put a flagged step on the timeline of every open incident the trace is attached to."""
     incidents = Incident.objects.filter(traces=trace, status__in=OPEN_STATUSES).distinct()
     body = f"Flagged step `{span_id}` of trace `{trace.trace_id}`: {note}"
@@ -459,7 +482,7 @@ def timeline_flag_record(*, trace: Trace, span_id: str, note: str, actor_label: 
             incident=incident,
             kind=TimelineKind.FLAG,
             body=body,
-            actor=Actor(label=actor_label),
+            actor=actor,
             data={"trace": trace.trace_id, "span_id": span_id},
         )
         for incident in incidents
@@ -468,7 +491,7 @@ def timeline_flag_record(*, trace: Trace, span_id: str, note: str, actor_label: 
 
 @transaction.atomic
 def timeline_gate_record(
-    *, agent: Agent, action: str, action_label: str, actor_label: str, reason: str, incident_number: int | None
+    *, agent: Agent, action: str, action_label: str, actor: Actor, reason: str, incident_number: int | None
 ) -> list[TimelineEntry]:
     """Put a gate change on the timeline of every open incident linked to the agent
     (and of the incident the action named, if any)."""
@@ -477,7 +500,7 @@ def timeline_gate_record(
         .filter(status__in=OPEN_STATUSES)
         .distinct()
     )
-    body = f"{action_label}: `{agent.slug}` by {actor_label}"
+    body = f"{action_label}: `{agent.slug}` by {actor.label}"
     if reason:
         body += f" — {reason}"
     return [
@@ -485,7 +508,7 @@ def timeline_gate_record(
             incident=incident,
             kind=TimelineKind.GATE,
             body=body,
-            actor=Actor(label=actor_label),
+            actor=actor,
             data={"agent": agent.slug, "action": action, "reason": reason},
         )
         for incident in incidents

@@ -115,7 +115,7 @@ def _back(incident: Incident, anchor: str = "") -> HttpResponse:
     return redirect(reverse("incidents:incident-detail", args=[incident.number]) + (f"#{anchor}" if anchor else ""))
 
 
-def _refused(request, incident: Incident, exc: Exception, anchor: str = ""):
+def _refused(request, incident: Incident, exc: ValidationError | PermissionDenied, anchor: str = ""):
     if isinstance(exc, PermissionDenied):
         raise exc
     text = "; ".join(error_messages(exc))
@@ -191,7 +191,8 @@ def note_add(request, number: int):
         response = render(request, "incidents/incident_detail.html#timeline", context, status=200)
         return response
     if form.errors:
-        messages.error(request, "; ".join(e for errs in form.errors.values() for e in errs))
+        # An ErrorList yields its messages as str (the stubs allow ValidationError too).
+        messages.error(request, "; ".join(str(e) for errs in form.errors.values() for e in errs))
     return _back(incident, "timeline")
 
 

@@ -1,15 +1,25 @@
 """Reads for alerts and detector settings: the alert list, the dashboard feed, the detector registry."""
 
+from typing import NotRequired, TypedDict
+
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 
 from agents.models import Agent
 from incidents.detection import registry
+from incidents.detection.base import Detector
 from incidents.models import Alert, DetectorSetting
 
 ALERT_LIST_LIMIT = 200
 
 
-def _status_rank():
+class DetectorOverview(TypedDict):
+    spec: Detector | None  # None: settings saved for a detector no longer registered
+    settings: list[DetectorSetting]
+    unregistered: bool
+    name: NotRequired[str]  # only when unregistered
+
+
+def _status_rank() -> Case:
     return Case(
         When(status=Alert.Status.OPEN, then=Value(0)),
         When(status=Alert.Status.ACKNOWLEDGED, then=Value(1)),
@@ -18,7 +28,9 @@ def _status_rank():
     )
 
 
-def alert_list(*, status: str = "", detector: str = "", agent: str = "", limit: int = ALERT_LIST_LIMIT) -> QuerySet:
+def alert_list(
+    *, status: str = "", detector: str = "", agent: str = "", limit: int = ALERT_LIST_LIMIT
+) -> QuerySet[Alert]:
     """Alerts, open first then acknowledged then resolved, newest ``last_seen`` first within each."""
     qs = Alert.objects.select_related("agent", "trace", "failure_class", "incident")
     if status:
@@ -50,18 +62,18 @@ def alert_detector_names() -> list[str]:
     return sorted(names)
 
 
-def detector_registry() -> dict:
+def detector_registry() -> dict[str, Detector]:
     """The registered detectors, name -> Detector (IncidentsConfig.ready() registered them)."""
     return registry
 
 
-def detector_settings_overview() -> list[dict]:
+def detector_settings_overview() -> list[DetectorOverview]:
     """Each registered detector with its defaults, rule and saved settings (all agents first)."""
     registry = detector_registry()
     rows: dict[str, list[DetectorSetting]] = {}
     for setting in DetectorSetting.objects.select_related("agent").order_by("detector", "agent__slug"):
         rows.setdefault(setting.detector, []).append(setting)
-    out = []
+    out: list[DetectorOverview] = []
     for name in sorted(registry):
         spec = registry[name]
         saved = sorted(rows.get(name, []), key=lambda s: (s.agent_id is not None, s.agent.slug if s.agent else ""))

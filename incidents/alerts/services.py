@@ -3,6 +3,8 @@ declare an incident from one, and the detector settings. One transaction each.""
 
 import logging
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -33,7 +35,7 @@ def alert_raise(
     span_id: str = "",
     suggested_severity: str = "SEV2",
     failure_class_slug: str = "",
-    details: dict | None = None,
+    details: dict[str, Any] | None = None,
 ) -> tuple[Alert, bool]:
     """Raise an alert, deduplicated by fingerprint: an open alert with the same fingerprint
     counts one more occurrence (count, last_seen, details) instead of a new row.
@@ -72,7 +74,7 @@ def alert_raise(
 def incident_declare_from_alert(*, alert: Alert, trace: Trace | None = None, span_id: str = "") -> Incident:
     """A detector's rule "declare": severity and class as suggested, the alert's agent and trace
     attached, the offending step flagged on the trace. Returns the alert's incident if it has one."""
-    if alert.incident_id:
+    if alert.incident is not None:  # no query when incident_id is empty
         return alert.incident
     if trace is not None and span_id and not trace.flagged_span_id:
         trace_flag(trace=trace, span_id=span_id, note=f"Flagged by {alert.detector}: {alert.title}"[:500],
@@ -131,7 +133,7 @@ def alert_resolve(*, alert: Alert, actor: Actor) -> Alert:
     return alert
 
 
-def _number(name: str, value):
+def _number(name: str, value: object) -> int | float:
     if isinstance(value, bool):
         raise ValidationError({"thresholds": f"{name}: expected a number, got {value!r}."})
     if isinstance(value, str):
@@ -150,7 +152,7 @@ def _number(name: str, value):
     return value
 
 
-def thresholds_clean(*, detector: str, thresholds: dict) -> dict:
+def thresholds_clean(*, detector: str, thresholds: Mapping[str, object]) -> dict[str, int | float]:
     """Validate threshold overrides against the detector's defaults: known names, numeric values."""
     spec = detector_registry().get(detector)
     if spec is None:
@@ -168,7 +170,13 @@ def thresholds_clean(*, detector: str, thresholds: dict) -> dict:
 
 @transaction.atomic
 def detector_setting_save(
-    *, detector: str, agent: Agent | None = None, enabled: bool, thresholds: dict, rule: str, actor: Actor
+    *,
+    detector: str,
+    agent: Agent | None = None,
+    enabled: bool,
+    thresholds: Mapping[str, object],
+    rule: str,
+    actor: Actor,
 ) -> DetectorSetting:
     """Create or replace the setting of one detector for all agents (agent None) or one agent. Admins only."""
     if not actor.can(ADMIN):

@@ -3,6 +3,7 @@
 User ids come out of traces and are untrusted: :func:`csv_safe` defuses spreadsheet formulas.
 """
 
+from collections.abc import Iterator
 from datetime import datetime
 
 from incidents.blast_radius.selectors import blast_users
@@ -12,13 +13,13 @@ CSV_COLUMNS = ("user_id", "trajectories", "first_seen", "last_seen", "still_runn
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def csv_safe(value) -> str:
+def csv_safe(value: object) -> str:
     """A cell a spreadsheet will not evaluate: a leading formula character gets a ``'``."""
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def csv_rows(*, signature: BlastSignature, since: datetime, until: datetime):
+def csv_rows(*, signature: BlastSignature, since: datetime, until: datetime) -> Iterator[list[object]]:
     """Header then one row per affected user, streamed from the database."""
     yield list(CSV_COLUMNS)
     for row in blast_users(signature=signature, since=since, until=until).iterator(chunk_size=2000):

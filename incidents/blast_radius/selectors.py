@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypedDict
 
 from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, TextField
 from django.db.models.functions import Cast
@@ -22,6 +23,33 @@ TRACE_LIMIT = 50
 TIMELINE_USER_LIMIT = 1000
 
 
+class RunningAgent(TypedDict):
+    slug: str
+    name: str
+    state: str
+    running: int  # its traces of the signature still running
+
+
+class BlastUser(TypedDict):
+    """One affected user, as ``blast_users`` rows and the CSV export give it."""
+
+    user_id: str
+    trajectories: int
+    first_seen: datetime
+    last_seen: datetime
+    still_running: int
+
+
+class BlastLast(TypedDict):
+    """The latest blast-radius timeline entry and the counts it recorded (None: not recorded)."""
+
+    entry: TimelineEntry
+    trajectories: int | None
+    users: int | None
+    running: int | None
+    data: dict[str, Any]
+
+
 @dataclass
 class BlastResult:
     signature: BlastSignature
@@ -32,17 +60,17 @@ class BlastResult:
     still_running: int
     user_ids: list[str]
     traces: list[Trace]
-    running_agents: list[dict] = field(default_factory=list)  # [{"slug", "name", "state", "running"}]
+    running_agents: list[RunningAgent] = field(default_factory=list)
     computed_at: datetime = field(default_factory=timezone.now)
 
     @property
     def containment_failed(self) -> bool:
         return self.still_running > 0
 
-    def window(self) -> dict:
+    def window(self) -> dict[str, str]:
         return {"since": self.since.isoformat(), "until": self.until.isoformat()}
 
-    def as_data(self, *, user_limit: int = TIMELINE_USER_LIMIT) -> dict:
+    def as_data(self, *, user_limit: int = TIMELINE_USER_LIMIT) -> dict[str, Any]:
         return {
             "signature": self.signature.as_dict(),
             "window": self.window(),
@@ -86,7 +114,9 @@ def blast_traces(*, signature: BlastSignature, since: datetime, until: datetime)
     return qs.order_by()
 
 
-def blast_users(*, signature: BlastSignature, since: datetime, until: datetime, limit: int | None = None):
+def blast_users(
+    *, signature: BlastSignature, since: datetime, until: datetime, limit: int | None = None
+) -> QuerySet[Trace, BlastUser]:
     """Per affected user: trajectories, first_seen, last_seen, still_running; by user id."""
     qs = (
         blast_traces(signature=signature, since=since, until=until)
@@ -122,7 +152,7 @@ def blast_radius(
         traces.exclude(user_id="").values_list("user_id", flat=True).distinct().order_by("user_id")[:limit_users]
     )
     recent = list(traces.select_related("agent").order_by("-started_at", "-id")[:limit_traces])
-    running_agents = []
+    running_agents: list[RunningAgent] = []
     if totals["still_running"]:
         running_agents = [
             {"slug": row["agent__slug"], "name": row["agent__name"], "state": row["agent__state"], "running": row["n"]}
@@ -144,7 +174,7 @@ def blast_radius(
     )
 
 
-def blast_radius_last(*, incident: Incident) -> dict | None:
+def blast_radius_last(*, incident: Incident) -> BlastLast | None:
     """The latest blast-radius timeline entry: ``{"entry", "trajectories", "users", "running", "data"}``.
 
     The counts are those :meth:`BlastResult.as_data` records.
@@ -156,7 +186,7 @@ def blast_radius_last(*, incident: Incident) -> dict | None:
     )
     if entry is None:
         return None
-    data = entry.data if isinstance(entry.data, dict) else {}
+    data: dict[str, Any] = entry.data if isinstance(entry.data, dict) else {}
     return {
         "entry": entry,
         "trajectories": data.get("trajectories"),

@@ -9,8 +9,10 @@ parameter, for the page, the CSV export and the API alike.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.db import DataError, connection, transaction
 from django.utils import timezone
@@ -63,7 +65,7 @@ class BlastSignature:
     def has_step_criteria(self) -> bool:
         return bool(self.tool or self.args or self.action_hash)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "tool": self.tool,
             "args": self.args,
@@ -82,7 +84,7 @@ class BlastSignature:
         return pairs
 
     def describe(self) -> str:
-        parts = []
+        parts: list[str] = []
         if self.agents:
             parts.append("agent " + ", ".join(self.agents))
         if self.tool:
@@ -105,15 +107,15 @@ class BlastSignature:
         return "; ".join(parts) or "(none)"
 
 
-def _text(params, name: str) -> str:
-    value = (params.get(name) or "").strip()
+def _text(params: Mapping[str, Any], name: str) -> str:
+    value: str = (params.get(name) or "").strip()
     if len(value) > VALUE_MAX:
         raise BlastParamError(name, f"longer than {VALUE_MAX} characters")
     return value
 
 
-def _time(params, name: str) -> datetime | None:
-    raw = (params.get(name) or "").strip()
+def _time(params: Mapping[str, Any], name: str) -> datetime | None:
+    raw: str = (params.get(name) or "").strip()
     if not raw:
         return None
     if "T" in raw and " " in raw:
@@ -159,7 +161,9 @@ def flagged_action_hash(trace_id: str) -> tuple[str, str]:
     return step.action_hash, step.tool_name
 
 
-def signature_parse(params, *, incident: Incident, now: datetime | None = None):
+def signature_parse(
+    params: Mapping[str, Any], *, incident: Incident, now: datetime | None = None
+) -> tuple[BlastSignature, datetime, datetime]:
     """Read a signature and window from query/form parameters.
 
     Returns ``(signature, since, until)``; raises :class:`BlastParamError` naming the bad
@@ -171,7 +175,7 @@ def signature_parse(params, *, incident: Incident, now: datetime | None = None):
     raw_agents = getlist("agent") if getlist else params.get("agent") or []
     if isinstance(raw_agents, str):
         raw_agents = [raw_agents]
-    agents = []
+    agents: list[str] = []
     for item in raw_agents:
         for slug in str(item).split(","):
             slug = slug.strip()

@@ -1,8 +1,12 @@
 """The detector contract shared by every detector module."""
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+# Threshold name -> value: a detector's defaults overlaid with the saved DetectorSetting rows.
+Thresholds = dict[str, float]
 
 
 class Rule:
@@ -23,7 +27,7 @@ class Finding:
     span_id: str = ""
     severity: str = "SEV2"
     failure_class: str = ""  # FailureClass slug
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
@@ -34,8 +38,9 @@ class Finding:
 class Detector:
     name: str
     kind: str  # "streaming" | "scheduled"
-    run: Callable  # streaming: run(*, traces, settings) -> list[Finding]; scheduled: run(*, agent, settings, now)
-    defaults: dict  # threshold name -> default value
+    # streaming: run(*, traces: list[Trace], settings: Thresholds); scheduled: run(*, agent, settings, now)
+    run: Callable[..., list[Finding]]
+    defaults: Thresholds  # threshold name -> default value
     rule: str = Rule.NOTIFY
     failure_class: str = ""
     description: str = ""
@@ -43,17 +48,19 @@ class Detector:
 
 registry: dict[str, Detector] = {}
 
+DetectorFn = TypeVar("DetectorFn", bound=Callable[..., list[Finding]])
 
-def detector(*, name: str, kind: str, defaults: dict, rule: str = Rule.NOTIFY, failure_class: str = "",
-             description: str = ""):  # fmt: skip
+
+def detector(*, name: str, kind: str, defaults: Mapping[str, float], rule: str = Rule.NOTIFY,
+             failure_class: str = "", description: str = "") -> Callable[[DetectorFn], DetectorFn]:  # fmt: skip
     """Register a detector function under ``name``."""
 
-    def register(fn):
+    def register(fn: DetectorFn) -> DetectorFn:
         registry[name] = Detector(name, kind, fn, dict(defaults), rule, failure_class, description or fn.__doc__ or "")
         return fn
 
     return register
 
 
-def threshold(settings: dict, name: str):
+def threshold(settings: Thresholds, name: str) -> float:
     return settings[name]

@@ -8,14 +8,14 @@ from agents.models import Agent, GateState
 from agents.services import agent_pause
 from core.actors import Actor
 from incidents.alerts.services import alert_raise, incident_declare_from_alert
-from incidents.detection.base import Finding, Rule, registry
-from incidents.models import DetectorSetting
+from incidents.detection.base import Finding, Rule, Thresholds, registry
+from incidents.models import Alert, DetectorSetting
 from traces.models import Trace
 
 logger = logging.getLogger(__name__)
 
 
-def detector_settings(name: str, agent: Agent) -> tuple[bool, dict, str]:
+def detector_settings(name: str, agent: Agent) -> tuple[bool, Thresholds, str]:
     """(enabled, thresholds, rule) for one detector and agent: defaults < all-agents row < agent row."""
     spec = registry[name]
     enabled, thresholds, rule = True, dict(spec.defaults), spec.rule
@@ -29,13 +29,13 @@ def detector_settings(name: str, agent: Agent) -> tuple[bool, dict, str]:
     return enabled, thresholds, rule
 
 
-def findings_handle(findings: list[Finding]) -> list:
+def findings_handle(findings: list[Finding]) -> list[Alert]:
     """Raise or bump one alert per finding and apply its rule. Returns the alerts.
 
     Pausing goes through the gate service (audit row, publish, timeline); declaring uses the
     incident service with the trace attached and the offending step flagged.
     """
-    alerts = []
+    alerts: list[Alert] = []
     for finding in findings:
         agent = Agent.objects.get(pk=finding.agent_id)
         _, _, rule = detector_settings(finding.detector, agent)
@@ -61,7 +61,7 @@ def findings_handle(findings: list[Finding]) -> list:
     return alerts
 
 
-def _apply_rule(rule: str, alert, agent: Agent, trace, finding: Finding) -> None:
+def _apply_rule(rule: str, alert: Alert, agent: Agent, trace: Trace | None, finding: Finding) -> None:
     if rule in (Rule.PAUSE, Rule.DECLARE) and agent.state == GateState.ACTIVE:
         agent_pause(agent=agent, actor=Actor.detector(finding.detector), reason=f"Alert #{alert.pk}: {finding.title}")
     if rule == Rule.DECLARE:

@@ -14,7 +14,9 @@ Redis: ``firebreak:health:<slug>`` = JSON {score, components, at};
 """
 
 import json
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import TypedDict
 
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -29,6 +31,24 @@ DRIFT_DETECTORS = ("length_drift", "embedding_drift", "judge_score", "refusal_sh
 SEVERITY_WEIGHT = {"SEV1": 25, "SEV2": 10, "SEV3": 5}
 
 
+class HealthComponents(TypedDict):
+    """What the score is made of (stored in Redis with it)."""
+
+    error_rate: float
+    errors: float
+    open_alerts: int
+    alerts: int
+    p95_cost_vs_cap: float
+    cost: float
+    drift: int
+    gate: str
+
+
+class Health(TypedDict):
+    score: int | None  # None: never scored
+    trend: list[int]  # oldest .. newest
+
+
 def health_key(slug: str) -> str:
     return f"firebreak:health:{slug}"
 
@@ -37,7 +57,7 @@ def history_key(slug: str) -> str:
     return f"firebreak:health-history:{slug}"
 
 
-def health_score(*, agent: Agent, now: datetime) -> tuple[int, dict]:
+def health_score(*, agent: Agent, now: datetime) -> tuple[int, HealthComponents]:
     """(score, components) for one agent; see the module docstring."""
     [(total, failed)] = fetchall(
         f"""SELECT count(*), count(*) FILTER (WHERE status IN ('error', 'killed')) FROM {TRACE}
@@ -54,7 +74,7 @@ def health_score(*, agent: Agent, now: datetime) -> tuple[int, dict]:
     drift_n = open_alerts.filter(Q(detector__in=DRIFT_DETECTORS)).count()
     error_rate = failed / total if total else 0.0
     cost_ratio = float(p95) / float(agent.session_cost_cap) if p95 is not None and agent.session_cost_cap else 0.0
-    components = {
+    components: HealthComponents = {
         "error_rate": round(error_rate, 4),
         "errors": round(40 * min(1.0, error_rate / 0.25), 2),
         "open_alerts": sum(by_sev.values()),
@@ -77,7 +97,7 @@ def health_scores_compute(*, now: datetime | None = None) -> dict[str, int]:
     """Score every agent and store the result and its history in Redis. Returns {slug: score}."""
     now = now or timezone.now()
     redis = get_redis()
-    scores = {}
+    scores: dict[str, int] = {}
     for agent in Agent.objects.all():
         score, components = health_score(agent=agent, now=now)
         payload = json.dumps({"score": score, "components": components, "at": now.isoformat()})
@@ -90,7 +110,7 @@ def health_scores_compute(*, now: datetime | None = None) -> dict[str, int]:
     return scores
 
 
-def health_get(*, agent_slugs) -> dict[str, dict]:
+def health_get(*, agent_slugs: Iterable[str]) -> dict[str, Health]:
     """{slug: {"score": int | None, "trend": [oldest .. newest scores]}} from Redis, for the dashboard."""
     slugs = list(agent_slugs)
     if not slugs:
@@ -101,7 +121,7 @@ def health_get(*, agent_slugs) -> dict[str, dict]:
         pipe.get(health_key(slug))
         pipe.lrange(history_key(slug), 0, HISTORY - 1)
     raw = pipe.execute()
-    result = {}
+    result: dict[str, Health] = {}
     for i, slug in enumerate(slugs):
         current, history = raw[2 * i], raw[2 * i + 1]
         result[slug] = {

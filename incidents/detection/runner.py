@@ -2,11 +2,13 @@
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 
 from django.db.models import Prefetch
 
 from incidents.detection import engine
-from incidents.detection.base import registry
+from incidents.detection.base import Finding, registry
+from incidents.models import Alert
 from traces.models import Step, Trace
 
 logger = logging.getLogger(__name__)
@@ -15,7 +17,7 @@ logger = logging.getLogger(__name__)
 _STEP_DEFERRED = ("input", "output", "tool_arguments", "attributes")
 
 
-def batch_traces(trace_pks) -> list:
+def batch_traces(trace_pks: Iterable[int]) -> list[Trace]:
     """The batch's traces with their agents, each with ``batch_steps`` (ordered): two queries in all."""
     steps = Step.objects.defer(*_STEP_DEFERRED).order_by("started_at", "id")
     return list(
@@ -26,7 +28,7 @@ def batch_traces(trace_pks) -> list:
     )
 
 
-def detect_batch(*, trace_pks) -> list:
+def detect_batch(*, trace_pks: Iterable[int]) -> list[Alert]:
     """Run every enabled streaming detector on the batch's traces, agent by agent, and act on the findings.
 
     Returns the alerts raised or bumped. One detector failing is logged and does not stop the others.
@@ -34,10 +36,10 @@ def detect_batch(*, trace_pks) -> list:
     traces = batch_traces(trace_pks)
     if not traces:
         return []
-    by_agent = defaultdict(list)
+    by_agent: defaultdict[int, list[Trace]] = defaultdict(list)
     for trace in traces:
         by_agent[trace.agent_id].append(trace)
-    findings = []
+    findings: list[Finding] = []
     for name, spec in sorted(registry.items()):
         if spec.kind != "streaming":
             continue

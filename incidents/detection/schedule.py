@@ -1,6 +1,7 @@
 """Run the scheduled detectors: every active agent x every enabled scheduled detector."""
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.utils import timezone
@@ -8,11 +9,12 @@ from django.utils import timezone
 from agents.models import Agent, GateState
 from incidents.detection.base import registry
 from incidents.detection.engine import detector_settings, findings_handle
+from incidents.models import Alert
 
 logger = logging.getLogger(__name__)
 
 
-def detect_scheduled(*, now: datetime | None = None, agents=None) -> list:
+def detect_scheduled(*, now: datetime | None = None, agents: Iterable[Agent] | None = None) -> list[Alert]:
     """Run each enabled scheduled detector for each active agent and handle the findings. Returns alerts.
 
     A detector that raises is logged and skipped so one bad agent or detector does not stop the rest.
@@ -20,7 +22,7 @@ def detect_scheduled(*, now: datetime | None = None, agents=None) -> list:
     now = now or timezone.now()
     agents = Agent.objects.filter(state=GateState.ACTIVE) if agents is None else agents
     names = sorted(name for name, spec in registry.items() if spec.kind == "scheduled")
-    alerts = []
+    alerts: list[Alert] = []
     for agent in agents:
         if agent.state != GateState.ACTIVE:
             continue

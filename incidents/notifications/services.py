@@ -27,7 +27,7 @@ def notification_message(*, incident: Incident, event: str, detail: str = "") ->
     title = f"{incident.ref} [{incident.severity}] {incident.title} — {label}"
     url = f"{settings.FIREBREAK_BASE_URL.rstrip('/')}/incidents/{incident.number}/"
     lines = [f"{incident.failure_class.name} · {incident.get_status_display()}"]
-    if incident.commander_id:
+    if incident.commander is not None:  # no query when commander_id is empty
         lines.append(f"Commander: {incident.commander.get_username()}")
     lines.append(url)
     return title, "\n".join(lines)

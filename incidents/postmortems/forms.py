@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 
 from incidents.models import ActionItem
 from incidents.postmortems.services import ACTION_TITLE_MAX, SECTION_BODY_MAX
@@ -12,7 +13,10 @@ class SectionForm(forms.Form):
 class ActionItemForm(forms.Form):
     title = forms.CharField(max_length=ACTION_TITLE_MAX)
     kind = forms.ChoiceField(choices=ActionItem.Kind.choices)
-    owner = forms.ModelChoiceField(queryset=None, required=False, empty_label="— unassigned —")
+    # The queryset is set per form in __init__ (active users, read when the form is built).
+    owner: "forms.ModelChoiceField[User]" = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="— unassigned —"
+    )
     due_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
     def __init__(self, *args, **kwargs):

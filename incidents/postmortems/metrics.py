@@ -3,15 +3,66 @@
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from statistics import median
+from typing import Any, TypedDict
 
 from django.db.models import Q
 from django.utils import timezone
 
 from incidents.models import FailureClass, Incident, PostMortem, Severity
-from incidents.selectors import POSTMORTEM_DUE_AFTER, incident_counts_by_failure_class
+from incidents.selectors import POSTMORTEM_DUE_AFTER, FailureClassCounts, incident_counts_by_failure_class
 
 RECURRENCE_WINDOW = timedelta(days=30)
 DEFAULT_WEEKS = 26
+
+Series = dict[str, list[float | None]]  # severity -> median hours per week (None: no measure)
+
+
+class WeekRow(TypedDict):
+    week: str
+    values: list[float | None]  # contain, resolve for each severity in turn
+
+
+class ContainResolveTimes(TypedDict):
+    weeks: list[str]
+    severities: list[str]
+    contain: Series
+    resolve: Series
+    counts: dict[str, list[int]]  # severity -> incidents declared per week
+    measured: int
+    rows: list[WeekRow]
+
+
+# "class" is a keyword: the functional form.
+RecurrenceRow = TypedDict(
+    "RecurrenceRow",
+    {"number": int, "title": str, "class": str, "agents": list[str], "previous": int, "days": float},
+)
+
+
+class Recurrence(TypedDict):
+    recurring: int
+    incidents: int
+    classes: list[str]
+    counts: list[int]
+    rows: list[RecurrenceRow]
+
+
+class OverdueRow(TypedDict):
+    number: int
+    title: str
+    severity: str
+    due_at: datetime
+    status: str
+
+
+class Backlog(TypedDict):
+    draft: int
+    in_review: int
+    published: int
+    missing: int
+    open: int
+    overdue: int
+    overdue_rows: list[OverdueRow]
 
 
 def _week_start(moment: datetime) -> date:
@@ -25,7 +76,7 @@ def _hours(start: datetime, end: datetime | None) -> float | None:
     return round((end - start).total_seconds() / 3600, 2)
 
 
-def time_to_contain_resolve(*, since: datetime | None = None, now: datetime | None = None) -> dict:
+def time_to_contain_resolve(*, since: datetime | None = None, now: datetime | None = None) -> ContainResolveTimes:
     """Median hours from declaration to containment and to resolution, per severity and week of declaration.
 
     Returns ``{"weeks": ["2025-01-06", ...], "severities": [...], "contain": {sev: [hours or None per
@@ -44,7 +95,7 @@ def time_to_contain_resolve(*, since: datetime | None = None, now: datetime | No
     )
     severities = list(Severity.values)
     if not rows:
-        no_series = {s: [] for s in severities}
+        no_series: dict[str, list[Any]] = {s: [] for s in severities}
         return {
             "weeks": [],
             "severities": severities,
@@ -55,14 +106,14 @@ def time_to_contain_resolve(*, since: datetime | None = None, now: datetime | No
             "rows": [],
         }
     first, last = _week_start(rows[0][1]), _week_start(now)
-    weeks = []
+    weeks: list[date] = []
     week = first
     while week <= last:
         weeks.append(week)
         week += timedelta(weeks=1)
     index = {w: i for i, w in enumerate(weeks)}
-    contain: dict = defaultdict(list)
-    resolve: dict = defaultdict(list)
+    contain: defaultdict[tuple[str, date], list[float]] = defaultdict(list)
+    resolve: defaultdict[tuple[str, date], list[float]] = defaultdict(list)
     counts = {s: [0] * len(weeks) for s in severities}
     measured = 0
     for severity, declared, contained, resolved in rows:
@@ -76,7 +127,7 @@ def time_to_contain_resolve(*, since: datetime | None = None, now: datetime | No
             resolve[(severity, week)].append(to_resolve)
         measured += to_contain is not None or to_resolve is not None
 
-    def series(values: dict) -> dict:
+    def series(values: dict[tuple[str, date], list[float]]) -> Series:
         return {
             s: [round(median(values[(s, w)]), 2) if values.get((s, w)) else None for w in weeks] for s in severities
         }
@@ -99,12 +150,12 @@ def time_to_contain_resolve(*, since: datetime | None = None, now: datetime | No
     }
 
 
-def incidents_per_failure_class(*, since: datetime | None = None) -> dict:
+def incidents_per_failure_class(*, since: datetime | None = None) -> FailureClassCounts:
     """Incident counts per failure class, stacked by severity (see ``incident_counts_by_failure_class``)."""
     return incident_counts_by_failure_class(since=since)
 
 
-def recurrence(*, window: timedelta = RECURRENCE_WINDOW) -> dict:
+def recurrence(*, window: timedelta = RECURRENCE_WINDOW) -> Recurrence:
     """Incidents that recur: same failure class and a shared agent as an earlier incident declared within ``window``.
 
     Returns ``{"recurring": n, "incidents": total incidents, "classes": [names], "counts": [recurring per
@@ -119,19 +170,22 @@ def recurrence(*, window: timedelta = RECURRENCE_WINDOW) -> dict:
         agents_of[incident_id].append(slug)
     classes = list(FailureClass.objects.order_by("order", "name").values_list("id", "name"))
     class_names = dict(classes)
-    last_seen: dict[tuple[int, str], dict] = {}  # (class, agent) -> the latest earlier incident
-    rows = []
+    last_seen: dict[tuple[int, str], dict[str, Any]] = {}  # (class, agent) -> the latest earlier incident
+    rows: list[RecurrenceRow] = []
     per_class: dict[int, int] = defaultdict(int)
     for incident in incidents:
-        found = None
+        found: dict[str, Any] | None = None
         for slug in sorted(agents_of.get(incident["id"], [])):
             key = (incident["failure_class_id"], slug)
             previous = last_seen.get(key)
-            recent = previous and incident["declared_at"] - previous["declared_at"] <= window
-            if recent and (found is None or previous["declared_at"] > found["declared_at"]):
+            if (
+                previous is not None
+                and incident["declared_at"] - previous["declared_at"] <= window
+                and (found is None or previous["declared_at"] > found["declared_at"])
+            ):
                 found = previous
             last_seen[key] = incident
-        if found:
+        if found is not None:
             previous = found
             per_class[incident["failure_class_id"]] += 1
             rows.append(
@@ -154,7 +208,7 @@ def recurrence(*, window: timedelta = RECURRENCE_WINDOW) -> dict:
     }
 
 
-def postmortem_backlog(*, now: datetime | None = None) -> dict:
+def postmortem_backlog(*, now: datetime | None = None) -> Backlog:
     """Open and overdue post-mortems.
 
     Returns ``{"draft": n, "in_review": n, "published": n, "missing": n, "overdue": n, "open": n,
@@ -176,7 +230,7 @@ def postmortem_backlog(*, now: datetime | None = None) -> dict:
     without = Incident.objects.filter(postmortem__isnull=True)
     missing = without.filter(severity__in=list(POSTMORTEM_DUE_AFTER)).count()
     missing_overdue = list(without.filter(deadline).order_by("declared_at")) if POSTMORTEM_DUE_AFTER else []
-    rows = [
+    rows: list[OverdueRow] = [
         {
             "number": pm.incident.number,
             "title": pm.incident.title,
@@ -185,7 +239,9 @@ def postmortem_backlog(*, now: datetime | None = None) -> dict:
             "status": pm.get_status_display(),
         }
         for pm in overdue_pms
-    ] + [
+        if pm.due_at is not None  # always: due_at__lt leaves out the NULLs
+    ]
+    rows += [
         {
             "number": incident.number,
             "title": incident.title,

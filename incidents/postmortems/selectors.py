@@ -1,6 +1,7 @@
 """Reads for post-mortems: the post-mortem, its default template, attached traces as excerpts, the export."""
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db.models import Prefetch, QuerySet
@@ -11,7 +12,7 @@ from incidents import selectors
 from incidents.blast_radius.selectors import blast_radius_last
 from incidents.models import ActionItem, Incident, PostMortem, PostMortemTemplate, TimelineEntry
 from traces.models import Step, Trace
-from traces.selectors.trajectory import step_skeleton, step_window_around
+from traces.selectors.trajectory import Skeleton, step_skeleton, step_window_around
 
 # Around a flagged step: 3 before it, the step, 2 after (step_window_around puts limit // 2 before).
 EXCERPT_WINDOW = 6
@@ -38,24 +39,27 @@ def postmortem_template_list() -> QuerySet[PostMortemTemplate]:
 
 
 def postmortem_template_default(
-    *, incident: Incident, templates: list[PostMortemTemplate] | QuerySet
+    *, incident: Incident, templates: Iterable[PostMortemTemplate]
 ) -> PostMortemTemplate | None:
     """The first template whose ``default_for`` names the incident's severity, else the first one."""
-    templates = list(templates)
-    for template in templates:
+    candidates = list(templates)
+    for template in candidates:
         if incident.severity in (template.default_for or []):
             return template
-    return templates[0] if templates else None
+    return candidates[0] if candidates else None
 
 
-def postmortem_template_get(*, pk) -> PostMortemTemplate | None:
+def postmortem_template_get(*, pk: str | int | None) -> PostMortemTemplate | None:
+    """The template with primary key ``pk`` (as posted: a string), or None for a missing or bad key."""
+    if pk is None:
+        return None
     try:
         return PostMortemTemplate.objects.get(pk=int(pk))
     except (TypeError, ValueError, PostMortemTemplate.DoesNotExist):
         return None
 
 
-def args_text(arguments) -> str:
+def args_text(arguments: object) -> str:
     """Tool arguments as JSON text (one line when short), cut at TEXT_LIMIT characters."""
     if arguments is None:
         return ""
@@ -102,7 +106,15 @@ class TraceExcerpt:
     tool_calls_more: bool = False
 
 
-def _excerpt_steps(trace: Trace, skeleton) -> list[ExcerptStep]:
+def _output_cut(step: Step) -> tuple[str, int]:
+    """(the first characters, the full length) of the step's output, as its query annotated them."""
+    # output_head / output_len are query annotations, not model fields: the stubs cannot see them.
+    head: str | None = getattr(step, "output_head")  # noqa: B009
+    length: int | None = getattr(step, "output_len")  # noqa: B009
+    return head or "", length or 0
+
+
+def _excerpt_steps(trace: Trace, skeleton: Skeleton) -> list[ExcerptStep]:
     rows: list[Step] = []
     if trace.flagged_span_id:
         window = step_window_around(trace=trace, span_id=trace.flagged_span_id, limit=EXCERPT_WINDOW)
@@ -115,9 +127,10 @@ def _excerpt_steps(trace: Trace, skeleton) -> list[ExcerptStep]:
             .annotate(output_head=Left("output", OUTPUT_LIMIT), output_len=Length("output"))
             .order_by("started_at", "id")
         )
-    steps = []
+    steps: list[ExcerptStep] = []
     for step in rows:
-        head = (step.output_head or "")[:OUTPUT_LIMIT]
+        output_head, output_len = _output_cut(step)
+        head = output_head[:OUTPUT_LIMIT]
         steps.append(
             ExcerptStep(
                 position=skeleton.positions.get(step.span_id, 0),
@@ -128,7 +141,7 @@ def _excerpt_steps(trace: Trace, skeleton) -> list[ExcerptStep]:
                 args_text=args_text(step.tool_arguments),
                 status=step.status,
                 output_head=head,
-                output_more=max(0, (step.output_len or 0) - len(head)),
+                output_more=max(0, output_len - len(head)),
                 error_message=step.error_message[:TEXT_LIMIT],
                 flagged=bool(trace.flagged_span_id) and step.span_id == trace.flagged_span_id,
             )
@@ -225,8 +238,13 @@ def postmortem_markdown(*, incident: Incident, postmortem: PostMortem) -> str:
     blast = blast_radius_last(incident=incident)
     if blast:
         lines += ["", "## Blast radius (last measured)", ""]
-        for label, key in (("Trajectories", "trajectories"), ("Distinct users", "users"), ("Still running", "running")):
-            lines.append(f"- {label}: {'—' if blast[key] is None else blast[key]}")
+        counts = (
+            ("Trajectories", blast["trajectories"]),
+            ("Distinct users", blast["users"]),
+            ("Still running", blast["running"]),
+        )
+        for label, count in counts:
+            lines.append(f"- {label}: {'—' if count is None else count}")
     for section in postmortem.sections:
         lines += ["", f"## {_one_line(section.get('title'))}", ""]
         body = (section.get("body") or "").strip()

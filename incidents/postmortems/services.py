@@ -6,7 +6,9 @@ put a "postmortem" entry on the incident's timeline.
 """
 
 from datetime import date
+from typing import TypedDict
 
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -27,22 +29,38 @@ SECTION_BODY_MAX = 50_000
 ACTION_TITLE_MAX = 300
 
 # Draft -> in review -> published; a review can send it back to draft. Published is final.
-TRANSITIONS = {
+TRANSITIONS: dict[str, set[str]] = {
     PostMortem.Status.DRAFT: {PostMortem.Status.IN_REVIEW},
     PostMortem.Status.IN_REVIEW: {PostMortem.Status.DRAFT, PostMortem.Status.PUBLISHED},
     PostMortem.Status.PUBLISHED: set(),
 }
+# What the timeline says when the post-mortem reaches a status.
+STATUS_VERBS: dict[str, str] = {
+    PostMortem.Status.IN_REVIEW: "sent to review",
+    PostMortem.Status.DRAFT: "sent back to draft",
+    PostMortem.Status.PUBLISHED: "published",
+}
+
+
+class Section(TypedDict):
+    """One section of PostMortem.sections, copied from the template with an empty body."""
+
+    key: str
+    title: str
+    prompt: str
+    body: str
 
 
 def _locked(postmortem: PostMortem) -> PostMortem:
     return PostMortem.objects.select_for_update().select_related("incident").get(pk=postmortem.pk)
 
 
-def _sections_from_template(template: PostMortemTemplate) -> list[dict]:
+def _sections_from_template(template: PostMortemTemplate) -> list[Section]:
     raw = template.sections
     if not isinstance(raw, list) or not raw:
         raise ValidationError(f"The template “{template.name}” has no sections.")
-    sections, keys = [], set()
+    sections: list[Section] = []
+    keys: set[str] = set()
     for section in raw:
         key = str(section.get("key", "")).strip() if isinstance(section, dict) else ""
         title = str(section.get("title", "")).strip() if isinstance(section, dict) else ""
@@ -61,13 +79,13 @@ def _editable(postmortem: PostMortem) -> None:
 
 
 @transaction.atomic
-def postmortem_start(*, incident: Incident, template: PostMortemTemplate, actor: Actor) -> PostMortem:
+def postmortem_start(*, incident: Incident, template: PostMortemTemplate | None, actor: Actor) -> PostMortem:
     """Start the incident's post-mortem from ``template``.
 
     Copies the template's sections (with empty bodies), sets the author and, for SEV1,
     ``due_at`` = declaration + 48 h; attaches every trace linked to the incident and puts
     a timeline entry on the incident. Raises ValidationError when the incident already has
-    a post-mortem or the template has no usable sections.
+    a post-mortem, ``template`` is None or has no usable sections.
     """
     locked = Incident.objects.select_for_update().get(pk=incident.pk)
     if PostMortem.objects.filter(incident=locked).exists():
@@ -122,8 +140,8 @@ def postmortem_section_save(*, postmortem: PostMortem, key: str, body: str, acto
 
 
 @transaction.atomic
-def postmortem_trace_attach(*, postmortem: PostMortem, trace: Trace, actor: Actor) -> PostMortem:
-    """Attach ``trace`` (attaching twice is a no-op). Raises ValidationError when published."""
+def postmortem_trace_attach(*, postmortem: PostMortem, trace: Trace | None, actor: Actor) -> PostMortem:
+    """Attach ``trace`` (attaching twice is a no-op). Raises ValidationError when published or ``trace`` is None."""
     locked = _locked(postmortem)
     _editable(locked)
     if trace is None:
@@ -143,7 +161,13 @@ def postmortem_trace_detach(*, postmortem: PostMortem, trace: Trace, actor: Acto
 
 @transaction.atomic
 def action_item_add(
-    *, postmortem: PostMortem, title: str, kind: str, owner=None, due_date: date | None = None, actor: Actor
+    *,
+    postmortem: PostMortem,
+    title: str,
+    kind: str,
+    owner: User | None = None,
+    due_date: date | None = None,
+    actor: Actor,
 ) -> ActionItem:
     """Add an open action item. Allowed after publishing too: action items are tracked to closure.
 
@@ -151,7 +175,7 @@ def action_item_add(
     that is not a date.
     """
     title = " ".join((title or "").split())
-    errors = {}
+    errors: dict[str, str] = {}
     if not title:
         errors["title"] = "Say what will be done."
     elif len(title) > ACTION_TITLE_MAX:
@@ -214,11 +238,7 @@ def postmortem_status_set(*, postmortem: PostMortem, status: str, actor: Actor) 
     previous = locked.status
     locked.status = status
     locked.save(update_fields=["status", "published_at", "updated_at"])
-    verb = {
-        PostMortem.Status.IN_REVIEW: "sent to review",
-        PostMortem.Status.DRAFT: "sent back to draft",
-        PostMortem.Status.PUBLISHED: "published",
-    }[status]
+    verb = STATUS_VERBS[status]
     timeline_record(
         incident=locked.incident,
         kind=TimelineKind.POSTMORTEM,

@@ -4,6 +4,8 @@ Every write works as a plain form post (redirect back to the page) and, with htm
 the fragment that changed.
 """
 
+from typing import Any
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
@@ -64,7 +66,7 @@ def _sections(postmortem: PostMortem) -> list[dict]:
 def postmortem_detail(request, number: int):
     incident = incident_get_or_404(number=number)
     postmortem = selectors.postmortem_get(incident=incident)
-    context = {
+    context: dict[str, Any] = {
         "incident": incident,
         "postmortem": postmortem,
         "timeline": selectors.postmortem_timeline(incident=incident),
@@ -117,7 +119,8 @@ def postmortem_section_save(request, number: int, key: str):
         except ValidationError as error:
             errors = error_messages(error)
     else:
-        errors = [e for field_errors in form.errors.values() for e in field_errors]
+        # An ErrorList yields its messages as str (the stubs allow ValidationError too).
+        errors = [str(e) for field_errors in form.errors.values() for e in field_errors]
     if request.htmx:
         section = next((s for s in _sections(postmortem) if s["key"] == key), None)
         if section is None:
@@ -184,6 +187,7 @@ def _items_response(request, incident: Incident, postmortem: PostMortem, form=No
 def action_item_add(request, number: int):
     incident = incident_get_or_404(number=number)
     postmortem = _postmortem_or_404(incident)
+    form: ActionItemForm | None  # None once the item is added: an empty form is shown
     form = ActionItemForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
@@ -205,7 +209,7 @@ def action_item_add(request, number: int):
     if form is not None:
         for field_errors in form.errors.values():
             for message in field_errors:
-                messages.error(request, message)
+                messages.error(request, str(message))
     return redirect(_page_url(incident, "action-items"))
 
 

@@ -1,9 +1,11 @@
 """Shared SQL helpers: an agent's steps in [baseline start, now), split at the window start."""
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection
 
+from incidents.detection.base import Thresholds
 from traces.models import Step, Trace
 
 STEP = Step._meta.db_table
@@ -18,7 +20,7 @@ FROM_STEPS = f"""
 """
 
 
-def bounds(*, agent_id: int, now: datetime, settings: dict) -> dict:
+def bounds(*, agent_id: int, now: datetime, settings: Thresholds) -> dict[str, Any]:
     """Query parameters: window = the last ``window_minutes``; baseline = ``baseline_days`` before it."""
     wstart = now - timedelta(minutes=settings["window_minutes"])
     bstart = wstart - timedelta(days=settings["baseline_days"])
@@ -26,7 +28,8 @@ def bounds(*, agent_id: int, now: datetime, settings: dict) -> dict:
     return {"agent": agent_id, "now": now, "wstart": wstart, "bstart": bstart, "tstart": bstart - timedelta(days=1)}
 
 
-def fetchall(sql: str, params: dict) -> list[tuple]:
+def fetchall(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall()
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows

@@ -3,9 +3,10 @@
 import json
 import math
 from datetime import datetime
+from typing import Any
 
 from agents.models import Agent
-from incidents.detection.base import Finding, Rule, detector
+from incidents.detection.base import Finding, Rule, Thresholds, detector
 from incidents.detection.scheduled._sql import FROM_STEPS, bounds, fetchall
 
 NAME = "embedding_drift"
@@ -14,7 +15,8 @@ _EMB = "COALESCE(s.attributes->'embedding', s.attributes->'gen_ai.embeddings', s
 _HAS = "s.attributes ?| array['embedding', 'gen_ai.embeddings', 'gen_ai.embedding']"
 
 
-def centroid(vectors: list) -> list[float] | None:
+def centroid(vectors: list[Any]) -> list[float] | None:
+    """The mean of the vectors (each JSON: a list of numbers, a list of such lists, or its text)."""
     total, n = None, 0
     for raw in vectors:
         vec = json.loads(raw) if isinstance(raw, str) else raw
@@ -40,7 +42,7 @@ def cosine(a: list[float], b: list[float]) -> float:
     rule=Rule.NOTIFY,
     failure_class="output-quality",
 )
-def run(*, agent: Agent, settings: dict, now: datetime) -> list[Finding]:
+def run(*, agent: Agent, settings: Thresholds, now: datetime) -> list[Finding]:
     """Fire when cosine(window centroid, baseline centroid) < ``cosine``, ≥ ``min_samples`` vectors each side.
 
     Agents without embeddings in the window cost one LIMIT 1 query. Centroids come from at most

@@ -15,7 +15,7 @@ from django.conf import settings as django_settings
 
 from agents.models import Agent
 from core.redis import get_redis
-from incidents.detection.base import Finding, Rule, detector
+from incidents.detection.base import Finding, Rule, Thresholds, detector
 from incidents.detection.scheduled._sql import FROM_STEPS, bounds, fetchall
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def baseline_key(slug: str) -> str:
     return f"firebreak:judge-baseline:{slug}"
 
 
-def judge_one(client: httpx.Client, *, url: str, model: str, output: str) -> float | None:
+def judge_one(client: httpx.Client, *, url: str, model: str, output: str) -> float:
     response = client.post(
         f"{url.rstrip('/')}/chat/completions",
         json={
@@ -53,7 +53,7 @@ def judge_one(client: httpx.Client, *, url: str, model: str, output: str) -> flo
     rule=Rule.NOTIFY,
     failure_class="output-quality",
 )
-def run(*, agent: Agent, settings: dict, now: datetime) -> list[Finding]:
+def run(*, agent: Agent, settings: Thresholds, now: datetime) -> list[Finding]:
     """Fire when the window's mean judge score is ≥ ``drop`` below the stored baseline mean."""
     url = getattr(django_settings, "FIREBREAK_JUDGE_URL", "")
     if not url:

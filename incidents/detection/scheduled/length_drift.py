@@ -4,7 +4,7 @@ import math
 from datetime import datetime
 
 from agents.models import Agent
-from incidents.detection.base import Finding, Rule, detector
+from incidents.detection.base import Finding, Rule, Thresholds, detector
 from incidents.detection.scheduled._sql import FROM_STEPS, bounds, fetchall
 
 NAME = "length_drift"
@@ -32,7 +32,7 @@ def kl_divergence(window: dict[int, int], baseline: dict[int, int], *, alpha: fl
     rule=Rule.NOTIFY,
     failure_class="output-quality",
 )
-def run(*, agent: Agent, settings: dict, now: datetime) -> list[Finding]:
+def run(*, agent: Agent, settings: Thresholds, now: datetime) -> list[Finding]:
     """Fire when KL(window || baseline) of the tokens_out histogram (``bin``-token bins) is ≥ ``kl``.
 
     The histogram is built in PostgreSQL (GROUP BY window flag, bin). Small samples inflate KL by about

@@ -3,7 +3,7 @@
 from datetime import datetime
 
 from agents.models import Agent
-from incidents.detection.base import Finding, Rule, detector
+from incidents.detection.base import Finding, Rule, Thresholds, detector
 from incidents.detection.scheduled._sql import FROM_STEPS, bounds, fetchall
 
 NAME = "refusal_shift"
@@ -23,7 +23,7 @@ REFUSAL_RE = (
     rule=Rule.NOTIFY,
     failure_class="policy-bypass",
 )
-def run(*, agent: Agent, settings: dict, now: datetime) -> list[Finding]:
+def run(*, agent: Agent, settings: Thresholds, now: datetime) -> list[Finding]:
     """Fire when the window's refusal share ≥ baseline share + ``delta`` and refusals ≥ ``min_refusals``."""
     params = bounds(agent_id=agent.pk, now=now, settings=settings) | {"re": REFUSAL_RE}
     [(wn, wr, bn, br, sample)] = fetchall(

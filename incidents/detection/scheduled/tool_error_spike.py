@@ -3,7 +3,7 @@
 from datetime import datetime
 
 from agents.models import Agent
-from incidents.detection.base import Finding, Rule, detector
+from incidents.detection.base import Finding, Rule, Thresholds, detector
 from incidents.detection.scheduled._sql import FROM_STEPS, bounds, fetchall
 
 NAME = "tool_error_spike"
@@ -20,7 +20,7 @@ IS_ERROR = r"""(s.status = 'error'
     rule=Rule.NOTIFY,
     failure_class="tool-misuse",
 )
-def run(*, agent: Agent, settings: dict, now: datetime) -> list[Finding]:
+def run(*, agent: Agent, settings: Thresholds, now: datetime) -> list[Finding]:
     """Fire when window error rate ≥ ``factor`` x max(baseline rate, ``min_baseline_rate``), errors ≥ ``min_errors``."""
     params = bounds(agent_id=agent.pk, now=now, settings=settings)
     [(wn, we, bn, be, sample)] = fetchall(

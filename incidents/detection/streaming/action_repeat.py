@@ -1,22 +1,24 @@
 """Runaway loop: the same tool call (tool + canonical arguments) repeated."""
 
-from incidents.detection.base import Finding, Rule, detector
+from incidents.detection.base import Finding, Rule, Thresholds, detector
 from incidents.detection.streaming._steps import tool_steps
+from traces.models import Step, Trace
 
 NAME = "action_repeat"
 
 
 @detector(name=NAME, kind="streaming", defaults={"consecutive": 3, "per_trace": 10}, rule=Rule.PAUSE,
           failure_class="runaway-loop")  # fmt: skip
-def run(*, traces, settings) -> list[Finding]:
+def run(*, traces: list[Trace], settings: Thresholds) -> list[Finding]:
     """The same action hash ``consecutive`` times in a row among tool steps, or ``per_trace`` times in one trace."""
     consecutive, per_trace = int(settings["consecutive"]), int(settings["per_trace"])
     findings = []
     for trace in traces:
         steps = [s for s in tool_steps(trace) if s.action_hash]
         counts: dict[str, int] = {}
-        run_len, longest, hit = 0, {}, {}
-        prev = None
+        longest: dict[str, int] = {}
+        hit: dict[str, Step] = {}
+        run_len, prev = 0, None
         for step in steps:
             h = step.action_hash
             run_len = run_len + 1 if h == prev else 1

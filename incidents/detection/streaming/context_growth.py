@@ -1,14 +1,15 @@
 """Context drift: the context (LLM input tokens) growing call after call."""
 
-from incidents.detection.base import Finding, Rule, detector
+from incidents.detection.base import Finding, Rule, Thresholds, detector
 from incidents.detection.streaming._steps import llm_steps
+from traces.models import Trace
 
 NAME = "context_growth"
 
 
 @detector(name=NAME, kind="streaming", defaults={"steps": 6, "factor": 10}, rule=Rule.NOTIFY,
           failure_class="context-drift")  # fmt: skip
-def run(*, traces, settings) -> list[Finding]:
+def run(*, traces: list[Trace], settings: Thresholds) -> list[Finding]:
     """tokens_in growing for >= ``steps`` consecutive LLM calls, the last >= ``factor`` x the first of the run."""
     need, factor = int(settings["steps"]), settings["factor"]
     findings = []

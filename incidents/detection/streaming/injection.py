@@ -2,7 +2,8 @@
 
 from django.db import connection
 
-from incidents.detection.base import Finding, Rule, detector
+from incidents.detection.base import Finding, Rule, Thresholds, detector
+from traces.models import Trace
 
 NAME = "injection"
 # Phrases that instruct the model rather than inform it; matched case-insensitively in tool/retrieval output.
@@ -14,7 +15,7 @@ INJECTION_RE = (
 
 
 @detector(name=NAME, kind="streaming", defaults={}, rule=Rule.PAUSE, failure_class="policy-bypass")
-def run(*, traces, settings) -> list[Finding]:
+def run(*, traces: list[Trace], settings: Thresholds) -> list[Finding]:
     """A tool or retrieval step whose output reads like instructions, with a tool call after it in the run."""
     if not traces:
         return []

@@ -2,8 +2,9 @@
 
 from django.db import connection
 
-from incidents.detection.base import Finding, Rule, detector
+from incidents.detection.base import Finding, Rule, Thresholds, detector
 from incidents.detection.scheduled.refusal_shift import REFUSAL_RE
+from traces.models import Trace
 
 NAME = "refusal_burst"
 
@@ -15,7 +16,7 @@ NAME = "refusal_burst"
     rule=Rule.NOTIFY,
     failure_class="policy-bypass",
 )
-def run(*, traces, settings) -> list[Finding]:
+def run(*, traces: list[Trace], settings: Thresholds) -> list[Finding]:
     """A refusing trace in the batch preceded, within ``window_minutes`` of its start, by at least
     ``min_refusals`` refusals of the same agent (its own included).
 

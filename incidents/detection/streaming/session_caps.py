@@ -1,14 +1,15 @@
 """Runaway loop: a run past the agent's session caps (steps, tool calls, tokens, cost)."""
 
-from incidents.detection.base import Finding, Rule, detector
+from incidents.detection.base import Finding, Rule, Thresholds, detector
 from incidents.detection.streaming._steps import steps_of
+from traces.models import Trace
 
 NAME = "session_caps"
 
 
 @detector(name=NAME, kind="streaming", defaults={"max_tool_calls": 60}, rule=Rule.PAUSE,
           failure_class="runaway-loop")  # fmt: skip
-def run(*, traces, settings) -> list[Finding]:
+def run(*, traces: list[Trace], settings: Thresholds) -> list[Finding]:
     """Per trace: steps > session_step_cap, tool calls > max_tool_calls, tokens > session_token_cap,
     cost > session_cost_cap (caps from the agent; unset caps are skipped)."""
     findings = []

@@ -2,8 +2,9 @@
 
 from django.db import connection
 
-from incidents.detection.base import Finding, Rule, detector
+from incidents.detection.base import Finding, Rule, Thresholds, detector
 from incidents.detection.streaming._steps import llm_steps
+from traces.models import Trace
 
 NAME = "token_ratio"
 MIN_BASELINE = 20
@@ -29,7 +30,7 @@ def agent_baseline(agent_id: int, size: int) -> tuple[int, float | None]:
 
 @detector(name=NAME, kind="streaming", rule=Rule.PAUSE, failure_class="runaway-loop",
           defaults={"min_ratio": 30, "factor": 5, "baseline_traces": 200, "min_tokens_in": 20_000})  # fmt: skip
-def run(*, traces, settings) -> list[Finding]:
+def run(*, traces: list[Trace], settings: Thresholds) -> list[Finding]:
     """ratio >= min_ratio and >= factor x the agent's median (needs 20 baseline traces, else ratio >= 50);
     runs with fewer than ``min_tokens_in`` input tokens are too small to spiral."""
     findings, baselines = [], {}

@@ -1,14 +1,15 @@
 """Tool misuse: repeated tool failures in one run."""
 
-from incidents.detection.base import Finding, Rule, detector
+from incidents.detection.base import Finding, Rule, Thresholds, detector
 from incidents.detection.streaming._steps import tool_steps
+from traces.models import Trace
 
 NAME = "tool_errors"
 
 
 @detector(name=NAME, kind="streaming", defaults={"min_failures": 3, "consecutive": 3}, rule=Rule.NOTIFY,
           failure_class="tool-misuse")  # fmt: skip
-def run(*, traces, settings) -> list[Finding]:
+def run(*, traces: list[Trace], settings: Thresholds) -> list[Finding]:
     """>= min_failures failed tool steps in one trace, or the same tool failing ``consecutive`` times in a row."""
     findings = []
     for trace in traces:

@@ -1,13 +1,14 @@
 """Tool misuse: a tool call outside the agent's allowed tools."""
 
-from incidents.detection.base import Finding, Rule, detector
+from incidents.detection.base import Finding, Rule, Thresholds, detector
 from incidents.detection.streaming._steps import tool_steps
+from traces.models import Trace
 
 NAME = "tool_not_allowed"
 
 
 @detector(name=NAME, kind="streaming", defaults={}, rule=Rule.DECLARE, failure_class="tool-misuse")
-def run(*, traces, settings) -> list[Finding]:
+def run(*, traces: list[Trace], settings: Thresholds) -> list[Finding]:
     """A tool step whose tool is not in agent.allowed_tools (agents with an empty list allow any tool)."""
     findings = []
     for trace in traces:

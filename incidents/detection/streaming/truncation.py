@@ -1,13 +1,14 @@
 """Context drift / token-budget pressure: an LLM call cut off at the token limit (finish reason ``length``)."""
 
-from incidents.detection.base import Finding, Rule, detector
+from incidents.detection.base import Finding, Rule, Thresholds, detector
 from incidents.detection.streaming._steps import llm_steps
+from traces.models import Trace
 
 NAME = "truncation"
 
 
 @detector(name=NAME, kind="streaming", defaults={}, rule=Rule.NOTIFY, failure_class="context-drift")
-def run(*, traces, settings) -> list[Finding]:
+def run(*, traces: list[Trace], settings: Thresholds) -> list[Finding]:
     """The first LLM step of a trace whose finish reason is ``length`` (the answer was cut off)."""
     findings = []
     for trace in traces:
