@@ -6,6 +6,7 @@ processes the rest goes to; without it the rest is served in this process by Dja
 """
 
 import os
+from typing import cast
 
 from django.conf import settings
 from django.core.asgi import get_asgi_application
@@ -14,9 +15,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "firebreak.settings")
 django_application = get_asgi_application()
 
 # Imported once Django is set up: the gate server reads models (an import above would run first).
-from agents.gate_server import GateServer  # noqa: E402
+from agents.gate_server import ASGIApp, GateServer  # noqa: E402
 from core.proxy import UpstreamProxy  # noqa: E402
 
-application = GateServer(
-    UpstreamProxy(settings.FIREBREAK_WEB_UPSTREAM) if settings.FIREBREAK_WEB_UPSTREAM else django_application
+web: ASGIApp = (
+    UpstreamProxy(settings.FIREBREAK_WEB_UPSTREAM)
+    if settings.FIREBREAK_WEB_UPSTREAM
+    else cast(ASGIApp, django_application)  # Django's handler is typed with its own scope classes
 )
+application = GateServer(web)
