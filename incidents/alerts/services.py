@@ -1,6 +1,7 @@
 """Writes for alerts: raise (the one door: deduplicated by fingerprint), acknowledge, resolve,
 declare an incident from one, and the detector settings. One transaction each."""
 
+import hashlib
 import logging
 import math
 from collections.abc import Mapping
@@ -24,6 +25,9 @@ logger = logging.getLogger(__name__)
 MAX_THRESHOLD = 1e12
 
 
+FINGERPRINT_MAX = 64  # Alert.fingerprint's length
+
+
 @transaction.atomic
 def alert_raise(
     *,
@@ -45,10 +49,12 @@ def alert_raise(
     """
     now = timezone.now()
     failure_class = FailureClass.objects.filter(slug=failure_class_slug).first() if failure_class_slug else None
+    if len(fingerprint) > FINGERPRINT_MAX:  # stored and looked up the same way, so long ones deduplicate too
+        fingerprint = hashlib.sha256(fingerprint.encode()).hexdigest()
     alert = Alert.objects.select_for_update().filter(fingerprint=fingerprint).first()
     if alert is None:
         alert = Alert.objects.create(
-            detector=detector, agent=agent, trace=trace, span_id=span_id, fingerprint=fingerprint[:64],
+            detector=detector, agent=agent, trace=trace, span_id=span_id, fingerprint=fingerprint,
             title=title[:300], suggested_severity=suggested_severity, failure_class=failure_class,
             details=details or {}, first_seen=now, last_seen=now,
         )  # fmt: skip

@@ -29,3 +29,12 @@ def test_acknowledging_records_who_did_it(make_agent, responder):
     alert_resolve(alert=alert, actor=Actor.person(responder))
     alert.refresh_from_db()
     assert alert.status == "resolved"
+
+
+def test_a_fingerprint_longer_than_the_column_still_deduplicates(make_agent):
+    agent = make_agent("long-bot")
+    long = "inbound:alertmanager:" + "x" * 200  # sources bring their own fingerprints, of any length
+    first, created = alert_raise(detector="action_repeat", agent=agent, fingerprint=long, title="loop")
+    again, created_again = alert_raise(detector="action_repeat", agent=agent, fingerprint=long, title="loop")
+    assert created and not created_again and again.pk == first.pk
+    assert len(first.fingerprint) == 64
