@@ -73,8 +73,9 @@ class _Stream:
 class GateServer:
     """Serves gate reads and streams; hands every other request to ``fallback``."""
 
-    def __init__(self, fallback: ASGIApp) -> None:
+    def __init__(self, fallback: ASGIApp, *, redis_url: str | None = None) -> None:
         self.fallback = fallback
+        self.redis_url = redis_url
         self.streams: dict[str, set[_Stream]] = defaultdict(set)
         self.listening = asyncio.Event()
         self.ping_seconds = float(getattr(settings, "FIREBREAK_GATE_PING_SECONDS", 15.0))
@@ -117,7 +118,9 @@ class GateServer:
 
     def _start(self) -> None:
         if self._listener is None:
-            self._redis = aioredis.Redis.from_url(gate_redis_url(), socket_connect_timeout=2, health_check_interval=10)
+            self._redis = aioredis.Redis.from_url(
+                self.redis_url or gate_redis_url(), socket_connect_timeout=2, health_check_interval=10
+            )
             self._listener = asyncio.create_task(self._listen(), name="gate-events")
 
     async def close(self) -> None:
