@@ -402,8 +402,9 @@ class Gate:
                 self._changed.notify_all()
                 return new
             if confirmed:
-                self._snap = held.touched(now)
-            return self._snap
+                held = held.touched(now)
+                self._snap = held
+            return held
 
     def _closed(self, snap: _Snapshot, tool: str | None) -> None:
         if snap.state == "paused" and self.on_pause == "wait" and not snap.doc.get("fleet_stopped"):
@@ -455,7 +456,7 @@ class Gate:
         transport = cast(_RedisTransport, self._transport)
         backoff = 0.1
         while not self._stop.is_set():
-            pubsub = transport.client.pubsub()
+            pubsub = transport.client.pubsub()  # type: ignore[no-untyped-call]  # redis-py leaves pubsub() unannotated
             try:
                 pubsub.subscribe(transport.channel)
                 while not self._stop.is_set():
