@@ -397,7 +397,7 @@ class Gate:
         with self._changed:
             held = self._snap
             if held is None or (doc is not None and doc["version"] > held.version):
-                new = _Snapshot(cast(dict, doc), raw, etag, now)
+                new = _Snapshot(cast("dict[str, Any]", doc), raw, etag, now)
                 self._snap = new
                 self._changed.notify_all()
                 return new
