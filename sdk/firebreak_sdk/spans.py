@@ -8,7 +8,6 @@ import secrets
 import time
 import types
 from collections.abc import Callable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, Literal, ParamSpec, cast, overload
 
 from .encode import KINDS, STATUSES, describe_error, encode_span, iso_time
@@ -191,7 +190,7 @@ class _Span:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: types.TracebackType | None
     ) -> Literal[False]:
         if exc is not None:
             self._on_exception(exc)
