@@ -47,7 +47,8 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# Any ASGI application (Django's handler declares its own scope types, hence the loose arguments).
+ASGIApp = Callable[..., Awaitable[None]]
 
 PATH = re.compile(r"^/api/v1/agents/(?P<slug>[a-z0-9][a-z0-9-]{0,62})/gate(?P<stream>/stream)?/?$")
 EVENTS_PATTERN = CHANNEL.format(slug="*")

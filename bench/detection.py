@@ -222,7 +222,7 @@ def main() -> None:
     if args.only in (None, "scheduled"):
         times = scheduled(args.steps)
         if times:
-            worst = max(times, key=times.get)
+            worst = max(times, key=times.__getitem__)
             summary.append(f"scheduled detectors at {args.steps:,} steps: slowest {worst} {times[worst]:.2f} s "
                            f"(target < {SCHEDULED_TARGET:g} s each): "
                            + ("met" if times[worst] < SCHEDULED_TARGET else "MISSED"))  # fmt: skip

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = "bench-admin"
@@ -386,8 +387,10 @@ class Corpus:
         return self.text[start : start + n].strip().capitalize() + "."
 
 
-def tool_call(rng: random.Random, words: Corpus, tool: str, order: int) -> tuple[dict, dict]:
+def tool_call(rng: random.Random, words: Corpus, tool: str, order: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """Arguments and result of one call of ``tool`` (one of TOOLS) about order ``order``."""
+    args: dict[str, Any]
+    result: dict[str, Any]
     if tool == "lookup_order":
         args = {"order_id": f"A-{order}", "include": ["items", "payments", "fulfilment"]}
         result = {

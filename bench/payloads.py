@@ -117,7 +117,7 @@ def record_spans(n_spans: int, seed: int) -> list:
                     tokens_out = rng.randint(15, 80)
                     next_tool = rng.choice(tool_names)
                     call_id = f"call_{rng.getrandbits(96):024x}"
-                    args, result = tool_call(rng, words, next_tool, order)
+                    args, tool_result = tool_call(rng, words, next_tool, order)
                     output = [_message("assistant", _call_part(call_id, next_tool, args), finish="tool_call")]
                 took = rng.randint(400, 3500) * 1_000_000
                 span = tracer.start_span(
@@ -145,8 +145,9 @@ def record_spans(n_spans: int, seed: int) -> list:
                 )
                 span.end(end_time=t + took)
                 if next_tool:
-                    last_call = (call_id, next_tool, args, json.dumps(result))
+                    last_call = (call_id, next_tool, args, json.dumps(tool_result))
             else:  # the tool the last chat asked for
+                assert last_call is not None  # set by that chat: only the final chat asks for none
                 call_id, tool, args, result = last_call
                 took = rng.randint(15, 900) * 1_000_000
                 span = tracer.start_span(

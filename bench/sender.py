@@ -59,12 +59,15 @@ def read_bodies(path: str) -> list[tuple[int, bytes]]:
 def post_all(url: str, bodies: list[tuple[int, bytes]], connections: int, headers: dict[str, str]) -> dict:
     """Post every body over ``connections`` keep-alive connections; retry what a real exporter retries."""
     parts = urlsplit(url)
+    host = parts.hostname
+    if not host:
+        raise ValueError(f"no host in --url {url!r}")
     next_index = iter(range(len(bodies))).__next__
     lock = threading.Lock()
     stats: dict[str, Any] = {"acked": 0, "failed": 0, "retries": 0, "statuses": Counter(), "errors": []}
 
     def worker() -> None:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
+        conn = http.client.HTTPConnection(host, parts.port, timeout=300)
         try:
             while True:
                 with lock:

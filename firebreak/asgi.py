@@ -6,7 +6,6 @@ processes the rest goes to; without it the rest is served in this process by Dja
 """
 
 import os
-from typing import cast
 
 from django.conf import settings
 from django.core.asgi import get_asgi_application
@@ -18,9 +17,5 @@ django_application = get_asgi_application()
 from agents.gate_server import ASGIApp, GateServer  # noqa: E402
 from core.proxy import UpstreamProxy  # noqa: E402
 
-web: ASGIApp = (
-    UpstreamProxy(settings.FIREBREAK_WEB_UPSTREAM)
-    if settings.FIREBREAK_WEB_UPSTREAM
-    else cast(ASGIApp, django_application)  # Django's handler is typed with its own scope classes
-)
+web: ASGIApp = UpstreamProxy(settings.FIREBREAK_WEB_UPSTREAM) if settings.FIREBREAK_WEB_UPSTREAM else django_application
 application = GateServer(web)

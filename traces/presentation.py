@@ -5,16 +5,41 @@ The views call these on what ``traces.selectors`` read; nothing here touches the
 
 import json
 from datetime import datetime
+from typing import TYPE_CHECKING, TypeAlias, cast
 
 from traces.models import Step
 from traces.selectors.golden import TrajectoryDiff
-from traces.selectors.trajectory import STEP_TEXT_LIMIT, Skeleton
+from traces.selectors.trajectory import STEP_TEXT_LIMIT, Skeleton, StepContent
 
 SLOW_STEP_SHARE = 0.1  # of the whole run
 SLOW_STEP_MIN_MS = 100
 
 
-def steps_decorate(steps: list[Step], *, skeleton: Skeleton, start: datetime, total_ms: float) -> list[Step]:
+class StepDecorations(StepContent):
+    """What :func:`steps_decorate` sets on each step of a window (which already carries StepContent)."""
+
+    position: int
+    depth: int
+    children: int
+    repeat_count: int
+    repeat_run: int
+    recent_tool: int
+    offset_ms: float
+    share: float
+    slow: bool
+    bar_left: str
+    bar_width: str
+    output_more: int
+    args_text: str
+
+
+if TYPE_CHECKING:  # django-stubs' type of a model instance that carries attributes beyond its fields
+    from django_stubs_ext import WithAnnotations
+
+    DecoratedStep: TypeAlias = WithAnnotations[Step, StepDecorations]
+
+
+def steps_decorate(steps: list[Step], *, skeleton: Skeleton, start: datetime, total_ms: float) -> "list[DecoratedStep]":
     """Give each step what the viewer shows next to it: position, depth, loop counts, timing bar, text cut.
 
     Attributes set: ``position``, ``depth``, ``children``, ``repeat_count`` (tool calls with this
@@ -26,7 +51,9 @@ def steps_decorate(steps: list[Step], *, skeleton: Skeleton, start: datetime, to
     (the arguments as JSON, one line when short). The input is
     not read here: the viewer loads it when a step's input is opened.
     """
-    for step in steps:
+    # The rows of a StepWindow, decorated in place: they become what the cast says in the loop below.
+    decorated = cast("list[DecoratedStep]", steps)
+    for step in decorated:
         sid = step.span_id
         step.position = skeleton.positions.get(sid, 0)
         step.depth = skeleton.depths.get(sid, 0)
@@ -45,13 +72,13 @@ def steps_decorate(steps: list[Step], *, skeleton: Skeleton, start: datetime, to
         step.bar_width = f"{min(max(step.share * 100, 0.4), 100.0 - left):.2f}"
         step.output_more = max(0, (step.output_len or 0) - STEP_TEXT_LIMIT)
         step.args_text = args_text(step.tool_arguments) if step.tool_arguments is not None else ""
-    return steps
+    return decorated
 
 
 _ARGS_ONE_LINE = 100
 
 
-def args_text(arguments) -> str:
+def args_text(arguments: object) -> str:
     """Tool arguments as JSON text: on one line when short, indented otherwise; cut at STEP_TEXT_LIMIT."""
     compact = json.dumps(arguments, sort_keys=True, ensure_ascii=False, default=str)
     text = (

@@ -22,7 +22,7 @@ class IngestResult:
     stored: int
     traces: int
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, int]:
         return {
             "received": self.received,
             "stored": self.stored,

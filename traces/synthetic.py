@@ -8,8 +8,21 @@ test data take the same ingest path as real spans.
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import TypedDict
 
 from traces.ingest.spans import Span
+
+
+class _RunFields(TypedDict):
+    """What every span of the run repeats."""
+
+    trace_id: str
+    agent: str
+    session_id: str
+    user_id: str
+    input_class: str
+    prompt_version: str
+    model_version: str
 
 
 def _hex(rng: random.Random, n: int) -> str:
@@ -43,7 +56,7 @@ def trajectory_spans(
     trace_id = trace_id or _hex(rng, 32)
     start = start or datetime.now(UTC)
     root_id = _hex(rng, 16)
-    common = {
+    common: _RunFields = {
         "trace_id": trace_id,
         "agent": agent,
         "session_id": session_id,

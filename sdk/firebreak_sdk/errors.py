@@ -14,6 +14,7 @@ to carry on: the point of the exception is that the agent stops.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -27,7 +28,8 @@ def _restore(cls: type[BaseException], message: str, state: dict[str, Any]) -> B
 class FirebreakStop(Exception):
     """Base of everything the SDK raises to stop an agent."""
 
-    def __reduce__(self):  # keyword-only constructors: pickle (multiprocessing, Celery) by state
+    def __reduce__(self) -> tuple[Callable[..., BaseException], tuple[Any, ...]]:
+        # keyword-only constructors: pickle (multiprocessing, Celery) by state
         return (_restore, (type(self), str(self), dict(self.__dict__)))
 
 

@@ -397,13 +397,14 @@ class Gate:
         with self._changed:
             held = self._snap
             if held is None or (doc is not None and doc["version"] > held.version):
-                new = _Snapshot(cast(dict, doc), raw, etag, now)
+                new = _Snapshot(cast("dict[str, Any]", doc), raw, etag, now)
                 self._snap = new
                 self._changed.notify_all()
                 return new
             if confirmed:
-                self._snap = held.touched(now)
-            return self._snap
+                held = held.touched(now)
+                self._snap = held
+            return held
 
     def _closed(self, snap: _Snapshot, tool: str | None) -> None:
         if snap.state == "paused" and self.on_pause == "wait" and not snap.doc.get("fleet_stopped"):

@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+import types
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, Literal, ParamSpec, cast, overload
 
 from .encode import KINDS, STATUSES, describe_error, encode_span, iso_time
 from .errors import GateClosed
@@ -17,6 +19,8 @@ if TYPE_CHECKING:  # the tracer makes runs, so it imports this module; the type 
 __all__ = ["Run", "Step"]
 
 log = logging.getLogger("firebreak_sdk.tracer")  # the tracer's logger: one name for everything tracing logs
+
+_P = ParamSpec("_P")
 
 
 class _Span:
@@ -47,6 +51,7 @@ class _Span:
         self.ended = False
         self._start_ns = start_ns if start_ns is not None else time.time_ns()
         self._start_mono = time.monotonic_ns()
+        self._end_ns: int | None = None  # set for a step recorded after the fact; else timed when it ends
 
     # children ---------------------------------------------------------------------------------------------
 
@@ -68,7 +73,7 @@ class _Span:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(sorted(KINDS))}, not {kind!r}")
         step = Step(self._tracer, self.trace_id, self.span_id, name or tool or model or agent_name or kind, kind=kind)
-        step.tool = tool if tool is not None else (name if kind == "tool" else None)
+        step._tool_name = tool if tool is not None else (name if kind == "tool" else None)
         step.arguments = arguments
         step.model = model
         step.input = input
@@ -113,7 +118,7 @@ class _Span:
         """Record a tool call that just finished: tool ``name``, its ``arguments`` (an object or array), its
         ``output``; ``error`` (an exception or a message) marks it failed."""
         step = self._finished("tool", name, duration, status, attributes)
-        step.tool, step.arguments, step.output = name, arguments, output
+        step._tool_name, step.arguments, step.output = name, arguments, output
         step.end(error=error)
         return step
 
@@ -152,7 +157,7 @@ class _Span:
             raise ValueError(f"status must be one of ok, error, unset, not {self.status!r}")
         self.ended = True
         try:
-            end_ns = getattr(self, "_end_ns", None)
+            end_ns = self._end_ns
             if end_ns is None:  # the monotonic clock times the span: a wall-clock step cannot make it end early
                 end_ns = self._start_ns + max(0, time.monotonic_ns() - self._start_mono)
             fields = {
@@ -181,10 +186,12 @@ class _Span:
     def _fields(self) -> dict[str, Any]:
         return {}
 
-    def __enter__(self):
+    def __enter__(self) -> _Span:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: types.TracebackType | None
+    ) -> Literal[False]:
         if exc is not None:
             self._on_exception(exc)
         self.end()
@@ -197,15 +204,53 @@ class _Span:
         return f"<{type(self).__name__} {self.kind} {self.name!r} {self.trace_id}/{self.span_id}>"
 
 
+class _ToolField(Generic[_P]):
+    """``tool`` on a :class:`Step` is two documented things: the method ``step.tool(name, arguments, ...)``, which
+    records a finished child tool call as on a run, and the field ``step.tool = "name"``, the step's own tool.
+    A plain attribute for the field hid the method (``step.tool(...)`` raised ``TypeError``), so this descriptor
+    keeps both: reading ``step.tool`` gives the method, assigning it sets the tool name the step is sent with."""
+
+    def __init__(self, method: Callable[Concatenate[_Span, _P], Step]) -> None:
+        self._method = method
+
+    @overload
+    def __get__(self, step: None, owner: type[Step]) -> Callable[Concatenate[_Span, _P], Step]: ...
+    @overload
+    def __get__(self, step: Step, owner: type[Step]) -> Callable[_P, Step]: ...
+    def __get__(
+        self, step: Step | None, owner: type[Step]
+    ) -> Callable[Concatenate[_Span, _P], Step] | Callable[_P, Step]:
+        if step is None:
+            return self._method
+        # bound as Python binds any method; MethodType does not carry the signature, the cast restores it
+        return cast("Callable[_P, Step]", types.MethodType(self._method, step))
+
+    def __set__(self, step: Step, tool_name: str | None) -> None:
+        step._tool_name = tool_name
+
+
 class Step(_Span):
     """One step of a run (a model call, a tool call, ...). Set its fields before it ends:
     ``output``, ``tokens_in``, ``tokens_out``, ``cost``, ``finish_reason``, ``model``, ``tool``, ``arguments``,
-    ``input``, ``agent_name``, ``attributes``, ``status``, ``error``. Steps can have child steps."""
+    ``input``, ``agent_name``, ``attributes``, ``status``, ``error``. Steps can have child steps, and
+    ``step.tool(name, arguments, ...)`` records a child tool call (assigning ``step.tool`` sets the step's tool)."""
 
-    def __init__(self, tracer: Tracer, trace_id: str, parent_span_id: str, name: str, *, kind: str, **kwargs) -> None:
-        super().__init__(tracer, trace_id, parent_span_id, name, **kwargs)
+    tool = _ToolField(_Span.tool)
+
+    def __init__(
+        self,
+        tracer: Tracer,
+        trace_id: str,
+        parent_span_id: str,
+        name: str,
+        *,
+        kind: str,
+        start_ns: int | None = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(tracer, trace_id, parent_span_id, name, start_ns=start_ns, attributes=attributes)
         self.kind = kind
-        self.tool: str | None = None
+        self._tool_name: str | None = None  # the step's own tool, set with `step.tool = name` (see _ToolField)
         self.arguments: Any = None
         self.model: str | None = None
         self.agent_name: str | None = None
@@ -219,7 +264,7 @@ class Step(_Span):
 
     def _fields(self) -> dict[str, Any]:
         return {
-            "tool_name": self.tool,
+            "tool_name": self._tool_name,
             "tool_arguments": self.arguments,
             "model": self.model,
             "agent_name": self.agent_name,

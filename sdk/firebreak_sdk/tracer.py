@@ -369,6 +369,7 @@ class Tracer:
 
     def _deliver(self, batch: list[bytes]) -> None:
         """POST one batch; retry 429, 5xx and connection errors; split it on 413; count the outcome."""
+        assert self.endpoint is not None  # the worker runs only in an enabled tracer, which has an endpoint
         body = encode_batch(batch)
         attempt = 0
         while True:

@@ -354,6 +354,28 @@ def test_spans_are_native_json_with_real_timestamps_and_links(make_server, make_
     assert [s["kind"] for s in spans] == ["llm", "tool", "tool", "agent"]
 
 
+def test_a_step_records_child_tool_calls_and_still_takes_its_tool_name(make_server, make_tracer):
+    """``step.tool(...)`` records a child tool call, as ``run.tool(...)`` does (a sub-agent's tools); assigning
+    ``step.tool`` names the step's own tool. The field used to hide the method: ``step.tool(...)`` raised."""
+    server = make_server()
+    tracer = make_tracer(url=server.url, api_key=KEY)
+    with tracer.run() as run:
+        with run.step("agent", "planner", agent_name="planner") as planner:
+            lookup = planner.tool("lookup_runbook", {"service": "api"}, output={"runbook_id": "RB-1"})
+        with run.step("tool", "restart") as restart:
+            restart.tool = "restart_service"
+    assert tracer.flush(timeout=5)
+
+    spans = {span["span_id"]: span for span in server.spans}
+    assert len(spans) == 4
+    child = spans[lookup.span_id]
+    assert child["parent_span_id"] == planner.span_id
+    assert (child["kind"], child["name"], child["tool_name"]) == ("tool", "lookup_runbook", "lookup_runbook")
+    assert child["tool_arguments"] == {"service": "api"}
+    assert "tool_name" not in spans[planner.span_id]
+    assert spans[restart.span_id]["tool_name"] == "restart_service"
+
+
 def test_batches_follow_batch_size_and_flush_interval(make_server, make_tracer):
     server = make_server()
     tracer = make_tracer(url=server.url, api_key=KEY, batch_size=10, flush_interval=0.2)

@@ -7,6 +7,8 @@ from functools import lru_cache
 
 from django.conf import settings
 
+from traces.ingest.spans import JsonValue
+
 REDACTED = "[REDACTED]"
 _SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
@@ -42,14 +44,14 @@ def _redact_string(value: str) -> str:
         return value
     value = _SSN.sub("[REDACTED:ssn]", value)
 
-    def card(match: re.Match) -> str:
+    def card(match: re.Match[str]) -> str:
         digits = re.sub(r"\D", "", match.group(0))
         return "[REDACTED:card]" if 13 <= len(digits) <= 19 and _luhn_ok(digits) else match.group(0)
 
     return _CARD.sub(card, value)
 
 
-def redact(value, suffixes: tuple[str, ...] | None = None):
+def redact(value: JsonValue, suffixes: tuple[str, ...] | None = None) -> JsonValue:
     """Return ``value`` with sensitive keys' values and card/SSN patterns replaced.
 
     A key is sensitive when its letters and digits end with one of
@@ -58,7 +60,7 @@ def redact(value, suffixes: tuple[str, ...] | None = None):
     if suffixes is None:
         suffixes = _redact_suffixes(tuple(settings.FIREBREAK_REDACT_KEYS))
     if isinstance(value, dict):
-        out = {}
+        out: dict[str, JsonValue] = {}
         for k, v in value.items():
             nk = _norm_key(str(k))
             out[k] = REDACTED if nk and nk.endswith(suffixes) else redact(v, suffixes)
@@ -70,11 +72,11 @@ def redact(value, suffixes: tuple[str, ...] | None = None):
     return value
 
 
-def canonical_json(value) -> str:
+def canonical_json(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def action_hash(tool_name: str, arguments) -> str:
+def action_hash(tool_name: str, arguments: object) -> str:
     """16 hex chars identifying a tool call by tool and canonical arguments: equal calls, equal hash."""
     if not tool_name:
         return ""

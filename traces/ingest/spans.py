@@ -3,12 +3,17 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import TypeAlias
+
+# A JSON value: what a native batch and an OTLP/JSON export are made of, and what OTLP attribute values
+# (AnyValue) become from either encoding. Senders are untrusted: code that needs one shape checks for it.
+JsonValue: TypeAlias = str | int | float | bool | list["JsonValue"] | dict[str, "JsonValue"] | None
 
 
 class IngestError(Exception):
     """Bad input: ``status`` is the HTTP status, ``message`` says what is wrong. Nothing was written."""
 
-    def __init__(self, message: str, status: int = 400):
+    def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
@@ -34,7 +39,7 @@ class Span:
     prompt_version: str = ""
     agent_name: str = ""
     tool_name: str = ""
-    tool_arguments: object = None
+    tool_arguments: JsonValue = None
     action_hash: str = ""
     input: str = ""
     output: str = ""
@@ -43,7 +48,7 @@ class Span:
     cost: Decimal = Decimal(0)
     finish_reason: str = ""
     trace_status: str = ""
-    attributes: dict = field(default_factory=dict)
+    attributes: dict[str, JsonValue] = field(default_factory=dict)
 
     @property
     def is_root(self) -> bool:

@@ -14,13 +14,17 @@ NOTHING, with totals added from the rows actually inserted.
 """
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import orjson
 from django.db import IntegrityError, connection, transaction
+from psycopg import Cursor
+from psycopg.rows import TupleRow
 
-from traces.ingest.spans import Span
+from traces.ingest.spans import JsonValue, Span
 
 _TMP_TRACES_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS fb_ingest_traces (
@@ -135,7 +139,7 @@ class WriteResult:
 class _Totals:
     __slots__ = ("cost", "errors", "n", "tokens_in", "tokens_out", "tools")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.tokens_in = self.tokens_out = self.n = self.tools = self.errors = 0
         self.cost = Decimal(0)
 
@@ -160,9 +164,11 @@ def _unique(spans: list[Span]) -> list[Span]:
     return out
 
 
-def _trace_rows(spans: list[Span], agent_ids: dict[str, int], totals: dict[str, _Totals]):
+def _trace_rows(
+    spans: list[Span], agent_ids: dict[str, int], totals: dict[str, _Totals]
+) -> Iterator[tuple[object, ...]]:
     """One row per trace in the batch, folded from its spans."""
-    traces: dict[str, dict] = {}
+    traces: dict[str, dict[str, Any]] = {}
     for s in spans:
         row = traces.get(s.trace_id)
         if row is None:
@@ -203,7 +209,7 @@ def _trace_rows(spans: list[Span], agent_ids: dict[str, int], totals: dict[str, 
         )  # fmt: skip
 
 
-def _json(value) -> str | None:
+def _json(value: JsonValue) -> str | None:
     if value is None:
         return None
     text = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
@@ -216,7 +222,7 @@ def _clean(text: str) -> str:
     return text.replace("\x00", "") if "\x00" in text else text
 
 
-def _step_values(s: Span) -> tuple:
+def _step_values(s: Span) -> tuple[object, ...]:
     return (
         s.span_id, s.parent_span_id, s.kind, _clean(s.name), s.agent_name, s.tool_name, _json(s.tool_arguments),
         s.action_hash, _clean(s.input), _clean(s.output), s.model, s.tokens_in, s.tokens_out, s.cost,
@@ -231,7 +237,7 @@ def write_spans(spans: list[Span], agent_ids: dict[str, int]) -> WriteResult:
     for s in spans:
         totals[s.trace_id].add(s)
     with connection.cursor() as django_cursor:
-        cur = django_cursor.cursor
+        cur: Cursor[TupleRow] = django_cursor.cursor  # psycopg's own cursor under Django's wrapper: COPY
         cur.execute(_TMP_TRACES_DDL)
         with cur.copy(f"COPY fb_ingest_traces ({TRACE_COLUMNS}) FROM STDIN") as copy:
             for row in _trace_rows(spans, agent_ids, totals):
@@ -262,7 +268,7 @@ def write_spans(spans: list[Span], agent_ids: dict[str, int]) -> WriteResult:
     return WriteResult(stored=len(spans), trace_ids={k: pk[k] for k in stored_traces})
 
 
-def _add_totals(cur, by_pk: dict[int, _Totals]) -> None:
+def _add_totals(cur: Cursor[TupleRow], by_pk: dict[int, _Totals]) -> None:
     if not by_pk:
         return
     ids = list(by_pk)
@@ -274,7 +280,9 @@ def _add_totals(cur, by_pk: dict[int, _Totals]) -> None:
     )  # fmt: skip
 
 
-def _write_conflict_safe(cur, spans: list[Span], pk: dict[str, int], existed: set[str], totals) -> WriteResult:
+def _write_conflict_safe(
+    cur: Cursor[TupleRow], spans: list[Span], pk: dict[str, int], existed: set[str], totals: dict[str, _Totals]
+) -> WriteResult:
     """A concurrent batch stored some of the same spans: insert with ON CONFLICT DO NOTHING instead.
 
     New traces were inserted with the totals of all their batch spans; take those back

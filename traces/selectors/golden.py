@@ -67,7 +67,7 @@ def _tool_calls(trace: Trace) -> tuple[list[DiffCall], bool]:
     return calls, len(rows) > DIFF_MAX_CALLS
 
 
-def _changed_keys(a, b) -> list[str]:
+def _changed_keys(a: object, b: object) -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         return sorted(k for k in set(a) | set(b) if _canonical(a.get(k, _MISSING)) != _canonical(b.get(k, _MISSING)))
     return ["(arguments)"]
@@ -76,7 +76,7 @@ def _changed_keys(a, b) -> list[str]:
 _MISSING = object()
 
 
-def _canonical(value) -> str:
+def _canonical(value: object) -> str:
     if value is _MISSING:
         return "\x00missing"
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
@@ -107,10 +107,10 @@ def trajectory_diff(*, trace: Trace, golden: Trace) -> TrajectoryDiff:
         else:  # replace: a different tool where the golden run called another
             gs, ts = left[i1:i2], right[j1:j2]
             for k in range(max(len(gs), len(ts))):
-                g = gs[k] if k < len(gs) else None
-                t = ts[k] if k < len(ts) else None
-                kind = "replaced" if g and t else ("missing" if g else "inserted")
-                rows.append(DiffRow(kind, g, t, []))
+                golden_call = gs[k] if k < len(gs) else None
+                this_call = ts[k] if k < len(ts) else None
+                kind = "replaced" if golden_call and this_call else ("missing" if golden_call else "inserted")
+                rows.append(DiffRow(kind, golden_call, this_call, []))
     counts = {k: 0 for k in ("same", "changed", "missing", "inserted", "replaced")}
     for row in rows:
         counts[row.kind] += 1

@@ -7,6 +7,7 @@ walk the (-started_at, -id) index from a cursor.
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, Sum
@@ -87,7 +88,7 @@ def trace_get(*, trace_id: str) -> Trace:
     return Trace.objects.select_related("agent").get(trace_id=trace_id)
 
 
-def agent_activity(*, since: datetime) -> dict[int, dict]:
+def agent_activity(*, since: datetime) -> dict[int, dict[str, Any]]:
     """Per agent id, for traces started at or after ``since``: spend, trace count, errored and running traces."""
     rows = (
         Trace.objects.filter(started_at__gte=since)
@@ -101,14 +102,14 @@ def agent_activity(*, since: datetime) -> dict[int, dict]:
             tokens=Sum("tokens_in") + Sum("tokens_out"),
         )
     )
-    return {row.pop("agent_id"): row for row in rows}
+    return {row["agent_id"]: {k: v for k, v in row.items() if k != "agent_id"} for row in rows}
 
 
 def trace_exists() -> bool:
     return Trace.objects.exists()
 
 
-def session_spend_p50(agent, *, days: int = 7) -> Decimal | None:
+def session_spend_p50(agent: Agent, *, days: int = 7) -> Decimal | None:
     """Median cost of the agent's finished runs over the last ``days`` (None without runs)."""
     with connection.cursor() as cur:
         cur.execute(

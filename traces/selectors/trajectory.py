@@ -9,9 +9,10 @@ text cut in the database.
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypedDict
 
 from django.db import connection
-from django.db.models import Max, Q, TextField
+from django.db.models import Max, Q, QuerySet, TextField
 from django.db.models.functions import Cast, Left, Length
 
 from traces.models import Step, Trace
@@ -103,12 +104,21 @@ def _depth_walk(span_id: str, parents: dict[str, str], depths: dict[str, int]) -
     return depths[span_id]
 
 
-def _step_rows(trace: Trace):
+def _step_rows(trace: Trace) -> QuerySet[Step]:
     return Step.objects.filter(trace=trace)
 
 
+class StepContent(TypedDict):
+    """What the steps of a window carry beside their columns (``input``, ``output`` and ``attributes`` are
+    deferred): the output's first STEP_TEXT_LIMIT characters and the lengths of output and input."""
+
+    output_head: str
+    output_len: int
+    input_len: int
+
+
 def _with_content(ids: list[int]) -> list[Step]:
-    """The steps ``ids`` in order, long text cut in the database.
+    """The steps ``ids`` in order, long text cut in the database (annotated with StepContent's fields).
 
     Pages are chosen first by id over the (trace, started_at, id) index, and only then is text
     read and cut for those few rows: cutting text in the same query as the ordering lets the
@@ -128,7 +138,7 @@ def _with_content(ids: list[int]) -> list[Step]:
     )
 
 
-def _page_ids(qs, order: tuple[str, ...], limit: int) -> tuple[list[int], bool]:
+def _page_ids(qs: QuerySet[Step], order: tuple[str, ...], limit: int) -> tuple[list[int], bool]:
     ids = list(qs.order_by(*order).values_list("id", flat=True)[: limit + 1])
     return ids[:limit], len(ids) > limit
 

@@ -150,6 +150,10 @@ def bad_json_span(**over):
     return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).encode()
 
 
+def bad_json_export(resource_spans):
+    return json.dumps({"resourceSpans": resource_spans}).encode()
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "headers", "status", "message"),
     [
@@ -160,6 +164,12 @@ def bad_json_span(**over):
         (bad_json_span(spanId="abcd"), "application/json", {}, 400, "spanId"),
         (bad_json_span(startTimeUnixNano=None), "application/json", {}, 400, "startTimeUnixNano: required"),
         (bad_json_span(endTimeUnixNano="1"), "application/json", {}, 400, "before startTimeUnixNano"),
+        # Each level of the export in a shape OTLP does not have: a 400 that names it, never a 500.
+        (bad_json_export([{"resource": ["x"]}]), "application/json", {}, 400, "resourceSpans[0].resource: must be"),
+        (bad_json_export([{"scopeSpans": 5}]), "application/json", {}, 400, "resourceSpans[0].scopeSpans: must be"),
+        (bad_json_export([{"scopeSpans": ["x"]}]), "application/json", {}, 400, "scopeSpans[0]: must be an object"),
+        (bad_json_export([{"scopeSpans": [{"spans": 5}]}]), "application/json", {}, 400, "spans: must be an array"),
+        (bad_json_span(status="error"), "application/json", {}, 400, "spans[0].status: must be an object"),
         (b"spans", "text/plain", {}, 415, "Content-Type"),
         (b"not gzip", PB, {"HTTP_CONTENT_ENCODING": "gzip"}, 400, "not valid gzip"),
         (b"x", PB, {"HTTP_CONTENT_ENCODING": "br"}, 415, "Content-Encoding"),
@@ -178,6 +188,42 @@ def test_a_gzip_bomb_is_refused(agent, key, settings):
     assert len(body) < 10_000
     response = post(body, key, HTTP_CONTENT_ENCODING="gzip")
     assert response.status_code == 413
+
+
+def test_attribute_values_in_odd_shapes_never_fail_with_a_500(agent, key):
+    """Attribute values of any shape OTLP allows (arrays where a string is usual) and OTLP/JSON pairs and
+    values in shapes it does not have (a number as key, an array where an object goes) never fail the export."""
+
+    def arrays(tracer):
+        with tracer.start_as_current_span("odd") as span:
+            span.set_attribute("gen_ai.operation.name", ["chat"])
+            span.set_attribute("traceloop.span.kind", ["tool"])
+            span.set_attribute("firebreak.trace_status", ["killed"])
+
+    response = post(protobuf(record(arrays)), key)
+    assert response.status_code == 400, response.content  # a run status must be a string
+    assert "firebreak.trace_status" in response.json()["error"]
+
+    def array_kinds(tracer):
+        with tracer.start_as_current_span("odd") as span:
+            span.set_attribute("gen_ai.operation.name", ["chat"])
+            span.set_attribute("traceloop.span.kind", ["tool"])
+
+    assert post(protobuf(record(array_kinds)), key).status_code == 200
+    assert Step.objects.get().kind == "other"
+
+    odd = [
+        {"key": 5, "value": {"stringValue": "a number is no key"}},
+        {"key": "custom.list", "value": {"arrayValue": ["not", "an object"]}},
+        {"key": "custom.kv", "value": {"kvlistValue": 7}},
+        {"key": "custom.team", "value": {"stringValue": "support"}},
+    ]
+    body = bad_json_span(spanId="ef" * 8, status={"code": ["x"]}, attributes=odd, events={"not": "an array"})
+    response = post(body, key, content_type="application/json")
+    assert response.status_code == 200, response.content
+    step = Step.objects.get(span_id="ef" * 8)
+    assert step.status == "unset"
+    assert step.attributes == {"custom.list": [], "custom.kv": {}, "custom.team": "support"}
 
 
 def test_no_key_is_401_and_a_viewer_is_403(agent, viewer):

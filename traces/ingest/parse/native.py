@@ -3,8 +3,9 @@
 import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
-from traces.ingest.spans import IngestError, Span
+from traces.ingest.spans import IngestError, JsonValue, Span
 from traces.models import StepKind, StepStatus, TraceStatus
 
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -48,7 +49,7 @@ COUNT_MAX = 2**31 - 1  # tokens_in, tokens_out
 COST_BOUND = 10**8  # a cost is below this (USD): Step.cost is numeric(14, 6)
 
 
-def parse_time(value, where: str) -> datetime:
+def parse_time(value: object, where: str) -> datetime:
     """ISO 8601 (with offset or Z) or seconds since the epoch."""
     if isinstance(value, bool):
         raise IngestError(f"{where}: must be an ISO 8601 time or epoch seconds")
@@ -68,17 +69,17 @@ def parse_time(value, where: str) -> datetime:
     raise IngestError(f"{where}: must be an ISO 8601 time or epoch seconds")
 
 
-def _int(value, where: str) -> int:
+def _int(value: object, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= COUNT_MAX:
         raise IngestError(f"{where}: must be a whole number from 0 to {COUNT_MAX}")
     return value
 
 
-def parse_native(payload, *, max_spans: int) -> list[Span]:
+def parse_native(payload: JsonValue, *, max_spans: int) -> list[Span]:
     """Validate a whole native batch; raise IngestError naming the first bad field."""
-    if not isinstance(payload, dict) or not isinstance(payload.get("spans"), list):
+    raw_spans = payload.get("spans") if isinstance(payload, dict) else None
+    if not isinstance(raw_spans, list):
         raise IngestError('body must be a JSON object {"spans": [...]}')
-    raw_spans = payload["spans"]
     if not raw_spans:
         raise IngestError("spans: the batch is empty")
     if len(raw_spans) > max_spans:
@@ -106,7 +107,7 @@ def parse_native(payload, *, max_spans: int) -> list[Span]:
         end = parse_time(raw["end_time"], f"{where}.end_time") if raw.get("end_time") is not None else None
         if end is not None and end < start:
             raise IngestError(f"{where}.end_time: before start_time")
-        values = {}
+        values: dict[str, Any] = {}  # the text fields, all str; Any only for Span(**values)
         for name, limit in TEXT_LIMITS.items():
             value = raw.get(name)
             if value is None:
@@ -118,14 +119,15 @@ def parse_native(payload, *, max_spans: int) -> list[Span]:
             values[name] = value
         if not values.get("name"):
             raise IngestError(f"{where}.name: required")
+        # Strings first: a list or an object (unhashable) in the set lookups used to fail the request with a 500.
         kind = raw.get("kind", "other")
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind not in KINDS:
             raise IngestError(f"{where}.kind: must be one of {', '.join(sorted(KINDS))}")
         status = raw.get("status", "unset")
-        if status not in STATUSES:
+        if not isinstance(status, str) or status not in STATUSES:
             raise IngestError(f"{where}.status: must be one of {', '.join(sorted(STATUSES))}")
         trace_status = raw.get("trace_status") or ""
-        if trace_status and trace_status not in TRACE_STATUSES:
+        if trace_status and (not isinstance(trace_status, str) or trace_status not in TRACE_STATUSES):
             raise IngestError(f"{where}.trace_status: must be one of ok, error, killed")
         args = raw.get("tool_arguments")
         if args is not None and not isinstance(args, dict | list):

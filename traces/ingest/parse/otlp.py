@@ -12,13 +12,17 @@ within the run (``Step.agent_name``).
 """
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from traces.ingest.spans import IngestError, Span
+from traces.ingest.spans import IngestError, JsonValue, Span
+
+Attributes = dict[str, JsonValue]  # a span's, a resource's or an event's attributes
 
 # --- attribute names -----------------------------------------------------------------------------
 
@@ -78,7 +82,7 @@ _CONSUMED = {
 MAX_TEXT = 1_000_000
 
 
-def _first(attrs: dict, names: tuple[str, ...]):
+def _first(attrs: Attributes, names: tuple[str, ...]) -> JsonValue:
     for name in names:
         value = attrs.get(name)
         if value is not None and value != "":
@@ -86,7 +90,7 @@ def _first(attrs: dict, names: tuple[str, ...]):
     return None
 
 
-def _text(value) -> str:
+def _text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
@@ -94,15 +98,17 @@ def _text(value) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)[:MAX_TEXT]
 
 
-def _int(value) -> int:
+def _int(value: object) -> int:
+    if not isinstance(value, int | float | str):  # None, a list, an object
+        return 0
     try:
         n = int(value)
-    except (TypeError, ValueError):
+    except ValueError:
         return 0
     return min(max(n, 0), 2**31 - 1)
 
 
-def _cost(value) -> Decimal:
+def _cost(value: object) -> Decimal:
     if value is None:
         return Decimal(0)
     try:
@@ -114,7 +120,7 @@ def _cost(value) -> Decimal:
     return cost.quantize(Decimal("0.000001"))
 
 
-def _json_or_text(value):
+def _json_or_text(value: JsonValue) -> JsonValue:
     """Tool arguments arrive as a JSON string in most conventions; keep structure when it parses."""
     if value is None or isinstance(value, dict | list):
         return value
@@ -127,9 +133,9 @@ def _json_or_text(value):
     return {"input": value}
 
 
-def _flattened_messages(attrs: dict, prefix: str) -> str:
+def _flattened_messages(attrs: Attributes, prefix: str) -> str:
     """OpenInference / OpenLLMetry flattened messages (``llm.input_messages.0.message.content``) as text."""
-    rows: dict[str, dict] = {}
+    rows: dict[str, Attributes] = {}
     for key, value in attrs.items():
         if key.startswith(prefix):
             index, _, field = key[len(prefix) :].partition(".")
@@ -145,7 +151,7 @@ def _flattened_messages(attrs: dict, prefix: str) -> str:
     return "\n".join(lines)
 
 
-def _flattened_tool_call(attrs: dict) -> tuple[str, object]:
+def _flattened_tool_call(attrs: Attributes) -> tuple[str, JsonValue]:
     """The first tool call an LLM span asked for (OpenInference), as (name, arguments)."""
     name = attrs.get("llm.output_messages.0.message.tool_calls.0.tool_call.function.name")
     if not name:
@@ -154,7 +160,7 @@ def _flattened_tool_call(attrs: dict) -> tuple[str, object]:
     return str(name), _json_or_text(args)
 
 
-def _finish_reason(attrs: dict) -> str:
+def _finish_reason(attrs: Attributes) -> str:
     reasons = attrs.get("gen_ai.response.finish_reasons")
     if isinstance(reasons, list) and reasons:
         return str(reasons[0])[:50]
@@ -166,15 +172,16 @@ def _finish_reason(attrs: dict) -> str:
     return ""
 
 
-def _kind(attrs: dict) -> str:
+def _kind(attrs: Attributes) -> str:
+    # Each value is checked to be a string first: an array (unhashable) used to fail the whole request.
     op = attrs.get("gen_ai.operation.name")
-    if op in GENAI_OPERATION_KIND:
+    if isinstance(op, str) and op in GENAI_OPERATION_KIND:
         return GENAI_OPERATION_KIND[op]
     oi = attrs.get("openinference.span.kind")
     if isinstance(oi, str) and oi.upper() in OPENINFERENCE_KIND:
         return OPENINFERENCE_KIND[oi.upper()]
     tl = attrs.get("traceloop.span.kind")
-    if tl in TRACELOOP_KIND:
+    if isinstance(tl, str) and tl in TRACELOOP_KIND:
         return TRACELOOP_KIND[tl]
     if attrs.get("llm.request.type") or attrs.get("gen_ai.system") or attrs.get("gen_ai.provider.name"):
         return "llm"
@@ -183,7 +190,7 @@ def _kind(attrs: dict) -> str:
     return "other"
 
 
-def _owner(attrs: dict, resource: dict, service_name_is_agent: bool) -> str:
+def _owner(attrs: Attributes, resource: Attributes, service_name_is_agent: bool) -> str:
     owner = attrs.get("firebreak.agent") or resource.get("firebreak.agent")
     if not owner and service_name_is_agent:
         owner = resource.get("service.name")
@@ -199,7 +206,8 @@ def _time(nanos: int, where: str) -> datetime:
 
 def map_span(
     *, trace_id: str, span_id: str, parent_span_id: str, name: str, start_ns: int, end_ns: int,
-    status_code: int, status_message: str, attrs: dict, resource: dict, events: list[dict], where: str,
+    status_code: int, status_message: str, attrs: Attributes, resource: Attributes, events: list[Attributes],
+    where: str,
     service_name_is_agent: bool = True,
 ) -> Span:  # fmt: skip
     """One OTLP span (ids already hex, attributes already plain Python values) as a Firebreak Span."""
@@ -253,14 +261,14 @@ def map_span(
                 break
 
     trace_status = attrs.get("firebreak.trace_status") or ""
-    if trace_status not in ("", "ok", "error", "killed"):
+    if not isinstance(trace_status, str) or trace_status not in ("", "ok", "error", "killed"):
         raise IngestError(f"{where}: firebreak.trace_status must be ok, error or killed")
     if flat:
         raw = {k: v for k, v in attrs.items() if k not in _CONSUMED and not k.startswith(_BULKY_PREFIXES)}
     else:
         raw = {k: v for k, v in attrs.items() if k not in _CONSUMED}
     if events:
-        raw["events"] = events[:50]
+        raw["events"] = [*events[:50]]
 
     return Span(
         trace_id=trace_id,
@@ -296,7 +304,7 @@ def map_span(
 # --- protobuf ------------------------------------------------------------------------------------
 
 
-def _pb_value(v):
+def _pb_value(v: AnyValue) -> JsonValue:
     which = v.WhichOneof("value")
     if which == "string_value":
         return v.string_value
@@ -315,7 +323,7 @@ def _pb_value(v):
     return None
 
 
-def _pb_attrs(kvs) -> dict:
+def _pb_attrs(kvs: Iterable[KeyValue]) -> Attributes:
     return {kv.key: _pb_value(kv.value) for kv in kvs}
 
 
@@ -357,9 +365,37 @@ def parse_protobuf(body: bytes, *, max_spans: int, service_name_is_agent: bool =
 
 
 # --- JSON (OTLP/JSON: ids as hex, int64 as strings) ---------------------------------------------
+# The body is untrusted JSON: each level is checked to be the object or array OTLP says it is, and
+# refused with its path if not (a shape nobody sends used to end in a 500, not a 400).
+
+_STATUS_CODES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
 
 
-def _json_value(v):
+def _json_object(value: JsonValue, where: str) -> dict[str, JsonValue]:
+    """An object of the export; absent (or empty, null) is an empty one."""
+    if not value:
+        return {}
+    if not isinstance(value, dict):
+        raise IngestError(f"{where}: must be an object")
+    return value
+
+
+def _json_array(value: JsonValue, where: str) -> list[JsonValue]:
+    """An array of the export; absent (or empty, null) is an empty one."""
+    if not value:
+        return []
+    if not isinstance(value, list):
+        raise IngestError(f"{where}: must be an array")
+    return value
+
+
+def _json_values(container: JsonValue) -> list[JsonValue]:
+    """The ``values`` of an attribute's arrayValue or kvlistValue; none when it has no such array."""
+    values = container.get("values") if isinstance(container, dict) else None
+    return values if isinstance(values, list) else []
+
+
+def _json_value(v: JsonValue) -> JsonValue:
     if not isinstance(v, dict):
         return None
     if "stringValue" in v:
@@ -371,28 +407,35 @@ def _json_value(v):
     if "boolValue" in v:
         return v["boolValue"]
     if "arrayValue" in v:
-        return [_json_value(x) for x in (v["arrayValue"] or {}).get("values", [])]
+        return [_json_value(x) for x in _json_values(v["arrayValue"])]
     if "kvlistValue" in v:
-        return _json_attrs((v["kvlistValue"] or {}).get("values", []))
+        return _json_attrs(_json_values(v["kvlistValue"]))
     if "bytesValue" in v:
         return v["bytesValue"]
     return None
 
 
-def _int_or_none(value):
+def _int_or_none(value: JsonValue) -> int | None:
+    if not isinstance(value, int | float | str):  # None, an array, an object
+        return None
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except ValueError:
         return None
 
 
-def _json_attrs(kvs) -> dict:
+def _json_attrs(kvs: JsonValue) -> Attributes:
+    """Key-value pairs as a dict; a pair without a string ``key`` is skipped."""
     if not isinstance(kvs, list):
         return {}
-    return {kv["key"]: _json_value(kv.get("value")) for kv in kvs if isinstance(kv, dict) and "key" in kv}
+    attrs: Attributes = {}
+    for kv in kvs:
+        if isinstance(kv, dict) and isinstance(key := kv.get("key"), str):
+            attrs[key] = _json_value(kv.get("value"))
+    return attrs
 
 
-def _hex_id(value, where: str) -> str:
+def _hex_id(value: JsonValue, where: str) -> str:
     if value in (None, ""):
         return ""
     if not isinstance(value, str):
@@ -405,37 +448,48 @@ def _hex_id(value, where: str) -> str:
     return value
 
 
+def _json_span_count(resource_spans: list[JsonValue]) -> int:
+    """Spans in the export, counted before anything is parsed (malformed levels count none)."""
+    total = 0
+    for rs in resource_spans:
+        scopes = rs.get("scopeSpans") if isinstance(rs, dict) else None
+        for ss in scopes if isinstance(scopes, list) else []:
+            spans = ss.get("spans") if isinstance(ss, dict) else None
+            total += len(spans) if isinstance(spans, list) else 0
+    return total
+
+
 def parse_json(body: bytes, *, max_spans: int, service_name_is_agent: bool = True) -> list[Span]:
     """Spans of an OTLP/JSON export (see parse_protobuf)."""
     try:
-        payload = json.loads(body)
+        payload: JsonValue = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise IngestError(f"body is not valid JSON: {exc}") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("resourceSpans", []), list):
+    resource_spans = payload.get("resourceSpans", []) if isinstance(payload, dict) else None
+    if not isinstance(resource_spans, list):
         raise IngestError('body must be an OTLP ExportTraceServiceRequest: {"resourceSpans": [...]}')
-    resource_spans = payload.get("resourceSpans", [])
-    total = sum(
-        len(ss.get("spans") or []) for rs in resource_spans if isinstance(rs, dict)
-        for ss in (rs.get("scopeSpans") or []) if isinstance(ss, dict)
-    )  # fmt: skip
+    total = _json_span_count(resource_spans)
     if total > max_spans:
         raise IngestError(f"{total} spans, at most {max_spans} per request", status=413)
     spans = []
     for ri, rs in enumerate(resource_spans):
         if not isinstance(rs, dict):
             raise IngestError(f"resourceSpans[{ri}]: must be an object")
-        resource = _json_attrs((rs.get("resource") or {}).get("attributes"))
-        for si, ss in enumerate(rs.get("scopeSpans") or []):
-            for pi, s in enumerate((ss or {}).get("spans") or []):
+        resource = _json_attrs(_json_object(rs.get("resource"), f"resourceSpans[{ri}].resource").get("attributes"))
+        for si, ss in enumerate(_json_array(rs.get("scopeSpans"), f"resourceSpans[{ri}].scopeSpans")):
+            scope = _json_object(ss, f"resourceSpans[{ri}].scopeSpans[{si}]")
+            for pi, s in enumerate(_json_array(scope.get("spans"), f"resourceSpans[{ri}].scopeSpans[{si}].spans")):
                 where = f"resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]"
                 if not isinstance(s, dict):
                     raise IngestError(f"{where}: must be an object")
-                status = s.get("status") or {}
+                status = _json_object(s.get("status"), f"{where}.status")
                 code = status.get("code", 0)
-                code = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}.get(code, code)
-                events = [
+                if isinstance(code, str):
+                    code = _STATUS_CODES.get(code, code)
+                raw_events = s.get("events")
+                events: list[Attributes] = [
                     {"name": e.get("name", ""), **_json_attrs(e.get("attributes"))}
-                    for e in (s.get("events") or []) if isinstance(e, dict)
+                    for e in (raw_events if isinstance(raw_events, list) else []) if isinstance(e, dict)
                 ]  # fmt: skip
                 spans.append(
                     map_span(
