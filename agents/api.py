@@ -12,7 +12,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agents import selectors, services
+from agents import fleet, selectors, services
+from agents.changes import REASON_MAX
 from agents.gate import fleet_document, gate_document, gate_read
 from agents.keys.authentication import AgentPrincipal
 from agents.models import Agent, Environment
@@ -72,14 +73,14 @@ class GateSerializer(serializers.Serializer):
 
 
 class ReasonSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=services.REASON_MAX, default="")
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=REASON_MAX, default="")
     incident = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, help_text="number of the incident this action belongs to"
     )
 
 
 class RequiredReasonSerializer(ReasonSerializer):
-    reason = serializers.CharField(max_length=services.REASON_MAX)
+    reason = serializers.CharField(max_length=REASON_MAX)
 
 
 class FleetSerializer(serializers.Serializer):
@@ -306,25 +307,25 @@ def _fleet_action(
 
 
 FleetStopApi = _fleet_action(
-    "stop", summary="Stop every agent (reason required)", service=services.fleet_stop, role_permission=IsResponder
+    "stop", summary="Stop every agent (reason required)", service=fleet.fleet_stop, role_permission=IsResponder
 )
 FleetResumeApi = _fleet_action(
     "resume",
     summary="Lift the fleet stop (admin, reason required)",
-    service=services.fleet_resume,
+    service=fleet.fleet_resume,
     role_permission=IsAdmin,
 )
 ChangeFreezeOnApi = _fleet_action(
     "change_freeze",
     summary="Turn the deploy lock on",
-    service=services.change_freeze,
+    service=fleet.change_freeze,
     role_permission=IsResponder,
     extra={"on": True},
 )
 ChangeFreezeOffApi = _fleet_action(
     "change_unfreeze",
     summary="Turn the deploy lock off",
-    service=services.change_freeze,
+    service=fleet.change_freeze,
     role_permission=IsResponder,
     extra={"on": False},
 )

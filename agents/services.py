@@ -1,26 +1,32 @@
-"""Writes to the agent registry and the gate. Every gate change writes one audit row."""
+"""Writes to the agent registry and to each agent's gate. Every gate change writes one audit row
+(through ``agents/changes.py``); the fleet-wide switches are in ``agents/fleet.py``."""
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from decimal import Decimal
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from agents import hooks
+from agents.changes import (
+    GateConflict,
+    clean_reason,
+    gate_change,
+    publish_on_commit,
+    refuse_agent_keys,
+    state_snapshot,
+)
 from agents.gate import gate_publish
 from agents.models import (
     Agent,
     AuditAction,
     AuditEntry,
-    FleetGate,
     GateState,
     tool_validator,
 )
-from agents.signals import gate_changed
 from core.actors import Actor
-from core.errors import Conflict
 
 logger = logging.getLogger(__name__)
 
@@ -81,112 +87,6 @@ def agent_register(
     return agent
 
 
-# --- the gate -------------------------------------------------------------------------------------
-# Every change: one transaction that locks the row, writes the new state and
-# one audit row; then, on commit, the write-through to Redis (set + publish)
-# and the ``gate_changed`` signal (incidents adds timeline entries from it).
-
-REASON_MAX = 2000
-
-
-class GateConflict(Conflict):
-    """The action does not apply to the gate as it is (e.g. resuming an active agent)."""
-
-
-def _clean_reason(reason: str | None, *, required: bool = False) -> str:
-    reason = (reason or "").strip()
-    if required and not reason:
-        raise ValidationError({"reason": "a reason is required"})
-    if len(reason) > REASON_MAX:
-        raise ValidationError({"reason": f"at most {REASON_MAX} characters"})
-    return reason
-
-
-def _refuse_agent_keys(actor: Actor) -> None:
-    # Defence in depth: the API refuses agent keys before calling a service.
-    if actor.agent is not None:
-        raise PermissionDenied("an agent's key cannot change a gate")
-
-
-def _snapshot(agent: Agent) -> dict[str, object]:
-    return {
-        "state": agent.state,
-        "reason": agent.state_reason,
-        "disabled_tools": list(agent.disabled_tools),
-        "budget_frozen": agent.budget_frozen,
-        "session_cost_cap": str(agent.session_cost_cap) if agent.session_cost_cap is not None else None,
-    }
-
-
-def _after_commit(
-    agents: list[Agent],
-    entries: Mapping[int, AuditEntry | None],
-    *,
-    action: str,
-    actor: Actor,
-    reason: str,
-    incident: int | None,
-) -> None:
-    def publish_and_announce() -> None:
-        fleet = FleetGate.load()
-        gate_publish(agents, fleet)
-        for agent in agents:
-            # The gate change has committed and is published: a failing listener (a timeline
-            # entry, containment) is logged, never turned into an error for the responder.
-            results = gate_changed.send_robust(
-                sender=Agent,
-                agent=agent,
-                action=action,
-                audit_entry=entries.get(agent.pk),
-                actor_label=actor.label,
-                reason=reason,
-                incident_number=incident,
-            )
-            for receiver, result in results:
-                if isinstance(result, Exception):
-                    logger.error("gate_changed receiver %r failed for %s", receiver, agent.slug, exc_info=result)
-
-    transaction.on_commit(publish_and_announce)
-
-
-def _gate_change(
-    *,
-    agent: Agent,
-    action: str,
-    actor: Actor,
-    reason: str,
-    incident_number: int | None,
-    change: Callable[[Agent], bool],
-    tool: str = "",
-    snapshot: Callable[[Agent], dict[str, object]] | None = None,
-) -> AuditEntry | None:
-    """Lock the agent, apply ``change(agent)`` (returns False when nothing changes), audit, publish on commit."""
-    _refuse_agent_keys(actor)
-    snapshot = snapshot or _snapshot
-    locked = Agent.objects.select_for_update().get(pk=agent.pk)
-    before = snapshot(locked)
-    if change(locked) is False:
-        return None
-    locked.gate_version += 1
-    locked.save()
-    entry = AuditEntry.objects.create(
-        agent=locked,
-        action=action,
-        actor=actor.user,
-        actor_label=actor.label,
-        reason=reason,
-        tool=tool,
-        incident_number=incident_number,
-        before=before,
-        after=snapshot(locked),
-        gate_version=locked.gate_version,
-    )
-    _after_commit([locked], {locked.pk: entry}, action=action, actor=actor, reason=reason, incident=incident_number)
-    # The caller's object reflects the new state too.
-    agent.refresh_from_db()
-    return entry
-
-
 def _set_state(state: str, actor: Actor, reason: str) -> Callable[[Agent], bool]:
     def change(agent: Agent) -> bool:
         if agent.state == state:
@@ -208,8 +108,8 @@ def agent_kill(
 
     Returns the audit row, or None when the agent was already killed (nothing written).
     """
-    reason = _clean_reason(reason)
-    return _gate_change(
+    reason = clean_reason(reason)
+    return gate_change(
         agent=agent,
         action=AuditAction.KILL,
         actor=actor,
@@ -227,10 +127,10 @@ def agent_pause(
 
     A killed agent is not paused: killing is the stronger stop (GateConflict).
     """
-    reason = _clean_reason(reason)
+    reason = clean_reason(reason)
     if Agent.objects.filter(pk=agent.pk, state=GateState.KILLED).exists():
         raise GateConflict("the agent is killed; resume it first to pause it")
-    return _gate_change(
+    return gate_change(
         agent=agent,
         action=AuditAction.PAUSE,
         actor=actor,
@@ -248,11 +148,11 @@ def agent_resume(*, agent: Agent, actor: Actor, reason: str, incident_number: in
     PermissionDenied (an agent key, or a rule from ``agents.hooks.resume_checks``
     such as an open SEV1 needing an admin). Nothing is written when it raises.
     """
-    reason = _clean_reason(reason, required=True)
-    _refuse_agent_keys(actor)
+    reason = clean_reason(reason, required=True)
+    refuse_agent_keys(actor)
     for check in hooks.resume_checks:
         check(agent, actor)
-    entry = _gate_change(
+    entry = gate_change(
         agent=agent,
         action=AuditAction.RESUME,
         actor=actor,
@@ -279,7 +179,7 @@ def agent_tool_disable(
     *, agent: Agent, tool: str, actor: Actor, reason: str = "", incident_number: int | None = None
 ) -> AuditEntry | None:
     """Disable one tool: the SDK raises ToolDisabled for that tool only. None if already disabled."""
-    tool, reason = _valid_tool(tool), _clean_reason(reason)
+    tool, reason = _valid_tool(tool), clean_reason(reason)
 
     def change(a: Agent) -> bool:
         if tool in a.disabled_tools:
@@ -287,7 +187,7 @@ def agent_tool_disable(
         a.disabled_tools = [*a.disabled_tools, tool]
         return True
 
-    return _gate_change(
+    return gate_change(
         agent=agent,
         action=AuditAction.TOOL_DISABLE,
         actor=actor,
@@ -303,7 +203,7 @@ def agent_tool_enable(
     *, agent: Agent, tool: str, actor: Actor, reason: str = "", incident_number: int | None = None
 ) -> AuditEntry | None:
     """Enable a disabled tool again. None if it was not disabled."""
-    tool, reason = _valid_tool(tool), _clean_reason(reason)
+    tool, reason = _valid_tool(tool), clean_reason(reason)
 
     def change(a: Agent) -> bool:
         if tool not in a.disabled_tools:
@@ -311,7 +211,7 @@ def agent_tool_enable(
         a.disabled_tools = [t for t in a.disabled_tools if t != tool]
         return True
 
-    return _gate_change(
+    return gate_change(
         agent=agent,
         action=AuditAction.TOOL_ENABLE,
         actor=actor,
@@ -329,7 +229,7 @@ def agent_budget_freeze(
     """Freeze the budget in one call: new runs refused, running ones drain, and the per-session
     cost cap lowered to the agent's current p50 session spend (when that is known and lower).
     None if already frozen."""
-    reason = _clean_reason(reason)
+    reason = clean_reason(reason)
     p50 = hooks.session_spend_p50(agent)
 
     def change(a: Agent) -> bool:
@@ -340,7 +240,7 @@ def agent_budget_freeze(
             a.session_cost_cap = p50.quantize(Decimal("0.0001"))
         return True
 
-    return _gate_change(
+    return gate_change(
         agent=agent,
         action=AuditAction.BUDGET_FREEZE,
         actor=actor,
@@ -353,7 +253,7 @@ def agent_budget_freeze(
 @transaction.atomic
 def agent_budget_unfreeze(*, agent: Agent, actor: Actor, reason: str, incident_number: int | None = None) -> AuditEntry:
     """Let new runs start again (the lowered cap stays until changed). A reason is required."""
-    reason = _clean_reason(reason, required=True)
+    reason = clean_reason(reason, required=True)
 
     def change(a: Agent) -> bool:
         if not a.budget_frozen:
@@ -361,7 +261,7 @@ def agent_budget_unfreeze(*, agent: Agent, actor: Actor, reason: str, incident_n
         a.budget_frozen = False
         return True
 
-    entry = _gate_change(
+    entry = gate_change(
         agent=agent,
         action=AuditAction.BUDGET_UNFREEZE,
         actor=actor,
@@ -386,7 +286,7 @@ def agent_budget_caps_set(
     session_step_cap: int | None,
 ) -> AuditEntry | None:
     """Set the hard caps the SDK's BudgetGuard enforces (None: no cap). None if nothing changed."""
-    reason = _clean_reason(reason)
+    reason = clean_reason(reason)
     for name, value in (
         ("session_cost_cap", session_cost_cap),
         ("daily_cost_cap", daily_cost_cap),
@@ -410,7 +310,7 @@ def agent_budget_caps_set(
         a.full_clean(exclude=["slug"])
         return True
 
-    return _gate_change(
+    return gate_change(
         agent=agent, action=AuditAction.BUDGET_CAPS, actor=actor, reason=reason, incident_number=None, change=change
     )
 
@@ -436,7 +336,7 @@ def agent_gate_settings_set(*, agent: Agent, actor: Actor, reason: str = "", **c
     unknown = sorted(set(changes) - set(GATE_SETTINGS))
     if unknown:
         raise ValidationError({name: "not a gate setting" for name in unknown})
-    reason = _clean_reason(reason)
+    reason = clean_reason(reason)
 
     def change(a: Agent) -> bool:
         changed = [name for name, value in changes.items() if getattr(a, name) != value]
@@ -447,7 +347,7 @@ def agent_gate_settings_set(*, agent: Agent, actor: Actor, reason: str = "", **c
         a.full_clean(exclude=["slug"])
         return True
 
-    return _gate_change(
+    return gate_change(
         agent=agent,
         action=AuditAction.SETTINGS,
         actor=actor,
@@ -475,8 +375,8 @@ def audit_reason_add(*, entry: AuditEntry, actor: Actor, reason: str) -> AuditEn
     that change still sets the agent's state, the gate shows the reason too (a new gate version,
     published). Raises ValidationError (no reason) or GateConflict (it has a reason already).
     """
-    _refuse_agent_keys(actor)
-    reason = _clean_reason(reason, required=True)
+    refuse_agent_keys(actor)
+    reason = clean_reason(reason, required=True)
     locked = AuditEntry.objects.select_for_update().get(pk=entry.pk)
     if locked.reason or locked.action == AuditAction.REASON or locked.amendments.exists():
         raise GateConflict("this change already has a reason")
@@ -500,15 +400,15 @@ def audit_reason_add(*, entry: AuditEntry, actor: Actor, reason: str) -> AuditEn
     )
     if agent is not None and current:
         # Still the change that set the current state: the gate shows the reason too.
-        amendment.before = _snapshot(agent)
+        amendment.before = state_snapshot(agent)
         agent.state_reason = reason
         agent.gate_version += 1
         agent.save(update_fields=["state_reason", "gate_version", "updated_at"])
-        amendment.after = _snapshot(agent)
+        amendment.after = state_snapshot(agent)
         amendment.gate_version = agent.gate_version
     amendment.save()
     if agent is not None and current:
-        _after_commit(
+        publish_on_commit(
             [agent],
             {agent.pk: amendment},
             action=AuditAction.REASON,
@@ -517,74 +417,3 @@ def audit_reason_add(*, entry: AuditEntry, actor: Actor, reason: str) -> AuditEn
             incident=locked.incident_number,
         )
     return amendment
-
-
-def _fleet_change(*, action: str, actor: Actor, reason: str, change: Callable[[FleetGate], bool]) -> AuditEntry | None:
-    _refuse_agent_keys(actor)
-    fleet, _ = FleetGate.objects.select_for_update().get_or_create(pk=1)
-    before = {"stopped": fleet.stopped, "change_freeze": fleet.change_freeze}
-    if change(fleet) is False:
-        return None
-    fleet.version += 1
-    fleet.save()
-    entry = AuditEntry.objects.create(
-        agent=None,
-        action=action,
-        actor=actor.user,
-        actor_label=actor.label,
-        reason=reason,
-        before=before,
-        after={"stopped": fleet.stopped, "change_freeze": fleet.change_freeze},
-        gate_version=fleet.version,
-    )
-    agents = list(Agent.objects.all())
-    _after_commit(agents, {}, action=action, actor=actor, reason=reason, incident=None)
-    return entry
-
-
-@transaction.atomic
-def fleet_stop(*, actor: Actor, reason: str) -> AuditEntry | None:
-    """Stop every agent at once: each gate reads killed until ``fleet_resume``. Each agent keeps
-    its own state underneath, so an agent killed on its own stays killed after the fleet resumes.
-    A reason is required. None if the fleet was already stopped."""
-    reason = _clean_reason(reason, required=True)
-
-    def change(f: FleetGate) -> bool:
-        if f.stopped:
-            return False
-        f.stopped, f.stopped_reason = True, reason
-        return True
-
-    return _fleet_change(action=AuditAction.FLEET_STOP, actor=actor, reason=reason, change=change)
-
-
-@transaction.atomic
-def fleet_resume(*, actor: Actor, reason: str) -> AuditEntry:
-    """Lift the fleet stop. A reason is required; GateConflict if the fleet is not stopped."""
-    reason = _clean_reason(reason, required=True)
-
-    def change(f: FleetGate) -> bool:
-        if not f.stopped:
-            return False
-        f.stopped, f.stopped_reason = False, ""
-        return True
-
-    entry = _fleet_change(action=AuditAction.FLEET_RESUME, actor=actor, reason=reason, change=change)
-    if entry is None:
-        raise GateConflict("the fleet is not stopped")
-    return entry
-
-
-@transaction.atomic
-def change_freeze(*, actor: Actor, on: bool, reason: str) -> AuditEntry | None:
-    """Turn the deploy lock on or off (pipelines read it at GET /api/v1/fleet). None if unchanged."""
-    reason = _clean_reason(reason, required=on)
-
-    def change(f: FleetGate) -> bool:
-        if f.change_freeze == on:
-            return False
-        f.change_freeze, f.change_freeze_reason = on, reason if on else ""
-        return True
-
-    action = AuditAction.CHANGE_FREEZE if on else AuditAction.CHANGE_UNFREEZE
-    return _fleet_change(action=action, actor=actor, reason=reason, change=change)

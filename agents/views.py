@@ -11,7 +11,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
 
-from agents import hooks, selectors, services
+from agents import fleet, hooks, selectors, services
 from agents.models import Agent, AuditEntry
 from core.actors import Actor
 from core.errors import Conflict
@@ -215,17 +215,17 @@ FLEET_STOP_CONFIRMATION = "STOP ALL AGENTS"
 def fleet_stop(request: HtmxHttpRequest) -> HttpResponse:
     if request.POST.get("confirm", "").strip() != FLEET_STOP_CONFIRMATION:
         return _failed(request, None, ValidationError(f"type {FLEET_STOP_CONFIRMATION} to confirm the fleet stop"))
-    return _run(request, None, services.fleet_stop, "Fleet stopped: every agent is refused at the gate.")
+    return _run(request, None, fleet.fleet_stop, "Fleet stopped: every agent is refused at the gate.")
 
 
 @require_POST
 @role_required(ADMIN)
 def fleet_resume(request: HtmxHttpRequest) -> HttpResponse:
-    return _run(request, None, services.fleet_resume, "Fleet stop lifted.")
+    return _run(request, None, fleet.fleet_resume, "Fleet stop lifted.")
 
 
 @require_POST
 @role_required(RESPONDER)
 def change_freeze(request: HtmxHttpRequest) -> HttpResponse:
     on = request.POST.get("on") == "1"
-    return _run(request, None, services.change_freeze, "Change freeze on." if on else "Change freeze off.", on=on)
+    return _run(request, None, fleet.change_freeze, "Change freeze on." if on else "Change freeze off.", on=on)

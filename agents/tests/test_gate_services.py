@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from agents import services
+from agents import fleet, services
 from agents.gate import CHANNEL, KEY, gate_reconcile
 from agents.keys.services import api_key_create
 from agents.models import Agent, AuditEntry, FleetGate
@@ -182,15 +182,15 @@ def test_fleet_stop_kills_every_gate_and_resume_restores_each_own_state(
     publish(services.agent_kill, agent=b, actor=Actor.person(responder), reason="on its own")
     gate_reconcile()
     before = doc(redis_client, "a")["version"]
-    publish(services.fleet_stop, actor=Actor.person(responder), reason="something is very wrong")
+    publish(fleet.fleet_stop, actor=Actor.person(responder), reason="something is very wrong")
     gate_a = doc(redis_client, "a")
     assert gate_a["state"] == "killed" and gate_a["fleet_stopped"] is True
     assert "something is very wrong" in gate_a["reason"]
     assert gate_a["version"] > before
     assert Agent.objects.get(pk=a.pk).state == "active"  # its own state is kept underneath
     with pytest.raises(ValidationError):
-        services.fleet_resume(actor=Actor.person(admin_user), reason="")
-    publish(services.fleet_resume, actor=Actor.person(admin_user), reason="all clear")
+        fleet.fleet_resume(actor=Actor.person(admin_user), reason="")
+    publish(fleet.fleet_resume, actor=Actor.person(admin_user), reason="all clear")
     assert doc(redis_client, "a")["state"] == "active"
     assert doc(redis_client, "b")["state"] == "killed"
     assert doc(redis_client, "a")["version"] > gate_a["version"]
@@ -203,11 +203,11 @@ def test_fleet_stop_kills_every_gate_and_resume_restores_each_own_state(
 def test_change_freeze_is_readable_in_every_gate(make_agent, responder, redis_client, publish):
     make_agent("a")
     gate_reconcile()
-    publish(services.change_freeze, actor=Actor.person(responder), on=True, reason="incident INC-4")
+    publish(fleet.change_freeze, actor=Actor.person(responder), on=True, reason="incident INC-4")
     assert doc(redis_client, "a")["change_freeze"] is True
     assert json.loads(redis_client.get("firebreak:fleet"))["change_freeze"] is True
     with pytest.raises(ValidationError):
-        services.change_freeze(actor=Actor.person(responder), on=True, reason="")
+        fleet.change_freeze(actor=Actor.person(responder), on=True, reason="")
 
 
 def test_a_reason_added_later_is_its_own_row_by_its_own_author(

@@ -5,7 +5,7 @@ import time
 import pytest
 from firebreak_sdk import AgentKilled, AgentPaused, BudgetFrozen, Gate, GateUnavailable, ToolDisabled
 
-from agents import services
+from agents import fleet, services
 from agents.gate import gate_reconcile
 from agents.keys.services import api_key_create
 from agents.models import Agent
@@ -87,7 +87,7 @@ def test_budget_freeze_refuses_a_new_run_and_lets_a_running_one_finish(gate, age
 
 
 def test_fleet_stop_reaches_every_agent(gate, agent, responder):
-    services.fleet_stop(actor=Actor.person(responder), reason="all hands")
+    fleet.fleet_stop(actor=Actor.person(responder), reason="all hands")
     raised = eventually(gate.check, AgentKilled)
     assert "all hands" in raised.reason
 
