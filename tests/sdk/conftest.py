@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import pytest
 import redis
-from firebreak_sdk import Gate
+from firebreak_sdk import Gate, Tracer
+
+from .ingest_server import TRACER_AGENT, IngestServer
 
 AGENT = "refund-agent"
 KEY = f"firebreak:gate:{AGENT}"
@@ -165,3 +168,35 @@ def private_redis() -> Iterator[PrivateRedis]:
         if process.poll() is None:
             server.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def make_tracer():
+    """Tracers that are closed after the test (briefly: a test's server may be gone by then)."""
+    tracers: list[Tracer] = []
+
+    def make(agent: str = TRACER_AGENT, **kwargs) -> Tracer:
+        kwargs.setdefault("flush_interval", 0.05)
+        tracer = Tracer(agent, **kwargs)
+        tracers.append(tracer)
+        return tracer
+
+    yield make
+    for tracer in tracers:
+        tracer.close(timeout=0.2)
+
+
+@pytest.fixture
+def make_server():
+    servers: list[IngestServer] = []
+
+    def make(script=(), sleep: float = 0.0) -> IngestServer:
+        server = IngestServer(script, sleep)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -124,7 +124,8 @@ def test_wait_mode_blocks_while_paused_and_returns_as_soon_as_a_resume_is_publis
     result["thread"].join(timeout=5)
 
     assert result["error"] is None
-    assert result["returned_at"] - resumed_at < 0.2
+    # Without the subscription it would wait out the 60 s window; the margin is for a busy machine.
+    assert result["returned_at"] - resumed_at < 1.0
 
 
 def test_wait_mode_without_a_subscription_notices_a_resume_by_re_reading(make_gate, put):
@@ -392,7 +393,7 @@ def test_a_published_kill_is_seen_by_the_next_check_within_milliseconds(make_gat
         return False
 
     wait_until(killed, timeout=2, interval=0)
-    assert time.monotonic() - published_at < 0.1
+    assert time.monotonic() - published_at < 1.0  # the 60 s re-read could not have done it
 
 
 def test_without_a_subscription_an_unpublished_change_is_seen_within_max_staleness(make_gate, put):
@@ -411,7 +412,8 @@ def test_without_a_subscription_an_unpublished_change_is_seen_within_max_stalene
         return False
 
     wait_until(killed, timeout=2, interval=0.001)
-    assert time.monotonic() - written_at <= 0.3 + 0.05
+    # Without the re-read the kill is never seen (the wait above fails); the margin is for a busy machine.
+    assert time.monotonic() - written_at <= 0.3 + 0.25
 
 
 def test_a_fresh_copy_costs_no_redis_command_and_a_stale_one_costs_one_get(private_redis):
