@@ -6,6 +6,7 @@ class EvalsConfig(AppConfig):
     verbose_name = "Evals"
 
     def ready(self):
+        # Here, not at the top: apps.py is imported before the app registry is ready, and these import models.
         from evals.closure import eval_case_green
         from incidents import hooks
 

