@@ -20,6 +20,7 @@ import redis
 from django.conf import settings as django_settings
 from xdist.scheduler import LoadScopeScheduling
 
+from agents.signing import public_key_text
 from core.actors import Actor
 from core.redis import redis_url_with_db
 from firebreak.settings import celery_broker_url
@@ -290,3 +291,10 @@ def make_incident(responder):
         return incident_declare(**kwargs)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _gate_public_key(monkeypatch):
+    """SDK gates, and the agent processes tests start, verify documents with the server's key (as
+    ``createapikey`` tells an agent to): ``Gate`` reads ``FIREBREAK_GATE_PUBLIC_KEY`` from here."""
+    monkeypatch.setenv("FIREBREAK_GATE_PUBLIC_KEY", public_key_text())

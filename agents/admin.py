@@ -1,8 +1,10 @@
 from django.contrib import admin
 from django.db import transaction
+from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 
+from agents.keys.services import api_key_revoke
 from agents.models import Agent, ApiKey, AuditEntry, FleetGate
 from agents.services import GATE_SETTINGS, agent_gate_settings_set, agent_register
 from core.actors import Actor
@@ -65,9 +67,49 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("lookup", "name", "agent", "user", "scopes", "created_at", "last_used_at", "revoked_at")
-    readonly_fields = ("lookup", "key_hash", "created_at", "last_used_at")
+    """Keys are made with ``createapikey`` (the raw key is shown once, there) and revoked here or with
+    ``revokeapikey``: through the service, so an agent key's Redis user and open streams go with it."""
+
+    list_display = (
+        "lookup",
+        "name",
+        "agent",
+        "user",
+        "scopes",
+        "redis_access",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    readonly_fields = (
+        "lookup",
+        "key_hash",
+        "agent",
+        "user",
+        "scopes",
+        "redis_access",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+        "revoked_by",
+    )
     search_fields = ("lookup", "name", "agent__slug", "user__username")
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        actor = Actor.from_request(request)
+        revoked = 0
+        for key in queryset.filter(revoked_at__isnull=True):
+            api_key_revoke(key=key, actor=actor)
+            revoked += 1
+        self.message_user(request, f"Revoked {revoked} key(s).")
 
 
 @admin.register(FleetGate)

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.http import HttpRequest
 
 from incidents.models import (
     ActionItem,
@@ -25,12 +26,28 @@ class IncidentAdmin(admin.ModelAdmin):
     search_fields = ("title", "summary")
     raw_id_fields = ("traces",)
     filter_horizontal = ("agents",)
+    # The lifecycle goes through the incident pages (each change on the timeline); the record is never deleted.
+    readonly_fields = ("number", "status", "severity", "declared_at", "declared_by")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Incident | None = None) -> bool:
+        return False
 
 
 @admin.register(TimelineEntry)
 class TimelineEntryAdmin(admin.ModelAdmin):
+    """Read-only: the timeline is append-only (corrections are new entries, on the incident page)."""
+
     list_display = ("incident", "kind", "actor_label", "created_at")
     list_filter = ("kind",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: TimelineEntry | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: TimelineEntry | None = None) -> bool:
+        return False
 
 
 @admin.register(Alert)

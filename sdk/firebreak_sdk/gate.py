@@ -1,11 +1,12 @@
 """The gate: a fail-closed check an agent makes before every step and every tool call.
 
-The server keeps each agent's gate document in Redis (``firebreak:gate:<slug>``),
-publishes every change on ``firebreak:gate-events:<slug>`` and serves it at
-``GET /api/v1/agents/<slug>/gate``. :class:`Gate` reads it over direct Redis or
-HTTP, keeps a local copy for at most ``max_staleness`` seconds, and raises a
-:class:`~firebreak_sdk.errors.GateClosed` when the agent must stop — including
-when the gate cannot be read at all.
+The server keeps each agent's gate document in Redis (``firebreak:gate:<slug>``), publishes every
+change on ``firebreak:gate-events:<slug>``, serves it at ``GET /api/v1/agents/<slug>/gate`` and
+pushes it down ``GET /api/v1/agents/<slug>/gate/stream``. :class:`Gate` reads it over direct Redis
+(with the agent's own read-only Redis user) or over HTTP, verifies the server's signature on every
+document, keeps a local copy while it is fresh, and raises a
+:class:`~firebreak_sdk.errors.GateClosed` when the agent must stop — including when the gate cannot
+be read, or what was read is not the server's.
 """
 
 from __future__ import annotations
@@ -14,66 +15,42 @@ import contextlib
 import copy
 import functools
 import inspect
-import json
-import math
 import os
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar, cast, overload
-from urllib.parse import quote
 
 import httpx
 import redis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from .documents import PublicKeyError, load_public_key, order, parse_document
 from .errors import AgentKilled, AgentPaused, BudgetFrozen, GateUnavailable, ToolDisabled
+from .transports import EventStream, HttpTransport, RedisTransport, Unreadable
 
 __all__ = ["GENERIC_FALLBACK", "Gate"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 GENERIC_FALLBACK = "This assistant is temporarily unavailable. A person will follow up with you shortly."
-# Where the server keeps and publishes the gate (agents/gate.py), and the document's fields this module reads.
-# tests/sdk/test_contract.py fails when one side changes without the other.
-GATE_KEY = "firebreak:gate:{slug}"  # Redis: the agent's gate document (JSON)
-GATE_CHANNEL = "firebreak:gate-events:{slug}"  # Redis pub/sub: every new document
-GATE_PATH = "/api/v1/agents/{slug}/gate"  # HTTP, under the Firebreak URL
-STATES = frozenset({"active", "paused", "killed"})
-BUDGET_CAPS = ("session_cost_cap", "daily_cost_cap", "session_token_cap", "session_step_cap")
-BUDGET_FIELDS = ("frozen", *BUDGET_CAPS)
-DOCUMENT_FIELDS = frozenset(
-    {
-        "agent",
-        "state",
-        "reason",
-        "changed_by",
-        "version",
-        "disabled_tools",
-        "budget",
-        "fleet_stopped",
-        "fallback_message",
-    }
-)
 _MIN_POLL = 0.05  # seconds between re-reads while waiting out a pause without a subscription
-
-
-class _Unreadable(Exception):
-    """A transport could not produce a gate document; the message says why."""
 
 
 class _Snapshot:
     """One accepted gate document, pre-digested for the hot path. Immutable: replaced, never changed."""
 
-    __slots__ = ("at", "disabled", "doc", "etag", "frozen", "open", "raw", "state", "version")
+    __slots__ = ("at", "disabled", "doc", "etag", "frozen", "open", "order", "raw", "state", "version")
 
     def __init__(self, doc: dict[str, Any], raw: bytes | str, etag: str | None, at: float) -> None:
         self.doc = doc
         self.raw = raw
         self.at = at
         self.version: int = doc["version"]
-        self.etag = etag or f'"{self.version}"'
+        self.order = order(doc)
+        self.etag = etag
         self.state: str = doc["state"]
         self.disabled = frozenset(doc.get("disabled_tools") or ())
         self.frozen = bool((doc.get("budget") or {}).get("frozen"))
@@ -83,97 +60,20 @@ class _Snapshot:
         return _Snapshot(self.doc, self.raw, self.etag, at)
 
 
-def parse_document(raw: bytes | str, agent: str) -> dict[str, Any]:
-    """Decode and validate a gate document; raise ``ValueError`` saying what is wrong."""
-    try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"not JSON ({exc})") from exc
-    if not isinstance(doc, dict):
-        raise ValueError("not a JSON object")
-    if doc.get("agent") not in (None, agent):
-        raise ValueError(f"document is for agent {doc.get('agent')!r}")
-    if doc.get("state") not in STATES:
-        raise ValueError(f"unknown state {doc.get('state')!r}")
-    version = doc.get("version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise ValueError(f"version {version!r} is not an integer")
-    tools = doc.get("disabled_tools") or []
-    if not isinstance(tools, list) or not all(isinstance(t, str) for t in tools):
-        raise ValueError("disabled_tools is not a list of tool names")
-    budget = doc.get("budget") or {}
-    if not isinstance(budget, dict):
-        raise ValueError("budget is not an object")
-    for cap in BUDGET_CAPS:
-        value = budget.get(cap)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0
-        ):
-            raise ValueError(f"budget.{cap} is {value!r}, not a non-negative number or null")
-    return doc
-
-
-class _RedisTransport:
-    name = "redis"
-
-    def __init__(self, agent: str, client: redis.Redis, owned: bool) -> None:
-        self.client = client
-        self.owned = owned
-        self.key = GATE_KEY.format(slug=agent)
-        self.channel = GATE_CHANNEL.format(slug=agent)
-
-    def fetch(self, etag: str | None) -> tuple[bytes | str | None, str | None]:
-        raw = self.client.get(self.key)
-        if raw is None:
-            raise _Unreadable(f"Redis key {self.key} does not exist")
-        return cast(bytes, raw), None
-
-    def close(self) -> None:
-        if self.owned:
-            self.client.close()
-
-
-class _HttpTransport:
-    name = "http"
-
-    def __init__(self, agent: str, url: str, api_key: str | None, client: httpx.Client | None, timeout: float) -> None:
-        self.url = url.rstrip("/") + GATE_PATH.format(slug=quote(agent, safe=""))
-        self.api_key = api_key
-        self.owned = client is None
-        self.client = client if client is not None else httpx.Client(timeout=timeout)
-        self.timeout = timeout
-
-    def fetch(self, etag: str | None) -> tuple[bytes | str | None, str | None]:
-        """The document's bytes and ETag, or ``(None, etag)`` when the server answers 304 Not Modified."""
-        if not self.api_key:
-            raise _Unreadable("no API key (set FIREBREAK_API_KEY or pass api_key=)")
-        headers = {"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"}
-        if etag:
-            headers["If-None-Match"] = etag
-        response = self.client.get(self.url, headers=headers, timeout=self.timeout)
-        if response.status_code == 304 and etag:
-            return None, etag
-        if response.status_code != 200:
-            try:
-                detail = str(response.json()["error"])
-            except Exception:
-                detail = response.text[:200]
-            raise _Unreadable(f"GET {self.url} answered HTTP {response.status_code}: {detail}")
-        return response.content, response.headers.get("etag")
-
-    def close(self) -> None:
-        if self.owned:
-            self.client.close()
-
-
 class Gate:
     """An agent's gate. Call :meth:`check` before every step and :meth:`check` with ``tool=`` before every tool call.
 
-    Transport: direct Redis when ``redis_client`` or ``redis_url`` is given, else HTTP to ``url`` with
-    ``api_key``. It fails closed: whenever the gate cannot be read, checks raise
-    :class:`~firebreak_sdk.errors.GateUnavailable`. A local copy is trusted for at most ``max_staleness``
-    seconds; with Redis and ``subscribe=True`` a daemon thread also listens for changes, so a kill lands
-    within milliseconds. ``timeout`` bounds each read (seconds).
+    Transport: direct Redis when ``redis_client`` or ``redis_url`` is given (the agent's own read-only
+    Redis user), else HTTP to ``gate_url`` or ``url`` with ``api_key``. Every document must carry the
+    server's signature, verified with ``public_key`` (default: ``FIREBREAK_GATE_PUBLIC_KEY`` from the
+    environment), and be issued within ``max_document_age`` seconds; anything else is refused.
+
+    It fails closed: whenever the gate cannot be read, or what was read is refused, checks raise
+    :class:`~firebreak_sdk.errors.GateUnavailable`. With ``subscribe=True`` (the default) changes are
+    pushed to a daemon thread — a Redis subscription, or over HTTP the gate stream — so a kill lands
+    within milliseconds. A local copy is trusted for ``max_staleness`` seconds after it was last read,
+    and for as long as the HTTP stream is alive (it pings every 15 s; after ``stream_silence`` seconds
+    without a byte the gate polls again). ``timeout`` bounds each read (seconds).
 
     ``on_pause="raise"`` raises :class:`~firebreak_sdk.errors.AgentPaused` at once; ``"wait"`` blocks the
     calling thread until the agent is resumed (returns), killed (raises) or ``pause_timeout`` passes (raises).
@@ -186,11 +86,15 @@ class Gate:
         redis_url: str | None = None,
         url: str | None = None,
         api_key: str | None = None,
+        public_key: str | Ed25519PublicKey | None = None,
+        gate_url: str | None = None,
         redis_client: redis.Redis | None = None,
         http_client: httpx.Client | None = None,
         on_pause: Literal["raise", "wait"] = "raise",
         pause_timeout: float = 300.0,
         max_staleness: float = 1.0,
+        max_document_age: float = 60.0,
+        stream_silence: float = 20.0,
         timeout: float = 0.5,
         subscribe: bool = True,
     ) -> None:
@@ -200,18 +104,29 @@ class Gate:
             raise ValueError(f"on_pause must be 'raise' or 'wait', not {on_pause!r}")
         if max_staleness < 0 or pause_timeout < 0 or timeout <= 0:
             raise ValueError("max_staleness and pause_timeout must be >= 0 and timeout > 0")
+        if max_document_age <= 0 or stream_silence <= 0:
+            raise ValueError("max_document_age and stream_silence must be > 0")
         self.agent = agent
         self.on_pause = on_pause
         self.pause_timeout = pause_timeout
         self.max_staleness = max_staleness
+        self.max_document_age = max_document_age
         self.timeout = timeout
         self._snap: _Snapshot | None = None
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         self._thread: threading.Thread | None = None
-        self._transport: _RedisTransport | _HttpTransport | None = None
+        self._stream: EventStream | None = None
+        self._transport: RedisTransport | HttpTransport | None = None
         self._config_error = ""
+        self._public_key: Ed25519PublicKey | None = None
+        if public_key is None:
+            public_key = os.environ.get("FIREBREAK_GATE_PUBLIC_KEY") or None
+        try:
+            self._public_key = load_public_key(public_key) if isinstance(public_key, str) else public_key
+        except PublicKeyError as exc:
+            self._config_error = str(exc)
         if redis_client is not None or redis_url:
             try:
                 client = redis_client or redis.Redis.from_url(
@@ -223,22 +138,33 @@ class Gate:
             except Exception as exc:  # a bad URL: every check fails closed and says why
                 self._config_error = f"invalid redis_url {redis_url!r}: {exc}"
             else:
-                self._transport = _RedisTransport(agent, client, owned=redis_client is None)
+                self._transport = RedisTransport(agent, client, owned=redis_client is None)
             if subscribe and self._transport is not None:
                 self._thread = threading.Thread(target=self._listen, name=f"firebreak-gate-{agent}", daemon=True)
                 self._thread.start()
-        elif url:
-            self._transport = _HttpTransport(agent, url, api_key, http_client, timeout)
+        elif gate_url or url:
+            http = HttpTransport(agent, cast(str, gate_url or url), api_key, http_client, timeout)
+            self._transport = http
+            if subscribe:
+                self._stream = EventStream(
+                    http,
+                    self._on_pushed,
+                    silence=stream_silence,
+                    connect_timeout=max(timeout, 2.0),
+                    name=f"firebreak-gate-{agent}",
+                )
         else:
             self._config_error = "no gate configured (set FIREBREAK_REDIS_URL, or FIREBREAK_URL and FIREBREAK_API_KEY)"
 
     @classmethod
     def from_env(cls, agent: str, **kwargs: Any) -> Gate:
-        """A gate configured from ``FIREBREAK_REDIS_URL``, ``FIREBREAK_URL`` and ``FIREBREAK_API_KEY``.
+        """A gate configured from ``FIREBREAK_REDIS_URL``, ``FIREBREAK_URL`` (or ``FIREBREAK_GATE_URL``),
+        ``FIREBREAK_API_KEY`` and ``FIREBREAK_GATE_PUBLIC_KEY``.
 
         Keyword arguments override the environment; Redis wins when both transports are configured.
         """
         kwargs.setdefault("redis_url", os.environ.get("FIREBREAK_REDIS_URL") or None)
+        kwargs.setdefault("gate_url", os.environ.get("FIREBREAK_GATE_URL") or None)
         kwargs.setdefault("url", os.environ.get("FIREBREAK_URL") or None)
         kwargs.setdefault("api_key", os.environ.get("FIREBREAK_API_KEY") or None)
         return cls(agent, **kwargs)
@@ -251,7 +177,7 @@ class Gate:
         Budget freeze does not stop ``check()``: runs already in flight drain (see :meth:`begin_run`).
         """
         snap = self._snap
-        if snap is None or time.monotonic() - snap.at > self.max_staleness:
+        if snap is None or not self._fresh(snap, time.monotonic()):
             snap = self._refresh()
         if snap.open and (tool is None or tool not in snap.disabled):
             return
@@ -321,8 +247,8 @@ class Gate:
 
     @property
     def subscribed(self) -> bool:
-        """True while the subscription thread is connected and listening for gate changes."""
-        return self._subscribed.is_set()
+        """True while changes are pushed to this gate: the Redis subscription or the HTTP stream is connected."""
+        return self._subscribed.is_set() or (self._stream is not None and self._stream.connected.is_set())
 
     def fallback_response(self) -> str:
         """The answer to serve while the agent is stopped: the gate's ``fallback_message``. Never raises."""
@@ -343,6 +269,8 @@ class Gate:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
+        if self._stream is not None:
+            self._stream.close()
         if self._transport is not None:
             self._transport.close()
 
@@ -360,48 +288,63 @@ class Gate:
 
     # --- internals -----------------------------------------------------------
 
+    def _fresh(self, snap: _Snapshot, now: float) -> bool:
+        """The held copy may be used: read within ``max_staleness``, or the push stream is alive."""
+        if now - snap.at <= self.max_staleness:
+            return True
+        stream = self._stream
+        return stream is not None and stream.alive(now)
+
     def _current(self) -> _Snapshot:
         snap = self._snap
-        if snap is None or time.monotonic() - snap.at > self.max_staleness:
+        if snap is None or not self._fresh(snap, time.monotonic()):
             snap = self._refresh()
         return snap
 
     def _refresh(self) -> _Snapshot:
         """One read through the transport; any failure becomes GateUnavailable (fail closed)."""
-        if self._transport is None:
+        if self._transport is None or self._config_error:
             raise GateUnavailable(self.agent, reason=self._config_error)
         held = self._snap
         try:
             raw, etag = self._transport.fetch(held.etag if held is not None else None)
-        except _Unreadable as exc:
+        except Unreadable as exc:
             raise GateUnavailable(self.agent, reason=str(exc)) from None
         except Exception as exc:
             raise GateUnavailable(self.agent, reason=f"{type(exc).__name__}: {exc}") from exc
         if raw is None:  # 304 Not Modified: the held copy is still current
-            return self._accept(cast(_Snapshot, held).raw, None, etag, confirmed=True)
+            return self._accept(cast(_Snapshot, held).raw, None, etag, fetched=True)
         if held is not None and raw == held.raw:
-            return self._accept(raw, None, etag, confirmed=True)
+            return self._accept(raw, None, etag, fetched=True)
         try:
-            doc = parse_document(raw, self.agent)
+            doc = self._parse(raw)
         except ValueError as exc:
-            raise GateUnavailable(self.agent, reason=f"malformed gate document: {exc}") from exc
-        return self._accept(raw, doc, etag, confirmed=True)
+            raise GateUnavailable(self.agent, reason=f"gate document refused: {exc}") from exc
+        return self._accept(raw, doc, etag, fetched=True)
 
-    def _accept(self, raw: bytes | str, doc: dict[str, Any] | None, etag: str | None, *, confirmed: bool) -> _Snapshot:
-        """Install a document unless it is older than the one held.
+    def _parse(self, raw: bytes | str) -> dict[str, Any]:
+        return parse_document(raw, self.agent, public_key=self._public_key, max_age=self.max_document_age)
 
-        ``confirmed``: the document was just read from the source, so an equal or older version there
-        proves the held copy is current (its age resets). A pushed event only ever replaces with newer.
+    def _accept(self, raw: bytes | str, doc: dict[str, Any] | None, etag: str | None, *, fetched: bool) -> _Snapshot:
+        """Install a verified document, or confirm the held one.
+
+        ``fetched``: the document was just read from the server (or is the one a stream sends on
+        connect): it is the server's current word and replaces the held copy whatever its version,
+        so a database restore that lowered versions still reaches the agent. A pushed document
+        replaces the held copy only when it is not older by (epoch, version): a delayed or replayed
+        event can never undo a newer kill.
         """
         now = time.monotonic()
         with self._changed:
             held = self._snap
-            if held is None or (doc is not None and doc["version"] > held.version):
-                new = _Snapshot(cast("dict[str, Any]", doc), raw, etag, now)
+            if doc is not None and (held is None or fetched or order(doc) >= held.order):
+                new = _Snapshot(doc, raw, etag, now)
                 self._snap = new
                 self._changed.notify_all()
                 return new
-            if confirmed:
+            if held is None:  # a confirmation with nothing held cannot happen; refuse rather than guess
+                raise GateUnavailable(self.agent, reason="nothing read yet")
+            if fetched:
                 held = held.touched(now)
                 self._snap = held
             return held
@@ -453,7 +396,7 @@ class Gate:
 
     def _listen(self) -> None:
         """Subscription thread: install each newer published document; reconnect with backoff until closed."""
-        transport = cast(_RedisTransport, self._transport)
+        transport = cast(RedisTransport, self._transport)
         backoff = 0.1
         while not self._stop.is_set():
             pubsub = transport.client.pubsub()
@@ -467,7 +410,7 @@ class Gate:
                         self._subscribed.set()
                         backoff = 0.1
                     elif message["type"] == "message":
-                        self._on_event(message["data"])
+                        self._on_pushed(message["data"], False)
             except Exception:  # noqa: S110 - disconnected: the local copy ages out and checks go back to GET
                 pass
             finally:
@@ -478,9 +421,19 @@ class Gate:
                 break
             backoff = min(backoff * 2, 5.0)
 
-    def _on_event(self, raw: bytes | str) -> None:
+    def _on_pushed(self, raw: bytes | str, first: bool) -> bool:
+        """A document pushed by the Redis subscription or the HTTP stream; True when it was accepted.
+
+        A refused one (malformed, unsigned, forged, too old) changes nothing: the held copy ages out
+        and the next read tells the truth. The first document of a stream is the server's current one.
+        """
         try:
-            doc = parse_document(raw, self.agent)
+            doc = self._parse(raw)
         except ValueError:
-            return  # a malformed event changes nothing; the next GET tells the truth
-        self._accept(raw, doc, None, confirmed=False)
+            return False
+        with self._changed:
+            held = self._snap
+            newer = held is None or first or order(doc) >= held.order
+        if newer:
+            self._accept(raw, doc, None, fetched=first)
+        return newer

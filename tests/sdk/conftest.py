@@ -17,6 +17,8 @@ import pytest
 import redis
 from firebreak_sdk import Gate, Tracer
 
+from agents.signing import document_sign
+
 from .ingest_server import TRACER_AGENT, IngestServer
 
 AGENT = "refund-agent"
@@ -26,7 +28,7 @@ FALLBACK = "Refunds are handled by a person right now; we will email you within 
 
 
 def gate_doc(state: str = "active", version: object = 1, **overrides) -> dict:
-    """A gate document as the server writes it."""
+    """A gate document's content as the server writes it (``put`` and the test servers sign it on the way out)."""
     doc = {
         "agent": AGENT,
         "state": state,
@@ -40,6 +42,8 @@ def gate_doc(state: str = "active", version: object = 1, **overrides) -> dict:
             "session_step_cap": 60,
         },
         "version": version,
+        "epoch": 1,
+        "allowed_tools": [],
         "changed_by": "alice",
         "changed_at": "2026-11-21T23:50:00+00:00",
         "fleet_stopped": False,
@@ -48,6 +52,21 @@ def gate_doc(state: str = "active", version: object = 1, **overrides) -> dict:
     }
     doc.update(overrides)
     return doc
+
+
+def content(doc: dict) -> dict:
+    """A received document without what signing added."""
+    return {k: v for k, v in doc.items() if k not in ("issued_at", "signature")}
+
+
+def signed(doc: dict) -> dict:
+    """``doc`` signed now with the server's gate key (agents/signing.py), as every document the server sends."""
+    return document_sign(doc)
+
+
+def signed_at(doc: dict, *, seconds_ago: float) -> dict:
+    """``doc`` as the server signed it ``seconds_ago``: what a replay of an old document carries."""
+    return document_sign(doc, issued_at=int((time.time() - seconds_ago) * 1000))
 
 
 def free_port() -> int:
@@ -85,7 +104,7 @@ def put(redis_client):
     """Write a gate document the way the server does: SET the key, then PUBLISH it (either can be skipped)."""
 
     def put(doc: dict | str | bytes, *, set_key: bool = True, publish: bool = True) -> None:
-        raw = doc if isinstance(doc, str | bytes) else json.dumps(doc)
+        raw = doc if isinstance(doc, str | bytes) else json.dumps(signed(doc))
         if set_key:
             redis_client.set(KEY, raw)
         if publish:

@@ -24,6 +24,7 @@ def test_a_published_kill_stops_a_looping_agent_process_within_one_second(redis_
     put(gate_doc("active", version=1))
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIREBREAK_")}
     env["FIREBREAK_REDIS_URL"] = redis_url
+    env["FIREBREAK_GATE_PUBLIC_KEY"] = os.environ["FIREBREAK_GATE_PUBLIC_KEY"]
     agent = subprocess.Popen(
         [sys.executable, str(SCRIPT), AGENT, str(max_staleness)],
         env=env,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import inspect
 import json
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -19,14 +20,17 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 from firebreak_sdk import AgentKilled, Tracer
+from firebreak_sdk import documents as sdk_documents
 from firebreak_sdk import encode as sdk_encode
 from firebreak_sdk import gate as sdk_gate
 from firebreak_sdk import otel as sdk_otel
 from firebreak_sdk import tracer as sdk_tracer
 
 from agents import gate as server_gate
+from agents import gate_server
 from agents.keys.services import api_key_create
 from agents.models import FleetGate, GateState
+from agents.signing import canonical, document_sign, public_key_text
 from traces.ingest.parse import native as server_native
 from traces.models import StepKind, StepStatus
 
@@ -148,36 +152,54 @@ def test_every_span_the_tracer_sends_passes_the_servers_parser():
 def test_the_sdk_calls_the_servers_endpoints():
     assert reverse("api-ingest") == sdk_tracer.INGEST_PATH
     assert reverse("otlp-traces") == sdk_otel.OTLP_TRACES_PATH
-    assert sdk_gate.GATE_PATH.format(slug=AGENT) == reverse("api-gate", kwargs={"slug": AGENT})
+    assert sdk_documents.GATE_PATH.format(slug=AGENT) == reverse("api-gate", kwargs={"slug": AGENT})
+    # The stream is served by the gate server (agents/gate_server.py), on the gate's path.
+    assert sdk_documents.GATE_STREAM_PATH.format(slug=AGENT) == reverse("api-gate", kwargs={"slug": AGENT}) + "/stream"
+    assert gate_server.PATH.match(sdk_documents.GATE_STREAM_PATH.format(slug=AGENT))["stream"]
 
 
 # --- the gate ----------------------------------------------------------------------------------------------
 
 
 def test_the_sdk_reads_the_gate_where_the_server_writes_it():
-    assert sdk_gate.GATE_KEY == server_gate.KEY
-    assert sdk_gate.GATE_CHANNEL == server_gate.CHANNEL
-    assert sdk_gate.GATE_KEY.format(slug=AGENT) == server_gate.KEY.format(slug=AGENT) == f"firebreak:gate:{AGENT}"
-    assert sdk_gate.GATE_CHANNEL.format(slug=AGENT) == f"firebreak:gate-events:{AGENT}"
+    assert sdk_documents.GATE_KEY == server_gate.KEY
+    assert sdk_documents.GATE_CHANNEL == server_gate.CHANNEL
+    assert sdk_documents.GATE_KEY.format(slug=AGENT) == server_gate.KEY.format(slug=AGENT) == f"firebreak:gate:{AGENT}"
+    assert sdk_documents.GATE_CHANNEL.format(slug=AGENT) == f"firebreak:gate-events:{AGENT}"
     # The SDK learns of a fleet stop from its own document (fleet_stopped), never from the fleet key, which no
     # agent's key or channel can name.
-    agent_keys = (sdk_gate.GATE_KEY.format(slug=""), sdk_gate.GATE_CHANNEL.format(slug=""))
+    agent_keys = (sdk_documents.GATE_KEY.format(slug=""), sdk_documents.GATE_CHANNEL.format(slug=""))
     assert not server_gate.FLEET_KEY.startswith(agent_keys)
 
 
 def test_the_gate_document_has_every_field_the_sdk_reads(make_agent):
     agent = make_agent(AGENT, session_cost_cap=5, session_step_cap=40)
-    doc = server_gate.gate_document(agent, FleetGate.load())
-    assert set(doc) >= sdk_gate.DOCUMENT_FIELDS
-    assert set(sdk_gate.BUDGET_FIELDS) <= set(doc["budget"])
-    assert set(GateState.values) == sdk_gate.STATES
-    assert sdk_gate.parse_document(json.dumps(doc), AGENT) == doc
+    doc = document_sign(server_gate.gate_document(agent, FleetGate.load()))
+    assert set(doc) >= sdk_documents.DOCUMENT_FIELDS
+    assert set(sdk_documents.BUDGET_FIELDS) <= set(doc["budget"])
+    assert set(GateState.values) == sdk_documents.STATES
+    key = sdk_documents.load_public_key(public_key_text())
+    assert sdk_documents.parse_document(json.dumps(doc), AGENT, public_key=key, max_age=60) == doc
+
+
+def test_what_the_server_signs_the_sdk_verifies_and_anything_changed_it_refuses(make_agent):
+    """Both sides agree on the canonical form (non-ASCII text, money as numbers, nested budget)."""
+    agent = make_agent(AGENT, session_cost_cap=Decimal("5.25"))
+    agent.state_reason = "Schleife bei Erstattungen — “refund” loop ✋"
+    raw = json.dumps(document_sign(server_gate.gate_document(agent, FleetGate.load())), ensure_ascii=False)
+    key = sdk_documents.load_public_key(public_key_text())
+    assert sdk_documents.canonical(json.loads(raw)) == canonical(json.loads(raw))
+    assert sdk_documents.parse_document(raw, AGENT, public_key=key, max_age=60)["reason"] == agent.state_reason
+    tampered = json.loads(raw) | {"state": "active", "version": 10**12}
+    with pytest.raises(ValueError, match="signature does not verify"):
+        sdk_documents.parse_document(json.dumps(tampered), AGENT, public_key=key, max_age=60)
 
 
 def test_the_sdk_gate_reads_no_document_field_it_does_not_declare():
-    """Every ``doc["x"]`` / ``doc.get("x")`` in firebreak_sdk/gate.py names a field of DOCUMENT_FIELDS."""
+    """Every ``doc["x"]`` / ``doc.get("x")`` in the SDK's gate and documents names a field of DOCUMENT_FIELDS."""
     read = set()
-    for node in ast.walk(ast.parse(inspect.getsource(sdk_gate))):
+    source = inspect.getsource(sdk_gate) + "\n" + inspect.getsource(sdk_documents)
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Subscript):
             target, key = node.value, node.slice
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
@@ -190,4 +212,4 @@ def test_the_sdk_gate_reads_no_document_field_it_does_not_declare():
         if names_doc and isinstance(key, ast.Constant) and isinstance(key.value, str):
             read.add(key.value)
     assert {"agent", "state", "version", "fleet_stopped"} <= read  # the scan still finds the reads
-    assert read <= sdk_gate.DOCUMENT_FIELDS
+    assert read <= sdk_documents.DOCUMENT_FIELDS

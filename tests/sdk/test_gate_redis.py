@@ -18,7 +18,7 @@ from firebreak_sdk import (
     ToolDisabled,
 )
 
-from .conftest import AGENT, CHANNEL, KEY, free_port, gate_doc, wait_subscribed, wait_until
+from .conftest import AGENT, CHANNEL, KEY, content, free_port, gate_doc, signed, signed_at, wait_subscribed, wait_until
 
 
 def run_async(coro):
@@ -35,7 +35,7 @@ def test_an_active_gate_lets_steps_tools_and_new_runs_through(make_gate, put):
     gate.check(tool="refund")
     gate.begin_run()
 
-    assert gate.state == gate_doc("active", version=4)
+    assert content(gate.state) == gate_doc("active", version=4)
 
 
 def test_state_is_a_copy_that_cannot_change_the_gate(make_gate, put):
@@ -279,17 +279,35 @@ def test_a_lower_version_published_after_a_higher_one_is_ignored(make_gate, put,
     gate.check()
 
 
-def test_a_lower_version_read_by_get_after_a_higher_one_is_ignored(make_gate, put):
+def test_a_pushed_document_older_than_the_held_one_is_ignored(make_gate, put, redis_client):
     put(gate_doc("killed", version=12))
-    gate = make_gate(subscribe=False, max_staleness=0)
+    gate = make_gate(max_staleness=60)  # only pushes can change what it holds
+    wait_subscribed(redis_client)
     with pytest.raises(AgentKilled):
         gate.check()
-
-    put(gate_doc("active", version=11), publish=False)  # e.g. Redis restored from an old snapshot
-
+    put(gate_doc("active", version=11), set_key=False)  # delayed or replayed, and signed: still older
+    time.sleep(0.2)
     with pytest.raises(AgentKilled):
         gate.check()
     assert gate.state["version"] == 12
+
+
+def test_a_restore_with_lower_versions_still_reaches_the_agent(make_gate, put, redis_client):
+    """A database restore takes versions back: the server's word still wins, pushed with a new epoch
+    or read fresh from the source."""
+    put(gate_doc("active", version=12))
+    pushed = make_gate(max_staleness=60)
+    polled = make_gate(subscribe=False, max_staleness=0)
+    wait_subscribed(redis_client)
+    pushed.check()
+    polled.check()
+    put(gate_doc("killed", version=3, epoch=2, reason="restored, then killed"))  # the reconciler moved the epoch
+    wait_until(lambda: pushed.state["version"] == 3, timeout=2)
+    for gate in (pushed, polled):
+        with pytest.raises(AgentKilled, match="restored, then killed"):
+            gate.check()
+    put(gate_doc("active", version=1, epoch=1), publish=False)  # even without a new epoch, a fresh read wins
+    polled.check()
 
 
 def test_a_missing_key_raises_gate_unavailable(make_gate):
@@ -319,7 +337,7 @@ def test_a_malformed_value_raises_gate_unavailable(make_gate, put, raw, why):
     put(raw)
     gate = make_gate()
 
-    with pytest.raises(GateUnavailable, match="malformed gate document") as caught:
+    with pytest.raises(GateUnavailable, match="gate document refused") as caught:
         gate.check()
     assert why in str(caught.value)
 
@@ -418,7 +436,7 @@ def test_without_a_subscription_an_unpublished_change_is_seen_within_max_stalene
 
 def test_a_fresh_copy_costs_no_redis_command_and_a_stale_one_costs_one_get(private_redis):
     server = private_redis.client()
-    server.set(KEY, json.dumps(gate_doc("active")))
+    server.set(KEY, json.dumps(signed(gate_doc("active"))))
 
     def gets() -> int:
         return server.info("commandstats").get("cmdstat_get", {}).get("calls", 0)
@@ -435,7 +453,7 @@ def test_a_fresh_copy_costs_no_redis_command_and_a_stale_one_costs_one_get(priva
 
 
 def test_when_redis_goes_down_the_cached_copy_ages_out_and_checks_fail_closed(private_redis):
-    private_redis.client().set(KEY, json.dumps(gate_doc("active")))
+    private_redis.client().set(KEY, json.dumps(signed(gate_doc("active"))))
     with Gate(AGENT, redis_url=private_redis.url, max_staleness=0.3) as gate:
         gate.check()
         wait_until(lambda: gate.subscribed)
@@ -471,3 +489,49 @@ def test_fallback_response_over_redis_is_the_documents_message_or_a_generic_one(
 
     put(gate_doc("killed", fallback_message=FALLBACK))
     assert make_gate().fallback_response() == FALLBACK
+
+
+# --- only the server's word --------------------------------------------------------------------------------
+
+
+def test_a_forged_publish_never_lets_a_killed_agent_run(make_gate, put, redis_client):
+    """The attack of issue 11: an unsigned document with a huge version, published on the agent's channel."""
+    put(gate_doc("killed", version=3, reason="looping on refunds"))
+    gate = make_gate(max_staleness=0.05)
+    wait_subscribed(redis_client)
+    forged = json.dumps({**gate_doc("active"), "version": 10**12})
+    redis_client.publish(CHANNEL, forged)
+    redis_client.publish(CHANNEL, json.dumps({**signed(gate_doc("active")), "version": 10**12}))  # re-labelled
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        with pytest.raises(AgentKilled):
+            gate.check()
+    assert gate.state["version"] == 3
+
+
+def test_an_unsigned_or_forged_document_in_redis_fails_closed(make_gate, put):
+    gate = make_gate(subscribe=False, max_staleness=0)
+    put(json.dumps(gate_doc("active")), publish=False)
+    with pytest.raises(GateUnavailable, match="not a document the server signed"):
+        gate.check()
+    put(json.dumps({**signed(gate_doc("active")), "disabled_tools": []} | {"reason": "changed after signing"}))
+    with pytest.raises(GateUnavailable, match="signature does not verify"):
+        gate.check()
+
+
+def test_a_replayed_document_older_than_the_window_is_refused(make_gate, put):
+    old = signed_at(gate_doc("active", version=99), seconds_ago=120)
+    gate = make_gate(subscribe=False, max_staleness=0)
+    put(json.dumps(old), publish=False)
+    with pytest.raises(GateUnavailable, match="outside the 60 s window"):
+        gate.check()
+
+
+def test_without_the_public_key_every_check_fails_closed_and_says_so(make_gate, put, monkeypatch):
+    monkeypatch.delenv("FIREBREAK_GATE_PUBLIC_KEY")
+    put(gate_doc("active"))
+    gate = make_gate(subscribe=False)
+    with pytest.raises(GateUnavailable, match="FIREBREAK_GATE_PUBLIC_KEY"):
+        gate.check()
+    with pytest.raises(GateUnavailable, match="not a gate public key"):
+        make_gate(subscribe=False, public_key="not-a-key").check()
