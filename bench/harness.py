@@ -284,6 +284,38 @@ def gunicorn(workers: int, threads: int, *, timeout: int | None = None) -> Itera
 
 
 @contextlib.contextmanager
+def gate_front(upstream: str) -> Iterator[str]:
+    """The gate server (uvicorn, as ``make run`` runs it) on a free loopback port, in front of ``upstream``.
+
+    Gate reads and streams it answers itself; everything else it forwards to ``upstream`` (gunicorn).
+    Yields its base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    uvicorn = str(Path(sys.executable).parent / "uvicorn")
+    command = [uvicorn, "firebreak.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--no-access-log", "--lifespan", "on", "--log-level", "warning"]
+    env = {**os.environ, "FIREBREAK_WEB_UPSTREAM": upstream}
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                with contextlib.suppress(OSError, http.client.HTTPException):
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                    conn.request("GET", "/healthz")
+                    if conn.getresponse().status == 200:
+                        conn.close()
+                        break
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"the gate server did not answer {base}/healthz:\n{log.read().decode()[-2000:]}")
+                time.sleep(0.1)
+            yield base
+        finally:
+            _stop(proc, 15)
+
+
+@contextlib.contextmanager
 def celery_worker() -> Iterator[subprocess.Popen]:
     """A Celery worker (solo pool) with the same environment; waits until it answers a ping."""
     from firebreak.celery import app  # after django_setup(): the project's Celery app
