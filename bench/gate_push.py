@@ -32,6 +32,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import psycopg
 from firebreak_sdk import Gate, GateUnavailable
+from gate import Reconciler
 
 from harness import ChildProcess, django_setup, gate_front, gunicorn, quantiles, summary
 from payloads import encode_bodies, record_spans
@@ -255,6 +256,9 @@ def main() -> None:
     os.environ["DATABASE_URL"] = url
     os.environ["FIREBREAK_REDIS_DB"] = str(REDIS_DB)
     django_setup()
+    from core.redis import get_redis  # after django_setup()
+
+    get_redis().flushdb()  # the bench's own logical database: a fresh scratch database needs a fresh gate copy
     try:
         keys, user_key, public_key = prepare(args.agents)
         os.environ["FIREBREAK_GATE_PUBLIC_KEY"] = public_key
@@ -269,7 +273,7 @@ def main() -> None:
 
             ingest_agent = Agent.objects.get(slug=keys[0][0])
             _, ingest_key = api_key_create(agent=ingest_agent, scopes=["ingest", "gate"], name="bench")
-            with gunicorn(3, 4, timeout=120) as (web, _), gate_front(web) as base:
+            with Reconciler(), gunicorn(3, 4, timeout=120) as (web, _), gate_front(web) as base:
                 print(f"gate push benchmark: gate server {base} in front of gunicorn gthread 3×4 ({web})", flush=True)
                 after_return, after_send = stream_rounds(base, plan, user_key, args.rounds)
                 for what, values in (("response returned", after_return), ("request sent", after_send)):

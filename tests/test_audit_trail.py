@@ -1,11 +1,16 @@
 """Nobody rewrites the record: audit rows and timeline entries are append-only (in PostgreSQL itself and in
 the admin), incidents are never deleted, and gate settings edited in the admin go through the gate's door."""
 
+import time
+
 import pytest
 from django.db import DatabaseError, transaction
+from firebreak_sdk import Gate
 
 from agents import services
 from agents.gate import KEY, gate_publish
+from agents.keys.redis_users import redis_url_for, redis_username
+from agents.keys.services import api_key_create
 from agents.models import Agent, AuditEntry, FleetGate
 from core.actors import Actor
 from incidents.models import Incident, TimelineEntry
@@ -84,6 +89,12 @@ def test_an_admin_edit_of_gate_settings_is_audited_versioned_and_published(
     agent = make_agent("refund-agent", session_cost_cap=5)
     gate_publish([agent], FleetGate.load())
     version = Agent.objects.get(pk=agent.pk).gate_version
+    key, raw = api_key_create(agent=agent, scopes=["gate"], redis=True)
+    running = Gate(agent.slug, redis_url=redis_url_for(key, raw), max_staleness=60)  # only a push can update it
+    running.check()
+    deadline = time.monotonic() + 5
+    while not running.subscribed and time.monotonic() < deadline:
+        time.sleep(0.01)
     form = {
         "slug": agent.slug,
         "name": "Refund agent",
@@ -110,3 +121,9 @@ def test_an_admin_edit_of_gate_settings_is_audited_versioned_and_published(
     assert (row.actor, row.before["session_cost_cap"], row.after["session_cost_cap"]) == (superuser, "5.0000", "2.50")
     published = redis_client.get(KEY.format(slug=agent.slug)).decode()
     assert "Refunds are paused" in published and '"session_cost_cap":2.5' in published
+    deadline = time.monotonic() + 5
+    while running.fallback_response() != "Refunds are paused; a person will email you." and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert running.state["budget"]["session_cost_cap"] == 2.5  # the running SDK has the new cap
+    running.close()
+    redis_client.execute_command("ACL", "DELUSER", redis_username(key))
