@@ -7,9 +7,10 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from agents import fleet, services
-from agents.gate import CHANNEL, KEY, gate_reconcile
+from agents.gate import CHANNEL, KEY, gate_document, gate_publish, gate_reconcile
 from agents.keys.services import api_key_create
 from agents.models import Agent, AuditEntry, FleetGate
+from agents.signing import document_verify
 from core.actors import Actor
 
 
@@ -245,3 +246,42 @@ def test_reconciler_restores_every_kill_after_redis_loses_its_keys(make_agent, r
     redis_client.set(KEY.format(slug="killed-one"), json.dumps({**doc(redis_client, "killed-one"), "state": "active"}))
     assert gate_reconcile() == 1
     assert doc(redis_client, "killed-one")["state"] == "killed"
+
+
+def test_a_writer_with_an_older_snapshot_never_puts_an_older_state_back(make_agent, responder, redis_client, publish):
+    agent = make_agent("refund-agent")
+    stale = Agent.objects.get(pk=agent.pk)  # what a reconciler read just before the kill committed
+    publish(services.agent_kill, agent=agent, actor=Actor.person(responder), reason="x")
+    gate_publish([stale], FleetGate.load())  # it writes late
+    assert doc(redis_client, agent.slug)["state"] == "killed"
+
+
+def test_after_a_restore_that_lowers_versions_the_epoch_moves_and_the_restored_state_is_published(
+    make_agent, responder, redis_client, publish
+):
+    agent = make_agent("refund-agent")
+    for _ in range(3):
+        publish(services.agent_kill, agent=agent, actor=Actor.person(responder), reason="x")
+        publish(services.agent_resume, agent=agent, actor=Actor.person(responder), reason="y")
+    assert doc(redis_client, agent.slug)["version"] >= 7
+    # The database comes back from an older backup: a lower version, and killed at the time.
+    Agent.objects.filter(pk=agent.pk).update(gate_version=2, state="killed", state_reason="from the backup")
+    gate_reconcile()
+    fleet = FleetGate.load()
+    assert fleet.epoch == 2
+    assert AuditEntry.objects.filter(action="epoch").count() == 1
+    stored = doc(redis_client, agent.slug)
+    assert (stored["epoch"], stored["state"], stored["reason"]) == (2, "killed", "from the backup")
+    assert document_verify(stored)
+    gate_reconcile()  # nothing more is ahead: the epoch stays
+    assert FleetGate.load().epoch == 2
+
+
+def test_the_reconciler_replaces_a_document_that_is_not_the_servers(make_agent, redis_client):
+    agent = make_agent("refund-agent")
+    Agent.objects.filter(pk=agent.pk).update(state="killed")
+    forged = {**gate_document(Agent.objects.get(pk=agent.pk), FleetGate.load()), "state": "active", "version": 10**12}
+    redis_client.set(KEY.format(slug=agent.slug), json.dumps(forged))
+    gate_reconcile()
+    stored = doc(redis_client, agent.slug)
+    assert stored["state"] == "killed" and document_verify(stored)
