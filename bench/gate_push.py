@@ -26,6 +26,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -48,7 +49,7 @@ READ_P99_TARGET_MS = 50.0
 # --- the listener process ---------------------------------------------------------------------------------
 
 
-async def _open_stream(host: str, port: int, slug: str, key: str, on_doc) -> None:
+async def _open_stream(host: str, port: int, slug: str, key: str, on_doc: Callable[[float, bool], None]) -> None:
     reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
     writer.write(
         f"GET /api/v1/agents/{slug}/gate/stream HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
@@ -74,42 +75,42 @@ async def _open_stream(host: str, port: int, slug: str, key: str, on_doc) -> Non
 async def listener_main(url: str, plan: list[tuple[str, str]]) -> None:
     """Hold one stream per (slug, key) of ``plan``; report when each saw the fleet stop, round after round."""
     parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
     n = len(plan)
-    state = {"stopped": [None] * n, "active": [False] * n}
+    stopped_at: list[float | None] = [None] * n
+    active = [False] * n
     changed = asyncio.Event()
 
-    def handler(i: int):
+    def handler(i: int) -> Callable[[float, bool], None]:
         def on_doc(at: float, stopped: bool) -> None:
-            if stopped and state["stopped"][i] is None:
-                state["stopped"][i] = at
-            state["active"][i] = not stopped
+            if stopped and stopped_at[i] is None:
+                stopped_at[i] = at
+            active[i] = not stopped
             changed.set()
 
         return on_doc
 
-    tasks = [
-        asyncio.create_task(_open_stream(parts.hostname, parts.port, s, k, handler(i))) for i, (s, k) in enumerate(plan)
-    ]
+    tasks = [asyncio.create_task(_open_stream(host, port, slug, key, handler(i))) for i, (slug, key) in enumerate(plan)]
     loop = asyncio.get_running_loop()
     stdin = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
     while True:
-        while not all(state["active"]):  # every stream open and active
+        while not all(active):  # every stream open and active
             changed.clear()
             failed = [t for t in tasks if t.done()]
             if failed:
                 print(f"error: {len(failed)} streams ended: {failed[0].exception()!r}", flush=True)
                 return
             await asyncio.wait_for(changed.wait(), timeout=60)
-        state["stopped"] = [None] * n
+        stopped_at[:] = [None] * n
         print("ready", flush=True)
         if not await stdin.readline():
             return
         deadline = time.monotonic() + 30
-        while not all(state["stopped"]) and time.monotonic() < deadline:
+        while not all(stopped_at) and time.monotonic() < deadline:
             changed.clear()
             await asyncio.wait_for(changed.wait(), timeout=30)
-        print("seen " + json.dumps(state["stopped"]), flush=True)
+        print("seen " + json.dumps(stopped_at), flush=True)
 
 
 # --- set-up -----------------------------------------------------------------------------------------------

@@ -255,46 +255,8 @@ def _stop(proc: subprocess.Popen, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def gunicorn(workers: int, threads: int, *, timeout: int | None = None) -> Iterator[tuple[str, int]]:
-    """gunicorn (gthread) serving the project on a free loopback port; yields its base URL and the master's pid."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    command = [str(Path(sys.executable).parent / "gunicorn"), "firebreak.wsgi", "--bind", f"127.0.0.1:{port}"]
-    command += ["--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads)]
-    command += ["--timeout", str(timeout)] if timeout is not None else []
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                with contextlib.suppress(OSError, http.client.HTTPException):
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                    conn.request("GET", "/healthz")
-                    if conn.getresponse().status == 200:
-                        conn.close()
-                        break
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    tail = log.read().decode(errors="replace")[-2000:]
-                    raise RuntimeError(f"gunicorn did not answer {base}/healthz:\n{tail}")
-                time.sleep(0.2)
-            yield base, proc.pid
-        finally:
-            _stop(proc, 15)
-
-
-@contextlib.contextmanager
-def gate_front(upstream: str) -> Iterator[str]:
-    """The gate server (uvicorn, as ``make run`` runs it) on a free loopback port, in front of ``upstream``.
-
-    Gate reads and streams it answers itself; everything else it forwards to ``upstream`` (gunicorn).
-    Yields its base URL."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    uvicorn = str(Path(sys.executable).parent / "uvicorn")
-    command = [uvicorn, "firebreak.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--no-access-log", "--lifespan", "on", "--log-level", "warning"]
-    env = {**os.environ, "FIREBREAK_WEB_UPSTREAM": upstream}
+def _http_server(name: str, command: list[str], env: dict[str, str], port: int) -> Iterator[subprocess.Popen]:
+    """Start ``command`` (an HTTP server on ``port``) and wait until its /healthz answers 200; stop it afterwards."""
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -308,11 +270,37 @@ def gate_front(upstream: str) -> Iterator[str]:
                         break
                 if proc.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)
-                    raise RuntimeError(f"the gate server did not answer {base}/healthz:\n{log.read().decode()[-2000:]}")
+                    tail = log.read().decode(errors="replace")[-2000:]
+                    raise RuntimeError(f"{name} did not answer http://127.0.0.1:{port}/healthz:\n{tail}")
                 time.sleep(0.1)
-            yield base
+            yield proc
         finally:
             _stop(proc, 15)
+
+
+@contextlib.contextmanager
+def gunicorn(workers: int, threads: int, *, timeout: int | None = None) -> Iterator[tuple[str, int]]:
+    """gunicorn (gthread) serving the project on a free loopback port; yields its base URL and the master's pid."""
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "gunicorn"), "firebreak.wsgi", "--bind", f"127.0.0.1:{port}"]
+    command += ["--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads)]
+    command += ["--timeout", str(timeout)] if timeout is not None else []
+    with _http_server("gunicorn", command, dict(os.environ), port) as proc:
+        yield f"http://127.0.0.1:{port}", proc.pid
+
+
+@contextlib.contextmanager
+def gate_front(upstream: str) -> Iterator[str]:
+    """The gate server (uvicorn, as ``make run`` runs it) on a free loopback port, in front of ``upstream``.
+
+    Gate reads and streams it answers itself; everything else it forwards to ``upstream`` (gunicorn).
+    Yields its base URL."""
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "uvicorn"), "firebreak.asgi:application"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--lifespan", "on"]
+    command += ["--log-level", "warning"]
+    with _http_server("the gate server", command, {**os.environ, "FIREBREAK_WEB_UPSTREAM": upstream}, port):
+        yield f"http://127.0.0.1:{port}"
 
 
 @contextlib.contextmanager
