@@ -29,7 +29,7 @@ def superuser(admin_user):
 
 @pytest.fixture
 def kill_row(make_agent, admin_user):
-    return services.agent_kill(agent=make_agent("refund-agent"), actor=Actor.person(admin_user))
+    return services.agent_kill(agent=make_agent("audit-agent"), actor=Actor.person(admin_user))
 
 
 def refused(fn) -> bool:
@@ -86,7 +86,7 @@ def test_the_admin_offers_no_way_to_change_the_record(kill_row, make_incident, s
 def test_an_admin_edit_of_gate_settings_is_audited_versioned_and_published(
     make_agent, superuser, make_client, redis_client, django_capture_on_commit_callbacks
 ):
-    agent = make_agent("refund-agent", session_cost_cap=5)
+    agent = make_agent("audit-agent", session_cost_cap=5)
     gate_publish([agent], FleetGate.load())
     version = Agent.objects.get(pk=agent.pk).gate_version
     key, raw = api_key_create(agent=agent, scopes=["gate"], redis=True)

@@ -16,8 +16,8 @@ from core.actors import Actor
 @pytest.fixture
 def agent_redis(make_agent, redis_client):
     """(agent, key, its own Redis connection); the key is revoked afterwards so a shared Redis keeps no user."""
-    agent = make_agent("refund-agent")
-    other = make_agent("other-agent")
+    agent = make_agent("acl-agent")
+    other = make_agent("acl-other")
     gate_publish([agent, other], FleetGate.load())
     key, raw = api_key_create(agent=agent, scopes=["ingest", "gate"], redis=True)
     client = redis.Redis.from_url(redis_url_for(key, raw), socket_timeout=5)
@@ -42,12 +42,12 @@ def test_an_agents_redis_user_reads_its_own_gate(agent_redis):
 @pytest.mark.parametrize(
     "command",
     [
-        ("SET", "firebreak:gate:refund-agent", '{"state":"active","version":1000000000000}'),
-        ("DEL", "firebreak:gate:refund-agent"),
-        ("PUBLISH", "firebreak:gate-events:refund-agent", '{"state":"active","version":1000000000000}'),
+        ("SET", "firebreak:gate:acl-agent", '{"state":"active","version":1000000000000}'),
+        ("DEL", "firebreak:gate:acl-agent"),
+        ("PUBLISH", "firebreak:gate-events:acl-agent", '{"state":"active","version":1000000000000}'),
         ("FLUSHALL",),
         ("FLUSHDB",),
-        ("GET", "firebreak:gate:other-agent"),
+        ("GET", "firebreak:gate:acl-other"),
         ("GET", "firebreak:fleet"),
         ("LRANGE", "celery", "0", "-1"),
         ("KEYS", "*"),
@@ -68,7 +68,7 @@ def test_an_agent_cannot_listen_on_another_agents_channel(agent_redis):
     _, _, client = agent_redis
     pubsub = client.pubsub()
     with pytest.raises(redis.exceptions.NoPermissionError):
-        pubsub.subscribe(CHANNEL.format(slug="other-agent"))
+        pubsub.subscribe(CHANNEL.format(slug="acl-other"))
         pubsub.get_message(timeout=2)
     pubsub.close()
 
@@ -93,14 +93,14 @@ def test_the_reconciler_recreates_users_after_a_redis_restart(agent_redis, redis
 def test_createapikey_with_redis_prints_a_url_that_only_reads(
     db, make_agent, capsys, redis_client, django_capture_on_commit_callbacks
 ):
-    make_agent("night-bot")
-    call_command("createapikey", "--agent", "night-bot", "--scopes", "ingest,gate", "--redis")
+    make_agent("acl-night")
+    call_command("createapikey", "--agent", "acl-night", "--scopes", "ingest,gate", "--redis")
     lines = dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines()[1:])
     assert set(lines) == {"FIREBREAK_GATE_PUBLIC_KEY", "FIREBREAK_REDIS_URL"}
     client = redis.Redis.from_url(lines["FIREBREAK_REDIS_URL"], socket_timeout=5)
     client.ping()
     with pytest.raises(redis.exceptions.NoPermissionError):
-        client.set("firebreak:gate:night-bot", "{}")
+        client.set("firebreak:gate:acl-night", "{}")
     username = urlsplit(lines["FIREBREAK_REDIS_URL"]).username
     with django_capture_on_commit_callbacks(execute=True):
         call_command("revokeapikey", username.removeprefix("fbk-"))
