@@ -47,6 +47,8 @@ log = logging.getLogger("firebreak_sdk.tracer")
 
 INGEST_PATH = "/api/v1/ingest"  # the server's native ingest endpoint, under the Firebreak URL
 MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After is shortened to this
+# What the OTLP/HTTP specification retries (and what Firebreak answers to a retryable fault); a 500 is not.
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -368,7 +370,8 @@ class Tracer:
         return self._client
 
     def _deliver(self, batch: list[bytes]) -> None:
-        """POST one batch; retry 429, 5xx and connection errors; split it on 413; count the outcome."""
+        """POST one batch; retry what OTLP/HTTP retries (429, 502, 503, 504 and connection errors, honouring
+        Retry-After); split it on 413; give up on anything else (a 400 or a 500 will not change); count it."""
         assert self.endpoint is not None  # the worker runs only in an enabled tracer, which has an endpoint
         body = encode_batch(batch)
         attempt = 0
@@ -391,7 +394,7 @@ class Tracer:
                 self._deliver(batch[:half])
                 self._deliver(batch[half:])
                 return
-            if status is not None and status != 429 and status < 500:
+            if status is not None and status not in RETRYABLE_STATUSES:
                 self._give_up(batch, f"the server refused them, {detail}", logging.ERROR)
                 return
             if attempt >= self.max_retries or self._abandon:

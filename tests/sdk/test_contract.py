@@ -41,15 +41,6 @@ AGENT = "refund-bot"
 LARGEST_BATCH_BODY = (
     sdk_encode.MAX_BATCH_BYTES + (sdk_encode.MAX_SPANS_PER_BATCH - 1) + len(sdk_encode.encode_batch([]))
 )
-DATA_UPLOAD_DISAGREEMENT = (
-    f"Django's DATA_UPLOAD_MAX_MEMORY_SIZE ({settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes, Django's default: "
-    f"firebreak/settings.py does not set it) refuses an ingest body before FIREBREAK_INGEST_MAX_BYTES "
-    f"({settings.FIREBREAK_INGEST_MAX_BYTES:,}) is checked, and the SDK batches up to MAX_BATCH_BYTES "
-    f"({sdk_encode.MAX_BATCH_BYTES:,}): a batch between the two gets an HTML 400 (RequestDataTooBig), not a 413, "
-    "so the Tracer neither retries nor splits it and its spans are lost (counted in tracer.failed)"
-)
-
-
 # --- batches -----------------------------------------------------------------------------------------------
 
 
@@ -61,13 +52,8 @@ def test_the_sdks_largest_batch_is_under_the_servers_ingest_body_limit():
     assert settings.FIREBREAK_INGEST_MAX_BYTES >= LARGEST_BATCH_BODY
 
 
-@pytest.mark.xfail(strict=True, reason=DATA_UPLOAD_DISAGREEMENT)
-def test_the_sdks_largest_batch_is_under_djangos_request_body_limit():
-    assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE >= LARGEST_BATCH_BODY
-
-
-@pytest.mark.xfail(strict=True, reason=DATA_UPLOAD_DISAGREEMENT)
 def test_the_server_takes_a_batch_the_sdk_may_send(make_agent):
+    """Over Django's form limit (DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MiB), under the one ingest limit: taken."""
     agent = make_agent(AGENT)
     _, key = api_key_create(agent=agent, scopes=["ingest"])
     spans = [

@@ -186,6 +186,25 @@ def test_503_twice_then_200_delivers_the_batch_once(make_server, make_tracer):
     assert (tracer.sent, tracer.failed) == (4, 0)
 
 
+@pytest.mark.parametrize("status", [502, 504])
+def test_gateway_errors_are_retried_as_otlp_says(make_server, make_tracer, status):
+    server = make_server([(status, {"Retry-After": "0"}, None)])
+    tracer = make_tracer(url=server.url, api_key=KEY)
+    three_step_run(tracer)
+    assert tracer.flush(timeout=5)
+    assert [r.status for r in server.requests] == [status, 200]
+    assert (tracer.sent, tracer.failed) == (4, 0)
+
+
+def test_a_500_is_not_retried_as_otlp_says(make_server, make_tracer):
+    server = make_server([(500, {}, None)])
+    tracer = make_tracer(url=server.url, api_key=KEY)
+    three_step_run(tracer)
+    assert tracer.flush(timeout=5)
+    assert [r.status for r in server.requests] == [500]
+    assert (tracer.sent, tracer.failed) == (0, 4)
+
+
 def test_a_400_is_not_retried_and_its_error_is_logged(make_server, make_tracer, caplog):
     server = make_server([(400, {}, {"error": "spans[0].cost: must be a number from 0 to 99999999"})])
     tracer = make_tracer(url=server.url, api_key=KEY)
