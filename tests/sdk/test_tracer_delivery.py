@@ -225,7 +225,7 @@ def test_a_429_is_retried(make_server, make_tracer):
 
 
 def test_retry_after_is_honoured_and_retries_end_after_max_retries(make_server, make_tracer, caplog):
-    server = make_server([(503, {"Retry-After": "1"}, None)] + [(500, {}, None)] * 10)
+    server = make_server([(503, {"Retry-After": "1"}, None)] + [(502, {}, None)] * 10)
     tracer = make_tracer(url=server.url, api_key=KEY, max_retries=3)
     tracer.BACKOFF_BASE = 0.02
     with tracer.run():
