@@ -9,6 +9,7 @@ them by their pid files and reuses them (a few stat calls, no subprocess).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -37,12 +38,21 @@ class PostgresInfo:
 
 
 def _alive(pid: int) -> bool:
+    """The process runs (a zombie does not: a server this process started and that died is reaped)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    if state == "Z":
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        return False
     return True
 
 
@@ -69,6 +79,16 @@ def _read_postmaster(pgdata: Path) -> PostgresInfo | None:
     return PostgresInfo(socket_dir=lines[4].strip(), port=int(lines[3].strip() or 5432))
 
 
+def _remove_stale_pidfile(pgdata: Path) -> None:
+    """A postmaster.pid left by a server that crashed (its pid is gone) would make pgserver believe it runs."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return
+    if not _alive(pid):
+        (pgdata / "postmaster.pid").unlink(missing_ok=True)
+
+
 def ensure_postgres(var_dir: Path) -> PostgresInfo:
     """Return the running embedded PostgreSQL, starting it if needed."""
     pgdata = var_dir / "pg"
@@ -79,18 +99,22 @@ def ensure_postgres(var_dir: Path) -> PostgresInfo:
         info = _read_postmaster(pgdata)
         if info:
             return info
+        _remove_stale_pidfile(pgdata)
         try:
             # Only when the embedded server must start: every settings load imports this module.
             import pgserver
 
             logging.getLogger("pgserver").setLevel(logging.WARNING)
-            pgserver.get_server(pgdata, cleanup_mode=None)
+            # A server this process started before and lost is cached by pgserver: make sure it runs again.
+            pgserver.get_server(pgdata, cleanup_mode=None).ensure_postgres_running()
         except Exception as exc:
             raise EmbeddedServiceError(
                 f"embedded PostgreSQL could not start in {pgdata}: {exc!s:.200} "
                 f"(see {pgdata / 'log'}; or set DATABASE_URL)"
             ) from exc
-        info = _read_postmaster(pgdata)
+        deadline = time.monotonic() + 30  # a restart may still be recovering when the call returns
+        while (info := _read_postmaster(pgdata)) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
         if not info:
             raise EmbeddedServiceError(f"embedded PostgreSQL in {pgdata} did not report ready")
         return info

@@ -134,6 +134,9 @@ else:
     }
     EMBEDDED_POSTGRES = True
 DATABASES["default"].setdefault("TEST", {})["NAME"] = env_str("FIREBREAK_TEST_DB", "test_firebreak")
+# A kept connection is checked before each request reuses it: after PostgreSQL restarts, the first request
+# reconnects instead of failing on the dead connection.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 
 # --- Redis --------------------------------------------------------------------
@@ -257,6 +260,10 @@ FIREBREAK_REDACT_KEYS = env_list(
 )
 FIREBREAK_INGEST_MAX_BYTES = env_int("FIREBREAK_INGEST_MAX_BYTES", 16 * 1024 * 1024)
 FIREBREAK_INGEST_MAX_SPANS = env_int("FIREBREAK_INGEST_MAX_SPANS", 10_000)
+# While PostgreSQL is down, ingest keeps what it acknowledges here (local disk, fsynced) and drains it in
+# order when the database is back; 503 + Retry-After only when the spool cannot take a batch.
+FIREBREAK_SPOOL_DIR = env_str("FIREBREAK_SPOOL_DIR", str(VAR_DIR / "spool" / "ingest"))
+FIREBREAK_SPOOL_MAX_BYTES = env_int("FIREBREAK_SPOOL_MAX_BYTES", 1024 * 1024 * 1024)
 # Apprise URLs for incident notifications (comma separated).
 FIREBREAK_NOTIFY_URLS = env_list("FIREBREAK_NOTIFY_URLS")
 FIREBREAK_BASE_URL = env_str("FIREBREAK_BASE_URL", "http://127.0.0.1:8000")

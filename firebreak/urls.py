@@ -28,3 +28,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
+
+# A retryable fault (a store down) answers 503 with Retry-After, never 500: see core.views.server_error.
+handler500 = "core.views.server_error"

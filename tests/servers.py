@@ -164,6 +164,10 @@ class PostgresServer:
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
 
+    def restart(self) -> None:
+        """Start it again on its data directory (after ``stop()``): the same socket, the same data."""
+        self.info = embedded.ensure_postgres(self.directory)
+
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)

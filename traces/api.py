@@ -2,13 +2,17 @@
 
 Each view checks the body (``read_body``: type and size), hands it to its format's parser in
 ``traces.ingest.parse`` and the spans to ``traces.services.trace_ingest``; bad input answers 4xx with
-``{"error": "..."}`` and nothing written.
+``{"error": "..."}`` and nothing written. While PostgreSQL is down a valid batch is spooled
+(``traces.spool``) and acknowledged; 503 with ``Retry-After`` only when the spool cannot take it.
 """
 
 import json
+import logging
 import zlib
+from typing import Any
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -18,11 +22,15 @@ from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agents.models import Agent
 from agents.permissions import CanIngest, is_agent_key
 from traces.ingest.parse.native import parse_native
 from traces.ingest.parse.otlp import parse_json, parse_protobuf
-from traces.ingest.spans import IngestError
+from traces.ingest.spans import IngestError, Span
 from traces.services import trace_ingest
+from traces.spool import NATIVE, OTLP_JSON, OTLP_PROTOBUF, SpooledBatch, SpoolFull, drainer_ensure, spool_put
+
+logger = logging.getLogger(__name__)
 
 
 class NativeSpanSerializer(serializers.Serializer):
@@ -104,6 +112,31 @@ def read_body(request, *, allowed_types: tuple[str, ...]) -> bytes:
     return body
 
 
+SPOOL_RETRY_AFTER = 5  # seconds an exporter should wait when even the spool cannot take its batch
+
+
+def _ingest_or_spool(spans: list[Span], key_agent: Agent | None, fmt: str, body: bytes) -> dict[str, Any]:
+    """Store the batch; while PostgreSQL cannot be reached, spool it instead (durably, drained in order later).
+
+    The answer is 200 either way — the batch is kept — and says which happened. Raises IngestError (a
+    4xx: nothing kept) or SpoolFull (a 503 with Retry-After: nothing kept, the exporter retries).
+    """
+    drainer_ensure()
+    try:
+        return trace_ingest(spans=spans, key_agent=key_agent).as_dict()
+    except (OperationalError, InterfaceError):
+        logger.warning("PostgreSQL unreachable: spooling a batch of %d spans", len(spans))
+    agent = (key_agent.slug, key_agent.pk) if key_agent is not None else (None, None)
+    spool_put(SpooledBatch(format=fmt, body=body, agent_slug=agent[0], agent_pk=agent[1]))
+    return {"received": len(spans), "stored": 0, "duplicates": 0, "traces": 0, "spooled": len(spans)}
+
+
+def _unavailable(message: str) -> Response:
+    response = error(f"{message}; retry shortly", 503)
+    response["Retry-After"] = str(SPOOL_RETRY_AFTER)
+    return response
+
+
 # --- native JSON: POST /api/v1/ingest ------------------------------------------------------------------
 
 
@@ -135,10 +168,12 @@ class IngestApi(APIView):
                 raise IngestError(f"body is not valid JSON: {exc}") from None
             spans = parse_native(payload, max_spans=settings.FIREBREAK_INGEST_MAX_SPANS)
             key_agent = request.user.agent if is_agent_key(request) else None
-            result = trace_ingest(spans=spans, key_agent=key_agent)
+            result = _ingest_or_spool(spans, key_agent, NATIVE, body)
         except IngestError as exc:
             return error(exc.message, exc.status)
-        return Response(result.as_dict())
+        except SpoolFull as exc:
+            return _unavailable(str(exc))
+        return Response(result)
 
 
 # --- OTLP/HTTP: POST /v1/traces, protobuf or JSON, optionally gzip-compressed -----------------------------
@@ -216,9 +251,13 @@ class OtlpTracesApi(APIView):
             parse = parse_protobuf if content_type == PROTOBUF else parse_json
             spans = parse(body, max_spans=max_spans, service_name_is_agent=key_agent is None)
             if spans:
-                trace_ingest(spans=spans, key_agent=key_agent)
+                _ingest_or_spool(spans, key_agent, OTLP_PROTOBUF if content_type == PROTOBUF else OTLP_JSON, body)
         except IngestError as exc:
             return _json_response({"error": exc.message}, exc.status)
+        except SpoolFull as exc:
+            response = _json_response({"error": f"{exc}; retry shortly"}, 503)
+            response["Retry-After"] = str(SPOOL_RETRY_AFTER)
+            return response
         if content_type == PROTOBUF:
             return HttpResponse(ExportTraceServiceResponse().SerializeToString(), content_type=PROTOBUF)
         return _json_response({}, 200)

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.keys.redis_users import redis_user_delete, redis_user_put
-from agents.keys.selectors import api_key_cache_clear
+from agents.keys.selectors import api_key_cache_clear, api_key_copy_forget, api_key_copy_put
 from agents.models import Agent, ApiKey, ApiKeyScope
 from core.actors import Actor
 from core.errors import Conflict
@@ -58,6 +58,8 @@ def api_key_create(
     )
     if redis:
         redis_user_put(key)
+    if agent is not None:  # an agent's spans are spooled while PostgreSQL is down, even before its first use
+        transaction.on_commit(lambda: api_key_copy_put(digest=key_hash, key=key))
     return key, raw
 
 
@@ -79,6 +81,7 @@ def api_key_revoke(*, key: ApiKey, actor: Actor) -> ApiKey:
 
     def tell_redis() -> None:
         api_key_cache_clear()
+        api_key_copy_forget(key=locked)
         try:
             if locked.redis_access:
                 redis_user_delete(locked)

@@ -27,7 +27,7 @@ def traffic(make_agent, make_spans, ingest):
     """traffic(agent, n, start, end, step=lambda i, rng: {...}): n traces spread over [start, end)."""
 
     def build(agent, n, start, end, step):
-        rng = random.Random()
+        rng = random.Random(f"{agent.slug}-{n}-{start.isoformat()}")  # seeded: the same traffic every run
         for i in range(n):
             at = start + (end - start) * (i / n)
             ingest(make_spans(agent=agent.slug, steps=[step(i, rng)], start=at, rng=rng))
@@ -101,7 +101,7 @@ def _emb(vec):
 
 def test_embedding_drift(make_agent, make_spans, ingest):
     def put(agent, n, start, end, vec):
-        rng = random.Random()
+        rng = random.Random(f"{agent.slug}-{n}-{start.isoformat()}")  # seeded: the same traffic every run
         for i in range(n):
             spans = make_spans(
                 agent=agent.slug,

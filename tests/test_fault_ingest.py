@@ -1,0 +1,141 @@
+"""Ingest keeps what it acknowledged while PostgreSQL is down: real gunicorn, a real PostgreSQL of the test's own,
+stopped and started again; spans sent meanwhile are spooled on disk and stored, in order, once it is back."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from tests.servers import PostgresServer
+from traces.tests.otel_helpers import genai_agent_run, otlp_json, record
+
+from .sdk.conftest import free_port
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+AGENT = "spool-bot"
+
+
+def batch(trace: int, n: int = 5) -> dict:
+    """A native batch: one run of ``n`` spans."""
+    trace_id = f"{trace:032x}"
+    return {
+        "spans": [
+            {
+                "trace_id": trace_id,
+                "span_id": f"{trace:08x}{i:08x}",
+                "parent_span_id": None if i == 0 else f"{trace:08x}{0:08x}",
+                "name": "agent" if i == 0 else f"step {i}",
+                "kind": "agent" if i == 0 else "tool",
+                "tool_name": "" if i == 0 else "lookup_order",
+                "tool_arguments": {} if i == 0 else {"order": i},
+                "start_time": f"2026-11-20T10:00:{i:02d}+00:00",
+                "end_time": f"2026-11-20T10:00:{i:02d}.5+00:00",
+            }
+            for i in range(n)
+        ]
+    }
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def stored_spans(server: PostgresServer) -> int:
+    with psycopg.connect(host=server.info.socket_dir, port=server.info.port, user="postgres", dbname="postgres") as c:
+        row = c.execute("SELECT count(*) FROM traces_step").fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+@pytest.fixture
+def app(private_postgres, tmp_path):
+    """gunicorn serving Firebreak on the test's own PostgreSQL (migrated), with an agent key and its spool."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FIREBREAK_GATE_PUBLIC", "DJANGO_ALLOW"))}
+    env |= {
+        "DATABASE_URL": private_postgres.url,
+        "FIREBREAK_SPOOL_DIR": str(tmp_path / "spool"),
+        "FIREBREAK_SPOOL_MAX_BYTES": str(30_000),  # room for a few batches: then the spool is full
+    }
+    manage(env, "migrate", "--noinput")
+    key = manage(env, "createapikey", "--agent", AGENT, "--scopes", "ingest").splitlines()[0]
+    manage(env, "bootstrap")
+    person_key = manage(env, "createapikey", "--user", "admin").splitlines()[0]
+    port = free_port()
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    command = [str(gunicorn), "firebreak.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "2"]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
+        time.sleep(0.2)
+    client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    client.person_key = person_key
+    yield client, tmp_path / "spool"
+    client.close()
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_spans_sent_while_postgresql_is_down_are_spooled_and_stored_when_it_is_back(app, private_postgres):
+    client, spool = app
+    assert client.post("/api/v1/ingest", json=batch(1)).json()["stored"] == 5
+    assert stored_spans(private_postgres) == 5
+
+    private_postgres.stop()
+    answers = [client.post("/api/v1/ingest", json=batch(trace)) for trace in (2, 3)]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert [a.json()["spooled"] for a in answers] == [5, 5]
+    assert len(list(spool.glob("*.batch"))) == 2
+    bad = client.post("/api/v1/ingest", json={"spans": [{"trace_id": "nope"}]})
+    assert bad.status_code == 400 and "trace_id" in bad.json()["error"]  # still checked, never spooled
+
+    # The spool holds 30,000 bytes: once full, the answer is a 503 the exporter retries, nothing is kept.
+    while True:
+        answer = client.post("/api/v1/ingest", json=batch(100 + len(list(spool.glob("*.batch")))))
+        if answer.status_code != 200:
+            break
+    assert answer.status_code == 503 and int(answer.headers["Retry-After"]) > 0
+    assert "spool is full" in answer.json()["error"]
+    kept = len(list(spool.glob("*.batch")))
+
+    private_postgres.restart()
+    deadline = time.monotonic() + 30
+    while list(spool.glob("*.batch")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not list(spool.glob("*.batch")), "the spool was not drained"
+    assert stored_spans(private_postgres) == 5 + kept * 5
+    assert client.post("/api/v1/ingest", json=batch(4)).json()["stored"] == 5  # and live again
+
+
+def test_otlp_spans_are_spooled_too_and_pages_answer_503_not_500(app, private_postgres):
+    client, spool = app
+    body = otlp_json(record(genai_agent_run, service_name=AGENT))
+    private_postgres.stop()
+    answer = client.post("/v1/traces", content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 200
+    assert len(list(spool.glob("*.batch"))) == 1
+    page = client.get("/incidents/", headers={"Authorization": ""})
+    assert page.status_code in (302, 503)  # the login redirect needs no database; anything past it answers 503
+    api = client.get("/api/v1/incidents", headers={"Authorization": f"Bearer {client.person_key}"})
+    assert api.status_code == 503 and api.headers["Retry-After"] and "error" in api.json()
+    private_postgres.restart()
+    deadline = time.monotonic() + 30
+    while list(spool.glob("*.batch")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert stored_spans(private_postgres) > 0
