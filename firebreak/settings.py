@@ -167,6 +167,18 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
+# Detection is at least once: a task is acknowledged when it has run, not when a worker took it, so a
+# worker killed mid-batch leaves the message to be delivered again (after the visibility timeout).
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Unacknowledged messages older than the visibility timeout go back to the queue; kombu looks for them every
+# 5 s (its default, every 10th look of one every 10 s, would leave a dead worker's batch for ~2 minutes).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("FIREBREAK_CELERY_VISIBILITY_TIMEOUT", 60),
+    "unacked_restore_interval": 5,
+    "unacked_restore_throttle": 1,
+}
 # PostgreSQL is the gate's source of truth; this puts it back into Redis after a
 # restart or flush (agents fail closed on a missing key until then).
 FIREBREAK_GATE_RECONCILE_SECONDS = float(os.environ.get("FIREBREAK_GATE_RECONCILE_SECONDS", 2))
@@ -195,6 +207,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "options": {"expires": 300},
     },
     "health-scores": {"task": "incidents.tasks.health_scores_task", "schedule": 60.0, "options": {"expires": 60}},
+    # Batches whose detection could not be queued (the broker was down when they committed).
+    "detection-backlog": {
+        "task": "incidents.tasks.detection_backlog_drain_task",
+        "schedule": 10.0,
+        "options": {"expires": 20},
+    },
 }
 
 # --- Auth ---------------------------------------------------------------------

@@ -1,6 +1,7 @@
 from datetime import datetime
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import timezone
 
@@ -293,3 +294,20 @@ class DetectorSetting(models.Model):
 
     def __str__(self):
         return f"{self.detector} ({self.agent or 'all agents'})"
+
+
+class DetectionBacklog(models.Model):
+    """Traces of a committed batch whose streaming detection could not be queued (the broker was down).
+
+    Written by the ``spans_ingested`` receiver, drained by a beat task once the broker answers again,
+    so no batch goes without detection.
+    """
+
+    trace_pks = ArrayField(models.BigIntegerField())
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"detection of {len(self.trace_pks)} traces, waiting since {self.created_at:%H:%M:%S}"

@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from agents.models import Agent, AuditAction, AuditEntry
 from core.actors import Actor
 from core.roles import ADMIN
+from incidents.detection.backlog import detection_backlog_record
 from incidents.detection.tasks import detect_batch_task
 from incidents.models import OPEN_STATUSES, Incident, PostMortem, Severity
 from incidents.services import incident_auto_contain, timeline_flag_record, timeline_gate_record
@@ -43,13 +44,15 @@ def on_gate_changed(
 
 
 def on_spans_ingested(sender: object, *, trace_pks: Collection[int], **kwargs: object) -> None:
-    """A batch committed: queue the streaming detectors for its traces (a broker outage only logs)."""
+    """A batch committed: queue the streaming detectors for its traces; with the broker down, remember the
+    batch in PostgreSQL (drained when the broker is back), so its detection is late but never lost."""
     if not trace_pks:
         return
     try:
         detect_batch_task.delay(list(trace_pks))
     except Exception:
-        logger.exception("could not queue streaming detection for %d traces", len(trace_pks))
+        logger.warning("broker unreachable: detection of %d traces recorded to be queued later", len(trace_pks))
+        detection_backlog_record(trace_pks=trace_pks)
 
 
 def on_step_flagged(

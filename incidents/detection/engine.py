@@ -39,6 +39,8 @@ def findings_handle(findings: list[Finding]) -> list[Alert]:
     for finding in findings:
         agent = Agent.objects.get(pk=finding.agent_id)
         _, _, rule = detector_settings(finding.detector, agent)
+        # The alert and its rule commit together: a worker killed between them leaves neither, and the
+        # batch delivered again raises the alert afresh and applies the rule (at least once, never half).
         with transaction.atomic():
             trace = Trace.objects.filter(pk=finding.trace_id).first() if finding.trace_id else None
             alert, created = alert_raise(
@@ -52,12 +54,13 @@ def findings_handle(findings: list[Finding]) -> list[Alert]:
                 failure_class_slug=finding.failure_class or registry[finding.detector].failure_class,
                 details=finding.details,
             )
+            if created:
+                try:
+                    with transaction.atomic():
+                        _apply_rule(rule, alert, agent, trace, finding)
+                except Exception:
+                    logger.exception("rule %s failed for alert %s", rule, alert.pk)
         alerts.append(alert)
-        if created:
-            try:
-                _apply_rule(rule, alert, agent, trace, finding)
-            except Exception:
-                logger.exception("rule %s failed for alert %s", rule, alert.pk)
     return alerts
 
 

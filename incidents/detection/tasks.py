@@ -6,7 +6,9 @@ name them so.
 """
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
+from incidents.detection.backlog import detection_backlog_drain
 from incidents.detection.health import health_scores_compute
 from incidents.detection.runner import detect_batch
 from incidents.detection.schedule import detect_scheduled
@@ -24,7 +26,21 @@ def health_scores_task() -> int:
     return len(health_scores_compute())
 
 
-@shared_task(name="incidents.tasks.detect_batch_task", ignore_result=True)
+@shared_task(
+    name="incidents.tasks.detect_batch_task",
+    ignore_result=True,
+    # PostgreSQL restarting is not a reason to skip a batch: try again, with backoff.
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=1,
+    retry_backoff_max=60,
+    max_retries=30,
+)
 def detect_batch_task(trace_pks: list[int]) -> int:
     """Run the streaming detectors on one ingested batch; returns the number of alerts raised or bumped."""
     return len(detect_batch(trace_pks=trace_pks))
+
+
+@shared_task(name="incidents.tasks.detection_backlog_drain_task", ignore_result=True, expires=20)
+def detection_backlog_drain_task() -> int:
+    """Beat: queue the batches whose detection could not be queued when they committed."""
+    return detection_backlog_drain(enqueue=detect_batch_task.delay)
