@@ -36,10 +36,8 @@ run: services
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py bootstrap
 	@if [ "$${FIREBREAK_DEMO:-1}" != "0" ]; then $(PY) manage.py demo_fleet --if-empty; fi
-	@mkdir -p $(VAR)/run
-	@echo "Firebreak on http://127.0.0.1:$(PORT)  (Ctrl-C stops gate, web, worker and beat)"
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" FIREBREAK_VAR_DIR=$(VAR) FIREBREAK_WEB_UPSTREAM=unix:$(VAR)/run/web.sock \
-		$(VENV)/bin/honcho start -f Procfile -p $(PORT)
+	@echo "Firebreak on http://127.0.0.1:$(PORT)  (supervised: a crashed process is restarted; Ctrl-C stops all)"
+	PORT=$(PORT) FIREBREAK_VAR_DIR=$(VAR) $(PY) -m firebreak.supervise
 
 # Each worker has its own test database and Redis (see conftest.py); when REDIS_URL's server is shared,
 # the modules that listen on Redis pub/sub run on one worker, one after the other.

@@ -89,12 +89,29 @@ def _remove_stale_pidfile(pgdata: Path) -> None:
         (pgdata / "postmaster.pid").unlink(missing_ok=True)
 
 
+def supervised() -> bool:
+    """Under ``make run`` supervisord owns the embedded servers: the others wait for them, never start them."""
+    return os.environ.get("FIREBREAK_SUPERVISED") == "1"
+
+
+def _wait_for(check, what: str, timeout: float = 60.0):
+    """The supervised server's answer once it is up (supervisord is starting or restarting it)."""
+    deadline = time.monotonic() + timeout
+    while (found := check()) is None:
+        if time.monotonic() > deadline:
+            raise EmbeddedServiceError(f"the supervised {what} did not come up in {timeout:.0f} s")
+        time.sleep(0.1)
+    return found
+
+
 def ensure_postgres(var_dir: Path) -> PostgresInfo:
-    """Return the running embedded PostgreSQL, starting it if needed."""
+    """Return the running embedded PostgreSQL, starting it if needed (waiting for it when supervised)."""
     pgdata = var_dir / "pg"
     info = _read_postmaster(pgdata)
     if info:
         return info
+    if supervised():
+        return _wait_for(lambda: _read_postmaster(pgdata), "PostgreSQL")
     with _lock(var_dir, "pg"):
         info = _read_postmaster(pgdata)
         if info:
@@ -176,18 +193,55 @@ def redis_url(var_dir: Path) -> str:
     return f"unix://:{quote(redis_password(var_dir), safe='')}@{sock}"
 
 
+def _redis_conf(var_dir: Path, *, daemonize: bool) -> Path:
+    """Write the embedded Redis's configuration: its password, its socket, and an append-only file.
+
+    The append-only file (fsynced every second) keeps queued Celery tasks and the gate copy across a
+    restart; PostgreSQL stays the source of truth and the gate reconciler still checks every key.
+    """
+    rdir = var_dir / "redis"
+    rdir.mkdir(parents=True, exist_ok=True)
+    sock = redis_socket_path(var_dir)
+    sock.parent.mkdir(parents=True, exist_ok=True)
+    conf = rdir / "redis.conf"
+    conf.touch(mode=0o600)
+    conf.chmod(0o600)
+    conf.write_text(
+        "\n".join(
+            [
+                "port 0",
+                f"requirepass {redis_password(var_dir)}",
+                f"unixsocket {sock}",
+                "unixsocketperm 700",
+                f"daemonize {'yes' if daemonize else 'no'}",
+                f"pidfile {rdir / 'redis.pid'}",
+                f"dir {rdir}",
+                f"logfile {rdir / 'redis.log'}" if daemonize else 'logfile ""',  # in the foreground: stdout
+                'save ""',
+                "appendonly yes",
+                "appendfsync everysec",
+                "databases 32",
+                "",
+            ]
+        )
+    )
+    return conf
+
+
 def _redis_conf_current(conf: Path, password: str) -> bool:
     try:
-        return f"requirepass {password}" in conf.read_text().splitlines()
+        lines = conf.read_text().splitlines()
     except FileNotFoundError:
         return False
+    return f"requirepass {password}" in lines and "appendonly yes" in lines
 
 
 def ensure_redis(var_dir: Path) -> str:
-    """Return the unix socket path of the running embedded Redis, starting it if needed.
+    """Return the unix socket path of the running embedded Redis, starting it if needed (waiting for it when
+    supervised).
 
-    A server started by an older Firebreak without a password is restarted with one (it keeps no
-    data: PostgreSQL is the source of truth and the gate reconciler rewrites Redis from it).
+    A server started by an older Firebreak without a password or an append-only file is restarted with them
+    (it kept no data: PostgreSQL is the source of truth and the gate reconciler rewrites Redis from it).
     """
     rdir = var_dir / "redis"
     pidfile = rdir / "redis.pid"
@@ -196,35 +250,14 @@ def ensure_redis(var_dir: Path) -> str:
     password = redis_password(var_dir)
     if _redis_running(pidfile, sock) and _redis_conf_current(conf, password):
         return str(sock)
+    if supervised():
+        return _wait_for(lambda: str(sock) if _redis_running(pidfile, sock) else None, "Redis")
     with _lock(var_dir, "redis"):
         if _redis_running(pidfile, sock):
             if _redis_conf_current(conf, password):
                 return str(sock)
             _stop_pidfile(pidfile)
-        rdir.mkdir(parents=True, exist_ok=True)
-        sock.parent.mkdir(parents=True, exist_ok=True)
-        # No persistence: PostgreSQL is the source of truth and the gate
-        # reconciler rewrites Redis from it after any restart.
-        conf.touch(mode=0o600)
-        conf.chmod(0o600)
-        conf.write_text(
-            "\n".join(
-                [
-                    "port 0",
-                    f"requirepass {password}",
-                    f"unixsocket {sock}",
-                    "unixsocketperm 700",
-                    "daemonize yes",
-                    f"pidfile {pidfile}",
-                    f"dir {rdir}",
-                    f"logfile {rdir / 'redis.log'}",
-                    'save ""',
-                    "appendonly no",
-                    "databases 32",
-                    "",
-                ]
-            )
-        )
+        conf = _redis_conf(var_dir, daemonize=True)
         try:
             subprocess.run([_redis_binary(), str(conf)], check=True, capture_output=True, timeout=10)
         except (OSError, subprocess.SubprocessError) as exc:
@@ -235,6 +268,65 @@ def ensure_redis(var_dir: Path) -> str:
                 return str(sock)
             time.sleep(0.02)
         raise EmbeddedServiceError(f"embedded Redis did not come up (see {rdir / 'redis.log'}); set REDIS_URL")
+
+
+def serve_redis(var_dir: Path) -> None:
+    """Run the embedded Redis in the foreground (supervisord's program); a detached one is stopped first."""
+    rdir = var_dir / "redis"
+    with _lock(var_dir, "redis"):
+        _stop_pidfile(rdir / "redis.pid")
+        redis_socket_path(var_dir).unlink(missing_ok=True)
+        conf = _redis_conf(var_dir, daemonize=False)
+    os.execv(_redis_binary(), [_redis_binary(), str(conf)])  # noqa: S606 (the program is ours, no shell)
+
+
+def serve_postgres(var_dir: Path) -> None:
+    """Run the embedded PostgreSQL in the foreground (supervisord's program).
+
+    A detached server (started by an earlier command) is stopped first; a new data directory is made by
+    pgserver (initdb) once. The postmaster then runs as this process, on a unix socket only, as the
+    ``pgserver`` user when started by root (PostgreSQL refuses root), logging to stderr.
+    """
+    pgdata = var_dir / "pg"
+    with _lock(var_dir, "pg"):
+        running = _read_postmaster(pgdata)
+        if running is None and not (pgdata / "PG_VERSION").exists():
+            ensure_postgres_initialised(pgdata)
+            running = _read_postmaster(pgdata)
+        if running is not None:
+            pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+            os.kill(pid, signal.SIGINT)  # fast shutdown: the supervised server takes over
+            deadline = time.monotonic() + 30
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        _remove_stale_pidfile(pgdata)
+        socket_dir = str(pgdata) if len(str(pgdata / ".s.PGSQL.5432")) < 100 else _short_socket_dir(pgdata)
+    import pgserver._commands  # only here: every settings load imports this module
+
+    postgres = str(pgserver._commands.POSTGRES_BIN_PATH / "postgres")
+    if os.geteuid() == 0:
+        import pwd
+
+        user = pwd.getpwnam("pgserver")
+        os.setgid(user.pw_gid)
+        os.setuid(user.pw_uid)
+    os.execv(postgres, [postgres, "-D", str(pgdata), "-h", "", "-k", socket_dir])  # noqa: S606 (no shell)
+
+
+def _short_socket_dir(pgdata: Path) -> str:
+    digest = hashlib.sha256(str(pgdata).encode()).hexdigest()[:12]
+    path = Path(tempfile.gettempdir()) / f"firebreak-pg-{digest}"
+    path.mkdir(mode=0o777, exist_ok=True)
+    path.chmod(0o777)
+    return str(path)
+
+
+def ensure_postgres_initialised(pgdata: Path) -> None:
+    """Make the data directory (pgserver runs initdb, and starts a detached server the caller stops)."""
+    import pgserver
+
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    pgserver.get_server(pgdata, cleanup_mode=None).ensure_postgres_running()
 
 
 def _stop_pidfile(pidfile: Path, timeout: float = 5.0) -> None:
@@ -287,7 +379,9 @@ if __name__ == "__main__":
             for test_dir in sorted((var / "test").glob("*")) + sorted((var / "test").glob("*/private/*")):
                 stopped += [f"{name} ({test_dir.relative_to(var)})" for name in stop_all(test_dir)]
             print("stopped: " + (", ".join(stopped) or "nothing was running"))
+        elif cmd == "serve" and len(sys.argv) == 3 and sys.argv[2] in ("postgres", "redis"):
+            (serve_postgres if sys.argv[2] == "postgres" else serve_redis)(var)
         else:
-            sys.exit("usage: python -m firebreak.embedded [up|down]")
+            sys.exit("usage: python -m firebreak.embedded [up|down|serve postgres|serve redis]")
     except EmbeddedServiceError as exc:
         sys.exit(f"error: {exc}")

@@ -110,10 +110,13 @@ class RedisServer:
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
 
-    def restart(self) -> None:
-        """Kill it and start it again on the same socket, empty (what a restart without persistence leaves)."""
+    def restart(self, *, keep_data: bool = False) -> None:
+        """Kill it and start it again on the same socket: empty (what a Redis without persistence, or one whose
+        disk was lost, comes back with) or, with ``keep_data``, from its append-only file."""
         self.kill()
         Path(self.socket_path).unlink(missing_ok=True)
+        if not keep_data:
+            shutil.rmtree(self.directory / "redis" / "appendonlydir", ignore_errors=True)
         self.socket_path = embedded.ensure_redis(self.directory)
 
 

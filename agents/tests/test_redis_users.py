@@ -1,5 +1,6 @@
 """An agent's own Redis user reads its gate and hears its channel, and can change nothing (real Redis)."""
 
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -10,7 +11,9 @@ from agents.gate import CHANNEL, KEY, gate_publish
 from agents.keys.redis_users import redis_url_for, redis_username, redis_users_reconcile
 from agents.keys.services import api_key_create, api_key_revoke
 from agents.models import FleetGate
+from agents.tasks import gate_reconcile_task
 from core.actors import Actor
+from core.redis import get_redis
 
 
 @pytest.fixture
@@ -105,3 +108,36 @@ def test_createapikey_with_redis_prints_a_url_that_only_reads(
     with django_capture_on_commit_callbacks(execute=True):
         call_command("revokeapikey", username.removeprefix("fbk-"))
     assert redis_client.execute_command("ACL", "GETUSER", username) is None
+
+
+@pytest.mark.slow
+def test_after_a_crash_the_embedded_redis_keeps_its_data_and_the_agents_users_come_back(
+    make_agent, private_redis, settings
+):
+    """The embedded Redis replays its append-only file after a crash (queued tasks and gate copies survive);
+    ACL users are not in that file, so beat's reconciler, seeing a new server run id, writes them again."""
+    settings.REDIS_URL = private_redis.url
+    get_redis.cache_clear()
+    try:
+        agent = make_agent("aof-agent")
+        gate_publish([agent], FleetGate.load())
+        key, raw = api_key_create(agent=agent, scopes=["ingest", "gate"], redis=True)
+        gate_reconcile_task()  # remembers the server the users were written to
+        agent_client = redis.Redis.from_url(redis_url_for(key, raw), socket_timeout=5)
+        assert agent_client.get(KEY.format(slug=agent.slug)) is not None
+        agent_client.close()
+        server = private_redis.client()
+        server.lpush("celery", "a queued task")
+        time.sleep(1.5)  # appendfsync everysec
+        private_redis.restart(keep_data=True)  # SIGKILL, then started again on the same files
+        server = private_redis.client()
+        assert server.lrange("celery", 0, -1) == [b"a queued task"]
+        get_redis.cache_clear()
+        agent_client = redis.Redis.from_url(redis_url_for(key, raw), socket_timeout=5)
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            agent_client.get(KEY.format(slug=agent.slug))
+        gate_reconcile_task()
+        assert agent_client.get(KEY.format(slug=agent.slug)) is not None
+        agent_client.close()
+    finally:
+        get_redis.cache_clear()
