@@ -39,23 +39,24 @@ def is_trusted_proxy(address: str, networks: Iterable[Network] | None = None) ->
     return any(ip in net for net in (trusted_networks() if networks is None else networks))
 
 
-def client_ip_from(peer: str, forwarded_for: str) -> str:
+def client_ip_from(peer: str, forwarded_for: str) -> str | None:
     """The client address given the direct ``peer`` and the ``X-Forwarded-For`` value it sent."""
     if not is_trusted_proxy(peer):
-        return peer
+        return peer or None
     hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
     address = peer
     for hop in reversed(hops):
         try:
             ipaddress.ip_address(hop.strip("[]"))
         except ValueError:
-            return address  # garbage in the chain: stop at the last address a trusted hop vouched for
+            return address or None  # garbage in the chain: stop at the last address a trusted hop vouched for
         address = hop
         if not is_trusted_proxy(hop):
             return hop
-    return address or "unknown"
+    return address or None
 
 
-def client_ip(request: HttpRequest) -> str:
-    """The request's client address (see the module docstring). Also django-axes' ``AXES_CLIENT_IP_CALLABLE``."""
+def client_ip(request: HttpRequest) -> str | None:
+    """The request's client address (see the module docstring), None when there is none (a request made
+    in-process). Also django-axes' ``AXES_CLIENT_IP_CALLABLE``."""
     return client_ip_from(request.META.get("REMOTE_ADDR", "") or "", request.META.get("HTTP_X_FORWARDED_FOR", ""))
