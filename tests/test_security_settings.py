@@ -1,6 +1,7 @@
 """Password rules, HTTPS settings (`check --deploy`), and the API schema and docs for people only."""
 
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -117,3 +118,29 @@ def test_an_agent_key_gets_a_clear_403_in_json(make_agent, url):
     assert response.status_code == 403
     assert response["Content-Type"].startswith("application/json")
     assert "agent" in response.json()["error"]
+
+
+# --- CSP: what the templates may contain ----------------------------------------------------------------------
+
+TEMPLATE_DIRS = [ROOT / "templates", *ROOT.glob("*/templates"), *ROOT.glob("*/*/templates")]
+HANDLER = re.compile(r"""\s(on[a-z]+|hx-on[:\w-]*)\s*=""", re.IGNORECASE)
+SCRIPT = re.compile(r"<script\b([^>]*)>", re.IGNORECASE)
+
+
+def templates():
+    return sorted({path for directory in TEMPLATE_DIRS for path in directory.rglob("*.html")})
+
+
+def test_no_template_has_an_inline_event_handler():
+    found = [f"{path.relative_to(ROOT)}: {m.group(0).strip()}" for path in templates() for m in HANDLER.finditer(path.read_text())]
+    assert found == []
+
+
+def test_every_inline_script_carries_the_nonce():
+    found = []
+    for path in templates():
+        for match in SCRIPT.finditer(path.read_text()):
+            attributes = match.group(1)
+            if "src=" not in attributes and "request.csp_nonce" not in attributes and "application/json" not in attributes:
+                found.append(f"{path.relative_to(ROOT)}: {match.group(0)}")
+    assert templates() and found == []
