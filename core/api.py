@@ -65,7 +65,8 @@ class _JsonRefusals:
             request = self.request  # type: ignore[attr-defined]
             request.accepted_renderer = JSONRenderer()
             request.accepted_media_type = JSONRenderer.media_type
-        return super().handle_exception(exc)  # type: ignore[misc]
+        response: Response = super().handle_exception(exc)  # type: ignore[misc]
+        return response
 
 
 class SchemaView(_JsonRefusals, SpectacularAPIView):

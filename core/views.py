@@ -9,7 +9,6 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from core.client_ip import client_ip
-
 from core.middleware import API_PREFIXES
 from core.redis import get_redis
 

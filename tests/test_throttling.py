@@ -149,5 +149,3 @@ def test_ingest_keeps_writing_to_postgresql_while_redis_is_down(rates, settings,
 )
 def test_rates_are_read_as_requests_per_period(rate, parsed):
     assert parse_rate(rate) == parsed
-
-

@@ -222,7 +222,7 @@ class _IgnoreAccept(BaseContentNegotiation):
 
 class OtlpTracesApi(APIView):
     permission_classes = [CanIngest]
-    throttle_classes = [IngestRateThrottle]  # per key, 429 + Retry-After (exporters honour it); open while Redis is down
+    throttle_classes = [IngestRateThrottle]  # per key, 429 + Retry-After (exporters honour it)
     parser_classes = [_RawParser]
     content_negotiation_class = _IgnoreAccept
 

@@ -32,9 +32,7 @@ def test_an_untrusted_peers_forwarding_headers_are_replaced_by_its_own_address(s
 
 def test_a_trusted_proxys_chain_is_kept_and_the_proxy_appended(settings):
     settings.FIREBREAK_TRUSTED_PROXIES = ["10.0.0.0/8"]
-    sent = forwarding_headers(
-        scope("10.0.0.5", (b"x-forwarded-for", b"203.0.113.7"), (b"x-forwarded-proto", b"https"))
-    )
+    sent = forwarding_headers(scope("10.0.0.5", (b"x-forwarded-for", b"203.0.113.7"), (b"x-forwarded-proto", b"https")))
     assert header(sent, b"x-forwarded-for") == [b"203.0.113.7, 10.0.0.5"]
     assert header(sent, b"x-forwarded-proto") == [b"https"]
 

@@ -9,7 +9,8 @@ from traces.models import Trace
 WATCH = """
 window.__csp = [];
 document.addEventListener("securitypolicyviolation", function (e) {
-  window.__csp.push(e.violatedDirective + " " + (e.blockedURI || "inline") + " " + (e.sourceFile || "") + ":" + e.lineNumber);
+  var where = (e.sourceFile || "") + ":" + e.lineNumber;
+  window.__csp.push(e.violatedDirective + " " + (e.blockedURI || "inline") + " " + where);
 });
 """
 
@@ -40,7 +41,9 @@ def long_trace(make_agent, make_spans, ingest):
     return Trace.objects.get(trace_id="c" * 32)
 
 
-def test_main_pages_raise_no_csp_violation_and_htmx_and_charts_work(watched, live_server, login, long_trace, make_incident):
+def test_main_pages_raise_no_csp_violation_and_htmx_and_charts_work(
+    watched, live_server, login, long_trace, make_incident
+):
     page = watched
     incident = make_incident(title="Refund agent looping")
     login(page, role="responder")
