@@ -231,7 +231,7 @@ FIREBREAK_TRUSTED_PROXIES = env_list("FIREBREAK_TRUSTED_PROXIES")
 # lock that pair for the cool-off; the same user from elsewhere still logs in, so an attacker cannot lock
 # the break-glass admin out. Success resets the count.
 AXES_FAILURE_LIMIT = env_int("FIREBREAK_LOGIN_FAILURE_LIMIT", 5)
-AXES_COOLOFF_TIME = timedelta(minutes=env_int("FIREBREAK_LOGIN_COOLOFF_MINUTES", 15))
+AXES_COOLOFF_TIME = timedelta(minutes=max(1, env_int("FIREBREAK_LOGIN_COOLOFF_MINUTES", 15)))  # 0 would mean forever
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "core.client_ip.client_ip"
