@@ -96,3 +96,12 @@ def test_the_limit_and_cooloff_come_from_the_settings(client, user, settings):
 def test_client_ip_believes_forwarded_for_only_from_trusted_proxies(settings, peer, forwarded, trusted, expected):
     settings.FIREBREAK_TRUSTED_PROXIES = trusted
     assert client_ip_from(peer, forwarded) == expected
+
+
+def test_the_admin_login_is_locked_out_the_same_way(client, user):
+    address = "203.0.113.7"
+    for _ in range(5):
+        client.post("/admin/login/", {"username": "breakglass", "password": "wrong password"}, REMOTE_ADDR=address)
+    response = client.post("/admin/login/", {"username": "breakglass", "password": PASSWORD}, REMOTE_ADDR=address)
+    assert response.status_code == 429
+    assert "Login locked" in response.content.decode()
