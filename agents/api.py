@@ -169,6 +169,7 @@ class AgentListApi(APIView):
 
 class GateApi(APIView):
     permission_classes = [CanReadGate]
+    throttle_classes = []  # never throttled: a kill must always be heard
 
     @extend_schema(
         operation_id="gate_read",
@@ -204,6 +205,7 @@ def _gate_action(
 
     class GateActionApi(APIView):
         permission_classes = [IsResponder]
+        throttle_classes = []  # a responder's kill or pause is never refused for speed
 
         @extend_schema(
             operation_id=f"gate_{name}",
@@ -283,6 +285,7 @@ def _fleet_action(
 ) -> type[APIView]:
     class FleetActionApi(APIView):
         permission_classes = [role_permission]
+        throttle_classes = []  # a fleet-wide stop is never refused for speed
 
         @extend_schema(
             operation_id=f"fleet_{name}",

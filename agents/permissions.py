@@ -52,6 +52,20 @@ class IsPersonWithRole(BasePermission):
         return has_role(request.user, self.role)
 
 
+class IsPerson(BasePermission):
+    """Any logged-in person (a session, or their key with the ``api`` scope), never an agent key:
+    the API schema and docs (``SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"]``)."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        if is_agent_key(request):
+            self.message = "an agent's key cannot read the API schema or docs; use a person's login or key"
+            return False
+        if getattr(request, "auth", None) is not None and "api" not in key_scopes(request):
+            self.message = "this key lacks the 'api' scope"
+            return False
+        return bool(request.user and request.user.is_authenticated)
+
+
 class IsViewer(IsPersonWithRole):
     role = VIEWER
 

@@ -35,6 +35,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = "bench-admin"
 
+# Benchmarks measure Firebreak's speed, not its throttles: no rate limits, here and in every server they start.
+for _scope in ("KEY", "USER", "INGEST"):
+    os.environ.setdefault(f"FIREBREAK_THROTTLE_{_scope}_RATE", "off")
+
 
 # --- printing ---------------------------------------------------------------------------------------------
 
@@ -297,7 +301,7 @@ def gate_front(upstream: str) -> Iterator[str]:
     Yields its base URL."""
     port = free_port()
     command = [str(Path(sys.executable).parent / "uvicorn"), "firebreak.asgi:application"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--lifespan", "on"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--no-proxy-headers", "--no-access-log", "--lifespan", "on"]
     command += ["--log-level", "warning"]
     with _http_server("the gate server", command, {**os.environ, "FIREBREAK_WEB_UPSTREAM": upstream}, port):
         yield f"http://127.0.0.1:{port}"

@@ -4,7 +4,9 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
-from rest_framework import serializers, status
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework import exceptions, serializers, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -53,3 +55,23 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     else:
         response.data = {"error": "invalid input", "detail": data}
     return response
+
+
+class _JsonRefusals:
+    """A view whose refusals (401, 403) answer the API's JSON error shape, whatever it renders otherwise."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed | exceptions.PermissionDenied):
+            request = self.request  # type: ignore[attr-defined]
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        response: Response = super().handle_exception(exc)  # type: ignore[misc]
+        return response
+
+
+class SchemaView(_JsonRefusals, SpectacularAPIView):
+    """The OpenAPI schema, for people only (``SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"]``)."""
+
+
+class DocsView(_JsonRefusals, SpectacularSwaggerSplitView):
+    """Swagger UI for people only; its start-up script is a file of its own (no inline script: CSP)."""

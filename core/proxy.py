@@ -2,7 +2,10 @@
 
 ``make run`` and compose serve the app on one host and port: the gate server (uvicorn) answers gate
 reads and streams itself and hands everything else here, which forwards it to gunicorn (a unix
-socket or an HTTP address) without buffering bodies either way. When gunicorn cannot be reached
+socket or an HTTP address) without buffering bodies either way. It says who the client is in
+``X-Forwarded-For`` and ``X-Forwarded-Proto``: a peer's own forwarding headers are passed on only
+when the peer is a trusted proxy (``FIREBREAK_TRUSTED_PROXIES``), and dropped from anyone else, so a
+client cannot choose the address it is locked out or throttled under, nor claim https. When gunicorn cannot be reached
 the answer is 503 with ``Retry-After`` in JSON (exporters and the SDK retry it), never a 500.
 """
 
@@ -16,12 +19,17 @@ from typing import Any
 
 import httpx
 
+from core.client_ip import is_trusted_proxy
+
 logger = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+# What a proxy says about the client: believed only from a trusted proxy.
+FORWARDING = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-real-ip", b"forwarded"})
 
 # Hop-by-hop headers (RFC 9110 7.6.1) are the proxy's own business, never forwarded.
 HOP_BY_HOP = frozenset(
@@ -64,12 +72,7 @@ class UpstreamProxy:
         target = scope.get("raw_path") or scope["path"].encode()
         if scope.get("query_string"):
             target += b"?" + scope["query_string"]
-        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP]
-        client = scope.get("client")
-        forwarded = [h for h in headers if h[0].lower() == b"x-forwarded-for"]
-        if client and not forwarded:
-            headers.append((b"x-forwarded-for", client[0].encode()))
-        headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
+        headers = forwarding_headers(scope)
         request = self.client.build_request(
             scope["method"], target.decode("latin-1"), headers=headers, content=_body(receive)
         )
@@ -98,6 +101,26 @@ class UpstreamProxy:
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):
             await self.client.aclose()
+
+
+def forwarding_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """The request's headers as sent upstream: hop-by-hop ones dropped, and X-Forwarded-For /
+    X-Forwarded-Proto those of a trusted peer (with the peer appended), or else the peer's own."""
+    client = scope.get("client")
+    peer = client[0] if client else ""
+    trusted = is_trusted_proxy(peer)
+    headers = [
+        (k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP and (trusted or k.lower() not in FORWARDING)
+    ]
+    chain = b", ".join(v for k, v in headers if k.lower() == b"x-forwarded-for")
+    headers = [(k, v) for k, v in headers if k.lower() != b"x-forwarded-for"]
+    if peer:
+        chain = chain + b", " + peer.encode() if chain else peer.encode()
+    if chain:
+        headers.append((b"x-forwarded-for", chain))
+    if not any(k.lower() == b"x-forwarded-proto" for k, _ in headers):
+        headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
+    return headers
 
 
 async def _body(receive: Receive) -> AsyncIterator[bytes]:

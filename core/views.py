@@ -2,10 +2,13 @@ import logging
 import sys
 
 import redis
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 
+from core.client_ip import client_ip
 from core.middleware import API_PREFIXES
 from core.redis import get_redis
 
@@ -37,6 +40,25 @@ def healthz(request: HttpRequest) -> JsonResponse:
         status["redis"] = f"error: {exc.__class__.__name__}"
     ok = all(v == "ok" for v in status.values())
     return JsonResponse({"status": "ok" if ok else "degraded", **status}, status=200 if ok else 503)
+
+
+def login_locked_out(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials: dict | None = None
+) -> HttpResponse:
+    """django-axes' lockout answer (``AXES_LOCKOUT_CALLABLE``): the login page's layout, saying which
+    user name is locked from which address and for how long; 429 with ``Retry-After``."""
+    cooloff = settings.AXES_COOLOFF_TIME
+    minutes = max(1, round(cooloff.total_seconds() / 60))
+    username = (credentials or {}).get("username") or request.POST.get("username", "")
+    context = {
+        "username": username,
+        "address": client_ip(request),
+        "minutes": minutes,
+        "failure_limit": settings.AXES_FAILURE_LIMIT,
+    }
+    response = render(request, "registration/locked_out.html", context, status=429)
+    response["Retry-After"] = str(int(cooloff.total_seconds()))
+    return response
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

@@ -8,10 +8,12 @@ import base64
 import os
 import secrets
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF
 
 from firebreak import embedded
 
@@ -70,6 +72,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    "axes",
+    "csp",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -94,6 +98,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "firebreak.urls"
@@ -216,8 +223,13 @@ CELERY_BEAT_SCHEDULE: dict = {
 }
 
 # --- Auth ---------------------------------------------------------------------
+# django-axes first: it refuses a locked-out (username, address) before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
@@ -228,6 +240,58 @@ CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
+# Addresses or networks of the proxies in front of Firebreak (a TLS terminator, the gate server as
+# seen by web): only their X-Forwarded-For and X-Forwarded-Proto are believed (core/client_ip.py).
+# A unix-socket peer (the gate server's proxy under `make run`) is trusted as well.
+FIREBREAK_TRUSTED_PROXIES = env_list("FIREBREAK_TRUSTED_PROXIES")
+
+# Login lockout (django-axes): FIREBREAK_LOGIN_FAILURE_LIMIT failures for one user name from one address
+# lock that pair for the cool-off; the same user from elsewhere still logs in, so an attacker cannot lock
+# the break-glass admin out. Success resets the count.
+AXES_FAILURE_LIMIT = env_int("FIREBREAK_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=max(1, env_int("FIREBREAK_LOGIN_COOLOFF_MINUTES", 15)))  # 0 would mean forever
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "core.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "core.views.login_locked_out"
+AXES_HTTP_RESPONSE_CODE = 429
+
+# HTTPS (behind a TLS terminator): FIREBREAK_HTTPS=true turns on HSTS, secure cookies and the redirect
+# to https (/healthz exempt: load balancers probe it over plain HTTP). The terminator tells Django the
+# request was https through FIREBREAK_PROXY_SSL_HEADER (believed only from trusted proxies: the gate
+# server's proxy drops it from anyone else).
+FIREBREAK_HTTPS = env_bool("FIREBREAK_HTTPS", False)
+if FIREBREAK_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = 365 * 24 * 3600
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("FIREBREAK_HSTS_PRELOAD", False)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = (env_str("FIREBREAK_PROXY_SSL_HEADER", "HTTP_X_FORWARDED_PROTO"), "https")
+# Preloading HSTS is a promise about the whole domain that is slow to take back: the operator opts in
+# (FIREBREAK_HSTS_PRELOAD=true), so Django's reminder to do so is not a warning here.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
+# Content Security Policy (django-csp 4): scripts only from here or inline with the request's nonce,
+# never inline event handlers or eval. style-src keeps 'unsafe-inline': htmx and plotly.js insert
+# <style> elements and set style attributes at run time, and templates set CSS variables in style="".
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, "'unsafe-inline'"],
+        "img-src": [SELF, "data:", "blob:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "agents.keys.authentication.ApiKeyAuthentication",
@@ -237,6 +301,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "core.api.exception_handler",
+    # Per key and per person (core/throttling.py); ingest has its own per-key rate, gate reads none.
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttling.ApiKeyRateThrottle", "core.throttling.UserRateThrottle"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -248,6 +314,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # People only (a session or a person's key); an agent key gets a 403 in JSON (core.api.SchemaView).
+    "SERVE_PERMISSIONS": ["agents.permissions.IsPerson"],
+}
+
+# Requests allowed per window ("600/min", "20/s", "off"), counted in Redis; when Redis is down they are
+# not counted at all (fail open: ingest keeps writing to PostgreSQL). Over the rate: 429 + Retry-After.
+FIREBREAK_THROTTLE_RATES = {
+    "key": env_str("FIREBREAK_THROTTLE_KEY_RATE", "600/min"),
+    "user": env_str("FIREBREAK_THROTTLE_USER_RATE", "1200/min"),
+    "ingest": env_str("FIREBREAK_THROTTLE_INGEST_RATE", "1200/min"),
 }
 
 # --- Static -------------------------------------------------------------------

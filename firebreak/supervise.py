@@ -41,7 +41,8 @@ def programs(*, var_dir: Path, port: int, embedded_postgres: bool, embedded_redi
     found += [
         Program(
             "gate",
-            f"{bin_dir / 'uvicorn'} firebreak.asgi:application --host 127.0.0.1 --port {port} --no-access-log "
+            f"{bin_dir / 'uvicorn'} firebreak.asgi:application --host 127.0.0.1 --port {port} --no-proxy-headers "
+            "--no-access-log "
             "--timeout-keep-alive 75 --lifespan on",
         ),
         Program(

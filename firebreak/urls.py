@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from core.api import DocsView, SchemaView
 from core.views import healthz
 from incidents.dashboard.views import dashboard
 
@@ -25,8 +25,8 @@ urlpatterns = [
     path("evals/", include("evals.urls")),
     path("api/v1/", include(api_v1)),
     path("v1/", include("traces.otlp_urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/schema/", SchemaView.as_view(), name="schema"),
+    path("api/docs/", DocsView.as_view(url_name="schema"), name="api-docs"),
 ]
 
 # A retryable fault (a store down) answers 503 with Retry-After, never 500: see core.views.server_error.

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.db import transaction
+from django.http import HttpRequest
 from django.test import Client
 
 from agents.models import Agent
@@ -26,7 +27,8 @@ def fleet(django_db_setup, django_db_blocker):
 def logged_in(fleet, make_user):
     user = make_user("viewer", password="a long enough password")
     client = Client()
-    assert client.login(username=user.username, password="a long enough password")
+    # The request is django-axes' to see (it keys the lockout on the client's address).
+    assert client.login(request=HttpRequest(), username=user.username, password="a long enough password")
     return client
 
 

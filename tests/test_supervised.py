@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from firebreak.supervise import config
+from firebreak.supervise import config, programs
 from tests.sdk.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,3 +85,12 @@ def test_compose_restarts_and_health_checks_every_long_running_service():
         assert service.get("healthcheck", {}).get("test"), name
     assert services["migrate"]["restart"] == "no"  # one-shot: it must not loop
     assert "--appendonly" in services["redis"]["command"]  # queued tasks survive a restart
+
+
+def test_uvicorn_never_takes_the_client_address_from_a_header():
+    root = ROOT
+    [gate] = [
+        p for p in programs(var_dir=root, port=8000, embedded_postgres=False, embedded_redis=False) if p.name == "gate"
+    ]
+    assert "--no-proxy-headers" in gate.command  # make run's gate server (supervised)
+    assert '"--no-proxy-headers"' in (root / "docker-compose.yml").read_text()

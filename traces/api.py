@@ -24,6 +24,7 @@ from rest_framework.views import APIView
 
 from agents.models import Agent
 from agents.permissions import CanIngest, is_agent_key
+from core.throttling import IngestRateThrottle
 from traces.ingest.parse.native import parse_native
 from traces.ingest.parse.otlp import parse_json, parse_protobuf
 from traces.ingest.spans import IngestError, Span
@@ -142,6 +143,7 @@ def _unavailable(message: str) -> Response:
 
 class IngestApi(APIView):
     permission_classes = [CanIngest]
+    throttle_classes = [IngestRateThrottle]  # per key, 429 + Retry-After; open while Redis is down
 
     @extend_schema(
         operation_id="ingest_native",
@@ -220,6 +222,7 @@ class _IgnoreAccept(BaseContentNegotiation):
 
 class OtlpTracesApi(APIView):
     permission_classes = [CanIngest]
+    throttle_classes = [IngestRateThrottle]  # per key, 429 + Retry-After (exporters honour it)
     parser_classes = [_RawParser]
     content_negotiation_class = _IgnoreAccept
 

@@ -4,6 +4,7 @@ from the end with the keyboard and flags the off-rails step."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from playwright.sync_api import expect
 
 from traces.models import Step, Trace
 
@@ -164,7 +165,7 @@ def test_a_long_trace_loads_earlier_steps_when_scrolled_up(page, live_server, lo
     assert page.locator("#steps > li.step").count() == 150  # opens at the end only
     assert page.locator("li.step.is-cursor").get_attribute("data-pos") == "400"
     page.locator("li.load-earlier").scroll_into_view_if_needed()
-    page.wait_for_function("document.querySelectorAll('#steps > li.step').length === 350")
+    expect(page.locator("#steps > li.step")).to_have_count(350)  # not wait_for_function: the CSP forbids eval
     assert page.locator("#steps > li.step").first.get_attribute("data-pos") == "51"
     # the place is kept: the step that was on screen is still on screen
     assert page.locator("#step-" + page.locator("#steps > li.step").nth(200).get_attribute("data-span")).is_visible()
@@ -188,7 +189,7 @@ def test_a_running_trace_grows_live_and_says_when_it_ends(page, live_server, log
         steps=[{"kind": "tool", "tool": "search", "args": {"q": "new"}}] * 2,
     )
     ingest(more)
-    page.wait_for_function("document.querySelectorAll('#steps > li.step').length === 5", timeout=6000)
+    expect(page.locator("#steps > li.step")).to_have_count(5, timeout=6000)
     page.locator(f"#step-{more[-1].span_id}.is-cursor").wait_for(timeout=2000)  # the cursor follows the end
     ingest(make_spans(agent="live-bot", trace_id="c" * 32, start=start, steps=[], status="ok"))
     page.locator(".run-finished").wait_for(timeout=6000)

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.contrib.auth.password_validation import validate_password
 from django.core.management.base import BaseCommand
 
 
@@ -21,7 +22,8 @@ class Command(BaseCommand):
                 f"(reset it with: .venv/bin/python manage.py changepassword {username})."
             )
             return
-        password = secrets.token_urlsafe(12)
+        password = secrets.token_urlsafe(12)  # 16 characters
+        validate_password(password, users(username=username))  # the validators every password must pass
         user = users.objects.create_superuser(username=username, email="", password=password)
         user.groups.add(Group.objects.get(name="admin"))
         bar = "=" * 60
