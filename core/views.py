@@ -1,6 +1,7 @@
 import logging
 import sys
 
+import psycopg
 import redis
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
@@ -71,7 +72,13 @@ def server_error(request: HttpRequest) -> HttpResponse:
     exc = sys.exc_info()[1]
     retryable = isinstance(exc, RETRYABLE) or (isinstance(exc, DatabaseError) and _connection_lost())
     status = 503 if retryable else 500
-    if retryable:
+    if isinstance(getattr(exc, "__cause__", None), psycopg.errors.QueryCanceled):
+        seconds = settings.FIREBREAK_WEB_STATEMENT_TIMEOUT_MS / 1000
+        logger.warning("%s %s: statement timeout (%g s), answered 503", request.method, request.path, seconds)
+        message = f"the query ran longer than the {seconds:g} s statement timeout; narrow it (a shorter window)"
+        title = "Too slow to answer"
+        text = f"This page's query ran longer than {seconds:g} s and was stopped: narrow it and try again."
+    elif retryable:
         logger.warning("%s %s: %s, answered 503", request.method, request.path, type(exc).__name__)
         message = "a store Firebreak depends on is unavailable right now; retry shortly"
         title, text = (

@@ -11,6 +11,8 @@ from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "firebreak.settings")
+# A web process: its queries get the web statement timeout (see settings).
+os.environ.setdefault("FIREBREAK_PROCESS", "web")
 django_application = get_asgi_application()
 
 # Imported once Django is set up: the gate server reads models (an import above would run first).

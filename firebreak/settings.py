@@ -144,6 +144,15 @@ DATABASES["default"].setdefault("TEST", {})["NAME"] = env_str("FIREBREAK_TEST_DB
 # A kept connection is checked before each request reuses it: after PostgreSQL restarts, the first request
 # reconnects instead of failing on the dead connection.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Web requests never hold PostgreSQL longer than this (a query whose client left stops too); workers,
+# beat and commands are not bounded. 0 turns it off.
+FIREBREAK_WEB_STATEMENT_TIMEOUT_MS = env_int("FIREBREAK_WEB_STATEMENT_TIMEOUT_MS", 30_000)
+if os.environ.get("FIREBREAK_PROCESS") == "web" and FIREBREAK_WEB_STATEMENT_TIMEOUT_MS > 0:
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _timeout = f"-c statement_timeout={FIREBREAK_WEB_STATEMENT_TIMEOUT_MS}"
+    _options["options"] = f"{_options.get('options', '')} {_timeout}".strip()
+# The blast-radius regex looks at no more than this many characters of a step's arguments.
+FIREBREAK_BLAST_REGEX_SCAN_CHARS = env_int("FIREBREAK_BLAST_REGEX_SCAN_CHARS", 10_000)
 
 
 # --- Redis --------------------------------------------------------------------

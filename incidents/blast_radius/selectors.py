@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypedDict
 
+from django.conf import settings
 from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, TextField
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, Substr
 from django.utils import timezone
 
 from incidents.blast_radius.signature import REGEX_PREFIX, BlastSignature
@@ -92,7 +93,9 @@ def _matching_steps(signature: BlastSignature) -> QuerySet[Step]:
     if signature.args:
         steps = steps.annotate(_args_text=Cast("tool_arguments", TextField())).filter(tool_arguments__isnull=False)
         if signature.args.startswith(REGEX_PREFIX):
-            steps = steps.filter(_args_text__iregex=signature.args[len(REGEX_PREFIX) :])
+            # The regex scans a bounded prefix of the arguments (linear time already: no back-references).
+            scanned = Substr("_args_text", 1, settings.FIREBREAK_BLAST_REGEX_SCAN_CHARS)
+            steps = steps.annotate(_args_head=scanned).filter(_args_head__iregex=signature.args[len(REGEX_PREFIX) :])
         else:
             steps = steps.filter(_args_text__icontains=signature.args)
     return steps

@@ -133,10 +133,21 @@ def _time(params: Mapping[str, Any], name: str) -> datetime | None:
     return value
 
 
+# A backslash-escaped digit (an odd number of backslashes before it) or a named group reference.
+BACK_REFERENCE = re.compile(r"(?<!\\)(?:\\\\)*\\[1-9]|\(\?P=|\\k<")
+
+
 def regex_validate(pattern: str) -> None:
-    """Raise ValueError unless both Python and PostgreSQL accept ``pattern``."""
+    """Raise ValueError unless both Python and PostgreSQL accept ``pattern`` and it matches in linear time.
+
+    PostgreSQL matches a regular expression with automata, in time linear in the text, except when it has
+    back-references (``\\1``), which need backtracking: ``(a*)*\\1!`` over 30k characters ran 18 s. They
+    are refused; the text scanned is bounded too (``FIREBREAK_BLAST_REGEX_SCAN_CHARS``).
+    """
     if not pattern:
         raise ValueError("empty regular expression")
+    if BACK_REFERENCE.search(pattern):
+        raise ValueError("back-references (\\1, (?P=name)) are not supported: they make matching exponential")
     try:
         re.compile(pattern)
     except re.error as exc:

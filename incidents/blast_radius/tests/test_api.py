@@ -30,6 +30,7 @@ def test_api_reads_for_viewers(world, make_client, viewer):
         ({"tool": "x", "until": "bad"}, "until"),
         ({"tool": "x", "since": "2025-03-10T12:00:00Z", "until": "2025-03-10T12:00:00Z"}, "until"),
         ({"args": "re:[z-a]"}, "args"),
+        ({"args": r"re:(a*)*\1!"}, "args"),  # a back-reference: exponential, refused
         ({"agent": "ghost"}, "agent"),
     ],
 )

@@ -33,6 +33,13 @@ def test_by_argument_substring_is_case_insensitive_and_regex(world):
     assert compute(args="%").trajectories == 0
 
 
+def test_the_regex_scans_a_bounded_head_of_the_arguments(world, settings):
+    assert compute(args='re:"order_id": "B-9"').trajectories == 1
+    settings.FIREBREAK_BLAST_REGEX_SCAN_CHARS = 5  # the order id lies past the first five
+    assert compute(args='re:"order_id": "B-9"').trajectories == 0
+    assert compute(args="B-9").trajectories == 1  # a substring search reads the whole text
+
+
 def test_step_criteria_must_hold_on_the_same_step(world):
     assert compute(tool="search", args="refund").trajectories == 1
     assert compute(tool="issue_refund", args='"q": "refund"').trajectories == 0
