@@ -160,3 +160,55 @@ def test_a_person_may_send_one_batch_with_two_agents_sharing_a_trace_id(agents, 
     assert response.json() == {"received": 3, "stored": 3, "duplicates": 0, "traces": 2}
     by_agent = {t.agent.slug: (t.step_count, t.tokens_in) for t in Trace.objects.filter(trace_id=TRACE)}
     assert by_agent == {"victim-bot": (1, 1), "attacker-bot": (2, 5)}
+
+
+def _attacked(keys):
+    a_key, b_key = keys
+    _b_sends_its_run(b_key)
+    _post(a_key, _span(B_STEP, parent=B_ROOT, tokens_in=4_000_000, cost="4995", output="hijacked"))
+
+
+def test_the_viewer_opens_the_root_trajectory_and_links_the_other_agents(agents, keys, viewer, make_client):
+    _attacked(keys)
+    c = make_client(viewer)
+    page = c.get(f"/traces/{TRACE}/")
+    assert page.status_code == 200
+    assert page.context["trace"].agent.slug == "victim-bot"  # the trajectory holding the root span
+    html = page.content.decode()
+    assert "Linked trajectories" in html
+    assert f'href="/traces/{TRACE}/?agent=attacker-bot"' in html
+    assert "hijacked" not in html
+
+    other = c.get(f"/traces/{TRACE}/", {"agent": "attacker-bot"})
+    assert other.context["trace"].agent.slug == "attacker-bot"
+    assert other.context["trace"].tokens_in == 4_000_000
+    assert f'href="/traces/{TRACE}/?agent=victim-bot"' in other.content.decode()
+    assert c.get(f"/traces/{TRACE}/", {"agent": "nobody"}).status_code == 404
+
+
+def test_a_trace_of_one_agent_shows_no_linked_box(agents, keys, viewer, make_client):
+    _b_sends_its_run(keys[1])
+    html = make_client(viewer).get(f"/traces/{TRACE}/").content.decode()
+    assert "Linked trajectories" not in html
+    assert f'href="/traces/{TRACE}/diff/?agent=victim-bot"' in html
+
+
+def test_flagging_and_steps_act_on_the_trajectory_the_url_names(agents, keys, responder, make_client):
+    _attacked(keys)
+    c = make_client(responder)
+    response = c.post(f"/traces/{TRACE}/flag?agent=attacker-bot", {"span_id": B_STEP, "note": "Inflated usage."})
+    assert response.status_code == 302
+    assert response["Location"].startswith(f"/traces/{TRACE}/?agent=attacker-bot&at={B_STEP}")
+    flagged = dict(Trace.objects.filter(trace_id=TRACE).values_list("agent__slug", "flagged_span_id"))
+    assert flagged == {"attacker-bot": B_STEP, "victim-bot": ""}
+    text = c.get(f"/traces/{TRACE}/steps/{B_STEP}/output/", {"agent": "attacker-bot"})
+    assert "hijacked" in text.content.decode()
+    assert "hijacked" not in c.get(f"/traces/{TRACE}/steps/{B_STEP}/output/").content.decode()
+
+
+def test_an_incident_attaches_the_trajectory_named_by_trace_id_at_agent(agents, keys, make_incident):
+    _attacked(keys)
+    incident = make_incident(traces=[f"{TRACE}@attacker-bot"])
+    assert [(t.trace_id, t.agent.slug) for t in incident.traces.all()] == [(TRACE, "attacker-bot")]
+    default = make_incident(traces=[TRACE])
+    assert [t.agent.slug for t in default.traces.all()] == ["victim-bot"]

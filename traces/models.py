@@ -89,6 +89,11 @@ class Trace(models.Model):
         return f"{reverse('traces:trace-detail', args=[self.trace_id])}?{urlencode({'agent': self.agent.slug})}"
 
     @property
+    def agent_query(self) -> str:
+        """``agent=<slug>``: the query that picks this trajectory where the URL only names the trace id."""
+        return urlencode({"agent": self.agent.slug})
+
+    @property
     def duration_ms(self) -> int | None:
         if not self.ended_at:
             return None
