@@ -482,14 +482,14 @@ def timeline_note_add(*, incident: Incident, body: str, actor: Actor) -> Timelin
 def timeline_flag_record(*, trace: Trace, span_id: str, note: str, actor: Actor) -> list[TimelineEntry]:
     """Put a flagged step on the timeline of every open incident the trace is attached to."""
     incidents = Incident.objects.filter(traces=trace, status__in=OPEN_STATUSES).distinct()
-    body = f"Flagged step `{span_id}` of trace `{trace.trace_id}`: {note}"
+    body = f"Flagged step `{span_id}` of trace `{trace.trace_id}` ({trace.agent.slug}): {note}"
     return [
         timeline_record(
             incident=incident,
             kind=TimelineKind.FLAG,
             body=body,
             actor=actor,
-            data={"trace": trace.trace_id, "span_id": span_id},
+            data={"trace": trace.trace_id, "agent": trace.agent.slug, "span_id": span_id},
         )
         for incident in incidents
     ]
