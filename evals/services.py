@@ -248,7 +248,12 @@ def eval_case_capture(
             kind=TimelineKind.EVAL,
             body=f"Eval case EC-{case.pk} captured from trace `{trace.trace_id}`: {title}",
             actor=actor,
-            data={"case": case.pk, "trace": trace.trace_id, "span_id": trace.flagged_span_id},
+            data={
+                "case": case.pk,
+                "trace": trace.trace_id,
+                "agent": trace.agent.slug,
+                "span_id": trace.flagged_span_id,
+            },
         )
     return case
 

@@ -15,6 +15,7 @@ from evals.canaries import canary_list
 from evals.models import EvalCase
 from incidents.models import FailureClass, Incident, IncidentStatus, Severity
 from traces.models import Trace
+from traces.selectors.runs import trace_get
 
 
 @require_GET
@@ -56,6 +57,7 @@ def case_detail(request, pk: int):
 class CaptureForm(forms.Form):
     # The rules (required, lengths, the forbidden-action shape) live in services.eval_case_capture.
     trace = forms.CharField(max_length=64, widget=forms.HiddenInput)
+    agent = forms.CharField(required=False, max_length=63, widget=forms.HiddenInput)
     incident = forms.IntegerField(required=False, min_value=1, label="Source incident")
     title = forms.CharField(required=False, max_length=services.TITLE_MAX)
     input = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 5}))
@@ -81,6 +83,7 @@ class CaptureForm(forms.Form):
 def _capture_initial(trace: Trace, incident: Incident | None) -> dict:
     return {
         "trace": trace.trace_id,
+        "agent": trace.agent.slug,
         "incident": incident.number if incident else None,
         "title": services.eval_case_default_title(trace=trace, incident=incident),
         "input": trace.root_input,
@@ -90,11 +93,13 @@ def _capture_initial(trace: Trace, incident: Incident | None) -> dict:
     }
 
 
-def _trace_or_404(trace_id: str) -> Trace:
-    trace = Trace.objects.select_related("agent").filter(trace_id=(trace_id or "").strip()[:64]).first()
-    if trace is None:
-        raise Http404("No trace with this id: open the capture form from a trace or an incident.")
-    return trace
+def _trace_or_404(params) -> Trace:
+    """The trajectory ``trace`` and ``agent`` name (a trace id may hold several agents' trajectories;
+    without ``agent``, the default one the viewer opens)."""
+    try:
+        return trace_get(trace_id=params.get("trace", "").strip()[:64], agent=params.get("agent", "").strip()[:63])
+    except Trace.DoesNotExist:
+        raise Http404("No trace with this id: open the capture form from a trace or an incident.") from None
 
 
 def _incident_for(trace: Trace, number: str) -> Incident | None:
@@ -112,14 +117,14 @@ def _incident_for(trace: Trace, number: str) -> Incident | None:
 @require_http_methods(["GET", "POST"])
 @role_required(RESPONDER)
 def case_capture(request):
-    """Capture a trace as an eval case. GET ?trace=<id>&incident=<number> shows the form, prefilled."""
+    """Capture a trace as an eval case. GET ?trace=<id>&agent=<slug>&incident=<number> shows the form, prefilled."""
     if request.method == "GET":
-        trace = _trace_or_404(request.GET.get("trace", ""))
+        trace = _trace_or_404(request.GET)
         incident = _incident_for(trace, request.GET.get("incident", "").strip())
         form = CaptureForm(initial=_capture_initial(trace, incident))
         return render(request, "evals/case_capture.html", _capture_context(trace, incident, form))
     form = CaptureForm(request.POST)
-    trace = _trace_or_404(request.POST.get("trace", ""))
+    trace = _trace_or_404(request.POST)
     if form.is_valid():
         data = form.cleaned_data
         try:

@@ -21,7 +21,11 @@ class IncidentDeclareSerializer(serializers.Serializer):
     severity = serializers.ChoiceField(Severity.choices)
     failure_class = serializers.SlugField(max_length=63, help_text="slug of a failure class from the taxonomy")
     agents = serializers.ListField(child=serializers.CharField(max_length=63), default=list, help_text="agent slugs")
-    traces = serializers.ListField(child=serializers.CharField(max_length=64), default=list, help_text="trace ids")
+    traces = serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        default=list,
+        help_text="trace ids; <trace id>@<agent> picks one agent's trajectory of a multi-agent trace id",
+    )
     commander = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=150, help_text="username; default: you"
     )

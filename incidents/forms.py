@@ -1,3 +1,5 @@
+import contextlib
+
 from django import forms
 from django.contrib.auth import get_user_model
 
@@ -5,6 +7,7 @@ from agents.models import Agent
 from incidents.models import Alert, FailureClass, Severity
 from incidents.services import NOTE_MAX, SUMMARY_MAX, TITLE_MAX
 from traces.models import Trace
+from traces.selectors.runs import trace_get, trace_get_by_ref, trace_ref
 
 
 class IncidentDeclareForm(forms.Form):
@@ -17,7 +20,10 @@ class IncidentDeclareForm(forms.Form):
         Agent.objects.order_by("slug"), to_field_name="slug", required=False, widget=forms.CheckboxSelectMultiple
     )
     traces = forms.CharField(
-        required=False, max_length=5000, help_text="Trace ids, separated by commas or spaces", strip=True
+        required=False,
+        max_length=5000,
+        help_text="Trace ids, separated by commas or spaces; <trace id>@<agent> picks one agent's trajectory",
+        strip=True,
     )
     commander = forms.ModelChoiceField(
         get_user_model().objects.filter(is_active=True).order_by("username"),
@@ -29,12 +35,16 @@ class IncidentDeclareForm(forms.Form):
     alert = forms.ModelChoiceField(Alert.objects.all(), required=False, widget=forms.HiddenInput)
 
     def clean_traces(self) -> list[Trace]:
+        # ``<trace_id>`` or ``<trace_id>@<agent>``: a trace id may hold several agents' trajectories.
         ids = list(dict.fromkeys(self.cleaned_data["traces"].replace(",", " ").split()))
-        found = {t.trace_id: t for t in Trace.objects.filter(trace_id__in=ids)}
+        found: dict[str, Trace] = {}
+        for ref in ids:
+            with contextlib.suppress(Trace.DoesNotExist):
+                found[ref] = trace_get_by_ref(ref=ref)
         missing = [i for i in ids if i not in found]
         if missing:
-            raise forms.ValidationError(f"No trace with id {', '.join(m[:32] for m in missing[:5])}.")
-        return [found[i] for i in ids]
+            raise forms.ValidationError(f"No trace with id {', '.join(m[:100] for m in missing[:5])}.")
+        return list({t.pk: t for t in (found[i] for i in ids)}.values())
 
 
 def declare_initial(params, user) -> dict:
@@ -50,12 +60,15 @@ def declare_initial(params, user) -> dict:
                 initial["failure_class"] = alert.failure_class.slug
             agents.append(alert.agent.slug)
             if alert.trace:
-                traces.append(alert.trace.trace_id)
+                traces.append(trace_ref(alert.trace))
     trace_id = params.get("trace", "").strip()
     if trace_id:
-        trace = Trace.objects.select_related("agent").filter(trace_id=trace_id[:32]).first()
-        if trace is not None:
-            traces.append(trace.trace_id)
+        try:
+            trace = trace_get(trace_id=trace_id[:32], agent=params.get("agent", "").strip()[:63])
+        except Trace.DoesNotExist:
+            pass
+        else:
+            traces.append(trace_ref(trace))
             agents.append(trace.agent.slug)
     slug = params.get("agent", "").strip()
     if slug and Agent.objects.filter(slug=slug[:63]).exists():

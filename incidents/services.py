@@ -4,6 +4,7 @@ Every service here is one transaction: it writes the change and its timeline
 entry together, or nothing. Notifications leave only after commit.
 """
 
+import contextlib
 import logging
 from collections.abc import Iterable
 from datetime import datetime
@@ -36,6 +37,7 @@ from incidents.models import (
 )
 from incidents.notifications.tasks import incident_notify_task
 from traces.models import Trace
+from traces.selectors.runs import trace_get_by_ref
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +157,11 @@ def _resolve_agents(values: str | Iterable[Agent | str] | None) -> list[Agent]:
 def _resolve_traces(values: str | Iterable[Trace | str] | None) -> list[Trace]:
     items = _split_ids(values)
     ids = [v for v in items if not isinstance(v, Trace)]
-    found = {t.trace_id: t for t in Trace.objects.filter(trace_id__in=ids).select_related("agent")}
+    # ``<trace_id>`` or ``<trace_id>@<agent>``: a trace id may hold several agents' trajectories.
+    found: dict[str, Trace] = {}
+    for ref in ids:
+        with contextlib.suppress(Trace.DoesNotExist):
+            found[ref] = trace_get_by_ref(ref=ref)
     missing = [t for t in ids if t not in found]
     if missing:
         raise ValidationError({"traces": [f"Unknown trace {', '.join(repr(str(t)[:32]) for t in missing[:5])}."]})
@@ -476,14 +482,14 @@ def timeline_note_add(*, incident: Incident, body: str, actor: Actor) -> Timelin
 def timeline_flag_record(*, trace: Trace, span_id: str, note: str, actor: Actor) -> list[TimelineEntry]:
     """Put a flagged step on the timeline of every open incident the trace is attached to."""
     incidents = Incident.objects.filter(traces=trace, status__in=OPEN_STATUSES).distinct()
-    body = f"Flagged step `{span_id}` of trace `{trace.trace_id}`: {note}"
+    body = f"Flagged step `{span_id}` of trace `{trace.trace_id}` ({trace.agent.slug}): {note}"
     return [
         timeline_record(
             incident=incident,
             kind=TimelineKind.FLAG,
             body=body,
             actor=actor,
-            data={"trace": trace.trace_id, "span_id": span_id},
+            data={"trace": trace.trace_id, "agent": trace.agent.slug, "span_id": span_id},
         )
         for incident in incidents
     ]

@@ -149,7 +149,9 @@ class IngestApi(APIView):
         operation_id="ingest_native",
         summary="Send a batch of spans (native JSON)",
         description="Validated whole before anything is written; one transaction; idempotent on "
-        "(trace_id, span_id): a span sent twice is stored once.",
+        "(agent, trace_id, span_id): a span sent twice is stored once. With an agent's key every span is "
+        "that agent's (a span naming another agent is refused with 403); spans reusing another agent's "
+        "trace id make this agent's own trajectory of it.",
         request=NativeBatchSerializer,
         responses={
             200: IngestResultSerializer,
@@ -232,7 +234,7 @@ class OtlpTracesApi(APIView):
         description="Point any OpenTelemetry exporter here (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=<base>/v1/traces`, "
         "header `Authorization=Bearer <key>`). `application/x-protobuf` or `application/json`, gzip accepted. "
         "Maps the GenAI conventions (`gen_ai.*`), OpenInference and OpenLLMetry. Validated whole before "
-        'anything is written; idempotent on (trace id, span id). Errors answer JSON `{"error": "..."}`.',
+        'anything is written; idempotent on (agent, trace id, span id). Errors answer JSON `{"error": "..."}`.',
         request={PROTOBUF: bytes, JSON: inline_serializer("OtlpJson", {"resourceSpans": serializers.ListField()})},
         responses={
             200: OpenApiResponse(description="ExportTraceServiceResponse (protobuf or JSON, as sent)"),

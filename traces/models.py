@@ -1,5 +1,7 @@
 from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
+from django.urls import reverse
+from django.utils.http import urlencode
 
 from agents.models import Agent
 
@@ -29,8 +31,10 @@ class StepStatus(models.TextChoices):
 class Trace(models.Model):
     """One trajectory: a single run of an agent, assembled from its spans.
 
-    Totals are maintained by ingest from the spans actually stored, so a span
-    sent twice is counted once.
+    A trajectory is identified by (agent, trace id): spans that share a trace id but come from
+    different agents (a multi-agent run, or a key sending someone else's trace id) are separate,
+    linked trajectories, so one agent's spans never change another agent's steps, totals or status.
+    Totals are maintained by ingest from the spans actually stored, so a span sent twice is counted once.
     """
 
     # Indexes are declared in Meta, without the LIKE-pattern copies Django adds for
@@ -62,7 +66,9 @@ class Trace(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
-        constraints = [models.UniqueConstraint(fields=["trace_id"], name="trace_unique_trace_id")]
+        # Unique per (agent, trace id). trace_id leads the index so it also serves lookups by trace id
+        # alone (the viewer's URL, linked trajectories) without a second index on the ingest hot path.
+        constraints = [models.UniqueConstraint(fields=["trace_id", "agent"], name="trace_unique_agent_trace_id")]
         indexes = [
             models.Index(fields=["session_id"], name="trace_session_idx"),
             models.Index(fields=["user_id"], name="trace_user_idx"),
@@ -77,6 +83,15 @@ class Trace(models.Model):
 
     def __str__(self):
         return self.trace_id
+
+    def get_absolute_url(self) -> str:
+        """The trajectory viewer for this agent's trajectory of the trace id (``?agent=`` picks it)."""
+        return f"{reverse('traces:trace-detail', args=[self.trace_id])}?{urlencode({'agent': self.agent.slug})}"
+
+    @property
+    def agent_query(self) -> str:
+        """``agent=<slug>``: the query that picks this trajectory where the URL only names the trace id."""
+        return urlencode({"agent": self.agent.slug})
 
     @property
     def duration_ms(self) -> int | None:

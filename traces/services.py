@@ -32,6 +32,12 @@ class IngestResult:
 
 
 def _resolve_agents(spans: list[Span], key_agent: Agent | None) -> dict[str, int]:
+    """The owning agent of every span (``Span.agent``), as slug -> pk.
+
+    With an agent's key the owner is always that agent: a span naming another agent (``agent``,
+    ``firebreak.agent``) is refused, never written to that agent's trajectory. With a person's key
+    each span names its agent (native ``agent``; OTLP ``firebreak.agent`` or ``service.name``).
+    """
     if key_agent is not None:
         for i, s in enumerate(spans):
             if not s.agent:
@@ -55,7 +61,10 @@ def _resolve_agents(spans: list[Span], key_agent: Agent | None) -> dict[str, int
 
 
 def trace_ingest(*, spans: list[Span], key_agent: Agent | None = None) -> IngestResult:
-    """Store a validated batch in one transaction; idempotent on (trace id, span id).
+    """Store a validated batch in one transaction; idempotent on (agent, trace id, span id).
+
+    A trajectory is (agent, trace id): spans with a trace id another agent also uses make this agent's
+    own trajectory of it and never change the other's steps, totals or status.
 
     Tool arguments are redacted and action hashes computed before anything is
     written. Raises IngestError (nothing written) when a span names an agent
@@ -80,7 +89,7 @@ def trace_ingest(*, spans: list[Span], key_agent: Agent | None = None) -> Ingest
                     sender=trace_ingest, trace_pks=trace_pks, agent_ids=agents, stored=result.stored
                 )
             )
-    return IngestResult(received=len(spans), stored=result.stored, traces=len({s.trace_id for s in spans}))
+    return IngestResult(received=len(spans), stored=result.stored, traces=len({(s.agent, s.trace_id) for s in spans}))
 
 
 # --- flags and golden trajectories ---------------------------------------------------------------------

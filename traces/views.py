@@ -117,10 +117,14 @@ def trace_list(request):
 # model or tool output: the templates only ever print it autoescaped.
 
 
-def _trace_or_404(trace_id: str) -> Trace:
+def _trace_or_404(request, trace_id: str) -> Trace:
+    """The trajectory the URL names: ``trace_id`` and ``?agent=<slug>`` (the default trajectory without it)."""
+    agent = request.GET.get("agent", "").strip()[:63]
     try:
-        return runs.trace_get(trace_id=trace_id)
+        return runs.trace_get(trace_id=trace_id, agent=agent)
     except Trace.DoesNotExist:
+        if agent:
+            raise Http404("No trajectory of this agent has this trace id.") from None
         raise Http404("No trace with this id.") from None
 
 
@@ -145,7 +149,7 @@ def _viewer_context(trace: Trace, window: trajectory.StepWindow, *, mode: str, *
         "page_size": trajectory.STEP_PAGE_STEPS,
         "is_running": trace.status == TraceStatus.RUNNING,
         "tail_cursor": "",
-        "flag_url": reverse("traces:trace-flag", args=[trace.trace_id]),
+        "flag_url": f"{reverse('traces:trace-flag', args=[trace.trace_id])}?{trace.agent_query}",
         "finished_now": False,
         **extra,
     }
@@ -159,7 +163,7 @@ def _fragment_request(request, target: str) -> bool:
 def trace_detail(request, trace_id: str):
     """The trajectory page. Opens at the end; ``before``/``after``/``at`` (a span id) choose another
     window of steps and ``q`` searches the trace, so each works without JavaScript too."""
-    trace = _trace_or_404(trace_id)
+    trace = _trace_or_404(request, trace_id)
     query = request.GET.get("q", "").strip()[:SEARCH_MAX]
     at = request.GET.get("at", "").strip()[:32]
     before, after = _cursor(request, "before"), _cursor(request, "after")
@@ -178,6 +182,7 @@ def trace_detail(request, trace_id: str):
     if _fragment_request(request, "trajectory"):
         return render(request, "traces/trace_detail.html#trajectory", context)
     context["golden"] = golden.trace_golden_get(trace=trace)
+    context["linked"] = runs.trace_linked_list(trace=trace)
     context["flag_form"] = FlagForm(initial={"span_id": ""})
     return render(request, "traces/trace_detail.html", context)
 
@@ -186,9 +191,11 @@ def trace_detail(request, trace_id: str):
 def trace_steps(request, trace_id: str):
     """htmx fragments of the step list: ``before`` (a page of earlier steps, with the next "earlier"
     control) or ``after`` (later steps; with ``poll=1`` a running trace's new steps, 204 when none)."""
-    trace = _trace_or_404(trace_id)
+    trace = _trace_or_404(request, trace_id)
     if not request.htmx:
-        return redirect(f"{reverse('traces:trace-detail', args=[trace.trace_id])}?{request.GET.urlencode()}")
+        query = request.GET.copy()
+        query["agent"] = trace.agent.slug
+        return redirect(f"{reverse('traces:trace-detail', args=[trace.trace_id])}?{query.urlencode()}")
     before, after = _cursor(request, "before"), _cursor(request, "after")
     if before:
         window = trajectory.step_window_before(trace=trace, cursor=before)
@@ -216,7 +223,7 @@ def step_text(request, trace_id: str, span_id: str, field: str):
     """The full input or output of one step (the page shows the first STEP_TEXT_LIMIT characters)."""
     if field not in TEXT_FIELDS:
         raise Http404("A step has an input and an output.")
-    trace = _trace_or_404(trace_id)
+    trace = _trace_or_404(request, trace_id)
     try:
         step = trajectory.step_get(trace=trace, span_id=span_id)
     except Step.DoesNotExist:
@@ -235,7 +242,7 @@ class FlagForm(forms.Form):
 @role_required(RESPONDER)
 def trace_flag(request, trace_id: str):
     """Flag a step as where the run went off the rails. GET shows the form (for use without JavaScript)."""
-    trace = _trace_or_404(trace_id)
+    trace = _trace_or_404(request, trace_id)
     if request.method == "GET":
         form = FlagForm(initial={"span_id": request.GET.get("span_id", "")[:64]})
         return render(request, "traces/trace_flag.html", {"trace": trace, "flag_form": form})
@@ -263,8 +270,7 @@ def trace_flag(request, trace_id: str):
     message = f"Step #{position} flagged as where the run went off the rails."
     if not request.htmx:
         messages.success(request, message)
-        url = reverse("traces:trace-detail", args=[trace.trace_id])
-        return redirect(f"{url}?at={trace.flagged_span_id}#step-{trace.flagged_span_id}")
+        return redirect(f"{trace.get_absolute_url()}&at={trace.flagged_span_id}#step-{trace.flagged_span_id}")
     response = render(
         request,
         "traces/trace_detail.html#flag_saved",
@@ -283,29 +289,29 @@ def trace_flag(request, trace_id: str):
 @require_POST
 @role_required(RESPONDER)
 def trace_unflag(request, trace_id: str):
-    trace = _trace_or_404(trace_id)
+    trace = _trace_or_404(request, trace_id)
     services.trace_unflag(trace=trace, actor=Actor.from_request(request))
     messages.success(request, "Flag removed.")
-    return redirect("traces:trace-detail", trace_id=trace.trace_id)
+    return redirect(trace.get_absolute_url())
 
 
 @require_POST
 @role_required(RESPONDER)
 def trace_golden(request, trace_id: str):
-    trace = _trace_or_404(trace_id)
+    trace = _trace_or_404(request, trace_id)
     try:
         services.trace_golden_set(trace=trace, actor=Actor.from_request(request))
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
         messages.success(request, f"This run is now the golden trajectory for “{trace.input_class}”.")
-    return redirect("traces:trace-detail", trace_id=trace.trace_id)
+    return redirect(trace.get_absolute_url())
 
 
 @require_GET
 def trace_diff(request, trace_id: str):
     """This trace's tool calls side by side with the golden run of its input class."""
-    trace = _trace_or_404(trace_id)
+    trace = _trace_or_404(request, trace_id)
     golden_trace = golden.trace_golden_get(trace=trace)
     diff = None
     if golden_trace is not None and golden_trace.pk != trace.pk:

@@ -40,7 +40,7 @@ def test_the_trace_page_offers_capture_to_responders_only(refund_trace, responde
 def test_the_incident_page_offers_capture_for_each_trace(refund_trace, responder, make_client, make_incident):
     incident = make_incident(traces=[TRACE_ID])
     page = make_client(responder).get(f"/incidents/{incident.number}/").content.decode()
-    assert f"{CAPTURE}?trace={TRACE_ID}&amp;incident={incident.number}" in page
+    assert f"{CAPTURE}?trace={TRACE_ID}&amp;agent=refund-bot&amp;incident={incident.number}" in page
 
 
 def test_capture_form_is_prefilled_from_the_trace(refund_trace, responder, make_client):

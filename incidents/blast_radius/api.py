@@ -29,6 +29,11 @@ class BlastWindowSerializer(serializers.Serializer):
     until = serializers.DateTimeField()
 
 
+class BlastTraceSerializer(serializers.Serializer):
+    trace_id = serializers.CharField()
+    agent = serializers.CharField(help_text="the agent slug: open it as /traces/<trace_id>/?agent=<slug>")
+
+
 class BlastRadiusSerializer(serializers.Serializer):
     signature = BlastSignatureSerializer()
     window = BlastWindowSerializer()
@@ -40,6 +45,10 @@ class BlastRadiusSerializer(serializers.Serializer):
     )
     traces = serializers.ListField(
         child=serializers.CharField(), help_text=f"trace ids, newest first; the first {TRACE_LIMIT}"
+    )
+    trace_list = BlastTraceSerializer(
+        many=True,
+        help_text="the same trajectories with their agent (a trace id may hold several agents' trajectories)",
     )
     computed_at = serializers.DateTimeField()
 
@@ -59,7 +68,7 @@ PARAMETERS = [
     _str("prompt_version", "the trace's prompt version (exact)"),
     _str("input_class", "the trace's input class (exact)"),
     _str("action_hash", "a step's action hash (tool + canonical arguments)"),
-    _str("trace", "a trace id: use the action hash of that trace's flagged step"),
+    _str("trace", "a trace id, or <trace id>@<agent>: use the action hash of that trajectory's flagged step"),
     OpenApiParameter(
         "agent",
         OpenApiTypes.STR,
@@ -119,6 +128,7 @@ class BlastRadiusApi(APIView):
                 "still_running": result.still_running,
                 "user_ids": result.user_ids,
                 "traces": [t.trace_id for t in result.traces],
+                "trace_list": [{"trace_id": t.trace_id, "agent": t.agent.slug} for t in result.traces],
                 "computed_at": result.computed_at,
             }
         )

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import DataError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -160,8 +161,16 @@ def regex_validate(pattern: str) -> None:
 
 
 def flagged_action_hash(trace_id: str) -> tuple[str, str]:
-    """(action_hash, tool_name) of the flagged step of trace ``trace_id``; ValueError if none."""
-    trace = Trace.objects.filter(trace_id=trace_id).only("id", "flagged_span_id").first()
+    """(action_hash, tool_name) of the flagged step of trace ``trace_id``; ValueError if none.
+
+    ``trace_id`` may be ``<trace id>@<agent>``: a trace id may hold several agents' trajectories. A bare
+    id takes the first flagged trajectory of that id.
+    """
+    bare, _, agent = trace_id.partition("@")
+    qs = Trace.objects.filter(trace_id=bare)
+    if agent:
+        qs = qs.filter(agent__slug=agent)
+    trace = qs.only("id", "flagged_span_id").order_by(F("flagged_at").desc(nulls_last=True), "started_at", "id").first()
     if trace is None:
         raise ValueError(f"no trace {trace_id!r}")
     if not trace.flagged_span_id:
@@ -253,4 +262,6 @@ def signature_default(*, incident: Incident) -> tuple[BlastSignature, str]:
         step = Step.objects.filter(trace=flagged, span_id=flagged.flagged_span_id).first()
         if step is not None and step.action_hash:
             tool, action_hash, trace_id = step.tool_name, step.action_hash, flagged.trace_id
+            if Trace.objects.filter(trace_id=flagged.trace_id).exclude(pk=flagged.pk).exists():
+                trace_id = f"{flagged.trace_id}@{flagged.agent.slug}"  # other agents share the id: name this one
     return BlastSignature(tool=tool, action_hash=action_hash, trace=trace_id, agents=agents), trace_id

@@ -25,7 +25,7 @@ from incidents.postmortems import selectors, services
 from incidents.postmortems.forms import ActionItemForm, SectionForm
 from incidents.selectors import incident_get_or_404
 from traces.models import Trace
-from traces.selectors.runs import trace_get
+from traces.selectors.runs import trace_get_by_ref
 
 PARTIAL = "incidents/postmortem_detail.html#{}"
 
@@ -152,9 +152,10 @@ def postmortem_preview(request, number: int):
 def postmortem_trace_attach(request, number: int):
     incident = incident_get_or_404(number=number)
     postmortem = _postmortem_or_404(incident)
-    trace_id = request.POST.get("trace_id", "").strip().lower()
+    # ``<trace_id>`` or ``<trace_id>@<agent>`` (a trace id may hold several agents' trajectories).
+    trace_id = request.POST.get("trace_id", "").strip()[:100]
     try:
-        trace = trace_get(trace_id=trace_id)
+        trace = trace_get_by_ref(ref=trace_id)
     except Trace.DoesNotExist:
         return _refuse(request, incident, ValidationError(f"No trace with the id “{trace_id}”."), "traces")
     try:
@@ -169,7 +170,12 @@ def postmortem_trace_attach(request, number: int):
 def postmortem_trace_detach(request, number: int, trace_id: str):
     incident = incident_get_or_404(number=number)
     postmortem = _postmortem_or_404(incident)
-    trace = get_object_or_404(postmortem.attached_traces, trace_id=trace_id)
+    attached = postmortem.attached_traces.filter(trace_id=trace_id)
+    if agent := request.GET.get("agent", "").strip():
+        attached = attached.filter(agent__slug=agent[:63])
+    trace = attached.order_by("pk").first()
+    if trace is None:
+        raise Http404("No such trace attached.")
     try:
         services.postmortem_trace_detach(postmortem=postmortem, trace=trace, actor=Actor.from_request(request))
     except ValidationError as error:

@@ -289,5 +289,5 @@ def test_a_flagged_step_goes_on_the_timeline_of_open_incidents_with_the_trace(
         trace_flag(trace=trace, span_id=span_id, note="It looped here.", actor=Actor.person(responder))
     entry = incident.timeline.get(kind="flag")
     assert span_id in entry.body and "It looped here." in entry.body
-    assert entry.data == {"trace": "a" * 32, "span_id": span_id}
+    assert entry.data == {"trace": "a" * 32, "agent": trace.agent.slug, "span_id": span_id}
     assert not unrelated.timeline.filter(kind="flag").exists()

@@ -39,7 +39,7 @@ def test_responder_declares_an_incident_from_a_trace(page, live_server, login, l
     assert runbook.get_by_text("Page the owning team").is_visible()
     assert runbook.locator(".runbook-phase").count() >= 2
     traces = page.locator("#traces")
-    assert traces.locator(f"a[href='/traces/{'c' * 32}/']").count() == 1
+    assert traces.locator(f"a[href='/traces/{'c' * 32}/?agent=refund-bot']").count() == 1
     assert "refund-bot" in page.locator("#agents").inner_text()
 
     incident = Incident.objects.get(number=1)

@@ -45,7 +45,7 @@ def test_responder_writes_publishes_and_exports_a_post_mortem(page, live_server,
     assert "lookup_order" in calls.nth(0).inner_text()
     assert "refund" in calls.nth(1).inner_text()
     assert SCRIPT in calls.nth(1).inner_text()  # shown as text
-    assert page.locator(f'a[href="/traces/{"f" * 32}/"]').first.is_visible()
+    assert page.locator(f'a[href="/traces/{"f" * 32}/?agent=refund-bot"]').first.is_visible()
 
     # writing a section updates the live preview, then saves in place
     what = page.locator("#section-what")

@@ -1,7 +1,9 @@
 """Write a validated batch of spans to PostgreSQL with COPY.
 
 One call runs inside the caller's transaction and is idempotent on
-(trace, span id): a span sent twice is stored and counted once.
+(trace, span id): a span sent twice is stored and counted once. A trace is
+(agent, trace id): spans of one agent never land in, or count towards, another
+agent's trajectory of the same trace id, and a span id is unique per trajectory.
 
 Fast path (the usual case): upsert the batch's traces, carrying the totals of
 the batch's spans for traces that are new; for traces that already existed,
@@ -38,8 +40,8 @@ DELETE FROM fb_ingest_traces;
 
 _TMP_STEPS_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS fb_ingest_steps (
-    trace_key varchar(32), span_id varchar(16), parent_span_id varchar(16), kind varchar(10), name text,
-    agent_name text, tool_name text, tool_arguments jsonb, action_hash varchar(16), input text, output text,
+    trace_key varchar(32), agent_id bigint, span_id varchar(16), parent_span_id varchar(16), kind varchar(10),
+    name text, agent_name text, tool_name text, tool_arguments jsonb, action_hash varchar(16), input text, output text,
     model text, tokens_in integer, tokens_out integer, cost numeric(14,6), finish_reason text,
     status varchar(5), error_message text, started_at timestamptz, ended_at timestamptz, attributes jsonb
 ) ON COMMIT DELETE ROWS;
@@ -57,8 +59,8 @@ SELECT trace_key, agent_id, session_id, user_id, input_class, root_input, root_o
        model_version, prompt_version, started_at, ended_at, {totals}, false, '', '', '', now()
 FROM fb_ingest_traces
 -- A fixed lock order: two batches sharing traces wait for each other instead of deadlocking.
-ORDER BY trace_key
-ON CONFLICT (trace_id) DO UPDATE SET
+ORDER BY trace_key, agent_id
+ON CONFLICT (trace_id, agent_id) DO UPDATE SET
     session_id = CASE WHEN traces_trace.session_id = '' THEN EXCLUDED.session_id ELSE traces_trace.session_id END,
     user_id = CASE WHEN traces_trace.user_id = '' THEN EXCLUDED.user_id ELSE traces_trace.user_id END,
     input_class = CASE WHEN traces_trace.input_class = '' THEN EXCLUDED.input_class
@@ -74,7 +76,7 @@ ON CONFLICT (trace_id) DO UPDATE SET
     started_at = LEAST(traces_trace.started_at, EXCLUDED.started_at),
     ended_at = COALESCE(EXCLUDED.ended_at, traces_trace.ended_at),
     updated_at = now()
-RETURNING id, trace_id, (xmax = 0) AS inserted
+RETURNING id, agent_id, trace_id, (xmax = 0) AS inserted
 """
 _BATCH_TOTALS = "tokens_in, tokens_out, cost, step_count, tool_call_count, error_count"
 
@@ -104,7 +106,7 @@ WITH ins AS (
     SELECT t.id, s.span_id, s.parent_span_id, s.kind, s.name, s.agent_name, s.tool_name, s.tool_arguments,
            s.action_hash, s.input, s.output, s.model, s.tokens_in, s.tokens_out, s.cost, s.finish_reason,
            s.status, s.error_message, s.started_at, s.ended_at, s.attributes
-    FROM fb_ingest_steps s JOIN traces_trace t ON t.trace_id = s.trace_key
+    FROM fb_ingest_steps s JOIN traces_trace t ON t.trace_id = s.trace_key AND t.agent_id = s.agent_id
     ON CONFLICT (trace_id, span_id) DO NOTHING
     RETURNING trace_id, tokens_in, tokens_out, cost, kind, status
 ), agg AS (
@@ -116,7 +118,7 @@ UPDATE traces_trace t SET
     step_count = t.step_count + agg.n, tokens_in = t.tokens_in + agg.ti, tokens_out = t.tokens_out + agg.tout,
     cost = t.cost + agg.c, tool_call_count = t.tool_call_count + agg.tools, error_count = t.error_count + agg.errors
 FROM agg WHERE t.id = agg.trace_id
-RETURNING t.id, t.trace_id, agg.n
+RETURNING t.id, t.agent_id, t.trace_id, agg.n
 """
 
 TRACE_COLUMNS = (
@@ -130,10 +132,14 @@ STEP_VALUES = (
 )
 
 
+# A trajectory: (Agent.pk, hex trace id).
+TraceKey = tuple[int, str]
+
+
 @dataclass
 class WriteResult:
     stored: int
-    trace_ids: dict[str, int]  # hex trace id -> Trace.pk, for traces that gained steps
+    trace_ids: dict[TraceKey, int]  # (agent pk, hex trace id) -> Trace.pk, for traces that gained steps
 
 
 class _Totals:
@@ -154,10 +160,10 @@ class _Totals:
 
 def _unique(spans: list[Span]) -> list[Span]:
     """The batch without spans it repeats (the first copy wins, as ON CONFLICT DO NOTHING would)."""
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str]] = set()
     out = []
     for s in spans:
-        key = (s.trace_id, s.span_id)
+        key = (s.agent, s.trace_id, s.span_id)
         if key not in seen:
             seen.add(key)
             out.append(s)
@@ -165,15 +171,15 @@ def _unique(spans: list[Span]) -> list[Span]:
 
 
 def _trace_rows(
-    spans: list[Span], agent_ids: dict[str, int], totals: dict[str, _Totals]
+    spans: list[Span], agent_ids: dict[str, int], totals: dict[TraceKey, _Totals]
 ) -> Iterator[tuple[object, ...]]:
-    """One row per trace in the batch, folded from its spans."""
-    traces: dict[str, dict[str, Any]] = {}
+    """One row per trajectory (agent, trace id) in the batch, folded from its spans."""
+    traces: dict[TraceKey, dict[str, Any]] = {}
     for s in spans:
-        row = traces.get(s.trace_id)
+        key = (agent_ids[s.agent], s.trace_id)
+        row = traces.get(key)
         if row is None:
-            row = traces[s.trace_id] = {
-                "agent_id": agent_ids[s.agent],
+            row = traces[key] = {
                 "session_id": "",
                 "user_id": "",
                 "input_class": "",
@@ -200,10 +206,10 @@ def _trace_rows(
                 row["status"] = "error" if s.status == "error" else "ok"
         if s.trace_status:
             row["status"] = s.trace_status
-    for key, row in traces.items():
-        t = totals[key]
+    for (agent_pk, hex_id), row in traces.items():
+        t = totals[(agent_pk, hex_id)]
         yield (
-            key, row["agent_id"], row["session_id"], row["user_id"], row["input_class"], row["root_input"],
+            hex_id, agent_pk, row["session_id"], row["user_id"], row["input_class"], row["root_input"],
             row["root_output"], row["status"], row["model_version"], row["prompt_version"], row["started_at"],
             row["ended_at"], t.tokens_in, t.tokens_out, t.cost, t.n, t.tools, t.errors,
         )  # fmt: skip
@@ -231,11 +237,12 @@ def _step_values(s: Span) -> tuple[object, ...]:
 
 
 def write_spans(spans: list[Span], agent_ids: dict[str, int]) -> WriteResult:
-    """Write validated, normalized spans. Must run inside a transaction."""
+    """Write validated, normalized spans (each with its owning agent resolved). Must run inside a transaction."""
     spans = _unique(spans)
-    totals: dict[str, _Totals] = defaultdict(_Totals)
+    keys = {id(s): (agent_ids[s.agent], s.trace_id) for s in spans}
+    totals: dict[TraceKey, _Totals] = defaultdict(_Totals)
     for s in spans:
-        totals[s.trace_id].add(s)
+        totals[keys[id(s)]].add(s)
     with connection.cursor() as django_cursor:
         cur: Cursor[TupleRow] = django_cursor.cursor  # psycopg's own cursor under Django's wrapper: COPY
         cur.execute(_TMP_TRACES_DDL)
@@ -244,27 +251,27 @@ def write_spans(spans: list[Span], agent_ids: dict[str, int]) -> WriteResult:
                 copy.write_row(row)
         cur.execute(_UPSERT_TRACES.format(totals=_BATCH_TOTALS))
         upserted = cur.fetchall()
-        pk = {hex_id: trace_pk for trace_pk, hex_id, _ in upserted}
-        existed = {hex_id for _, hex_id, inserted in upserted if not inserted}
+        pk: dict[TraceKey, int] = {(agent_pk, hex_id): trace_pk for trace_pk, agent_pk, hex_id, _ in upserted}
+        existed = {(agent_pk, hex_id) for _, agent_pk, hex_id, inserted in upserted if not inserted}
         if existed:
             # Only traces that were already there can hold some of these spans; their totals are
             # added below from the spans that turn out to be new.
-            probe = [s for s in spans if s.trace_id in existed]
-            cur.execute(_EXISTING_SPANS, [[pk[s.trace_id] for s in probe], [s.span_id for s in probe]])
+            probe = [s for s in spans if keys[id(s)] in existed]
+            cur.execute(_EXISTING_SPANS, [[pk[keys[id(s)]] for s in probe], [s.span_id for s in probe]])
             stored_pks = {(trace_pk, span_id) for trace_pk, span_id in cur.fetchall()}
-            spans = [s for s in spans if s.trace_id not in existed or (pk[s.trace_id], s.span_id) not in stored_pks]
+            spans = [s for s in spans if keys[id(s)] not in existed or (pk[keys[id(s)]], s.span_id) not in stored_pks]
         try:
             with transaction.atomic(), cur.copy(f"COPY traces_step (trace_id, {STEP_VALUES}) FROM STDIN") as copy:
                 for s in spans:
-                    copy.write_row((pk[s.trace_id], *_step_values(s)))
+                    copy.write_row((pk[keys[id(s)]], *_step_values(s)))
         except IntegrityError:
-            return _write_conflict_safe(cur, spans, pk, existed, totals)
-        new_totals: dict[str, _Totals] = defaultdict(_Totals)
+            return _write_conflict_safe(cur, spans, keys, pk, existed, totals)
+        new_totals: dict[TraceKey, _Totals] = defaultdict(_Totals)
         for s in spans:
-            if s.trace_id in existed:
-                new_totals[s.trace_id].add(s)
+            if keys[id(s)] in existed:
+                new_totals[keys[id(s)]].add(s)
         _add_totals(cur, {pk[k]: t for k, t in new_totals.items()})
-    stored_traces = {s.trace_id for s in spans}
+    stored_traces = {keys[id(s)] for s in spans}
     return WriteResult(stored=len(spans), trace_ids={k: pk[k] for k in stored_traces})
 
 
@@ -281,7 +288,12 @@ def _add_totals(cur: Cursor[TupleRow], by_pk: dict[int, _Totals]) -> None:
 
 
 def _write_conflict_safe(
-    cur: Cursor[TupleRow], spans: list[Span], pk: dict[str, int], existed: set[str], totals: dict[str, _Totals]
+    cur: Cursor[TupleRow],
+    spans: list[Span],
+    keys: dict[int, TraceKey],
+    pk: dict[TraceKey, int],
+    existed: set[TraceKey],
+    totals: dict[TraceKey, _Totals],
 ) -> WriteResult:
     """A concurrent batch stored some of the same spans: insert with ON CONFLICT DO NOTHING instead.
 
@@ -298,9 +310,10 @@ def _write_conflict_safe(
              [-x.tools for x in t], [-x.errors for x in t]],
         )  # fmt: skip
     cur.execute(_TMP_STEPS_DDL)
-    with cur.copy(f"COPY fb_ingest_steps (trace_key, {STEP_VALUES}) FROM STDIN") as copy:
+    with cur.copy(f"COPY fb_ingest_steps (trace_key, agent_id, {STEP_VALUES}) FROM STDIN") as copy:
         for s in spans:
-            copy.write_row((s.trace_id, *_step_values(s)))
+            agent_pk, hex_id = keys[id(s)]
+            copy.write_row((hex_id, agent_pk, *_step_values(s)))
     cur.execute(_INSERT_FROM_TEMP)
     rows = cur.fetchall()
-    return WriteResult(stored=sum(r[2] for r in rows), trace_ids={r[1]: r[0] for r in rows})
+    return WriteResult(stored=sum(r[3] for r in rows), trace_ids={(r[1], r[2]): r[0] for r in rows})

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 
 from agents.models import Agent
 from traces.models import Step, Trace, TraceStatus
@@ -83,9 +83,51 @@ def trace_recent_list(*, agent: Agent | None = None, limit: int = 10) -> list[Tr
     return list(qs.order_by("-started_at", "-id")[:limit])
 
 
-def trace_get(*, trace_id: str) -> Trace:
-    """The trace with this id; raises Trace.DoesNotExist."""
-    return Trace.objects.select_related("agent").get(trace_id=trace_id)
+def _trajectories_of(trace_id: str) -> QuerySet[Trace]:
+    """Every agent's trajectory of one trace id, the default one first.
+
+    The default (what ``/traces/<trace_id>/`` opens without ``?agent=``) is the trajectory that holds a
+    root step (a span without a parent: in a multi-agent run, the orchestrator's; sub-agents' roots have
+    a parent in another agent's trajectory), then the one that started first, then the one stored first.
+    """
+    has_root = Exists(Step.objects.filter(trace_id=OuterRef("pk"), parent_span_id=""))
+    return (
+        Trace.objects.select_related("agent")
+        .filter(trace_id=trace_id)
+        .annotate(has_root=has_root)
+        .order_by("-has_root", "started_at", "id")
+    )
+
+
+def trace_get(*, trace_id: str, agent: str = "") -> Trace:
+    """One agent's trajectory of ``trace_id``: the agent with slug ``agent``, or when it is empty the
+    default trajectory (see ``_trajectories_of``). Raises Trace.DoesNotExist."""
+    if agent:
+        return Trace.objects.select_related("agent").get(trace_id=trace_id, agent__slug=agent)
+    trace = _trajectories_of(trace_id).first()
+    if trace is None:
+        raise Trace.DoesNotExist(f"no trace {trace_id!r}")
+    return trace
+
+
+def trace_ref(trace: Trace) -> str:
+    """How a person names one trajectory in a list of trace ids: the bare trace id while it is the only
+    trajectory of that id, ``<trace_id>@<agent slug>`` when other agents share the id."""
+    if Trace.objects.filter(trace_id=trace.trace_id).exclude(pk=trace.pk).exists():
+        return f"{trace.trace_id}@{trace.agent.slug}"
+    return trace.trace_id
+
+
+def trace_get_by_ref(*, ref: str) -> Trace:
+    """The trajectory ``<trace_id>@<agent slug>`` names, or for a bare ``<trace_id>`` the default one
+    (as ``trace_get`` without an agent). Raises Trace.DoesNotExist."""
+    trace_id, _, agent = ref.strip().partition("@")
+    return trace_get(trace_id=trace_id.strip().lower()[:32], agent=agent.strip()[:63])
+
+
+def trace_linked_list(*, trace: Trace) -> list[Trace]:
+    """The other agents' trajectories that share ``trace``'s trace id (a multi-agent run), default first."""
+    return list(_trajectories_of(trace.trace_id).exclude(pk=trace.pk))
 
 
 def agent_activity(*, since: datetime) -> dict[int, dict[str, Any]]:

@@ -139,6 +139,21 @@ def test_an_agent_key_cannot_send_spans_for_another_agent(agent, key, make_agent
     assert not Step.objects.exists()
 
 
+def test_another_agents_key_replaying_an_export_gets_its_own_trajectory(agent, key, make_agent):
+    body = protobuf(record(lambda t: genai_agent_run(t, loop_tool_calls=3), service_name="support-triage"))
+    assert post(body, key).status_code == 200
+    victim = Trace.objects.get()
+    before = (victim.step_count, victim.tokens_in, victim.cost, victim.status, victim.ended_at)
+    other_key = api_key_create(agent=make_agent("other-agent"), scopes=["ingest"])[1]
+    # the same trace id and span ids, and a service.name naming the victim: the key's agent owns them
+    assert post(body, other_key).status_code == 200
+    victim.refresh_from_db()
+    assert (victim.step_count, victim.tokens_in, victim.cost, victim.status, victim.ended_at) == before
+    assert Step.objects.filter(trace=victim).count() == 5
+    copy = Trace.objects.get(trace_id=victim.trace_id, agent__slug="other-agent")
+    assert copy.step_count == 5 and Step.objects.filter(trace=copy).count() == 5
+
+
 def test_empty_export_is_accepted(agent, key):
     assert post(b'{"resourceSpans": []}', key, content_type="application/json").status_code == 200
     assert not Trace.objects.exists()

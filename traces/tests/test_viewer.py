@@ -62,13 +62,15 @@ def test_a_long_trace_opens_at_the_end_with_the_last_five_tool_calls_marked(
     assert "the run opens at its end" in html
     assert 'src="/static/js/trajectory.js"' in html
     # the earlier steps load with htmx, 200 at a time, each page with the next control
-    link = re.search(r'hx-get="(/traces/[0-9a-f]+/steps/\?before=[0-9_]+)"', html).group(1)
-    page = viewer_client.get(link, headers=HX)
+    link = re.search(r'hx-get="(/traces/[0-9a-f]+/steps/\?agent=support-bot&amp;before=[0-9_]+)"', html).group(1)
+    page = viewer_client.get(link.replace("&amp;", "&"), headers=HX)
     assert page.status_code == 200
     assert "<html" not in page.content.decode()
     assert positions(page) == list(range(51, 251))
-    link = re.search(r'hx-get="(/traces/[0-9a-f]+/steps/\?before=[0-9_]+)"', page.content.decode()).group(1)
-    first = viewer_client.get(link, headers=HX)
+    link = re.search(
+        r'hx-get="(/traces/[0-9a-f]+/steps/\?agent=support-bot&amp;before=[0-9_]+)"', page.content.decode()
+    ).group(1)
+    first = viewer_client.get(link.replace("&amp;", "&"), headers=HX)
     assert positions(first) == list(range(1, 51))
     assert "load-earlier" not in first.content.decode()  # nothing before the first step
 
@@ -76,7 +78,8 @@ def test_a_long_trace_opens_at_the_end_with_the_last_five_tool_calls_marked(
 def test_earlier_pages_work_without_javascript(trace_of, viewer_client):
     trace = trace_of(alternating(199))
     html = viewer_client.get(detail(trace.trace_id)).content.decode()
-    href = re.search(r'href="(/traces/[0-9a-f]+/\?before=[0-9_]+)"', html).group(1)
+    href = re.search(r'href="(/traces/[0-9a-f]+/\?agent=support-bot&amp;before=[0-9_]+)"', html).group(1)
+    href = href.replace("&amp;", "&")
     response = viewer_client.get(href)
     assert positions(response) == list(range(1, 51))
     assert b"<html" in response.content
@@ -139,7 +142,7 @@ def test_full_output_endpoint_returns_the_whole_text_escaped(trace_of, viewer_cl
     trace = trace_of([{"kind": "llm", "output": SCRIPT + "x" * 5000, "input": IMG + "y" * 300}])
     step = Step.objects.get(trace=trace, kind="llm")
     page = viewer_client.get(detail(trace.trace_id)).content.decode()
-    url = reverse("traces:step-text", args=[trace.trace_id, step.span_id, "output"])
+    url = reverse("traces:step-text", args=[trace.trace_id, step.span_id, "output"]) + "?agent=support-bot"
     assert f'hx-get="{url}"' in page
     assert "x" * 5000 not in page
     fragment = viewer_client.get(url, headers=HX).content.decode()

@@ -95,7 +95,9 @@ def test_running_trace_polls_for_newer_steps_only(trace_of, make_spans, ingest, 
     html = page.content.decode()
     assert 'hx-trigger="every 2s"' in html
     poll = (
-        re.search(r'hx-get="(/traces/[0-9a-f]+/steps/\?poll=1&amp;after=[0-9_]+)"', html).group(1).replace("&amp;", "&")
+        re.search(r'hx-get="(/traces/[0-9a-f]+/steps/\?agent=support-bot&amp;poll=1&amp;after=[0-9_]+)"', html)
+        .group(1)
+        .replace("&amp;", "&")
     )
     assert viewer_client.get(poll, headers=HX).status_code == 204  # nothing new yet
     later = make_spans(
@@ -114,7 +116,8 @@ def test_running_trace_polls_for_newer_steps_only(trace_of, make_spans, ingest, 
     assert 'id="trace-totals" hx-swap-oob="true"' in response.content.decode()
     # the run ends: the root span arrives, the last poll says so and stops
     next_poll = re.search(
-        r'hx-get="(/traces/[0-9a-f]+/steps/\?poll=1&amp;after=[0-9_]+)"', response.content.decode()
+        r'hx-get="(/traces/[0-9a-f]+/steps/\?agent=support-bot&amp;poll=1&amp;after=[0-9_]+)"',
+        response.content.decode(),
     ).group(1)
     done = make_spans(agent="support-bot", trace_id=trace.trace_id, start=T0, steps=[], status="ok")
     ingest(done)
@@ -130,7 +133,7 @@ def test_a_running_trace_without_steps_yet_still_polls(agent, viewer_client, mak
     Step.objects.filter(trace__trace_id="c" * 32).delete()
     html = viewer_client.get(detail("c" * 32)).content.decode()
     assert "No steps have arrived yet" in html
-    assert '?poll=1"' in html
+    assert '?agent=support-bot&amp;poll=1"' in html
 
 
 # --- flagging -------------------------------------------------------------------------------------
@@ -183,7 +186,7 @@ def test_responder_flags_without_javascript(trace_of, responder_client):
     assert form.status_code == 200 and f'value="{span}"' in form.content.decode()
     response = responder_client.post(url, {"span_id": span, "note": "Wrong order id."})
     assert response.status_code == 302
-    assert response["Location"] == f"{detail(trace.trace_id)}?at={span}#step-{span}"
+    assert response["Location"] == f"{detail(trace.trace_id)}?agent=support-bot&at={span}#step-{span}"
     assert Trace.objects.get(pk=trace.pk).flag_note == "Wrong order id."
     unflag = responder_client.post(reverse("traces:trace-unflag", args=[trace.trace_id]))
     assert unflag.status_code == 302
@@ -233,7 +236,7 @@ def test_header_shows_the_run_and_its_actions(trace_of, responder_client):
         assert text in html, text
     assert f'href="/incidents/new/?trace={trace.trace_id}&amp;agent=support-bot"' in html
     assert 'action="/agents/support-bot/kill"' in html
-    assert f'name="next" value="/traces/{trace.trace_id}/"' in html
+    assert f'name="next" value="/traces/{trace.trace_id}/?agent=support-bot"' in html
     assert reverse("traces:trace-diff", args=[trace.trace_id]) in html
     assert "<kbd>j</kbd>" in html and "<kbd>/</kbd>" in html
 

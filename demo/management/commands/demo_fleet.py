@@ -53,5 +53,5 @@ class Command(BaseCommand):
         for f in s.failures:
             out(f"    {f.key} ({f.agent}): {f.description}")
             for trace_id in f.trace_ids:
-                out(f"      /traces/{trace_id}/")
+                out(f"      /traces/{trace_id}/?agent={f.agent}")
         out(self.style.SUCCESS(f"Done in {s.elapsed_seconds:.1f} s"))

@@ -47,7 +47,7 @@ def test_alert_row_links_trajectory_at_step_declare_and_incident(viewer, make_cl
     incident = make_incident()
     linked = make_alert(incident=incident)
     body = make_client(viewer).get("/incidents/alerts/").content.decode()
-    assert f"/traces/{TRACE}/?at={SPAN}" in body
+    assert f"/traces/{TRACE}/?agent=refund-bot&amp;at={SPAN}" in body
     assert f"/incidents/new/?alert={plain.pk}" in body
     assert f"/incidents/new/?alert={linked.pk}" not in body
     assert f"/incidents/{incident.number}/" in body

@@ -22,7 +22,7 @@ def test_dashboard_feed_shows_latest_ten_open_alerts(viewer, make_client, make_a
     assert "feed-00" in body and "feed-09" in body
     assert "feed-10" not in body and "gone-resolved" not in body
     live = c.get("/?part=live", HTTP_HX_REQUEST="true").content.decode()
-    assert "Open alerts" in live and "feed-00" in live and f"/traces/{TRACE}/?at={SPAN}" in live
+    assert "Open alerts" in live and "feed-00" in live and f"/traces/{TRACE}/?agent=refund-bot&amp;at={SPAN}" in live
     assert "Alerts</a>" in body  # nav link
 
 

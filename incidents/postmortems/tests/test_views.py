@@ -67,7 +67,7 @@ def test_script_in_a_section_stays_inert_in_page_preview_and_print(postmortem, r
 
 def test_attached_trace_tool_calls_show_inline_escaped_with_a_link(postmortem, viewer, make_client):
     body = make_client(viewer).get("/incidents/7/postmortem/").content.decode()
-    assert f'href="/traces/{"a" * 32}/"' in body
+    assert f'href="/traces/{"a" * 32}/?agent=refund-bot"' in body
     assert "refund" in body
     assert "&quot;amount&quot;: 500" in body
     assert XSS not in body
