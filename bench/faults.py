@@ -39,6 +39,10 @@ from pathlib import Path
 
 import httpx
 from django.db import connections
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from harness import ROOT, django_setup, free_port, machine, say, summary
 
@@ -104,12 +108,6 @@ def stored_steps(agent: str) -> int:
 
 
 def bench_otlp(run: Supervised, key: str, spans: int, outage: float) -> tuple[int, int]:
-    from opentelemetry import trace as otel_trace
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
     exporter = OTLPSpanExporter(endpoint=f"{run.base}/v1/traces", headers={"Authorization": f"Bearer {key}"})
     provider = TracerProvider(resource=Resource.create({"service.name": AGENT}))
     # A queue that holds the whole run: the figure is what the server lost, not what the client's queue dropped.
