@@ -188,6 +188,8 @@ def bench_login(run: Supervised) -> int:
         for _ in range(100):
             page = client.get("/accounts/login/")
             token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+            if token is None:
+                raise RuntimeError(f"no CSRF token on the login page ({page.status_code})")
             response = client.post(
                 "/accounts/login/",
                 data={"username": "bench-lockout", "password": "wrong", "csrfmiddlewaretoken": token.group(1)},
