@@ -254,10 +254,14 @@ USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Firebreak ----------------------------------------------------------------
-# Keys in tool arguments whose values are replaced before storage.
-FIREBREAK_REDACT_KEYS = env_list(
-    "FIREBREAK_REDACT_KEYS", "password,passwd,api_key,apikey,token,secret,authorization,access_token,private_key"
-)
+# Redaction of every string a span carries (core/redaction.py has the default keys and patterns): more
+# sensitive key names, more regexes (the match is replaced), default patterns switched off by name
+# (jwt, bearer, openai_key, aws_key, github_token, slack_token, google_key, url_password, url_token, card,
+# ssn), and the HMAC key of the placeholders (defaults to SECRET_KEY).
+FIREBREAK_REDACT_KEYS = env_list("FIREBREAK_REDACT_KEYS")
+FIREBREAK_REDACT_PATTERNS = [p for p in env_str("FIREBREAK_REDACT_PATTERNS").splitlines() if p.strip()]  # one a line
+FIREBREAK_REDACT_DISABLE = env_list("FIREBREAK_REDACT_DISABLE")
+FIREBREAK_REDACT_SECRET = env_str("FIREBREAK_REDACT_SECRET", "")
 FIREBREAK_INGEST_MAX_BYTES = env_int("FIREBREAK_INGEST_MAX_BYTES", 16 * 1024 * 1024)
 FIREBREAK_INGEST_MAX_SPANS = env_int("FIREBREAK_INGEST_MAX_SPANS", 10_000)
 # While PostgreSQL is down, ingest keeps what it acknowledges here (local disk, fsynced) and drains it in
