@@ -127,7 +127,7 @@ def _json_or_text(value: JsonValue) -> JsonValue:
     if isinstance(value, str):
         try:
             parsed = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to parse: kept as text
             return {"input": value}
         return parsed if isinstance(parsed, dict | list) else {"input": parsed}
     return {"input": value}
@@ -463,7 +463,7 @@ def parse_json(body: bytes, *, max_spans: int, service_name_is_agent: bool = Tru
     """Spans of an OTLP/JSON export (see parse_protobuf)."""
     try:
         payload: JsonValue = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to parse
         raise IngestError(f"body is not valid JSON: {exc}") from None
     resource_spans = payload.get("resourceSpans", []) if isinstance(payload, dict) else None
     if not isinstance(resource_spans, list):
