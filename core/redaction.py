@@ -22,6 +22,7 @@ replaced), ``FIREBREAK_REDACT_DISABLE`` switches default patterns off by name (e
 
 import hashlib
 import hmac
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -244,3 +245,23 @@ def scrub(value: Any) -> Any:
 def scrub_text(value: str) -> str:
     """One string with NUL replaced and every secret pattern replaced."""
     return scrubber().text(value)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that scrubs a record's message and traceback text (wired on the console handler in
+    settings.LOGGING): a secret that reaches a log line through an exception message or an argument is
+    replaced as it would be in the database."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a malformed record is logged as it is, never dropped
+            return True
+        record.msg, record.args = scrub_text(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = scrub_text(record.stack_info)
+        return True

@@ -286,7 +286,9 @@ FIREBREAK_JUDGE_API_KEY = env_str("FIREBREAK_JUDGE_API_KEY")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Every line is scrubbed like span content (core/redaction.py) before it is written.
+    "filters": {"redact": {"()": "core.redaction.RedactingFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

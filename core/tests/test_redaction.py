@@ -1,10 +1,12 @@
 """core.redaction: the one scrubber every string of a span goes through."""
 
+import logging
 import re
+import sys
 
 import pytest
 
-from core.redaction import MAX_DEPTH, scrub, scrub_text
+from core.redaction import MAX_DEPTH, RedactingFilter, scrub, scrub_text
 
 PLACEHOLDER = re.compile(r"\[REDACTED:[a-z_]+:[0-9a-f]{8}\]")
 
@@ -130,3 +132,22 @@ def test_deep_nesting_is_walked_without_recursion_and_cut_at_the_bound():
 
 def test_numbers_booleans_and_none_pass_through():
     assert scrub({"n": 1, "f": 1.5, "b": True, "z": None}) == {"n": 1, "f": 1.5, "b": True, "z": None}
+
+
+def test_log_records_are_scrubbed_in_message_arguments_and_traceback():
+    secret = "sk-proj-AbCdEfGhIjKlMnOpQrStUv123"
+    try:
+        raise ValueError(f"upstream refused key {secret}")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "call with %s", (secret,), sys.exc_info())
+    assert RedactingFilter().filter(record)
+    line = logging.Formatter().format(record)
+    assert secret not in line
+    assert "call with [REDACTED:openai_key:" in line
+    assert "ValueError: upstream refused key [REDACTED:openai_key:" in line
+
+
+def test_the_console_handler_scrubs_what_it_writes():
+    consoles = [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]
+    assert consoles
+    assert all(any(isinstance(f, RedactingFilter) for f in h.filters) for h in consoles)
