@@ -50,6 +50,8 @@ def api_world(make_agent, admin_user):
 # pytest 9), tested against Django's WSGI handler.
 schema = schemathesis.openapi.from_dict(SchemaGenerator().get_schema(request=None, public=True))
 schema.app = WSGIHandler()
+# Requests outside the schema too (wrong types, out-of-range numbers, NUL in strings): they must be 4xx.
+schema.config.generation.update(modes=list(schemathesis.GenerationMode), allow_x00=True)
 SETTINGS = settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,
