@@ -57,6 +57,9 @@ def find_problem(request: HttpRequest) -> tuple[str, str] | None:
     for key, value in request.META.items():
         if key.startswith("HTTP_") and isinstance(value, str) and "\x00" in value:
             return key[5:].replace("_", "-").title(), "header holds a NUL byte"
+    for name, value in request.COOKIES.items():  # a quoted cookie can spell NUL as \000
+        if "\x00" in name or "\x00" in value:
+            return "Cookie", "a cookie holds a NUL byte"
     if request.method in ("POST", "PUT", "PATCH"):
         content_type = (request.content_type or "").lower()
         if content_type == FORM_TYPES[0]:

@@ -252,3 +252,52 @@ def test_a_span_whose_content_nests_deep_is_kept_with_the_deep_part_replaced(mak
     step = Step.objects.get()
     assert "[REDACTED:depth:" in json.dumps(step.tool_arguments)
     assert step.action_hash
+
+
+NUL_SPAN = {
+    "trace_id": "f" * 32,
+    "span_id": "1" * 16,
+    "name": "a\x00b",
+    "start_time": "2026-11-20T10:00:00Z",
+    "agent": "support\x00bot",
+    "session_id": "s\x00",
+    "user_id": "u\x00",
+    "tool_name": "t\x00",
+    "model": "m\x00",
+}
+
+
+def test_a_span_naming_an_agent_with_a_nul_is_a_4xx_with_a_person_s_key(world):
+    client = clients(world, "/api/v1/ingest")[1][1]
+    response = client.post("/api/v1/ingest", data=json.dumps({"spans": [NUL_SPAN]}), content_type="application/json")
+    assert response.status_code == 400, response.content
+    otlp = {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "support\x00bot"}}]},
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": "f" * 32,
+                                "spanId": "1" * 16,
+                                "name": "x\x00",
+                                "startTimeUnixNano": "1763632800000000000",
+                            }
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
+    response = client.post("/v1/traces", data=json.dumps(otlp), content_type="application/json")
+    assert 400 <= response.status_code < 500, response.content
+
+
+def test_nul_in_headers_and_cookies_is_a_400_naming_the_header(world):
+    client = Client(raise_request_exception=False)
+    response = client.get("/api/v1/agents", HTTP_AUTHORIZATION="Bearer fbk_\x00")
+    assert response.status_code == 400
+    assert response.json()["detail"] == {"Authorization": ["header holds a NUL byte"]}
+    client.cookies["sessionid"] = "abcdefgh\x00ijkl"
+    assert client.get("/agents/").status_code == 400

@@ -64,11 +64,11 @@ def trace_ingest(*, spans: list[Span], key_agent: Agent | None = None) -> Ingest
     """
     if len(spans) > settings.FIREBREAK_INGEST_MAX_SPANS:
         raise IngestError(f"{len(spans)} spans, at most {settings.FIREBREAK_INGEST_MAX_SPANS} per batch", 413)
-    agent_ids = _resolve_agents(spans, key_agent)
     for s in spans:
         span_scrub(s)
         if s.tool_name:
             s.action_hash = action_hash(s.tool_name, s.tool_arguments)
+    agent_ids = _resolve_agents(spans, key_agent)
     with transaction.atomic():
         result = write_spans(spans, agent_ids)
         if result.stored:

@@ -31,9 +31,11 @@ def span_scrub(span: Span) -> Span:
 
     Text fields, tool arguments and attributes (keys and values) go through ``core.redaction``: secrets
     become keyed placeholders, NUL becomes U+FFFD (the span is kept). Identifiers the server checked
-    (trace, span and parent ids, the agent slug, kind and statuses) are left alone.
+    (trace, span and parent ids, kind and statuses) are left alone, and the agent slug only loses NUL.
     """
     s = scrubber()
+    if "\x00" in span.agent:  # no agent has it: the span is refused as for an unknown agent, not a 500
+        span.agent = span.agent.replace("\x00", "\ufffd")
     for name, limit in _TEXT_FIELDS.items():
         text = getattr(span, name)
         if text:
