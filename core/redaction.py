@@ -7,8 +7,8 @@ copy where
   letters and digits, lower-cased, end with one of the sensitive names) is replaced whole;
 - secrets inside strings (bearer tokens, ``sk-`` keys, AWS/GitHub/Slack/Google keys, JWTs, passwords
   in URLs, tokens in query strings, Luhn-valid card numbers, US SSNs) are replaced;
-- NUL characters (PostgreSQL text and jsonb cannot hold them) become U+FFFD: a span is never lost
-  for one byte.
+- NUL characters (PostgreSQL text and jsonb cannot hold them) become U+FFFD, and numbers JSON storage
+  cannot hold (integers past 64 bits, infinity, NaN) their text: a span is never lost for one value.
 
 A placeholder is ``[REDACTED:<kind>:<8 hex>]``, the hex a keyed hash (HMAC-SHA256 with
 FIREBREAK_REDACT_SECRET) of the secret: the same secret always gives the same placeholder, two
@@ -23,6 +23,7 @@ replaced), ``FIREBREAK_REDACT_DISABLE`` switches default patterns off by name (e
 import hashlib
 import hmac
 import logging
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -162,7 +163,7 @@ class Scrubber:
         if isinstance(value, str):
             return self.text(value)
         if not isinstance(value, dict | list | tuple):
-            return value
+            return _storable(value)
         root: list[Any] = [None]
         # Each work item: (source container, target container, key/index in the target, depth).
         stack: list[tuple[Any, Any, Any, int]] = [(value, root, 0, 1)]
@@ -188,8 +189,19 @@ class Scrubber:
                 for i, v in enumerate(src):
                     stack.append((v, items, i, depth + 1))
             else:
-                parent[slot] = src
+                parent[slot] = _storable(src)
         return root[0]
+
+
+def _storable(value: Any) -> Any:
+    # A number JSON storage cannot hold (an integer past 64 bits, infinity, NaN) is kept as its text.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and not -(2**63) <= value < 2**64:
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
 
 
 def _shallow_repr(value: Any) -> str:

@@ -301,3 +301,53 @@ def test_nul_in_headers_and_cookies_is_a_400_naming_the_header(world):
     assert response.json()["detail"] == {"Authorization": ["header holds a NUL byte"]}
     client.cookies["sessionid"] = "abcdefgh\x00ijkl"
     assert client.get("/agents/").status_code == 400
+
+
+def test_huge_and_non_finite_numbers_in_span_content_are_kept_as_text(make_agent):
+    _, key = api_key_create(agent=make_agent("numbers-bot"), scopes=["ingest"])
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    span = {
+        "trace_id": "9" * 32,
+        "span_id": "8" * 16,
+        "name": "tool",
+        "start_time": "2026-11-20T10:00:00Z",
+        "kind": "tool",
+        "tool_name": "search",
+        "tool_arguments": {"n": 10**30, "x": "__INF__"},
+        "attributes": {"big": -(10**40), "nan": "__NAN__"},
+    }
+    body = json.dumps({"spans": [span]}).replace('"__INF__"', "1e400").replace('"__NAN__"', "NaN")
+    response = client.post("/api/v1/ingest", data=body, content_type="application/json")
+    assert response.status_code == 200, response.content
+    step = Step.objects.get()
+    assert step.tool_arguments == {"n": str(10**30), "x": "inf"}
+    assert step.attributes["big"] == str(-(10**40)) and step.attributes["nan"] == "nan"
+    otlp = {
+        "resourceSpans": [
+            {
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": "7" * 32,
+                                "spanId": "6" * 16,
+                                "name": "chat",
+                                "startTimeUnixNano": "1763632800000000000",
+                                "attributes": [
+                                    {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "1e400"}},
+                                    {"key": "gen_ai.usage.output_tokens", "value": {"doubleValue": "__INF__"}},
+                                    {"key": "custom.big", "value": {"intValue": str(10**30)}},
+                                    {"key": "custom.inf", "value": {"doubleValue": "__INF__"}},
+                                ],
+                            }
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
+    body = json.dumps(otlp).replace('"__INF__"', "1e400")
+    response = client.post("/v1/traces", data=body, content_type="application/json")
+    assert response.status_code == 200, response.content
+    step = Step.objects.get(span_id="6" * 16)
+    assert step.attributes["custom.big"] == str(10**30)

@@ -103,7 +103,7 @@ def _int(value: object) -> int:
         return 0
     try:
         n = int(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, NaN, infinity
         return 0
     return min(max(n, 0), 2**31 - 1)
 
@@ -420,7 +420,7 @@ def _int_or_none(value: JsonValue) -> int | None:
         return None
     try:
         return int(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, NaN, infinity
         return None
 
 
