@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from agents.keys.services import api_key_create
 from agents.models import AuditEntry
@@ -351,3 +352,18 @@ def test_huge_and_non_finite_numbers_in_span_content_are_kept_as_text(make_agent
     assert response.status_code == 200, response.content
     step = Step.objects.get(span_id="6" * 16)
     assert step.attributes["custom.big"] == str(10**30)
+
+
+def test_an_otlp_protobuf_attribute_nested_past_protobuf_s_limit_is_a_400(make_agent):
+    _, key = api_key_create(agent=make_agent("deep-bot"), scopes=["ingest"])
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name, span.start_time_unix_nano = b"\x01" * 16, b"\x02" * 8, "x", 1
+    value = span.attributes.add(key="deep").value
+    for _ in range(300):
+        value = value.kvlist_value.values.add(key="a").value
+    value.string_value = "leaf"
+    response = Client(HTTP_AUTHORIZATION=f"Bearer {key}").post(
+        "/v1/traces", data=request.SerializeToString(), content_type="application/x-protobuf"
+    )
+    assert 400 <= response.status_code < 500, response.content
