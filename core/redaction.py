@@ -94,6 +94,17 @@ class Pattern:
     regex: re.Pattern[str]
     group: int = 0
     check: Callable[[str], bool] | None = None
+    # Substrings one of which every match holds (in the lower-cased text when ``fold``): text without any is
+    # skipped without running the regex, which keeps ingest fast on long model output.
+    needles: tuple[str, ...] = ()
+    fold: bool = False
+    # Or a cheap regex every match also matches.
+    hint: re.Pattern[str] | None = None
+
+    def may_match(self, text: str, lower: str) -> bool:
+        if self.needles and not any(n in (lower if self.fold else text) for n in self.needles):
+            return False
+        return self.hint is None or self.hint.search(text) is not None
 
 
 def _card_ok(text: str) -> bool:
@@ -106,19 +117,51 @@ _QUERY_KEYS = (
     r"|client_secret|sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|session|code"
 )
 
+_AWS_PREFIXES = ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA")
 DEFAULT_PATTERNS = (
     # Order matters: the specific shapes go before the generic ones that would eat them.
-    Pattern("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")),
-    Pattern("bearer", re.compile(r"(?i)\b(?:bearer|basic)\s+([A-Za-z0-9._~+/=-]{8,})"), group=1),
-    Pattern("openai_key", re.compile(r"\bsk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_-]{16,}")),
-    Pattern("aws_key", re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b")),
-    Pattern("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})")),
-    Pattern("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
-    Pattern("google_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
-    Pattern("url_password", re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/?#@]*:([^\s/?#@]+)@"), group=1),
-    Pattern("url_token", re.compile(rf"(?i)[?&;](?:{_QUERY_KEYS})=([^&#\s\"'<>]+)"), group=1),
-    Pattern("card", re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])"), check=_card_ok),
-    Pattern("ssn", re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])")),
+    Pattern("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"), needles=("eyJ",)),
+    Pattern(
+        "bearer",
+        re.compile(r"(?i)\b(?:bearer|basic)\s+([A-Za-z0-9._~+/=-]{8,})"),
+        group=1,
+        needles=("bearer", "basic"),
+        fold=True,
+    ),
+    Pattern("openai_key", re.compile(r"\bsk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_-]{16,}"), needles=("sk-",)),
+    Pattern("aws_key", re.compile(rf"\b(?:{'|'.join(_AWS_PREFIXES)})[A-Z0-9]{{16}}\b"), needles=_AWS_PREFIXES),
+    Pattern(
+        "github_token",
+        re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})"),
+        needles=("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    ),
+    Pattern("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), needles=("xox",)),
+    Pattern("google_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}"), needles=("AIza",)),
+    Pattern(
+        "url_password",
+        re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/?#@]*:([^\s/?#@]+)@"),
+        group=1,
+        needles=("://",),
+    ),
+    Pattern(
+        "url_token",
+        re.compile(rf"(?i)[?&;](?:{_QUERY_KEYS})=([^&#\s\"'<>]+)"),
+        group=1,
+        needles=("=",),
+        hint=re.compile(r"[?&;][A-Za-z_-]+="),
+    ),
+    Pattern(
+        "card",
+        re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])"),
+        check=_card_ok,
+        hint=re.compile(r"\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d"),
+    ),
+    Pattern(
+        "ssn",
+        re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])"),
+        needles=("-",),
+        hint=re.compile(r"\d-\d\d-\d"),
+    ),
 )
 
 
@@ -140,8 +183,10 @@ class Scrubber:
         """``value`` with NUL replaced and every secret pattern's match replaced by its placeholder."""
         if "\x00" in value:
             value = value.replace("\x00", NUL_REPLACEMENT)
+        lower = value.lower()
         for p in self.patterns:
-            value = p.regex.sub(lambda m, p=p: self._sub(p, m), value)  # type: ignore[misc]
+            if p.may_match(value, lower):
+                value = p.regex.sub(lambda m, p=p: self._sub(p, m), value)  # type: ignore[misc]
         return value
 
     def _sub(self, p: Pattern, m: re.Match[str]) -> str:
