@@ -20,7 +20,7 @@ from agents.models import Agent, Environment
 from agents.permissions import IsAdmin, IsResponder, IsViewer, is_agent_key, key_scopes
 from agents.signing import document_etag, document_sign
 from core.actors import Actor
-from core.api import ERRORS, error, service_error
+from core.api import ERRORS, INT_MAX, error, service_error
 from core.roles import VIEWER, has_role
 
 
@@ -75,7 +75,11 @@ class GateSerializer(serializers.Serializer):
 class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=REASON_MAX, default="")
     incident = serializers.IntegerField(
-        required=False, allow_null=True, min_value=1, help_text="number of the incident this action belongs to"
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=INT_MAX,
+        help_text="number of the incident this action belongs to",
     )
 
 
@@ -131,8 +135,12 @@ class AgentRegisterSerializer(serializers.Serializer):
     prompt_version = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
     session_cost_cap = serializers.DecimalField(12, 4, required=False, allow_null=True, min_value=0, default=None)
     daily_cost_cap = serializers.DecimalField(12, 4, required=False, allow_null=True, min_value=0, default=None)
-    session_token_cap = serializers.IntegerField(required=False, allow_null=True, min_value=0, default=None)
-    session_step_cap = serializers.IntegerField(required=False, allow_null=True, min_value=0, default=None)
+    session_token_cap = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=INT_MAX, default=None
+    )
+    session_step_cap = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=INT_MAX, default=None
+    )
     fallback_message = serializers.CharField(required=False, allow_blank=True, default=None)
 
 

@@ -12,6 +12,10 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.errors import Conflict, error_detail
 
+# The largest value of a PostgreSQL integer column (PositiveIntegerField, IntegerField): serializer fields
+# that feed one take max_value=INT_MAX, so a bigger number is a 400 naming the field, not a DataError.
+INT_MAX = 2**31 - 1
+
 ERROR = inline_serializer("Error", {"error": serializers.CharField(), "detail": serializers.JSONField(required=False)})
 ERRORS = {
     400: OpenApiResponse(ERROR, description="invalid input; nothing written"),

@@ -90,6 +90,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "core.input_guard.BadInputMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -309,6 +310,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "core.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "core.api.exception_handler",
     # Per key and per person (core/throttling.py); ingest has its own per-key rate, gate reads none.
     "DEFAULT_THROTTLE_CLASSES": ["core.throttling.ApiKeyRateThrottle", "core.throttling.UserRateThrottle"],
@@ -357,10 +363,14 @@ USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Firebreak ----------------------------------------------------------------
-# Keys in tool arguments whose values are replaced before storage.
-FIREBREAK_REDACT_KEYS = env_list(
-    "FIREBREAK_REDACT_KEYS", "password,passwd,api_key,apikey,token,secret,authorization,access_token,private_key"
-)
+# Redaction of every string a span carries (core/redaction.py has the default keys and patterns): more
+# sensitive key names, more regexes (the match is replaced), default patterns switched off by name
+# (jwt, bearer, openai_key, aws_key, github_token, slack_token, google_key, url_password, url_token, card,
+# ssn), and the HMAC key of the placeholders (defaults to SECRET_KEY).
+FIREBREAK_REDACT_KEYS = env_list("FIREBREAK_REDACT_KEYS")
+FIREBREAK_REDACT_PATTERNS = [p for p in env_str("FIREBREAK_REDACT_PATTERNS").splitlines() if p.strip()]  # one a line
+FIREBREAK_REDACT_DISABLE = env_list("FIREBREAK_REDACT_DISABLE")
+FIREBREAK_REDACT_SECRET = env_str("FIREBREAK_REDACT_SECRET", "")
 FIREBREAK_INGEST_MAX_BYTES = env_int("FIREBREAK_INGEST_MAX_BYTES", 16 * 1024 * 1024)
 FIREBREAK_INGEST_MAX_SPANS = env_int("FIREBREAK_INGEST_MAX_SPANS", 10_000)
 # While PostgreSQL is down, ingest keeps what it acknowledges here (local disk, fsynced) and drains it in
@@ -379,7 +389,9 @@ FIREBREAK_JUDGE_API_KEY = env_str("FIREBREAK_JUDGE_API_KEY")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Every line is scrubbed like span content (core/redaction.py) before it is written.
+    "filters": {"redact": {"()": "core.redaction.RedactingFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

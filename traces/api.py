@@ -168,7 +168,7 @@ class IngestApi(APIView):
             body = read_body(request, allowed_types=(JSON,))
             try:
                 payload = json.loads(body)
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to parse
                 raise IngestError(f"body is not valid JSON: {exc}") from None
             spans = parse_native(payload, max_spans=settings.FIREBREAK_INGEST_MAX_SPANS)
             key_agent = request.user.agent if is_agent_key(request) else None

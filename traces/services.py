@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from agents.models import Agent
 from core.actors import Actor
-from traces.ingest.normalize import action_hash, redact
+from traces.ingest.normalize import action_hash, span_scrub
 from traces.ingest.spans import IngestError, Span
 from traces.ingest.writer import write_spans
 from traces.models import Step, Trace, TraceStatus
@@ -66,19 +66,18 @@ def trace_ingest(*, spans: list[Span], key_agent: Agent | None = None) -> Ingest
     A trajectory is (agent, trace id): spans with a trace id another agent also uses make this agent's
     own trajectory of it and never change the other's steps, totals or status.
 
-    Tool arguments are redacted and action hashes computed before anything is
+    Every string of every span is scrubbed (``span_scrub``) and action hashes computed before anything is
     written. Raises IngestError (nothing written) when a span names an agent
     the key may not write for, or an unknown agent. After commit,
     ``traces.signals.spans_ingested`` is sent with the traces that gained steps.
     """
     if len(spans) > settings.FIREBREAK_INGEST_MAX_SPANS:
         raise IngestError(f"{len(spans)} spans, at most {settings.FIREBREAK_INGEST_MAX_SPANS} per batch", 413)
-    agent_ids = _resolve_agents(spans, key_agent)
     for s in spans:
-        if s.tool_arguments is not None:
-            s.tool_arguments = redact(s.tool_arguments)
+        span_scrub(s)
         if s.tool_name:
             s.action_hash = action_hash(s.tool_name, s.tool_arguments)
+    agent_ids = _resolve_agents(spans, key_agent)
     with transaction.atomic():
         result = write_spans(spans, agent_ids)
         if result.stored:

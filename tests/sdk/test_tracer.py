@@ -100,7 +100,8 @@ def test_a_run_with_an_llm_step_and_two_tool_steps_arrives_in_firebreak(firebrea
     assert lookup.duration_ms >= 10
     email = steps["send_email"]
     assert (email.kind, email.tool_name, email.output) == ("tool", "send_email", "sent")
-    assert email.tool_arguments == {"to": "user-42", "api_key": "[REDACTED]"}
+    assert email.tool_arguments["to"] == "user-42"
+    assert email.tool_arguments["api_key"].startswith("[REDACTED:key:")
 
 
 def test_a_run_that_raises_ends_in_error_and_a_gate_stop_ends_killed(firebreak, make_tracer):

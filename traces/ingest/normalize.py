@@ -1,75 +1,51 @@
-"""Span normalization shared by every ingest format: redaction and the action hash."""
+"""Span normalization shared by every ingest format: redaction (``core.redaction``) and the action hash."""
 
 import hashlib
 import json
-import re
-from functools import lru_cache
+from typing import cast
 
-from django.conf import settings
+from core.redaction import scrubber
+from traces.ingest.spans import JsonValue, Span
 
-from traces.ingest.spans import JsonValue
-
-REDACTED = "[REDACTED]"
-_SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
-_CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
-
-
-_NON_ALNUM = re.compile(r"[^a-z0-9]")
-_DIGIT = re.compile(r"\d")
-
-
-@lru_cache(maxsize=4096)
-def _norm_key(key: str) -> str:
-    # Argument keys repeat across spans: cache their normal form.
-    return _NON_ALNUM.sub("", key.lower())
-
-
-@lru_cache(maxsize=8)
-def _redact_suffixes(keys: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(_norm_key(k) for k in keys if k)
+# Every text field of a span the scrubber sees, with the longest value its column holds (a placeholder can be
+# longer than the secret it replaces: cut back to the column). None: a text column, no limit.
+_TEXT_FIELDS: dict[str, int | None] = {
+    "name": 500,
+    "session_id": 200,
+    "user_id": 200,
+    "input_class": 200,
+    "model": 200,
+    "model_version": 200,
+    "prompt_version": 200,
+    "agent_name": 200,
+    "tool_name": 200,
+    "finish_reason": 50,
+    "error_message": None,
+    "input": None,
+    "output": None,
+}
 
 
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+def span_scrub(span: Span) -> Span:
+    """Scrub every string ``span`` carries, in place, before it is stored or logged; returns ``span``.
 
-
-def _redact_string(value: str) -> str:
-    if _DIGIT.search(value) is None:
-        return value
-    value = _SSN.sub("[REDACTED:ssn]", value)
-
-    def card(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group(0))
-        return "[REDACTED:card]" if 13 <= len(digits) <= 19 and _luhn_ok(digits) else match.group(0)
-
-    return _CARD.sub(card, value)
-
-
-def redact(value: JsonValue, suffixes: tuple[str, ...] | None = None) -> JsonValue:
-    """Return ``value`` with sensitive keys' values and card/SSN patterns replaced.
-
-    A key is sensitive when its letters and digits end with one of
-    FIREBREAK_REDACT_KEYS (so ``db_password`` and ``X-Api-Key`` match, ``max_tokens`` does not).
+    Text fields, tool arguments and attributes (keys and values) go through ``core.redaction``: secrets
+    become keyed placeholders, NUL becomes U+FFFD (the span is kept). Identifiers the server checked
+    (trace, span and parent ids, kind and statuses) are left alone, and the agent slug only loses NUL.
     """
-    if suffixes is None:
-        suffixes = _redact_suffixes(tuple(settings.FIREBREAK_REDACT_KEYS))
-    if isinstance(value, dict):
-        out: dict[str, JsonValue] = {}
-        for k, v in value.items():
-            nk = _norm_key(str(k))
-            out[k] = REDACTED if nk and nk.endswith(suffixes) else redact(v, suffixes)
-        return out
-    if isinstance(value, list):
-        return [redact(v, suffixes) for v in value]
-    if isinstance(value, str):
-        return _redact_string(value)
-    return value
+    s = scrubber()
+    if "\x00" in span.agent:  # no agent has it: the span is refused as for an unknown agent, not a 500
+        span.agent = span.agent.replace("\x00", "\ufffd")
+    for name, limit in _TEXT_FIELDS.items():
+        text = getattr(span, name)
+        if text:
+            clean = s.text(text)
+            setattr(span, name, clean if limit is None else clean[:limit])
+    if span.tool_arguments is not None:
+        span.tool_arguments = cast(JsonValue, s.value(span.tool_arguments))
+    if span.attributes:
+        span.attributes = cast(dict[str, JsonValue], s.value(span.attributes))
+    return span
 
 
 def canonical_json(value: object) -> str:

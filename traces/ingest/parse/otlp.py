@@ -103,7 +103,7 @@ def _int(value: object) -> int:
         return 0
     try:
         n = int(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, NaN, infinity
         return 0
     return min(max(n, 0), 2**31 - 1)
 
@@ -127,7 +127,7 @@ def _json_or_text(value: JsonValue) -> JsonValue:
     if isinstance(value, str):
         try:
             parsed = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to parse: kept as text
             return {"input": value}
         return parsed if isinstance(parsed, dict | list) else {"input": parsed}
     return {"input": value}
@@ -420,7 +420,7 @@ def _int_or_none(value: JsonValue) -> int | None:
         return None
     try:
         return int(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, NaN, infinity
         return None
 
 
@@ -463,7 +463,7 @@ def parse_json(body: bytes, *, max_spans: int, service_name_is_agent: bool = Tru
     """Spans of an OTLP/JSON export (see parse_protobuf)."""
     try:
         payload: JsonValue = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to parse
         raise IngestError(f"body is not valid JSON: {exc}") from None
     resource_spans = payload.get("resourceSpans", []) if isinstance(payload, dict) else None
     if not isinstance(resource_spans, list):
