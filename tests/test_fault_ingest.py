@@ -21,8 +21,11 @@ ROOT = Path(__file__).resolve().parent.parent
 AGENT = "spool-bot"
 
 
+SECRET = "sk-proj-Zq81mXvP0aLr5tYwE3nB7cKd"
+
+
 def batch(trace: int, n: int = 5) -> dict:
-    """A native batch: one run of ``n`` spans."""
+    """A native batch: one run of ``n`` spans (one tool call carries an API key in its arguments)."""
     trace_id = f"{trace:032x}"
     return {
         "spans": [
@@ -33,7 +36,7 @@ def batch(trace: int, n: int = 5) -> dict:
                 "name": "agent" if i == 0 else f"step {i}",
                 "kind": "agent" if i == 0 else "tool",
                 "tool_name": "" if i == 0 else "lookup_order",
-                "tool_arguments": {} if i == 0 else {"order": i},
+                "tool_arguments": {} if i == 0 else {"order": i, "note": f"retry with {SECRET}" if i == 1 else ""},
                 "start_time": f"2026-11-20T10:00:{i:02d}+00:00",
                 "end_time": f"2026-11-20T10:00:{i:02d}.5+00:00",
             }
@@ -102,6 +105,7 @@ def test_spans_sent_while_postgresql_is_down_are_spooled_and_stored_when_it_is_b
     assert [a.status_code for a in answers] == [200, 200]
     assert [a.json()["spooled"] for a in answers] == [5, 5]
     assert len(list(spool.glob("*.batch"))) == 2
+    assert not [f for f in spool.glob("*.batch") if SECRET.encode() in f.read_bytes()]  # scrubbed before the disk
     bad = client.post("/api/v1/ingest", json={"spans": [{"trace_id": "nope"}]})
     assert bad.status_code == 400 and "trace_id" in bad.json()["error"]  # still checked, never spooled
 
@@ -120,6 +124,13 @@ def test_spans_sent_while_postgresql_is_down_are_spooled_and_stored_when_it_is_b
         time.sleep(0.2)
     assert not list(spool.glob("*.batch")), "the spool was not drained"
     assert stored_spans(private_postgres) == 5 + kept * 5
+    with psycopg.connect(
+        host=private_postgres.info.socket_dir, port=private_postgres.info.port, user="postgres", dbname="postgres"
+    ) as c:
+        arguments = [
+            row[0] for row in c.execute("SELECT tool_arguments::text FROM traces_step WHERE tool_arguments ? 'note'")
+        ]
+    assert len(arguments) == 4 * (1 + kept) and not [a for a in arguments if SECRET in a]
     assert client.post("/api/v1/ingest", json=batch(4)).json()["stored"] == 5  # and live again
 
 

@@ -25,11 +25,12 @@ from rest_framework.views import APIView
 from agents.models import Agent
 from agents.permissions import CanIngest, is_agent_key
 from core.throttling import IngestRateThrottle
+from traces.ingest.normalize import span_scrub
 from traces.ingest.parse.native import parse_native
 from traces.ingest.parse.otlp import parse_json, parse_protobuf
 from traces.ingest.spans import IngestError, Span
 from traces.services import trace_ingest
-from traces.spool import NATIVE, OTLP_JSON, OTLP_PROTOBUF, SpooledBatch, SpoolFull, drainer_ensure, spool_put
+from traces.spool import SPANS, SpooledBatch, SpoolFull, drainer_ensure, spans_encode, spool_put
 
 logger = logging.getLogger(__name__)
 
@@ -116,8 +117,10 @@ def read_body(request, *, allowed_types: tuple[str, ...]) -> bytes:
 SPOOL_RETRY_AFTER = 5  # seconds an exporter should wait when even the spool cannot take its batch
 
 
-def _ingest_or_spool(spans: list[Span], key_agent: Agent | None, fmt: str, body: bytes) -> dict[str, Any]:
+def _ingest_or_spool(spans: list[Span], key_agent: Agent | None) -> dict[str, Any]:
     """Store the batch; while PostgreSQL cannot be reached, spool it instead (durably, drained in order later).
+
+    What is spooled is the spans scrubbed, as they would be stored: no secret reaches the disk.
 
     The answer is 200 either way — the batch is kept — and says which happened. Raises IngestError (a
     4xx: nothing kept) or SpoolFull (a 503 with Retry-After: nothing kept, the exporter retries).
@@ -128,7 +131,8 @@ def _ingest_or_spool(spans: list[Span], key_agent: Agent | None, fmt: str, body:
     except (OperationalError, InterfaceError):
         logger.warning("PostgreSQL unreachable: spooling a batch of %d spans", len(spans))
     agent = (key_agent.slug, key_agent.pk) if key_agent is not None else (None, None)
-    spool_put(SpooledBatch(format=fmt, body=body, agent_slug=agent[0], agent_pk=agent[1]))
+    body = spans_encode([span_scrub(span) for span in spans])
+    spool_put(SpooledBatch(format=SPANS, body=body, agent_slug=agent[0], agent_pk=agent[1]))
     return {"received": len(spans), "stored": 0, "duplicates": 0, "traces": 0, "spooled": len(spans)}
 
 
@@ -172,7 +176,7 @@ class IngestApi(APIView):
                 raise IngestError(f"body is not valid JSON: {exc}") from None
             spans = parse_native(payload, max_spans=settings.FIREBREAK_INGEST_MAX_SPANS)
             key_agent = request.user.agent if is_agent_key(request) else None
-            result = _ingest_or_spool(spans, key_agent, NATIVE, body)
+            result = _ingest_or_spool(spans, key_agent)
         except IngestError as exc:
             return error(exc.message, exc.status)
         except SpoolFull as exc:
@@ -256,7 +260,7 @@ class OtlpTracesApi(APIView):
             parse = parse_protobuf if content_type == PROTOBUF else parse_json
             spans = parse(body, max_spans=max_spans, service_name_is_agent=key_agent is None)
             if spans:
-                _ingest_or_spool(spans, key_agent, OTLP_PROTOBUF if content_type == PROTOBUF else OTLP_JSON, body)
+                _ingest_or_spool(spans, key_agent)
         except IngestError as exc:
             return _json_response({"error": exc.message}, exc.status)
         except SpoolFull as exc:

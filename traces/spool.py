@@ -6,14 +6,15 @@ writes it here — one file per batch, fsynced before the 200 goes out — and a
 same process ingests the files oldest first once PostgreSQL answers again. Only when the spool
 cannot take a batch (full, or the disk refuses) does ingest answer 503 with ``Retry-After``.
 
-The files hold what the request carried after its checks: the format, the decompressed body and
-the agent of the key; draining runs the same parse and the same ``trace_ingest`` as a live request,
-so a span spooled and a span sent live end up the same (and a batch drained twice is stored once).
+The files hold the batch's spans as parsed and scrubbed (no secret reaches the disk) and the agent of
+the key; draining runs the same ``trace_ingest`` as a live request, so a span spooled and a span sent
+live end up the same (and a batch drained twice is stored once).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import logging
@@ -21,6 +22,8 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
@@ -35,7 +38,10 @@ from traces.services import trace_ingest
 logger = logging.getLogger(__name__)
 
 NATIVE, OTLP_PROTOBUF, OTLP_JSON = "native", "otlp-protobuf", "otlp-json"
-FORMATS = (NATIVE, OTLP_PROTOBUF, OTLP_JSON)
+# What ingest spools: the batch's spans as parsed and scrubbed (no secret reaches the disk). The request
+# formats stay readable for files an earlier version left.
+SPANS = "spans"
+FORMATS = (SPANS, NATIVE, OTLP_PROTOBUF, OTLP_JSON)
 SUFFIX = ".batch"
 DRAIN_EVERY_SECONDS = 1.0
 # Store faults that mean "try again later"; anything else about a spooled batch is its own fault.
@@ -61,10 +67,34 @@ def spool_dir() -> Path:
 def spool_parse(batch: SpooledBatch) -> list[Span]:
     """The spans of a batch, by the same parsers as a live request (the body passed them once already)."""
     max_spans = settings.FIREBREAK_INGEST_MAX_SPANS
+    if batch.format == SPANS:
+        return spans_decode(batch.body)
     if batch.format == NATIVE:
         return parse_native(json.loads(batch.body), max_spans=max_spans)
     parse = parse_protobuf if batch.format == OTLP_PROTOBUF else parse_json
     return parse(batch.body, max_spans=max_spans, service_name_is_agent=batch.agent_slug is None)
+
+
+def spans_encode(spans: list[Span]) -> bytes:
+    """A batch's (scrubbed) spans as JSON, every field kept: what ``spans_decode`` reads back."""
+    rows = []
+    for span in spans:
+        row = dataclasses.asdict(span)
+        row["start"] = span.start.isoformat()
+        row["end"] = span.end.isoformat() if span.end else None
+        row["cost"] = str(span.cost)
+        rows.append(row)
+    return json.dumps(rows, ensure_ascii=False).encode()
+
+
+def spans_decode(body: bytes) -> list[Span]:
+    spans = []
+    for row in json.loads(body):
+        row["start"] = datetime.fromisoformat(row["start"])
+        row["end"] = datetime.fromisoformat(row["end"]) if row["end"] else None
+        row["cost"] = Decimal(row["cost"])
+        spans.append(Span(**row))
+    return spans
 
 
 def spool_put(batch: SpooledBatch) -> Path:
