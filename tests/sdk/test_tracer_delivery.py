@@ -116,9 +116,10 @@ def test_a_full_buffer_drops_spans_instead_of_blocking(make_server, make_tracer,
             started = time.perf_counter()
             run.tool("search", {"q": i}, output="result")
             durations.append(time.perf_counter() - started)
-    durations.sort()
-    assert durations[len(durations) * 99 // 100] < 0.005, f"p99 {durations[-20] * 1000:.2f} ms"
-    assert durations[-1] < 0.05, f"max {durations[-1] * 1000:.2f} ms"
+    # Blocking on the full buffer would hold a call until the stuck request ends (two seconds); the bounds are
+    # far from that and far from a busy machine's noise (how fast it is, bench/ measures).
+    assert sum(durations) < 1.0, f"2,000 calls took {sum(durations):.2f} s"
+    assert max(durations) < 0.5, f"a call took {max(durations) * 1000:.0f} ms"
     assert tracer.sent == 0
     assert tracer.pending <= 51
     assert tracer.dropped >= 2002 - 51
