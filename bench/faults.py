@@ -20,7 +20,7 @@ alerts raised versus expected after re-delivery (visibility timeout 60 s). Targe
 ``/healthz`` answers 200. Target: ≤ 10 s each.
 
 (4) login — wrong passwords for one user from one address until the login answers 429 (locked).
-Figure: attempts allowed before the lockout.
+Figure: the wrong passwords answered as such before the one that locks.
 """
 
 from __future__ import annotations
@@ -271,7 +271,11 @@ def main() -> None:
                 lines.append(f"  restart: {name} killed → healthy again in {shown} (target ≤ {RESTART_TARGET:g} s)")
                 say(lines[-1])
         if args.only in (None, "login"):
-            lines.append(f"  login: {bench_login(run)} wrong passwords allowed before the lockout (429)")
+            refused = bench_login(run)
+            lines.append(
+                f"  login: {refused} wrong passwords refused as wrong, the {refused + 1}th locks the user name "
+                "from that address (429)"
+            )
             say(lines[-1])
     finally:
         run.stop()
