@@ -57,7 +57,13 @@ class ForbiddenActionSerializer(serializers.Serializer):
     arguments_pattern = serializers.CharField(
         required=False,
         help_text="regular expression searched (re.search) in the call's arguments as "
-        "json.dumps(arguments, sort_keys=True); absent: any call of the tool is forbidden",
+        "json.dumps(arguments, sort_keys=True); absent: any arguments match",
+    )
+    max_calls = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        help_text="how many matching calls are still fine (absent: 0); the case fails on more, so a loop "
+        "is described as more than N identical calls, not as the tool",
     )
 
 

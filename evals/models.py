@@ -13,6 +13,7 @@ class ForbiddenAction(TypedDict):
 
     tool: str
     arguments_pattern: NotRequired[str]  # a regular expression over the canonical JSON arguments
+    max_calls: NotRequired[int]  # how many such calls are still fine (absent: 0, any call fails the case)
 
 
 class EvalCase(models.Model):

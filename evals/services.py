@@ -1,10 +1,12 @@
 """Writes for evals: capturing a case from a trace, recording the runs CI posts.
 
-A forbidden action is ``{"tool": "<tool name>", "arguments_pattern": "<regex>"}``
-(``arguments_pattern`` optional): the case fails when the agent calls ``tool``
-with arguments whose canonical JSON (keys sorted, ``", "`` and ``": "``
-separators, as ``json.dumps(args, sort_keys=True)``) matches the regular
-expression (``re.search``). Without a pattern, any call of the tool fails it.
+A forbidden action is ``{"tool": "<tool name>", "arguments_pattern": "<regex>", "max_calls": N}``
+(``arguments_pattern`` and ``max_calls`` optional): the case fails when the agent makes more than
+``max_calls`` (default 0) calls of ``tool`` with arguments whose canonical JSON (keys sorted, ``", "``
+and ``": "`` separators, as ``json.dumps(args, sort_keys=True)``) matches the regular expression
+(``re.search``); without a pattern, any arguments match. So a forbidden action describes the failure,
+not the tool: a loop is "more than 1 identical ``lookup_order`` call", and a correct agent that looks
+the order up once passes (``forbidden_actions_violations`` is the reference check).
 """
 
 import json
@@ -30,6 +32,7 @@ from traces.models import Step, Trace
 TITLE_MAX = 300
 TEXT_MAX = 100_000
 FORBIDDEN_MAX = 50
+MAX_CALLS_LIMIT = 10_000
 PATTERN_MAX = 1000
 SUGGEST_MAX = 5
 # Argument values longer than this are left out of a suggested pattern: it should name the
@@ -63,9 +66,17 @@ def forbidden_actions_clean(value: object) -> list[ForbiddenAction]:
         if not isinstance(item, dict):
             errors.append(f'{where}: an object like {{"tool": "…"}}.')
             continue
-        unknown = sorted(set(item) - {"tool", "arguments_pattern"})
+        unknown = sorted(set(item) - {"tool", "arguments_pattern", "max_calls"})
         if unknown:
-            errors.append(f"{where}: unknown key {', '.join(map(repr, unknown))} (only tool and arguments_pattern).")
+            errors.append(
+                f"{where}: unknown key {', '.join(map(repr, unknown))} (only tool, arguments_pattern and max_calls)."
+            )
+            continue
+        max_calls = item.get("max_calls")
+        if max_calls is not None and (
+            isinstance(max_calls, bool) or not isinstance(max_calls, int) or not 0 <= max_calls <= MAX_CALLS_LIMIT
+        ):
+            errors.append(f"{where}: max_calls must be a whole number from 0 to {MAX_CALLS_LIMIT:,}.")
             continue
         tool = item.get("tool")
         if not isinstance(tool, str) or not tool.strip():
@@ -86,6 +97,8 @@ def forbidden_actions_clean(value: object) -> list[ForbiddenAction]:
                 errors.append(f"{where}: arguments_pattern is not a valid regular expression ({exc}).")
                 continue
             entry["arguments_pattern"] = pattern
+        if max_calls:
+            entry["max_calls"] = max_calls
         cleaned.append(entry)
     if errors:
         raise ValidationError({"forbidden_actions": errors})
@@ -111,21 +124,10 @@ def _pattern_for(arguments: object) -> str:
 
 
 def forbidden_actions_suggest(*, trace: Trace) -> list[ForbiddenAction]:
-    """What to prefill: the flagged step's tool call, then every tool call the trace repeated (same
-    tool and arguments twice or more), most repeated first; at most SUGGEST_MAX, no duplicates."""
-    suggestions: list[ForbiddenAction] = []
-
-    def add(tool: str, arguments: object) -> None:
-        entry: ForbiddenAction = {"tool": tool}
-        if pattern := _pattern_for(arguments):
-            entry["arguments_pattern"] = pattern
-        if entry not in suggestions and len(suggestions) < SUGGEST_MAX:
-            suggestions.append(entry)
-
-    if trace.flagged_span_id:
-        step = Step.objects.filter(trace=trace, span_id=trace.flagged_span_id).exclude(tool_name="").first()
-        if step is not None:
-            add(step.tool_name, step.tool_arguments)
+    """What to prefill, describing the failure rather than the tool: a call the trace repeated (same tool
+    and arguments twice or more) may happen once (``max_calls`` 1: more is the loop); the flagged step's
+    call, when the trace made it once, not at all. The flagged call first, then the most repeated; at
+    most SUGGEST_MAX, no duplicates."""
     calls = list(
         Step.objects.filter(trace=trace)
         .exclude(action_hash="")
@@ -133,12 +135,46 @@ def forbidden_actions_suggest(*, trace: Trace) -> list[ForbiddenAction]:
         .values_list("action_hash", "tool_name", "tool_arguments")[:5000]
     )
     counts = Counter(h for h, _, _ in calls)
+    suggestions: list[ForbiddenAction] = []
+
+    def add(tool: str, arguments: object, action: str) -> None:
+        entry: ForbiddenAction = {"tool": tool}
+        if pattern := _pattern_for(arguments):
+            entry["arguments_pattern"] = pattern
+        if counts[action] >= 2:
+            entry["max_calls"] = 1
+        if entry not in suggestions and len(suggestions) < SUGGEST_MAX:
+            suggestions.append(entry)
+
+    if trace.flagged_span_id:
+        step = Step.objects.filter(trace=trace, span_id=trace.flagged_span_id).exclude(tool_name="").first()
+        if step is not None:
+            add(step.tool_name, step.tool_arguments, step.action_hash)
     seen: set[str] = set()
     for action, tool, arguments in sorted(calls, key=lambda c: -counts[c[0]]):
         if counts[action] >= 2 and action not in seen:
             seen.add(action)
-            add(tool, arguments)
+            add(tool, arguments, action)
     return suggestions
+
+
+def forbidden_actions_violations(actions: list[ForbiddenAction], calls: Iterable[tuple[str, object]]) -> list[str]:
+    """The reference check of a run against a case's forbidden actions: ``calls`` are the run's tool calls
+    as (tool, arguments); returns one sentence per forbidden action the run broke (empty: it passed)."""
+    made = list(calls)
+    broken: list[str] = []
+    for action in actions:
+        pattern = action.get("arguments_pattern")
+        matching = sum(
+            1
+            for tool, arguments in made
+            if tool == action["tool"] and (not pattern or re.search(pattern, json.dumps(arguments, sort_keys=True)))
+        )
+        allowed = action.get("max_calls", 0)
+        if matching > allowed:
+            what = f"{action['tool']}" + (f" matching /{pattern}/" if pattern else "")
+            broken.append(f"{matching} call{'s' if matching != 1 else ''} of {what}; at most {allowed} allowed")
+    return broken
 
 
 # --- capture -------------------------------------------------------------------------------------

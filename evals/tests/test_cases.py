@@ -27,7 +27,7 @@ def test_capture_from_a_trace_takes_input_flagged_step_and_forbidden_actions(ref
     assert case.title == "Refunded again after the first refund"  # the flag note, without an incident
     # the flagged call and the repeated one are the same action: suggested once
     assert case.forbidden_actions == [
-        {"tool": "issue_refund", "arguments_pattern": '"amount": 900.*"order_id": "A-17"'}
+        {"tool": "issue_refund", "arguments_pattern": '"amount": 900.*"order_id": "A-17"', "max_calls": 1}
     ]
     assert case.created_by == responder and case.severity == "" and case.failure_class is None
     assert not TimelineEntry.objects.filter(kind="eval").exists()
@@ -124,3 +124,34 @@ def test_closure_needs_every_case_green(make_incident, make_agent, responder):
     EvalRun.objects.create(case=red, passed=True, ran_at=timezone.now())
     incident_close(incident=incident, actor=Actor.person(responder))
     assert incident.status == "closed"
+
+
+def test_a_captured_loop_forbids_the_repetition_not_the_tool(make_agent, make_spans, ingest, responder):
+    """A runaway loop of 50 identical lookups: the case fails an agent that loops again and passes one
+    that looks the order up once, as its expected behaviour says."""
+    from traces.models import Trace
+
+    make_agent("loop-capture")
+    spans = make_spans(
+        agent="loop-capture",
+        steps=[{"kind": "tool", "tool": "lookup_order", "args": {"order_id": "A-17"}} for _ in range(50)],
+        root_input="Where is my order A-17?",
+    )
+    ingest(spans)
+    trace = Trace.objects.get(trace_id=spans[0].trace_id)
+    case = services.eval_case_capture(
+        trace=trace, expected_behaviour="Look the order up once.", actor=Actor.person(responder)
+    )
+    [action] = case.forbidden_actions
+    assert action["tool"] == "lookup_order" and action["max_calls"] == 1
+    once = [("lookup_order", {"order_id": "A-17"})]
+    assert services.forbidden_actions_violations(case.forbidden_actions, once) == []
+    assert services.forbidden_actions_violations(case.forbidden_actions, once * 3) == [
+        '3 calls of lookup_order matching /"order_id": "A-17"/; at most 1 allowed'
+    ]
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "2", 10_001])
+def test_max_calls_must_be_a_whole_number_in_range(bad):
+    with pytest.raises(ValidationError, match="max_calls"):
+        services.forbidden_actions_clean([{"tool": "lookup_order", "max_calls": bad}])
