@@ -154,6 +154,8 @@ if os.environ.get("FIREBREAK_PROCESS") == "web" and FIREBREAK_WEB_STATEMENT_TIME
     _options["options"] = f"{_options.get('options', '')} {_timeout}".strip()
 # The blast-radius regex looks at no more than this many characters of a step's arguments.
 FIREBREAK_BLAST_REGEX_SCAN_CHARS = env_int("FIREBREAK_BLAST_REGEX_SCAN_CHARS", 10_000)
+# A run marked running that sent nothing for this long stopped without ending: quiet, not still running.
+FIREBREAK_RUN_QUIET_MINUTES = env_int("FIREBREAK_RUN_QUIET_MINUTES", 10)
 
 
 # --- Redis --------------------------------------------------------------------

@@ -8,7 +8,7 @@ the partial indexes on ``tool_name`` and ``action_hash``); trace-level criteria 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
 from django.conf import settings
@@ -59,6 +59,7 @@ class BlastResult:
     trajectories: int
     distinct_users: int
     still_running: int
+    quiet: int  # marked running, but silent for FIREBREAK_RUN_QUIET_MINUTES: ended without saying so
     user_ids: list[str]
     traces: list[Trace]
     running_agents: list[RunningAgent] = field(default_factory=list)
@@ -144,12 +145,20 @@ def blast_radius(
     limit_users: int = TIMELINE_USER_LIMIT,
     limit_traces: int = TRACE_LIMIT,
 ) -> BlastResult:
-    """Count what the signature touched in [since, until): four queries, none looping over rows."""
+    """Count what the signature touched in [since, until): four queries, none looping over rows.
+
+    A run counts as still running while it is marked running and sent a span in the last
+    ``FIREBREAK_RUN_QUIET_MINUTES``; one that stopped sending without ending is counted as quiet, not as
+    containment failing.
+    """
     traces = blast_traces(signature=signature, since=since, until=until)
+    heard = timezone.now() - timedelta(minutes=settings.FIREBREAK_RUN_QUIET_MINUTES)
+    live = Q(status=TraceStatus.RUNNING, updated_at__gte=heard)
     totals = traces.aggregate(
         trajectories=Count("id"),
         distinct_users=Count("user_id", distinct=True, filter=~Q(user_id="")),
-        still_running=Count("id", filter=Q(status=TraceStatus.RUNNING)),
+        still_running=Count("id", filter=live),
+        quiet=Count("id", filter=Q(status=TraceStatus.RUNNING, updated_at__lt=heard)),
     )
     user_ids = list(
         traces.exclude(user_id="").values_list("user_id", flat=True).distinct().order_by("user_id")[:limit_users]
@@ -159,7 +168,7 @@ def blast_radius(
     if totals["still_running"]:
         running_agents = [
             {"slug": row["agent__slug"], "name": row["agent__name"], "state": row["agent__state"], "running": row["n"]}
-            for row in traces.filter(status=TraceStatus.RUNNING)
+            for row in traces.filter(live)
             .values("agent__slug", "agent__name", "agent__state")
             .annotate(n=Count("id"))
             .order_by("agent__slug")
@@ -171,6 +180,7 @@ def blast_radius(
         trajectories=totals["trajectories"],
         distinct_users=totals["distinct_users"],
         still_running=totals["still_running"],
+        quiet=totals["quiet"],
         user_ids=user_ids,
         traces=recent,
         running_agents=running_agents,

@@ -4,6 +4,7 @@ import csv
 from datetime import UTC
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, StreamingHttpResponse
@@ -72,6 +73,7 @@ def _render(request, incident, *, values, result=None, error=None, saved=None, s
         "incident_url": reverse("incidents:incident-detail", args=[incident.number]),
         "panel_url": reverse("incidents:blast-radius", args=[incident.number]),
         "csv_url": reverse("incidents:blast-radius-csv", args=[incident.number]),
+        "quiet_minutes": settings.FIREBREAK_RUN_QUIET_MINUTES,
     }
     template = "incidents/_blast_radius.html" if request.htmx else "incidents/blast_radius.html"
     if error and request.htmx:

@@ -2,8 +2,11 @@
 
 import csv
 import io
+from datetime import timedelta
 
-from incidents.blast_radius.tests.conftest import PARAMS
+from django.utils import timezone
+
+from incidents.blast_radius.tests.conftest import DECLARED, PARAMS, refund
 from incidents.models import TimelineEntry, TimelineKind
 from traces.models import Step, Trace
 
@@ -110,3 +113,20 @@ def test_csv_export(world, make_client, viewer):
 
 def test_csv_bad_param_is_400(world, make_client, viewer):
     assert make_client(viewer).get("/incidents/1/blast-radius.csv", {"since": "nope", "tool": "x"}).status_code == 400
+
+
+def test_runs_that_went_quiet_are_not_a_failed_containment(world, make_client, responder):
+    """Runs marked running that sent nothing for FIREBREAK_RUN_QUIET_MINUTES stopped without ending."""
+    Trace.objects.filter(status="running").update(updated_at=timezone.now() - timedelta(hours=1))
+    body = make_client(responder).get(URL, PARAMS, HTTP_HX_REQUEST="true").content.decode()
+    assert "Containment did not take" not in body
+    assert "2 more runs marked running sent nothing for 10 minutes or more" in body
+
+
+def test_hundreds_of_users_fold_after_the_first_sixty(world, make_client, viewer, make_spans, ingest):
+    for i in range(70):
+        ingest(
+            make_spans(agent="support", user_id=f"u-{i:03d}", start=DECLARED - timedelta(minutes=5), steps=[refund(1)])
+        )
+    body = make_client(viewer).get(URL, {**PARAMS, "agent": "support"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "Show " in body and " more</summary>" in body
