@@ -37,6 +37,7 @@ class TraceFilterForm(forms.Form):
     user_id = forms.CharField(required=False, max_length=200, label="User")
     model_version = forms.CharField(required=False, max_length=200, label="Model version")
     prompt_version = forms.CharField(required=False, max_length=200, label="Prompt version")
+    input_class = forms.CharField(required=False, max_length=200, label="Input class")
     tool = forms.CharField(required=False, max_length=200, label="Tool used")
     window = forms.ChoiceField(
         required=False, choices=[("", "Any time"), *((k, label) for k, (label, _) in WINDOWS.items())]
@@ -69,6 +70,7 @@ class TraceFilterForm(forms.Form):
             "user_id": (data.get("user_id") or "").strip(),
             "model_version": (data.get("model_version") or "").strip(),
             "prompt_version": (data.get("prompt_version") or "").strip(),
+            "input_class": (data.get("input_class") or "").strip(),
             "tool": (data.get("tool") or "").strip(),
             "since": since,
             "until": data.get("until"),

@@ -11,8 +11,8 @@ from agents.services import agent_register
 from core.actors import Actor
 from demo.fleet.failures import FailureExample
 from demo.fleet.plan import fleet_generate
-from traces.models import Step, Trace
-from traces.services import trace_ingest
+from traces.models import Step, Trace, TraceStatus
+from traces.services import trace_golden_set, trace_ingest
 
 DEMO_ACTOR = Actor.system("demo_fleet")
 
@@ -55,6 +55,7 @@ def fleet_load(*, seed: int = 7, anchor: datetime | None = None) -> FleetSummary
     stored = sum(trace_ingest(spans=batch).stored for batch in plan.batches)
     if stored:
         _analyze(Trace, Step)
+        golden_runs_mark([spec.slug for spec in plan.agents])
     return FleetSummary(
         seed=seed,
         anchor=anchor,
@@ -66,6 +67,23 @@ def fleet_load(*, seed: int = 7, anchor: datetime | None = None) -> FleetSummary
         failures=plan.failures,
         elapsed_seconds=time.perf_counter() - started,
     )
+
+
+def golden_runs_mark(agents: list[str]) -> int:
+    """Give each demo agent's input classes a golden run, so the golden diff has something to compare with:
+    the most recent run of the class that ended ok, was not flagged and made no error. Returns how many."""
+    marked = 0
+    newest = (
+        Trace.objects.filter(agent__slug__in=agents, status=TraceStatus.OK, flagged_span_id="", error_count=0)
+        .exclude(input_class="")
+        .order_by("agent_id", "input_class", "-started_at")
+        .distinct("agent_id", "input_class")
+    )
+    for trace in newest:
+        if not Trace.objects.filter(agent_id=trace.agent_id, input_class=trace.input_class, is_golden=True).exists():
+            trace_golden_set(trace=trace, actor=DEMO_ACTOR)
+            marked += 1
+    return marked
 
 
 def _analyze(*models: type[Trace] | type[Step]) -> None:

@@ -242,6 +242,22 @@ def test_prompt_injection_is_followed_by_mailing_data_out_and_keeps_its_html_ver
     assert "<img src=x onerror=alert(1)>" in steps[injected].output
 
 
+def test_every_input_class_of_every_agent_has_a_golden_run_that_went_right(loaded, plan, db):
+    classes = set(
+        Trace.objects.filter(
+            agent__slug__in=[a.slug for a in plan.agents], status="ok", error_count=0, flagged_span_id=""
+        )
+        .exclude(input_class="")
+        .values_list("agent__slug", "input_class")
+    )
+    golden = list(
+        Trace.objects.filter(is_golden=True).values_list("agent__slug", "input_class", "status", "flagged_span_id")
+    )
+    assert classes and {(slug, cls) for slug, cls, _, _ in golden} == classes
+    assert {(status, flag) for _, _, status, flag in golden} == {("ok", "")}
+    assert not [trace for trace in _example(loaded, "runaway-loop") if trace.is_golden]  # never a failing run
+
+
 def test_loading_the_same_seed_and_anchor_again_stores_nothing(loaded, plan, db):
     out = StringIO()
     call_command("demo_fleet", "--seed", str(SEED), "--anchor", ANCHOR.isoformat(), stdout=out)

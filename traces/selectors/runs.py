@@ -30,6 +30,7 @@ def trace_list(
     user_id: str = "",
     model_version: str = "",
     prompt_version: str = "",
+    input_class: str = "",
     tool: str = "",
     since: datetime | None = None,
     until: datetime | None = None,
@@ -54,6 +55,8 @@ def trace_list(
         qs = qs.filter(model_version=model_version)
     if prompt_version:
         qs = qs.filter(prompt_version=prompt_version)
+    if input_class:
+        qs = qs.filter(input_class=input_class)
     if tool:
         qs = qs.filter(Exists(Step.objects.filter(trace=OuterRef("pk"), tool_name=tool)))
     if since:

@@ -63,6 +63,10 @@ def test_diff_shows_an_honest_empty_state(trace_of, viewer_client):
     lonely = trace_of([{"kind": "tool", "tool": "search"}], input_class="billing")
     html = viewer_client.get(reverse("traces:trace-diff", args=[lonely.trace_id])).content.decode()
     assert "No golden run for “billing” yet" in html
+    # It points at the runs that went right, filtered, and the list takes that filter.
+    assert "input_class=billing&amp;status=ok" in html
+    listed = viewer_client.get(reverse("traces:trace-list"), {"input_class": "billing"}).content.decode()
+    assert lonely.trace_id in listed and no_class.trace_id not in listed
     trace_golden_set(trace=lonely, actor=Actor.system("tests"))
     html = viewer_client.get(reverse("traces:trace-diff", args=[lonely.trace_id])).content.decode()
     assert "This trace is the golden run" in html
@@ -263,3 +267,9 @@ def test_trace_list_shows_flagged_and_golden_badges(trace_of, viewer_client):
     html = viewer_client.get(reverse("traces:trace-list")).content.decode()
     assert "⚑ flagged" in html and "Here it broke." in html
     assert "badge-golden" in html
+
+
+def test_the_diff_never_suggests_the_failing_run_as_golden(trace_of, viewer_client):
+    failed = trace_of([{"kind": "tool", "tool": "search"}], input_class="billing", status="error")
+    html = viewer_client.get(reverse("traces:trace-diff", args=[failed.trace_id])).content.decode()
+    assert "not this one: it is the run that went wrong" in html
