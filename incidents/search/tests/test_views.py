@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from core.actors import Actor
+from incidents.search.selectors import START, STOP, headline_parts
 from incidents.models import PostMortem
 from incidents.services import timeline_record
 from traces.models import Trace
@@ -102,11 +103,21 @@ def test_session_and_user_ids_are_listed_as_exact_matches(viewer, make_client, m
 
 
 def test_script_in_trace_input_is_escaped_in_results(viewer, make_client, make_trace):
+    # ts_headline drops a <script> element's tags but keeps other markup raw (an <img onerror>): both
+    # must reach the page as text.
+    img = "<img src=x onerror=alert(1)>"
     make_trace(root_input=f"exploit {XSS} payload")
+    make_trace(root_input=f"exploit {img} payload", session_id=XSS)
     body = get(make_client(viewer), "exploit payload").content.decode()
-    assert XSS not in body
-    assert "&lt;script&gt;" in body
+    assert XSS not in body and img not in body
+    assert "&lt;img src=x onerror=alert(1)&gt;" in body
+    assert "&lt;script&gt;" in body  # the session id, printed in the hit's meta
     assert "<mark>exploit</mark>" in body
+
+
+def test_headline_markers_become_parts_never_html():
+    assert headline_parts(f"a {START}b{STOP} <c>") == [("a ", False), ("b", True), (" <c>", False)]
+    assert headline_parts(None) == []
 
 
 def test_nothing_found_says_so(viewer, make_client):
