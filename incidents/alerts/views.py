@@ -128,7 +128,6 @@ def _detector_settings_post(request):
     return redirect("incidents:detector-settings")
 
 
-
 @require_GET
 def alert_new(request):
     """The new-alert poll (``templates/partials/alert_toast.html``): toasts for alerts raised after the

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVector
 from django.db import DatabaseError, connection, transaction
-from django.db.models import F, Func, TextField, Value
+from django.db.models import Expression, F, Func, TextField, Value
 from django.db.models.functions import Cast, Left
 from django.urls import reverse
 
@@ -25,7 +25,6 @@ STATEMENT_TIMEOUT_MS = 3000
 CONFIG = "english"
 # Private-use characters as the headline's markers: split on, never printed as HTML.
 START, STOP = "\ue000", "\ue001"
-HEADLINE_OPTIONS = {"start_sel": START, "stop_sel": STOP, "max_words": 25, "min_words": 8, "max_fragments": 2}
 INCIDENT_REF = re.compile(r"^(?:#|inc-?)?(\d{1,9})$", re.IGNORECASE)
 
 
@@ -97,6 +96,12 @@ def _exact(q: str) -> list[Hit]:
     return hits
 
 
+def _headline(expression: str | Expression, query: SearchQuery) -> SearchHeadline:
+    return SearchHeadline(
+        expression, query, config=CONFIG, start_sel=START, stop_sel=STOP, max_words=25, min_words=8, max_fragments=2
+    )
+
+
 def _url(name: str, *args: object) -> str:
     return reverse(name, args=args)
 
@@ -112,7 +117,7 @@ def _incidents(query: SearchQuery, limit: int) -> tuple[list[Hit], bool]:
     rows = list(
         Incident.objects.annotate(rank=SearchRank(vector, query))
         .filter(rank__gt=0)
-        .annotate(snippet=SearchHeadline(Left("summary", TEXT_PREFIX), query, config=CONFIG, **HEADLINE_OPTIONS))
+        .annotate(snippet=_headline(Left("summary", TEXT_PREFIX), query))
         .order_by("-rank", "-number")[: limit + 1]
     )
     hits = {
@@ -124,7 +129,7 @@ def _incidents(query: SearchQuery, limit: int) -> tuple[list[Hit], bool]:
         TimelineEntry.objects.select_related("incident")
         .annotate(rank=SearchRank(SearchVector(Left("body", TEXT_PREFIX), config=CONFIG), query))
         .filter(rank__gt=0)
-        .annotate(snippet=SearchHeadline(Left("body", TEXT_PREFIX), query, config=CONFIG, **HEADLINE_OPTIONS))
+        .annotate(snippet=_headline(Left("body", TEXT_PREFIX), query))
         .order_by("-rank", "-created_at")[: limit * 2]
     )
     more = len(rows) > limit
@@ -150,7 +155,7 @@ def _postmortems(query: SearchQuery, limit: int) -> tuple[list[Hit], bool]:
         PostMortem.objects.select_related("incident")
         .annotate(rank=SearchRank(SearchVector(text, config=CONFIG), query))
         .filter(rank__gt=0)
-        .annotate(snippet=SearchHeadline(text, query, config=CONFIG, **HEADLINE_OPTIONS))
+        .annotate(snippet=_headline(text, query))
         .order_by("-rank", "-updated_at")[: limit + 1]
     )
     hits = [
@@ -170,7 +175,7 @@ def _alerts(query: SearchQuery, limit: int) -> tuple[list[Hit], bool]:
         Alert.objects.select_related("agent")
         .annotate(rank=SearchRank(SearchVector("title", config=CONFIG), query))
         .filter(rank__gt=0)
-        .annotate(snippet=SearchHeadline("title", query, config=CONFIG, **HEADLINE_OPTIONS))
+        .annotate(snippet=_headline("title", query))
         .order_by("-rank", "-last_seen")[: limit + 1]
     )
     list_url = _url("incidents:alert-list")
@@ -197,8 +202,8 @@ def _traces(query: SearchQuery, limit: int) -> tuple[list[Hit], bool]:
         .annotate(rank=SearchRank(vector, query))
         .filter(rank__gt=0)
         .annotate(
-            snippet_in=SearchHeadline(Left("root_input", TEXT_PREFIX), query, config=CONFIG, **HEADLINE_OPTIONS),
-            snippet_out=SearchHeadline(Left("root_output", TEXT_PREFIX), query, config=CONFIG, **HEADLINE_OPTIONS),
+            snippet_in=_headline(Left("root_input", TEXT_PREFIX), query),
+            snippet_out=_headline(Left("root_output", TEXT_PREFIX), query),
         )
         .order_by("-rank", "-started_at", "-id")[: limit + 1]
     )

@@ -19,5 +19,8 @@ def search_page(request):
         return redirect(result.redirect)
     status = 400 if error else 200
     return render(
-        request, "incidents/search_results.html", {"q": q, "result": result, "error": error, "max_query": MAX_QUERY}, status=status
+        request,
+        "incidents/search_results.html",
+        {"q": q, "result": result, "error": error, "max_query": MAX_QUERY},
+        status=status,
     )

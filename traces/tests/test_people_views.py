@@ -36,8 +36,18 @@ def trace_ids(body: str) -> list[str]:
 
 
 def test_session_lists_its_runs_oldest_first_with_totals(viewer, make_client, make_trace):
-    late = make_trace(session_id="s-1", started_at=T0 + timedelta(minutes=5), cost=Decimal("0.5"), tokens_in=10, step_count=3)
-    early = make_trace(session_id="s-1", agent="helper-bot", started_at=T0, cost=Decimal("0.25"), tokens_in=5, step_count=2, status="error")
+    late = make_trace(
+        session_id="s-1", started_at=T0 + timedelta(minutes=5), cost=Decimal("0.5"), tokens_in=10, step_count=3
+    )
+    early = make_trace(
+        session_id="s-1",
+        agent="helper-bot",
+        started_at=T0,
+        cost=Decimal("0.25"),
+        tokens_in=5,
+        step_count=2,
+        status="error",
+    )
     make_trace(session_id="s-2")
     body = make_client(viewer).get("/traces/sessions/s-1/").content.decode()
     assert trace_ids(body) == [early.trace_id, late.trace_id]
@@ -73,7 +83,10 @@ def test_unknown_session_and_user_are_empty_pages_not_404(viewer, make_client):
 def test_ids_with_markup_and_slashes_are_escaped(viewer, make_client, make_trace):
     make_trace(session_id=f"a/{XSS}", user_id=XSS)
     c = make_client(viewer)
-    for url in ("/traces/sessions/a/%3Cscript%3Ealert(1)%3C/script%3E/", "/traces/users/%3Cscript%3Ealert(1)%3C/script%3E/"):
+    for url in (
+        "/traces/sessions/a/%3Cscript%3Ealert(1)%3C/script%3E/",
+        "/traces/users/%3Cscript%3Ealert(1)%3C/script%3E/",
+    ):
         body = c.get(url).content.decode()
         assert XSS not in body, url
         assert "&lt;script&gt;" in body

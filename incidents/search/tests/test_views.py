@@ -6,8 +6,8 @@ import pytest
 from django.utils import timezone
 
 from core.actors import Actor
-from incidents.search.selectors import START, STOP, headline_parts
 from incidents.models import PostMortem
+from incidents.search.selectors import START, STOP, headline_parts
 from incidents.services import timeline_record
 from traces.models import Trace
 
@@ -47,7 +47,9 @@ def test_incident_found_by_title_summary_and_timeline(viewer, make_client, make_
     by_title = make_incident(title="Refund agent spiralling")
     by_summary = make_incident(title="Other", summary="The planner kept calling the inventory tool")
     by_note = make_incident(title="Quiet one")
-    timeline_record(incident=by_note, kind="note", body="Customer mentioned hallucinated discounts", actor=Actor.person(responder))
+    timeline_record(
+        incident=by_note, kind="note", body="Customer mentioned hallucinated discounts", actor=Actor.person(responder)
+    )
     c = make_client(viewer)
     assert f"/incidents/{by_title.number}/" in get(c, "spiralling").content.decode()
     assert f"/incidents/{by_summary.number}/" in get(c, "inventory").content.decode()
@@ -57,7 +59,8 @@ def test_incident_found_by_title_summary_and_timeline(viewer, make_client, make_
 def test_postmortem_found_by_section_body(viewer, make_client, make_incident):
     incident = make_incident(title="Cost spike")
     PostMortem.objects.create(
-        incident=incident, sections=[{"key": "what", "title": "What", "prompt": "", "body": "The retriever returned stale embeddings"}]
+        incident=incident,
+        sections=[{"key": "what", "title": "What", "prompt": "", "body": "The retriever returned stale embeddings"}],
     )
     body = get(make_client(viewer), "stale embeddings").content.decode()
     assert f"/incidents/{incident.number}/postmortem/" in body
