@@ -9,6 +9,15 @@
     if (e.target !== box) return;
     if (box.dataset.since) e.detail.parameters.since = box.dataset.since;
   });
+  // A hidden tab does not poll; the cursor stays, so the next visible poll brings what was missed.
+  box.addEventListener("htmx:beforeRequest", function (e) {
+    if (e.target === box && document.hidden) e.preventDefault();
+  });
+  // Only the poll's own answer is swapped in: an expired session answers with the login page.
+  box.addEventListener("htmx:beforeSwap", function (e) {
+    if (e.target !== box) return;
+    if (!e.detail.xhr || !e.detail.xhr.getResponseHeader("X-Alert-Since")) e.detail.shouldSwap = false;
+  });
   box.addEventListener("htmx:afterRequest", function (e) {
     if (e.target !== box || !e.detail.xhr) return;
     var since = e.detail.xhr.getResponseHeader("X-Alert-Since");
