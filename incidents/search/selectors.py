@@ -15,6 +15,7 @@ from django.db.models import Expression, F, Func, TextField, Value
 from django.db.models.functions import Cast, Left
 from django.urls import reverse
 
+from agents.models import Agent
 from incidents.models import Alert, Incident, PostMortem, TimelineEntry
 from traces.models import Trace
 
@@ -89,6 +90,9 @@ def _exact(q: str) -> list[Hit]:
     if len(q) <= 32:
         for trace in Trace.objects.select_related("agent").filter(trace_id=q).order_by("started_at", "id")[:PER_GROUP]:
             hits.append(Hit(title=f"Trace {trace.trace_id}", url=trace.get_absolute_url(), meta=trace.agent.slug))
+    agent = Agent.objects.filter(slug=q).first()
+    if agent is not None:
+        hits.append(Hit(title=f"Agent {agent.slug}", url=_url("agents:agent-detail", agent.slug), meta="agent"))
     if Trace.objects.filter(session_id=q).exists():
         hits.append(Hit(title=f"Session {q}", url=_url("traces:session-detail", q), meta="session"))
     if Trace.objects.filter(user_id=q).exists():
@@ -234,7 +238,7 @@ def search(*, q: str, per_group: int = PER_GROUP) -> SearchResult:
     if not q:
         return SearchResult(query=q, exact=[], groups=[])
     exact = _exact(q)
-    if len(exact) == 1 and exact[0].meta not in ("session", "user"):
+    if len(exact) == 1 and exact[0].meta not in ("session", "user", "agent"):
         return SearchResult(query=q, exact=exact, groups=[], redirect=exact[0].url)
     query = SearchQuery(q, search_type="websearch", config=CONFIG)
     kinds = (

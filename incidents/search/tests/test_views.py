@@ -105,6 +105,13 @@ def test_session_and_user_ids_are_listed_as_exact_matches(viewer, make_client, m
     assert "/traces/users/user-77/" in get(c, "user-77").content.decode()
 
 
+def test_agent_slug_is_an_exact_match_and_its_traces_are_listed(viewer, make_client, make_trace):
+    trace = make_trace()
+    body = get(make_client(viewer), "search-bot").content.decode()
+    assert "/agents/search-bot/" in body
+    assert trace.get_absolute_url() in body.replace("&amp;", "&")
+
+
 def test_script_in_trace_input_is_escaped_in_results(viewer, make_client, make_trace):
     # ts_headline drops a <script> element's tags but keeps other markup raw (an <img onerror>): both
     # must reach the page as text.
