@@ -64,14 +64,6 @@ def test_user_lists_runs_across_sessions_newest_first(viewer, make_client, make_
     assert "/traces/sessions/s-a/" in body and "/traces/sessions/s-b/" in body
 
 
-def test_user_page_lists_linked_incidents_and_alerts(viewer, make_client, make_trace, make_incident):
-    trace = make_trace(user_id="u-9")
-    incident = make_incident(title="Leaked a coupon", traces=[trace])
-    body = make_client(viewer).get("/traces/users/u-9/").content.decode()
-    assert f"/incidents/{incident.number}/" in body
-    assert "Leaked a coupon" in body
-
-
 def test_unknown_session_and_user_are_empty_pages_not_404(viewer, make_client):
     c = make_client(viewer)
     s = c.get("/traces/sessions/nope/")
