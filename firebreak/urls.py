@@ -23,6 +23,7 @@ urlpatterns = [
     path("traces/", include("traces.urls")),
     path("incidents/", include("incidents.urls")),
     path("evals/", include("evals.urls")),
+    path("search/", include("incidents.search.urls")),
     path("api/v1/", include(api_v1)),
     path("v1/", include("traces.otlp_urls")),
     path("api/schema/", SchemaView.as_view(), name="schema"),

@@ -3,6 +3,7 @@ from django.apps import AppConfig
 from agents import hooks as agent_hooks
 from agents.signals import gate_changed
 from incidents import hooks
+from traces import hooks as trace_hooks
 from traces.signals import spans_ingested, step_flagged
 
 
@@ -18,6 +19,7 @@ class IncidentsConfig(AppConfig):
         from incidents.detection import scheduled, streaming  # noqa: F401
         from incidents.detection import tasks as detection_tasks  # noqa: F401
         from incidents.notifications import tasks as notification_tasks  # noqa: F401
+        from incidents.search.selectors import user_links
 
         gate_changed.connect(receivers.on_gate_changed, dispatch_uid="incidents.gate_timeline")
         spans_ingested.connect(receivers.on_spans_ingested, dispatch_uid="incidents.streaming_detection")
@@ -26,3 +28,5 @@ class IncidentsConfig(AppConfig):
             agent_hooks.resume_checks.append(receivers.resume_needs_admin_for_open_sev1)
         if receivers.postmortem_published_for_sev1_sev2 not in hooks.closure_checks:
             hooks.closure_checks.append(receivers.postmortem_published_for_sev1_sev2)
+        if user_links not in trace_hooks.user_links:
+            trace_hooks.user_links.append(user_links)

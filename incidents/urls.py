@@ -47,6 +47,7 @@ urlpatterns = [
     path("<int:number>/blast-radius.csv", blast_views.blast_radius_csv, name="blast-radius-csv"),
     # Alerts.
     path("alerts/", alert_views.alert_list, name="alert-list"),
+    path("alerts/new/", alert_views.alert_new, name="alert-new"),
     path("alerts/settings/", alert_views.detector_settings, name="detector-settings"),
     path("alerts/<int:pk>/acknowledge", alert_views.alert_acknowledge, name="alert-acknowledge"),
     path("alerts/<int:pk>/resolve", alert_views.alert_resolve, name="alert-resolve"),

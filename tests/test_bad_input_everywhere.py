@@ -115,6 +115,8 @@ def world(make_agent, make_spans, ingest, make_incident, admin_user):
         "step_id": runbook.pk if runbook else 1,
         "key": section,
         "item_id": item.pk,
+        "session_id": trace.session_id or "session-1",
+        "user_id": trace.user_id or "user-1",
     }
     pks = {"audit-reason": audit.pk if audit else 1, "alert": alert.pk, "case": case.pk}
     _, user_key = api_key_create(user=admin_user, scopes=["api"])

@@ -5,6 +5,9 @@ from traces import views
 app_name = "traces"
 urlpatterns = [
     path("", views.trace_list, name="trace-list"),
+    # Before <str:trace_id>/, which would take "sessions" as a trace id.
+    path("sessions/<path:session_id>/", views.session_detail, name="session-detail"),
+    path("users/<path:user_id>/", views.user_detail, name="user-detail"),
     path("<str:trace_id>/", views.trace_detail, name="trace-detail"),
     path("<str:trace_id>/steps/", views.trace_steps, name="trace-steps"),
     path("<str:trace_id>/steps/<str:span_id>/<str:field>/", views.step_text, name="step-text"),

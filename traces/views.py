@@ -13,10 +13,10 @@ from django_htmx.http import trigger_client_event
 from agents.selectors import agent_list
 from core.actors import Actor
 from core.roles import RESPONDER, role_required
-from traces import services
+from traces import hooks, services
 from traces.models import Step, Trace, TraceStatus
 from traces.presentation import diff_decorate, steps_decorate
-from traces.selectors import golden, runs, trajectory
+from traces.selectors import golden, people, runs, trajectory
 from traces.selectors.cursor import Cursor
 
 PAGE_SIZE = 50
@@ -323,3 +323,32 @@ def trace_diff(request, trace_id: str):
         "traces/trace_diff.html",
         {"trace": trace, "golden": golden_trace, "diff": diff, "diff_max": golden.DIFF_MAX_CALLS},
     )
+
+
+# --- a session's and a user's runs -------------------------------------------------------------------
+
+
+def _runs_context(request, page: people.RunPage) -> dict:
+    next_query = None
+    if page.next_cursor:
+        query = request.GET.copy()
+        query["cursor"] = page.next_cursor
+        next_query = query.urlencode()
+    return {"page": page, "next_query": next_query, "is_later_page": bool(request.GET.get("cursor"))}
+
+
+@require_GET
+def session_detail(request, session_id: str):
+    """A session's runs in time order with their totals; an unknown session is an empty page."""
+    page = people.session_runs(session_id=session_id, cursor=_cursor(request, "cursor"), limit=people.PAGE)
+    context = {"session_id": session_id, **_runs_context(request, page)}
+    return render(request, "traces/session_detail.html", context)
+
+
+@require_GET
+def user_detail(request, user_id: str):
+    """A user's runs across sessions and agents, newest first, with totals and the incidents and alerts
+    linked to them; an unknown user is an empty page."""
+    page = people.user_runs(user_id=user_id, cursor=_cursor(request, "cursor"), limit=people.PAGE)
+    context = {"user_id": user_id, "links": hooks.user_links_for(user_id), **_runs_context(request, page)}
+    return render(request, "traces/user_detail.html", context)

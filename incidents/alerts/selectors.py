@@ -85,3 +85,14 @@ def detector_settings_overview() -> list[DetectorOverview]:
 
 def agent_choices() -> list[Agent]:
     return list(Agent.objects.order_by("slug"))
+
+
+def alert_new_since(*, since: int | None, limit: int = 5) -> tuple[list[Alert], int]:
+    """Alerts raised after the one with id ``since`` (oldest first, at most ``limit``), and the id the
+    next poll sends. With ``since`` None (a page's first poll) no alert is returned: the cursor starts at
+    the newest alert, so a page shows only what is raised while it is open."""
+    if since is None:
+        newest = Alert.objects.order_by("-pk").values_list("pk", flat=True).first()
+        return [], newest or 0
+    alerts = list(Alert.objects.filter(pk__gt=since).select_related("agent", "trace").order_by("pk")[:limit])
+    return alerts, alerts[-1].pk if alerts else since

@@ -2,10 +2,10 @@
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from agents.models import Agent
 from core.actors import Actor
@@ -126,3 +126,19 @@ def _detector_settings_post(request):
         return render(request, "incidents/detector_settings.html", context, status=400)
     messages.success(request, f"Settings of {detector} saved for {agent.slug if agent else 'all agents'}.")
     return redirect("incidents:detector-settings")
+
+
+@require_GET
+def alert_new(request):
+    """The new-alert poll (``templates/partials/alert_toast.html``): toasts for alerts raised after the
+    ``since`` id the page sends, 204 when there are none. ``X-Alert-Since`` carries the next ``since``."""
+    raw = request.GET.get("since", "").strip()
+    since = int(raw) if raw.isdigit() and len(raw) <= 18 else None
+    alerts, next_since = selectors.alert_new_since(since=since)
+    if not alerts:
+        response = HttpResponse(status=204)
+    else:
+        response = render(request, "partials/alert_toast.html#toasts", {"new_alerts": alerts})
+    response["X-Alert-Since"] = str(next_since)
+    response["Cache-Control"] = "no-store"
+    return response
