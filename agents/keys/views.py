@@ -130,8 +130,8 @@ def key_revoke(request: HtmxHttpRequest, lookup: str) -> HttpResponse:
         raise PermissionDenied("Only an admin revokes someone else's key.")
     form = RevokeForm(request.POST)
     if not form.is_valid():
-        messages.error(request, f"Key {key.lookup} not revoked: say why.")
-        return redirect("keys:key-list")
+        messages.error(request, f"Key {ApiKey.PREFIX}{key.lookup}… not revoked: say why (up to 2,000 characters).")
+        return _page(request, status=400)
     try:
         api_key_revoke(key=key, actor=Actor.from_request(request), reason=form.cleaned_data["reason"])
     except Conflict as exc:

@@ -75,7 +75,9 @@ def test_revoking_needs_a_reason(agent, admin_user, make_client):
     client = make_client(admin_user)
     _make_agent_key(client)
     key = ApiKey.objects.get(agent=agent)
-    client.post(f"/keys/{key.lookup}/revoke", {"reason": ""})
+    response = client.post(f"/keys/{key.lookup}/revoke", {"reason": ""})
+    assert response.status_code == 400
+    assert "not revoked: say why" in response.content.decode()
     key.refresh_from_db()
     assert key.revoked_at is None
 
