@@ -3,8 +3,10 @@
 import re
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 
+from agents.keys.services import api_key_create
 from agents.models import ApiKey, AuditAction, AuditEntry
 
 KEY = re.compile(r"fbk_[0-9a-f]{12}_[A-Za-z0-9_-]+")
@@ -146,3 +148,14 @@ def test_the_admin_cannot_add_a_key_and_points_to_the_keys_page(admin_user, make
     client = make_client(admin_user)
     assert client.get("/admin/agents/apikey/add/").status_code == 403
     assert 'href="/keys/"' in client.get("/admin/agents/apikey/").content.decode()
+
+
+def test_revokeapikey_keeps_its_reason_in_the_audit_row(agent):
+    key, _ = api_key_create(agent=agent, scopes=["gate"])
+    call_command("revokeapikey", key.lookup, "--reason", "rotated after the drill")
+    entry = AuditEntry.objects.get(action=AuditAction.KEY_REVOKE)
+    assert (entry.reason, entry.actor_label, entry.before["lookup"]) == (
+        "rotated after the drill",
+        "revokeapikey",
+        key.lookup,
+    )
