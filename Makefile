@@ -36,6 +36,7 @@ run: services
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py bootstrap
 	@if [ "$${FIREBREAK_DEMO:-1}" != "0" ]; then $(PY) manage.py demo_fleet --if-empty; fi
+	$(PY) manage.py health_compute
 	@echo "Firebreak on http://127.0.0.1:$(PORT)  (supervised: a crashed process is restarted; Ctrl-C stops all)"
 	PORT=$(PORT) FIREBREAK_VAR_DIR=$(VAR) $(PY) -m firebreak.supervise
 

@@ -67,8 +67,9 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    """Keys are made with ``createapikey`` (the raw key is shown once, there) and revoked here or with
-    ``revokeapikey``: through the service, so an agent key's Redis user and open streams go with it."""
+    """Keys are made on /keys/ or with ``createapikey`` (the raw key is shown once, there: an add form
+    here would store a hash of a value nobody saw, a key nobody can use) and revoked here, on /keys/ or
+    with ``revokeapikey``: through the service, so an agent key's Redis user and open streams go with it."""
 
     list_display = (
         "lookup",
@@ -107,7 +108,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         actor = Actor.from_request(request)
         revoked = 0
         for key in queryset.filter(revoked_at__isnull=True):
-            api_key_revoke(key=key, actor=actor)
+            api_key_revoke(key=key, actor=actor, reason="revoked in the admin")
             revoked += 1
         self.message_user(request, f"Revoked {revoked} key(s).")
 

@@ -126,6 +126,8 @@ class AuditAction(models.TextChoices):
     REASON = "reason", "Reason added"
     SETTINGS = "settings", "Gate settings changed"
     EPOCH = "epoch", "Gate epoch moved"
+    KEY_CREATE = "key_create", "API key made"
+    KEY_REVOKE = "key_revoke", "API key revoked"
 
 
 class AuditEntry(models.Model):

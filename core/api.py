@@ -78,4 +78,7 @@ class SchemaView(_JsonRefusals, SpectacularAPIView):
 
 
 class DocsView(_JsonRefusals, SpectacularSwaggerSplitView):
-    """Swagger UI for people only; its start-up script is a file of its own (no inline script: CSP)."""
+    """Swagger UI for people only; its start-up script is a file of its own (no inline script: CSP).
+    Its template adds a bar with a way back to the app."""
+
+    template_name = "api_docs.html"

@@ -20,6 +20,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("agents/", include("agents.urls")),
+    path("keys/", include("agents.keys.urls")),
     path("traces/", include("traces.urls")),
     path("incidents/", include("incidents.urls")),
     path("evals/", include("evals.urls")),

@@ -119,7 +119,8 @@ def world(make_agent, make_spans, ingest, make_incident, admin_user):
         "user_id": trace.user_id or "user-1",
     }
     pks = {"audit-reason": audit.pk if audit else 1, "alert": alert.pk, "case": case.pk}
-    _, user_key = api_key_create(user=admin_user, scopes=["api"])
+    key, user_key = api_key_create(user=admin_user, scopes=["api"])
+    values["lookup"] = key.lookup
     return {"values": values, "pks": pks, "admin": admin_user, "user_key": user_key}
 
 

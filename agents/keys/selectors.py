@@ -6,7 +6,7 @@ import json
 import logging
 import time
 
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, models
 
 from agents.models import Agent, ApiKey
 from core.redis import get_redis
@@ -92,3 +92,17 @@ def _from_redis(digest: str) -> ApiKey | None:
     key.agent = Agent(pk=agent_pk, slug=slug)
     logger.warning("key %s recognised from its Redis copy: PostgreSQL is unreachable", key.lookup)
     return key
+
+
+def api_key_list() -> list[ApiKey]:
+    """Every key, people's and agents', live ones first, newest first (for the /keys/ page)."""
+    return list(
+        ApiKey.objects.select_related("agent", "user").order_by(
+            models.F("revoked_at").asc(nulls_first=True), "-created_at", "-id"
+        )
+    )
+
+
+def api_key_get(*, lookup: str) -> ApiKey:
+    """Raises ApiKey.DoesNotExist."""
+    return ApiKey.objects.select_related("agent", "user").get(lookup=lookup)

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from agents.keys.redis_users import redis_user_delete, redis_user_put
 from agents.keys.selectors import api_key_cache_clear, api_key_copy_forget, api_key_copy_put
-from agents.models import Agent, ApiKey, ApiKeyScope
+from agents.models import Agent, ApiKey, ApiKeyScope, AuditAction, AuditEntry
 from core.actors import Actor
 from core.errors import Conflict
 from core.redis import get_redis
@@ -28,13 +28,16 @@ def api_key_create(
     scopes: list[str],
     name: str = "",
     redis: bool = False,
+    actor: Actor | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with the raw value, which is never stored or shown again.
 
     Agent keys may hold ``ingest`` and ``gate`` only: an agent can read its gate and send spans,
     never act on a gate. ``redis``: the agent key also gets its own Redis user (read-only on its
     gate key and channel; see ``agents.keys.redis_users``), made before the key is committed, so a
-    Redis that refuses leaves no key behind. Raises ValidationError or RedisUserError.
+    Redis that refuses leaves no key behind. One audit row (``key_create``) names the key by its
+    lookup, never its value; ``actor`` defaults to the command line. Raises ValidationError or
+    RedisUserError.
     """
     if (agent is None) == (user is None):
         raise ValidationError("a key belongs to exactly one agent or one user")
@@ -56,6 +59,14 @@ def api_key_create(
         scopes=sorted(set(scopes)),
         redis_access=redis,
     )
+    who = actor or Actor.system("createapikey")
+    AuditEntry.objects.create(
+        agent=agent,
+        action=AuditAction.KEY_CREATE,
+        actor=who.user,
+        actor_label=who.label,
+        after=_audit_view(key),
+    )
     if redis:
         redis_user_put(key)
     if agent is not None:  # an agent's spans are spooled while PostgreSQL is down, even before its first use
@@ -64,7 +75,7 @@ def api_key_create(
 
 
 @transaction.atomic
-def api_key_revoke(*, key: ApiKey, actor: Actor) -> ApiKey:
+def api_key_revoke(*, key: ApiKey, actor: Actor, reason: str = "") -> ApiKey:
     """Revoke a key: it stops working over HTTP at once in this process and within seconds in others
     (their key cache), its gate streams close, and its Redis user (if any) is deleted, which closes
     the Redis connections it holds. Raises Conflict when it is already revoked.
@@ -78,6 +89,14 @@ def api_key_revoke(*, key: ApiKey, actor: Actor) -> ApiKey:
     locked.revoked_at = timezone.now()
     locked.revoked_by = actor.label
     locked.save(update_fields=["revoked_at", "revoked_by"])
+    AuditEntry.objects.create(
+        agent=locked.agent,
+        action=AuditAction.KEY_REVOKE,
+        actor=actor.user,
+        actor_label=actor.label,
+        reason=reason,
+        before=_audit_view(locked),
+    )
 
     def tell_redis() -> None:
         api_key_cache_clear()
@@ -92,3 +111,13 @@ def api_key_revoke(*, key: ApiKey, actor: Actor) -> ApiKey:
     transaction.on_commit(tell_redis)
     key.refresh_from_db()
     return key
+
+
+def _audit_view(key: ApiKey) -> dict[str, object]:
+    """What an audit row says about a key: never its value or hash."""
+    return {
+        "lookup": key.lookup,
+        "owner": key.agent.slug if key.agent is not None else key.user.get_username() if key.user else "",
+        "scopes": list(key.scopes),
+        "redis": key.redis_access,
+    }

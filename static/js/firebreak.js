@@ -13,3 +13,21 @@
   document.body.addEventListener("fb:notice", function (e) { show(e.detail.message, "success"); });
   document.body.addEventListener("fb:error", function (e) { show(e.detail.message, "error"); });
 })();
+
+// Copy buttons: <button data-copy-from="id"> copies that field's text (the new-key box on /keys/).
+(function () {
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest ? e.target.closest("[data-copy-from]") : null;
+    if (!button) return;
+    var field = document.getElementById(button.getAttribute("data-copy-from"));
+    if (!field) return;
+    field.select();
+    var done = function () { button.textContent = "Copied"; };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(field.value).then(done, function () { document.execCommand("copy"); done(); });
+    } else {
+      document.execCommand("copy");
+      done();
+    }
+  });
+})();

@@ -14,14 +14,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("lookup", help="the key's lookup, or the whole key")
+        parser.add_argument("--reason", default="", help="why (kept in the audit row)")
 
-    def handle(self, *args: Any, lookup: str, **options: Any) -> None:
+    def handle(self, *args: Any, lookup: str, reason: str = "", **options: Any) -> None:
         lookup = lookup.removeprefix(ApiKey.PREFIX).split("_", 1)[0]
         key = ApiKey.objects.filter(lookup=lookup).first()
         if key is None:
             raise CommandError(f"no key {lookup!r}")
         try:
-            api_key_revoke(key=key, actor=Actor.system("revokeapikey"))
+            api_key_revoke(key=key, actor=Actor.system("revokeapikey"), reason=reason)
         except Conflict as exc:
             raise CommandError("; ".join(exc.messages)) from exc
         self.stdout.write(f"revoked {ApiKey.PREFIX}{key.lookup}… ({key.agent or key.user})")

@@ -1,0 +1,141 @@
+"""/keys/: the API keys of people and agents.
+
+Who may do what (roles in core.roles):
+- viewer: sees the list (owners, scopes, lookups, dates: nothing secret; the value is never stored);
+- responder: makes and revokes keys of their own (a key acts as its person, so no more than they can);
+- admin: makes keys for any person or agent, revokes any key.
+Agent keys are admins' only: they are an agent's credentials to the gate and to ingest.
+The raw key is in the response to the POST that made it, and nowhere else (no session, no redirect).
+"""
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from agents import selectors as agent_selectors
+from agents.keys import selectors
+from agents.keys.forms import AgentKeyForm, PersonKeyForm, RevokeForm
+from agents.keys.redis_users import RedisUserError, redis_url_for
+from agents.keys.services import api_key_create, api_key_revoke
+from agents.models import Agent, ApiKey, ApiKeyScope
+from agents.signing import public_key_text
+from core.actors import Actor
+from core.errors import Conflict
+from core.forms import form_errors_add
+from core.http import HtmxHttpRequest
+from core.roles import ADMIN, RESPONDER, has_role, role_required
+
+
+def _may_revoke(user: object, key: ApiKey) -> bool:
+    return has_role(user, ADMIN) or (has_role(user, RESPONDER) and key.user_id == getattr(user, "pk", None))
+
+
+def _page(
+    request: HtmxHttpRequest,
+    *,
+    agent_form: AgentKeyForm | None = None,
+    person_form: PersonKeyForm | None = None,
+    created: dict[str, object] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    is_admin = has_role(request.user, ADMIN)
+    keys = selectors.api_key_list()
+    for key in keys:
+        key.may_revoke = _may_revoke(request.user, key)  # type: ignore[attr-defined]
+    response = render(
+        request,
+        "agents/apikey_list.html",
+        {
+            "keys": keys,
+            "agents": agent_selectors.agent_list() if is_admin else [],
+            "agent_form": agent_form or AgentKeyForm(),
+            "person_form": person_form or PersonKeyForm(),
+            "revoke_form": RevokeForm(),
+            "may_create": has_role(request.user, RESPONDER),
+            "created": created,
+        },
+        status=status,
+    )
+    return response
+
+
+@never_cache
+def key_list(request: HtmxHttpRequest) -> HttpResponse:
+    return _page(request)
+
+
+@never_cache
+@require_POST
+@role_required(RESPONDER)
+def key_create(request: HtmxHttpRequest) -> HttpResponse:
+    actor = Actor.from_request(request)
+    if request.POST.get("kind") == "agent":
+        if not has_role(request.user, ADMIN):
+            raise PermissionDenied("Agent keys need the admin role.")
+        agent_form = AgentKeyForm(request.POST)
+        if not agent_form.is_valid():
+            return _page(request, agent_form=agent_form, status=400)
+        agent = Agent.objects.filter(slug=agent_form.cleaned_data["agent"]).first()
+        if agent is None:
+            agent_form.add_error("agent", "No agent with this slug.")
+            return _page(request, agent_form=agent_form, status=400)
+        try:
+            key, raw = api_key_create(
+                agent=agent,
+                scopes=agent_form.cleaned_data["scopes"],
+                name=agent_form.cleaned_data["name"],
+                redis=agent_form.cleaned_data["redis"],
+                actor=actor,
+            )
+        except ValidationError as exc:
+            form_errors_add(agent_form, exc)
+            return _page(request, agent_form=agent_form, status=400)
+        except RedisUserError as exc:
+            agent_form.add_error("redis", str(exc))
+            return _page(request, agent_form=agent_form, status=400)
+    else:
+        person_form = PersonKeyForm(request.POST)
+        if not person_form.is_valid():
+            return _page(request, person_form=person_form, status=400)
+        username = person_form.cleaned_data["username"] or request.user.get_username()
+        if username != request.user.get_username() and not has_role(request.user, ADMIN):
+            raise PermissionDenied("A responder makes keys for themself only.")
+        person = get_user_model().objects.filter(username=username).first()
+        if person is None:
+            person_form.add_error("username", "No user with this name.")
+            return _page(request, person_form=person_form, status=400)
+        key, raw = api_key_create(
+            user=person, scopes=[ApiKeyScope.API.value], name=person_form.cleaned_data["name"], actor=actor
+        )
+    lines = [f"FIREBREAK_API_KEY={raw}"]
+    if key.redis_access:
+        lines.append(f"FIREBREAK_REDIS_URL={redis_url_for(key, raw)}")
+    if key.agent is not None:
+        lines.append(f"FIREBREAK_GATE_PUBLIC_KEY={public_key_text()}")
+    return _page(request, created={"key": key, "raw": raw, "env": "\n".join(lines)}, status=201)
+
+
+@require_POST
+@role_required(RESPONDER)
+def key_revoke(request: HtmxHttpRequest, lookup: str) -> HttpResponse:
+    try:
+        key = selectors.api_key_get(lookup=lookup)
+    except ApiKey.DoesNotExist:
+        raise Http404("No key with this lookup.") from None
+    if not _may_revoke(request.user, key):
+        raise PermissionDenied("Only an admin revokes someone else's key.")
+    form = RevokeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Key {ApiKey.PREFIX}{key.lookup}… not revoked: say why (up to 2,000 characters).")
+        return _page(request, status=400)
+    try:
+        api_key_revoke(key=key, actor=Actor.from_request(request), reason=form.cleaned_data["reason"])
+    except Conflict as exc:
+        messages.info(request, str(exc))
+        return redirect("keys:key-list")
+    messages.success(request, f"Key {ApiKey.PREFIX}{key.lookup}… revoked.")
+    return redirect("keys:key-list")
