@@ -26,3 +26,5 @@ class IncidentsConfig(AppConfig):
             agent_hooks.resume_checks.append(receivers.resume_needs_admin_for_open_sev1)
         if receivers.postmortem_published_for_sev1_sev2 not in hooks.closure_checks:
             hooks.closure_checks.append(receivers.postmortem_published_for_sev1_sev2)
+        if receivers.sev1_action_items_done not in hooks.closure_checks:
+            hooks.closure_checks.append(receivers.sev1_action_items_done)
