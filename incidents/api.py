@@ -205,7 +205,10 @@ class IncidentCloseApi(APIView):
             services.incident_close(incident=incident, actor=Actor.from_request(request), **data.validated_data)
         except services.LooseEnds as exc:
             return Response(
-                {"error": "closing leaves loose ends; send confirm: true to close anyway", "loose_ends": exc.loose_ends},
+                {
+                    "error": "closing leaves loose ends; send confirm: true to close anyway",
+                    "loose_ends": exc.loose_ends,
+                },
                 status=409,
             )
         except ValidationError as exc:

@@ -221,7 +221,8 @@ def incident_declare(
     """Declare an incident: the next number (INC-N), its runbook steps, a "declared" timeline entry.
 
     ``failure_class`` is a FailureClass, its slug, or None ("not yet classified": triage sets it
-    later with :func:`incident_failure_class_set`; the post-mortem cannot be published without it); ``agents`` Agents or slugs;
+    later with :func:`incident_failure_class_set`; the post-mortem cannot be published without it);
+    ``agents`` Agents or slugs;
     ``traces`` Traces or trace ids (a string may hold several, comma or space
     separated); ``commander`` a user or username (default: the actor). With
     ``alert`` the alert is linked and acknowledged. The alert's agent and trace
@@ -523,7 +524,7 @@ def incident_failure_class_set(
         raise ValidationError({"failure_class": ["A closed incident keeps its failure class."]})
     if locked.failure_class_id == fc.pk:
         raise ValidationError({"failure_class": [f"The incident is already classified as {fc.name}."]})
-    previous = FailureClass.objects.filter(pk=locked.failure_class_id).first()
+    previous = locked.failure_class  # one query, before it changes
     locked.failure_class = fc
     locked.save()
     if previous is None:

@@ -232,9 +232,7 @@ def postmortem_status_set(*, postmortem: PostMortem, status: str, actor: Actor) 
         )
     if status == PostMortem.Status.PUBLISHED:
         if locked.incident.failure_class_id is None:
-            raise ValidationError(
-                "Set the incident's failure class before publishing: it is not yet classified."
-            )
+            raise ValidationError("Set the incident's failure class before publishing: it is not yet classified.")
         empty = postmortem_empty_sections(locked)
         if empty:
             raise ValidationError(f"Write every section before publishing. Empty: {'; '.join(empty)}.")

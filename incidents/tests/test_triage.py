@@ -21,6 +21,7 @@ def incidents_checks_only(monkeypatch):
         hooks, "closure_checks", [receivers.postmortem_published_for_sev1_sev2, receivers.sev1_action_items_done]
     )
 
+
 URL = "/api/v1/incidents"
 
 
@@ -95,7 +96,9 @@ def test_declaring_from_a_trace_without_an_alert_suggests_a_title(responder, mak
     assert 'data-default-severity="' in page and "js/incident_declare.js" in page
 
 
-def test_close_with_loose_ends_is_409_listing_them_until_confirmed(make_incident, responder, make_client, incidents_checks_only):
+def test_close_with_loose_ends_is_409_listing_them_until_confirmed(
+    make_incident, responder, make_client, incidents_checks_only
+):
     incident = make_incident(severity="SEV3")  # runaway-loop: runbook steps not done, never resolved
     c = make_client(responder)
     response = c.post(f"{URL}/{incident.number}/close", {}, content_type="application/json")
@@ -130,7 +133,9 @@ def test_a_paused_agent_is_a_loose_end(make_incident, make_agent, responder, inc
     assert "Agent pausy is still paused" in caught.value.loose_ends
 
 
-def test_sev1_with_open_action_items_cannot_close_even_confirmed(make_incident, responder, make_client, incidents_checks_only):
+def test_sev1_with_open_action_items_cannot_close_even_confirmed(
+    make_incident, responder, make_client, incidents_checks_only
+):
     incident = make_incident(severity="SEV1")
     pm = PostMortem.objects.create(incident=incident, status=PostMortem.Status.PUBLISHED)
     ActionItem.objects.create(postmortem=pm, title="Cap the loop", kind=ActionItem.Kind.CIRCUIT_BREAKER)
@@ -164,9 +169,7 @@ def test_a_viewer_cannot_take_command(make_incident, viewer, make_client):
 def test_an_incident_declared_after_its_agents_were_paused_is_contained(make_agent, responder):
     agent = make_agent("stopped")
     agent_pause(agent=agent, reason="detector", actor=Actor.detector("loop"))
-    incident = services.incident_declare(
-        title="Loop", severity="SEV2", agents=[agent], actor=Actor.detector("loop")
-    )
+    incident = services.incident_declare(title="Loop", severity="SEV2", agents=[agent], actor=Actor.detector("loop"))
     assert incident.status == "contained"
 
 
