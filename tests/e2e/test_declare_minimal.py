@@ -46,7 +46,6 @@ def test_declaring_from_a_trace_prefills_and_a_class_suggests_its_severity(
     box, inner = page.locator(".agent-choices").bounding_box(), checked.bounding_box()
     assert box["y"] <= inner["y"] and inner["y"] + inner["height"] <= box["y"] + box["height"]
     assert "zz-refund-bot" in page.locator("#agents-chosen").inner_text()
-    sev1_class = page.locator("input[name=failure_class][data-default-severity=SEV1]").first
-    if sev1_class.count():
-        sev1_class.check()
-        assert page.locator("input[name=severity][value=SEV1]").is_checked()
+    assert not page.locator("input[name=severity][value=SEV1]").is_checked()  # a plain trace suggests less
+    page.locator("input[name=failure_class][data-default-severity=SEV1]").first.check()
+    assert page.locator("input[name=severity][value=SEV1]").is_checked()
