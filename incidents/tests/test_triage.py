@@ -1,6 +1,8 @@
 """Issue 13, the responder at 3 a.m.: declare with a title and a severity, classify later, take
 command, close with the loose ends shown."""
 
+from decimal import Decimal
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -8,6 +10,7 @@ from agents.services import agent_pause
 from core.actors import Actor
 from incidents import hooks, receivers, services
 from incidents.conftest import TRACE
+from incidents.detection.streaming.session_caps import _over
 from incidents.models import ActionItem, Alert, Incident, PostMortem, RunbookStep, TimelineEntry
 
 pytestmark = pytest.mark.django_db
@@ -187,3 +190,25 @@ def test_classifying_needs_a_known_class(make_incident, responder):
     incident = make_incident(failure_class=None)
     with pytest.raises(ValidationError):
         services.incident_failure_class_set(incident=incident, failure_class="nope", actor=Actor.person(responder))
+
+
+def test_a_kill_from_the_incident_page_gives_the_incident_as_its_reason(
+    make_incident, make_agent, responder, make_client
+):
+    agent = make_agent("killable")
+    incident = make_incident(title="Refunds for everyone", agents=[agent])
+    c = make_client(responder)
+    page = c.get(f"/incidents/{incident.number}/").content.decode()
+    assert f'name="reason" value="INC-{incident.number}: Refunds for everyone"' in page
+    c.post(
+        "/agents/killable/kill",
+        {"reason": f"INC-{incident.number}: Refunds for everyone", "incident": incident.number},
+    )
+    agent.refresh_from_db()
+    assert agent.state == "killed" and agent.state_reason == f"INC-{incident.number}: Refunds for everyone"
+
+
+def test_session_cap_titles_read_as_numbers():
+    assert _over("tokens", 1213371, 150000) == "1,213,371 > 150,000 tokens"
+    assert _over("cost", Decimal("3.157980"), Decimal("2")) == "cost $3.16 > $2.00"
+    assert _over("tool_calls", 61, 60) == "61 > 60 tool calls"
