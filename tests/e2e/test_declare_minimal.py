@@ -17,6 +17,7 @@ def test_responder_declares_with_only_a_title_and_a_severity(page, live_server, 
 
     page.wait_for_url(f"{live_server.url}/incidents/1/")
     assert page.locator("#classify").get_by_text("Not yet classified").is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # nothing runs off a phone
     assert Incident.objects.get(number=1).failure_class is None
 
     # triage classifies it later from the incident page
