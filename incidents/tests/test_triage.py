@@ -212,3 +212,19 @@ def test_session_cap_titles_read_as_numbers():
     assert _over("tokens", 1213371, 150000) == "1,213,371 > 150,000 tokens"
     assert _over("cost", Decimal("3.157980"), Decimal("2")) == "cost $3.16 > $2.00"
     assert _over("tool_calls", 61, 60) == "61 > 60 tool calls"
+
+
+def test_take_command_and_classify_through_the_incident_page_forms(make_incident, responder, make_client):
+    incident = make_incident(failure_class=None, commander=None, actor=Actor.detector("loop"))
+    c = make_client(responder)
+    page = c.get(f"/incidents/{incident.number}/").content.decode()
+    assert "Take command" in page and "Not yet classified" in page
+    assert c.post(f"/incidents/{incident.number}/command").status_code == 302
+    assert c.post(f"/incidents/{incident.number}/failure-class", {"failure_class": "tool-misuse"}).status_code == 302
+    incident.refresh_from_db()
+    assert incident.commander == responder and incident.failure_class.slug == "tool-misuse"
+    # an unknown class is refused with a message and changes nothing
+    page = c.post(f"/incidents/{incident.number}/failure-class", {"failure_class": "nope"}, follow=True)
+    assert "Unknown failure class" in page.content.decode()
+    incident.refresh_from_db()
+    assert incident.failure_class.slug == "tool-misuse"
