@@ -88,7 +88,7 @@ def _capture_initial(trace: Trace, incident: Incident | None) -> dict:
         "title": services.eval_case_default_title(trace=trace, incident=incident),
         "input": trace.root_input,
         "forbidden_actions": json.dumps(services.forbidden_actions_suggest(trace=trace), indent=2, ensure_ascii=False),
-        "failure_class": incident.failure_class.slug if incident else "",
+        "failure_class": incident.failure_class.slug if incident and incident.failure_class else "",
         "severity": incident.severity if incident else "",
     }
 

@@ -19,7 +19,14 @@ from incidents.models import Incident, Severity
 class IncidentDeclareSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=services.TITLE_MAX)
     severity = serializers.ChoiceField(Severity.choices)
-    failure_class = serializers.SlugField(max_length=63, help_text="slug of a failure class from the taxonomy")
+    failure_class = serializers.SlugField(
+        max_length=63,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        default=None,
+        help_text="slug of a failure class from the taxonomy; omit or null: not yet classified",
+    )
     agents = serializers.ListField(child=serializers.CharField(max_length=63), default=list, help_text="agent slugs")
     traces = serializers.ListField(
         child=serializers.CharField(max_length=100),
@@ -71,7 +78,9 @@ class IncidentSerializer(serializers.Serializer):
     ref = serializers.CharField(help_text="INC-<number>")
     title = serializers.CharField()
     severity = serializers.CharField()
-    failure_class = serializers.CharField(source="failure_class.slug")
+    failure_class = serializers.CharField(
+        source="failure_class.slug", allow_null=True, default=None, help_text="null: not yet classified"
+    )
     status = serializers.CharField()
     summary = serializers.CharField(allow_blank=True)
     commander = serializers.CharField(source="commander.username", allow_null=True, default=None)
@@ -86,6 +95,7 @@ class IncidentSerializer(serializers.Serializer):
     runbook = serializers.SerializerMethodField()
     timeline = serializers.SerializerMethodField()
     close_blockers = serializers.SerializerMethodField()
+    loose_ends = serializers.SerializerMethodField(help_text="closing with these needs confirm: true")
     url = serializers.SerializerMethodField()
 
     # The schema reads each list's type from extend_schema_field. No return annotations: a
@@ -109,6 +119,9 @@ class IncidentSerializer(serializers.Serializer):
 
     def get_close_blockers(self, incident) -> list[str]:
         return selectors.incident_close_blockers(incident)
+
+    def get_loose_ends(self, incident) -> list[str]:
+        return selectors.incident_loose_ends(incident)
 
     def get_url(self, incident) -> str:
         return f"{settings.FIREBREAK_BASE_URL.rstrip('/')}/incidents/{incident.number}/"
@@ -153,3 +166,102 @@ class IncidentDetailApi(APIView):
         except Incident.DoesNotExist:
             return error(f"no incident INC-{number}", 404)
         return Response(IncidentSerializer(incident).data)
+
+
+class IncidentCloseSerializer(serializers.Serializer):
+    confirm = serializers.BooleanField(default=False, help_text="close even with loose ends")
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=services.NOTE_MAX)
+
+
+class IncidentFailureClassSerializer(serializers.Serializer):
+    failure_class = serializers.SlugField(max_length=63, help_text="slug of a failure class from the taxonomy")
+
+
+def _incident_or_404(number: int) -> Incident | Response:
+    try:
+        return selectors.incident_get(number=number)
+    except Incident.DoesNotExist:
+        return error(f"no incident INC-{number}", 404)
+
+
+class IncidentCloseApi(APIView):
+    permission_classes = [IsResponder]
+
+    @extend_schema(
+        operation_id="incidents_close",
+        summary="Close an incident (responder): 409 with blockers, or with loose_ends unless confirm is true",
+        request=IncidentCloseSerializer,
+        responses={200: IncidentSerializer, **ERRORS},
+        tags=["incidents"],
+    )
+    def post(self, request, number: int):
+        incident = _incident_or_404(number)
+        if isinstance(incident, Response):
+            return incident
+        data = IncidentCloseSerializer(data=request.data)
+        if not data.is_valid():
+            return error("invalid input", 400, data.errors)
+        try:
+            services.incident_close(incident=incident, actor=Actor.from_request(request), **data.validated_data)
+        except services.LooseEnds as exc:
+            return Response(
+                {
+                    "error": "closing leaves loose ends; send confirm: true to close anyway",
+                    "loose_ends": exc.loose_ends,
+                },
+                status=409,
+            )
+        except ValidationError as exc:
+            if incident.status != "closed" and (blockers := selectors.incident_close_blockers(incident)):
+                return Response({"error": "the incident cannot close yet", "blockers": blockers}, status=409)
+            return service_error(exc)
+        except PermissionDenied as exc:
+            return service_error(exc)
+        return Response(IncidentSerializer(selectors.incident_get(number=number)).data)
+
+
+class IncidentCommandApi(APIView):
+    permission_classes = [IsResponder]
+
+    @extend_schema(
+        operation_id="incidents_take_command",
+        summary="Take command of an incident (responder): you become its commander",
+        request=None,
+        responses={200: IncidentSerializer, **ERRORS},
+        tags=["incidents"],
+    )
+    def post(self, request, number: int):
+        incident = _incident_or_404(number)
+        if isinstance(incident, Response):
+            return incident
+        try:
+            services.incident_command_take(incident=incident, actor=Actor.from_request(request))
+        except (ValidationError, PermissionDenied) as exc:
+            return service_error(exc)
+        return Response(IncidentSerializer(selectors.incident_get(number=number)).data)
+
+
+class IncidentFailureClassApi(APIView):
+    permission_classes = [IsResponder]
+
+    @extend_schema(
+        operation_id="incidents_classify",
+        summary="Set an incident's failure class (responder)",
+        request=IncidentFailureClassSerializer,
+        responses={200: IncidentSerializer, **ERRORS},
+        tags=["incidents"],
+    )
+    def post(self, request, number: int):
+        incident = _incident_or_404(number)
+        if isinstance(incident, Response):
+            return incident
+        data = IncidentFailureClassSerializer(data=request.data)
+        if not data.is_valid():
+            return error("invalid input", 400, data.errors)
+        try:
+            services.incident_failure_class_set(
+                incident=incident, actor=Actor.from_request(request), **data.validated_data
+            )
+        except (ValidationError, PermissionDenied) as exc:
+            return service_error(exc)
+        return Response(IncidentSerializer(selectors.incident_get(number=number)).data)

@@ -8,5 +8,8 @@ from incidents.blast_radius.api import BlastRadiusApi
 urlpatterns = [
     path("incidents", api.IncidentDeclareApi.as_view(), name="api-incidents"),
     path("incidents/<int:number>", api.IncidentDetailApi.as_view(), name="api-incident"),
+    path("incidents/<int:number>/close", api.IncidentCloseApi.as_view(), name="api-incident-close"),
+    path("incidents/<int:number>/take-command", api.IncidentCommandApi.as_view(), name="api-incident-take-command"),
+    path("incidents/<int:number>/failure-class", api.IncidentFailureClassApi.as_view(), name="api-incident-class"),
     path("incidents/<int:number>/blast-radius", BlastRadiusApi.as_view(), name="api-incident-blast-radius"),
 ]

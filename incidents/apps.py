@@ -30,3 +30,5 @@ class IncidentsConfig(AppConfig):
             hooks.closure_checks.append(receivers.postmortem_published_for_sev1_sev2)
         if user_links not in trace_hooks.user_links:
             trace_hooks.user_links.append(user_links)
+        if receivers.sev1_action_items_done not in hooks.closure_checks:
+            hooks.closure_checks.append(receivers.sev1_action_items_done)

@@ -14,7 +14,12 @@ class IncidentDeclareForm(forms.Form):
     title = forms.CharField(max_length=TITLE_MAX)
     severity = forms.ChoiceField(choices=Severity.choices, widget=forms.RadioSelect)
     failure_class = forms.ModelChoiceField(
-        FailureClass.objects.all(), to_field_name="slug", widget=forms.RadioSelect, empty_label=None
+        FailureClass.objects.all(),
+        to_field_name="slug",
+        widget=forms.RadioSelect,
+        empty_label=None,
+        required=False,
+        help_text="Optional: not yet classified until triage",
     )
     agents = forms.ModelMultipleChoiceField(
         Agent.objects.order_by("slug"), to_field_name="slug", required=False, widget=forms.CheckboxSelectMultiple
@@ -70,6 +75,8 @@ def declare_initial(params, user) -> dict:
         else:
             traces.append(trace_ref(trace))
             agents.append(trace.agent.slug)
+            if "title" not in initial:
+                initial.update(_from_trace(trace))
     slug = params.get("agent", "").strip()
     if slug and Agent.objects.filter(slug=slug[:63]).exists():
         agents.append(slug)
@@ -78,6 +85,32 @@ def declare_initial(params, user) -> dict:
     if traces:
         initial["traces"] = " ".join(dict.fromkeys(traces))
     return initial
+
+
+def _from_trace(trace: Trace) -> dict:
+    """A title, a suggested severity (and class) for declaring from the trajectory viewer.
+
+    An open alert on the trace wins: its title, severity and class, and the alert is linked
+    (the declaration acknowledges it).
+    """
+    alert = (
+        Alert.objects.select_related("failure_class")
+        .filter(trace=trace, status=Alert.Status.OPEN)
+        .order_by("-last_seen")
+        .first()
+    )
+    if alert is not None:
+        initial = {"alert": alert.pk, "title": alert.title, "severity": alert.suggested_severity}
+        if alert.failure_class:
+            initial["failure_class"] = alert.failure_class.slug
+        return initial
+    if trace.flagged_span_id:
+        what = f"flagged step: {trace.flag_note}" if trace.flag_note else f"flagged step {trace.flagged_span_id}"
+    else:
+        what = f"trajectory {trace.get_status_display().lower()}"
+    # An error or a kill is worse than a flag alone; neither is SEV1 until someone says so.
+    severity = Severity.SEV2 if trace.status in ("error", "killed") or trace.flagged_span_id else Severity.SEV3
+    return {"title": f"{trace.agent.slug}: {what}"[:TITLE_MAX], "severity": severity}
 
 
 class NoteForm(forms.Form):

@@ -63,7 +63,10 @@ class Incident(models.Model):
     number = models.PositiveIntegerField(unique=True)
     title = models.CharField(max_length=300)
     severity = models.CharField(max_length=4, choices=Severity.choices)
-    failure_class = models.ForeignKey(FailureClass, on_delete=models.PROTECT, related_name="incidents")
+    # Null until triage classifies it ("Not yet classified"); required before the post-mortem is published.
+    failure_class = models.ForeignKey(
+        FailureClass, null=True, blank=True, on_delete=models.PROTECT, related_name="incidents"
+    )
     status = models.CharField(max_length=15, choices=IncidentStatus.choices, default=IncidentStatus.DECLARED)
     summary = models.TextField(blank=True)
     commander = models.ForeignKey(

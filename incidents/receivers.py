@@ -10,7 +10,7 @@ from core.actors import Actor
 from core.roles import ADMIN
 from incidents.detection.backlog import detection_backlog_record
 from incidents.detection.tasks import detect_batch_task
-from incidents.models import OPEN_STATUSES, Incident, PostMortem, Severity
+from incidents.models import OPEN_STATUSES, ActionItem, Incident, PostMortem, Severity
 from incidents.services import incident_auto_contain, timeline_flag_record, timeline_gate_record
 from traces.models import Trace
 
@@ -78,3 +78,15 @@ def postmortem_published_for_sev1_sev2(incident: Incident) -> str | None:
         return None
     state = "none yet" if status is None else f"it is {PostMortem.Status(status).label.lower()}"
     return f"Needs a published post-mortem (SEV1/SEV2) — {state}"
+
+
+def sev1_action_items_done(incident: Incident) -> str | None:
+    """Closure check: a SEV1 does not close while its post-mortem has open action items."""
+    if incident.severity != Severity.SEV1:
+        return None
+    n = ActionItem.objects.filter(
+        postmortem__incident=incident, status__in=[ActionItem.Status.OPEN, ActionItem.Status.IN_PROGRESS]
+    ).count()
+    if not n:
+        return None
+    return f"A SEV1 closes only when its action items are done or dropped — {n} still open"

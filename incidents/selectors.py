@@ -5,13 +5,16 @@ from typing import TypedDict
 
 from django.db.models import Count, Prefetch, QuerySet
 from django.http import Http404
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
-from agents.models import Agent
+from agents.models import Agent, GateState
 from incidents import hooks
 from incidents.models import (
     OPEN_STATUSES,
     SEVERITY_DEFINITIONS,
+    ActionItem,
+    Alert,
     FailureClass,
     Incident,
     IncidentStatus,
@@ -178,6 +181,30 @@ def incident_close_blockers(incident: Incident) -> list[str]:
     if incident.status == IncidentStatus.CLOSED:
         return []
     return hooks.closure_blockers(incident)
+
+
+def incident_loose_ends(incident: Incident) -> list[str]:
+    """What closing would leave behind, each a sentence (empty: nothing). Closing with loose ends
+    needs a confirmation; they are not blockers (those are :func:`incident_close_blockers`)."""
+    if incident.status == IncidentStatus.CLOSED:
+        return []
+    ends: list[str] = []
+    items = ActionItem.objects.filter(
+        postmortem__incident=incident, status__in=[ActionItem.Status.OPEN, ActionItem.Status.IN_PROGRESS]
+    ).count()
+    if items:
+        ends.append(f"{items} open action item{pluralize(items)}")
+    steps = incident.runbook_steps.filter(done_at__isnull=True).count()
+    if steps:
+        ends.append(f"{steps} runbook step{pluralize(steps)} not done")
+    alerts = incident.alerts.exclude(status=Alert.Status.RESOLVED).count()
+    if alerts:
+        ends.append(f"{alerts} alert{pluralize(alerts)} not resolved")
+    for agent in incident.agents.filter(state__in=[GateState.KILLED, GateState.PAUSED]).order_by("slug"):
+        ends.append(f"Agent {agent.slug} is still {agent.get_state_display().lower()}")
+    if incident.resolved_at is None:
+        ends.append("The incident was never marked Resolved")
+    return ends
 
 
 def runbook_by_phase(*, incident: Incident) -> list[RunbookGroup]:

@@ -13,15 +13,16 @@ from typing import Any, TypedDict, TypeVar
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from agents.models import Agent, GateState
 from core.actors import Actor
+from core.errors import Conflict
 from core.roles import RESPONDER
-from incidents import hooks
+from incidents import hooks, selectors
 from incidents.models import (
     OPEN_STATUSES,
     STATUS_ORDER,
@@ -133,9 +134,12 @@ def _split_ids(value: str | Iterable[_Ref | str] | None) -> list[_Ref | str]:
     return [v.strip() if isinstance(v, str) else v for v in value if v not in ("", None)]
 
 
-def _resolve_failure_class(value: FailureClass | str | None) -> FailureClass:
+def _resolve_failure_class(value: FailureClass | str | None) -> FailureClass | None:
+    """None or "" for "not yet classified"; an unknown slug is an error, never silently None."""
     if isinstance(value, FailureClass):
         return value
+    if value is None or value == "":
+        return None
     found = FailureClass.objects.filter(slug=value or "").first()
     if found is None:
         raise ValidationError({"failure_class": [f"Unknown failure class {str(value)[:63]!r}."]})
@@ -189,9 +193,14 @@ def _next_number() -> int:
     return (last or 0) + 1
 
 
-def _runbook_for(failure_class: FailureClass, severity: str) -> list[RunbookStepSpec]:
-    steps = [s for s in failure_class.runbook or [] if s.get("phase") in PHASE_ORDER and s.get("text")]
-    steps += SEVERITY_RUNBOOK_EXTRAS.get(severity, [])
+def _class_steps(failure_class: FailureClass | None) -> list[RunbookStepSpec]:
+    if failure_class is None:
+        return []
+    return [s for s in failure_class.runbook or [] if s.get("phase") in PHASE_ORDER and s.get("text")]
+
+
+def _runbook_for(failure_class: FailureClass | None, severity: str) -> list[RunbookStepSpec]:
+    steps = _class_steps(failure_class) + SEVERITY_RUNBOOK_EXTRAS.get(severity, [])
     # Group by phase, keeping the class's order inside each phase and the extras last.
     return sorted(steps, key=lambda s: PHASE_ORDER.index(s["phase"]))
 
@@ -201,7 +210,7 @@ def incident_declare(
     *,
     title: str,
     severity: str,
-    failure_class: FailureClass | str | None,
+    failure_class: FailureClass | str | None = None,
     agents: str | Iterable[Agent | str] | None = (),
     traces: str | Iterable[Trace | str] | None = (),
     commander: User | str | None = None,
@@ -211,7 +220,9 @@ def incident_declare(
 ) -> Incident:
     """Declare an incident: the next number (INC-N), its runbook steps, a "declared" timeline entry.
 
-    ``failure_class`` is a FailureClass or its slug; ``agents`` Agents or slugs;
+    ``failure_class`` is a FailureClass, its slug, or None ("not yet classified": triage sets it
+    later with :func:`incident_failure_class_set`; the post-mortem cannot be published without it);
+    ``agents`` Agents or slugs;
     ``traces`` Traces or trace ids (a string may hold several, comma or space
     separated); ``commander`` a user or username (default: the actor). With
     ``alert`` the alert is linked and acknowledged. The alert's agent and trace
@@ -256,7 +267,6 @@ def incident_declare(
         errors.update(exc.message_dict)
     if errors:
         raise ValidationError(errors)
-    assert fc is not None  # _resolve_failure_class returns one or raises
 
     if alert is not None:
         if alert.agent_id not in {a.pk for a in agent_list}:
@@ -280,9 +290,9 @@ def incident_declare(
         RunbookStep(incident=incident, phase=step["phase"], text=step["text"][:500], order=i)
         for i, step in enumerate(_runbook_for(fc, severity))
     )
-    body = f"Declared {severity} · {fc.name}"
+    body = f"Declared {severity} · {fc.name if fc else 'not yet classified'}"
     if agent_list:
-        body += " · agents " + ", ".join(f"`{a.slug}`" for a in agent_list)
+        body += " · agents " + ", ".join(a.slug for a in agent_list)
     if trace_list:
         body += f" · {len(trace_list)} trace{'s' if len(trace_list) != 1 else ''}"
     timeline_record(
@@ -290,7 +300,7 @@ def incident_declare(
         kind=TimelineKind.DECLARED,
         body=body,
         actor=actor,
-        data={"severity": severity, "failure_class": fc.slug, "alert": alert.pk if alert else None},
+        data={"severity": severity, "failure_class": fc.slug if fc else None, "alert": alert.pk if alert else None},
     )
     if alert is not None:
         Alert.objects.filter(pk=alert.pk).update(incident=incident, status=Alert.Status.ACKNOWLEDGED)
@@ -300,6 +310,15 @@ def incident_declare(
             body=f"From alert: {alert.title}",
             actor=actor,
             data={"alert": alert.pk},
+        )
+    if agent_list and all(a.state in (GateState.KILLED, GateState.PAUSED) for a in agent_list):
+        # The detector (or a responder) stopped every agent before declaring: say so, not "Declared".
+        stopped = ", ".join(f"{a.slug} {a.get_state_display().lower()}" for a in agent_list)
+        _apply_status(
+            incident,
+            IncidentStatus.CONTAINED,
+            Actor.system("firebreak"),
+            body=f"Status: Declared → Contained\n\nContained: every linked agent is stopped ({stopped})",
         )
     _notify(incident, "declared")
     return incident
@@ -354,13 +373,26 @@ def _apply_status(locked: Incident, status: str, actor: Actor, *, note: str = ""
         _notify(locked, status)
 
 
+class LooseEnds(Conflict):
+    """Closing would leave loose ends behind; ``loose_ends`` lists them. Close again with confirm."""
+
+    def __init__(self, loose_ends: list[str]) -> None:
+        super().__init__(["Closing leaves loose ends: " + "; ".join(loose_ends) + ". Confirm to close anyway."])
+        self.loose_ends = loose_ends
+
+
 @transaction.atomic
-def incident_close(*, incident: Incident, actor: Actor, note: str = "") -> Incident:
+def incident_close(*, incident: Incident, actor: Actor, note: str = "", confirm: bool = False) -> Incident:
     """Close the incident once every closure check passes (``incidents.hooks.closure_checks``).
 
-    Raises PermissionDenied (not a responder) or ValidationError listing every
-    missing item (or saying it is already closed); nothing is written when it
-    raises.
+    Loose ends (open action items, an unfinished runbook, an unresolved alert, a
+    still-stopped agent, Resolved skipped: ``selectors.incident_loose_ends``) do not
+    block, but without ``confirm`` they raise LooseEnds (a Conflict) listing them;
+    with ``confirm`` they go on the closing timeline entry.
+
+    Raises PermissionDenied (not a responder), ValidationError listing every
+    missing item (or saying it is already closed) or LooseEnds; nothing is
+    written when it raises.
     """
     actor.require(RESPONDER)
     locked = _locked(incident)
@@ -369,7 +401,13 @@ def incident_close(*, incident: Incident, actor: Actor, note: str = "") -> Incid
     missing = hooks.closure_blockers(locked)
     if missing:
         raise ValidationError(missing)
-    _apply_status(locked, IncidentStatus.CLOSED, actor, note=(note or "").strip()[:NOTE_MAX])
+    loose_ends = selectors.incident_loose_ends(locked)
+    if loose_ends and not confirm:
+        raise LooseEnds(loose_ends)
+    note = (note or "").strip()[:NOTE_MAX]
+    if loose_ends:
+        note = (note + "\n\n" if note else "") + "Closed with loose ends: " + "; ".join(loose_ends) + "."
+    _apply_status(locked, IncidentStatus.CLOSED, actor, note=note)
     _refresh(incident, locked)
     return incident
 
@@ -433,6 +471,81 @@ def incident_auto_contain(*, agent: Agent) -> list[Incident]:
             )
             moved.append(incident)
     return moved
+
+
+@transaction.atomic
+def incident_command_take(*, incident: Incident, actor: Actor) -> Incident:
+    """The actor (a person with the responder role) becomes the incident's commander; a timeline entry
+    says who took over from whom.
+
+    Raises PermissionDenied (not a responder, or not a person) or ValidationError (already the
+    commander, closed incident); nothing is written when it raises.
+    """
+    actor.require(RESPONDER)
+    if actor.user is None:
+        raise PermissionDenied("Only a person can take command.")
+    locked = _locked(incident)
+    if locked.status == IncidentStatus.CLOSED:
+        raise ValidationError({"commander": ["A closed incident keeps its commander."]})
+    if locked.commander_id == actor.user.pk:
+        raise ValidationError({"commander": ["You are already the commander."]})
+    previous = locked.commander
+    locked.commander = actor.user
+    locked.save()
+    who = actor.user.get_username()
+    body = f"{who} took command" + (f" from {previous.get_username()}" if previous else "")
+    timeline_record(
+        incident=locked,
+        kind=TimelineKind.STATUS,
+        body=body,
+        actor=actor,
+        data={"commander_before": previous.get_username() if previous else None, "commander_after": who},
+    )
+    _refresh(incident, locked)
+    return incident
+
+
+@transaction.atomic
+def incident_failure_class_set(
+    *, incident: Incident, failure_class: FailureClass | str, actor: Actor, note: str = ""
+) -> Incident:
+    """Classify the incident (or change its class): a timeline entry, and the class's runbook
+    steps added to the runbook when the incident had none of them yet.
+
+    Raises PermissionDenied (not a responder) or ValidationError (unknown or unchanged class,
+    closed incident); nothing is written when it raises.
+    """
+    actor.require(RESPONDER)
+    fc = _resolve_failure_class(failure_class)
+    if fc is None:
+        raise ValidationError({"failure_class": ["Choose a failure class."]})
+    locked = _locked(incident)
+    if locked.status == IncidentStatus.CLOSED:
+        raise ValidationError({"failure_class": ["A closed incident keeps its failure class."]})
+    if locked.failure_class_id == fc.pk:
+        raise ValidationError({"failure_class": [f"The incident is already classified as {fc.name}."]})
+    previous = locked.failure_class  # one query, before it changes
+    locked.failure_class = fc
+    locked.save()
+    if previous is None:
+        start = (locked.runbook_steps.order_by("-order").values_list("order", flat=True).first() or 0) + 1
+        RunbookStep.objects.bulk_create(
+            RunbookStep(incident=locked, phase=step["phase"], text=step["text"][:500], order=start + i)
+            for i, step in enumerate(sorted(_class_steps(fc), key=lambda s: PHASE_ORDER.index(s["phase"])))
+        )
+    body = f"Failure class: {previous.name if previous else 'not yet classified'} → {fc.name}"
+    note = (note or "").strip()[:NOTE_MAX]
+    if note:
+        body += f"\n\n{note}"
+    timeline_record(
+        incident=locked,
+        kind=TimelineKind.STATUS,
+        body=body,
+        actor=actor,
+        data={"failure_class_before": previous.slug if previous else None, "failure_class_after": fc.slug},
+    )
+    _refresh(incident, locked)
+    return incident
 
 
 # --- runbook and timeline -------------------------------------------------------------------------

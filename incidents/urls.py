@@ -16,6 +16,8 @@ urlpatterns = [
     path("<int:number>/status", views.incident_status, name="incident-status"),
     path("<int:number>/severity", views.incident_severity, name="incident-severity"),
     path("<int:number>/close", views.incident_close, name="incident-close"),
+    path("<int:number>/command", views.incident_command_take, name="incident-command-take"),
+    path("<int:number>/failure-class", views.incident_failure_class, name="incident-failure-class"),
     path("<int:number>/notes", views.note_add, name="note-add"),
     path("<int:number>/runbook/<int:step_id>", views.runbook_tick, name="runbook-tick"),
     # Post-mortems.

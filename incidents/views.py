@@ -89,6 +89,8 @@ def _detail_context(request, incident: Incident, note_form: NoteForm | None = No
         "timeline": selectors.timeline_list(incident=incident),
         "runbook": selectors.runbook_by_phase(incident=incident),
         "blockers": selectors.incident_close_blockers(incident),
+        "loose_ends": selectors.incident_loose_ends(incident),
+        "failure_classes": selectors.failure_class_list(),
         "next_statuses": [
             (s.value, s.label) for s in IncidentStatus if STATUS_ORDER.index(s.value) > current and s != "closed"
         ],
@@ -164,14 +166,52 @@ def incident_severity(request, number: int):
 @require_POST
 @role_required(RESPONDER)
 def incident_close(request, number: int):
+    """Close; with loose ends and no ``confirm=1`` a page lists them and asks to confirm."""
     incident = selectors.incident_get_or_404(number=number)
+    note = request.POST.get("note", "")
     try:
-        services.incident_close(incident=incident, actor=Actor.from_request(request))
+        services.incident_close(
+            incident=incident, actor=Actor.from_request(request), note=note, confirm=request.POST.get("confirm") == "1"
+        )
+    except services.LooseEnds as exc:
+        return render(
+            request,
+            "incidents/incident_close_confirm.html",
+            {"incident": incident, "loose_ends": exc.loose_ends, "note": note},
+            status=409,
+        )
     except ValidationError as exc:
         messages.error(request, "Cannot close yet: " + "; ".join(error_messages(exc)))
         return _back(incident, "close")
     messages.success(request, f"{incident.ref} closed.")
     return _back(incident)
+
+
+@require_POST
+@role_required(RESPONDER)
+def incident_command_take(request, number: int):
+    incident = selectors.incident_get_or_404(number=number)
+    try:
+        services.incident_command_take(incident=incident, actor=Actor.from_request(request))
+    except ValidationError as exc:
+        return _refused(request, incident, exc, "status")
+    messages.success(request, f"You are the commander of {incident.ref}.")
+    return _back(incident, "status")
+
+
+@require_POST
+@role_required(RESPONDER)
+def incident_failure_class(request, number: int):
+    incident = selectors.incident_get_or_404(number=number)
+    try:
+        services.incident_failure_class_set(
+            incident=incident, failure_class=request.POST.get("failure_class", ""), actor=Actor.from_request(request)
+        )
+    except ValidationError as exc:
+        return _refused(request, incident, exc, "status")
+    assert incident.failure_class is not None  # the service set it or raised
+    messages.success(request, f"{incident.ref} is classified as {incident.failure_class.name}.")
+    return _back(incident, "status")
 
 
 @require_POST

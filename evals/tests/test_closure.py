@@ -64,7 +64,8 @@ def test_closing_sev1_needs_a_published_postmortem_and_a_green_eval_case(make_in
     PostMortem.objects.filter(incident=incident).update(status="published")
     EvalRun.objects.create(case=case, passed=True, ran_at=timezone.now() + timedelta(seconds=1))
     assert incident_close_blockers(incident) == []
-    incident_close(incident=incident, actor=Actor.person(responder))
+    # the checks pass; the runbook left undone is a loose end the responder confirms
+    incident_close(incident=incident, actor=Actor.person(responder), confirm=True)
     incident.refresh_from_db()
     assert incident.status == "closed" and incident.closed_at
     with pytest.raises(ValidationError):
@@ -79,5 +80,5 @@ def test_sev3_closes_with_a_green_eval_case_and_no_postmortem(make_incident, res
         )  # closing goes through the checks
     assert exc.value.messages == ["Needs an eval case whose latest run passed — no eval case yet"]
     green_eval_case(incident, traced_agent)
-    incident_status_set(incident=incident, status="closed", actor=Actor.person(responder))
+    incident_close(incident=incident, actor=Actor.person(responder), confirm=True)
     assert incident.status == "closed"

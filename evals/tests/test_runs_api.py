@@ -218,7 +218,7 @@ def test_a_green_run_posted_lets_the_incident_close_and_a_red_one_does_not(case,
     incident.refresh_from_db()
     assert incident.status != "closed"
     api("post", RUNS, user=responder, body={"results": [run(case, True)]})
-    incident_close(incident=incident, actor=Actor.person(responder))
+    incident_close(incident=incident, actor=Actor.person(responder), confirm=True)
     incident.refresh_from_db()
     assert incident.status == "closed"
     assert TimelineEntry.objects.filter(incident=incident, kind="eval").count() == 1

@@ -88,7 +88,7 @@ def incident_declare_from_alert(*, alert: Alert, trace: Trace | None = None, spa
     return incident_declare(
         title=alert.title,
         severity=alert.suggested_severity,
-        failure_class=alert.failure_class or FailureClass.objects.order_by("order").first(),
+        failure_class=alert.failure_class,  # None: not yet classified, rather than a guess
         agents=[alert.agent],
         traces=[trace] if trace is not None else [],
         summary=f"Declared by the {alert.detector} detector.",

@@ -26,7 +26,8 @@ def notification_message(*, incident: Incident, event: str, detail: str = "") ->
         label = f"{label} ({detail})"
     title = f"{incident.ref} [{incident.severity}] {incident.title} — {label}"
     url = f"{settings.FIREBREAK_BASE_URL.rstrip('/')}/incidents/{incident.number}/"
-    lines = [f"{incident.failure_class.name} · {incident.get_status_display()}"]
+    fc_name = incident.failure_class.name if incident.failure_class else "Not yet classified"
+    lines = [f"{fc_name} · {incident.get_status_display()}"]
     if incident.commander is not None:  # no query when commander_id is empty
         lines.append(f"Commander: {incident.commander.get_username()}")
     lines.append(url)

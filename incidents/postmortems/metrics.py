@@ -174,6 +174,8 @@ def recurrence(*, window: timedelta = RECURRENCE_WINDOW) -> Recurrence:
     rows: list[RecurrenceRow] = []
     per_class: dict[int, int] = defaultdict(int)
     for incident in incidents:
+        if incident["failure_class_id"] is None:
+            continue  # not yet classified: it cannot recur as a class, nor be recurred
         found: dict[str, Any] | None = None
         for slug in sorted(agents_of.get(incident["id"], [])):
             key = (incident["failure_class_id"], slug)

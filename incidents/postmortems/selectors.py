@@ -216,7 +216,7 @@ def postmortem_markdown(*, incident: Incident, postmortem: PostMortem) -> str:
         f"# Post-mortem {incident.ref}: {_one_line(incident.title)}",
         "",
         f"- Severity: {incident.severity}",
-        f"- Failure class: {incident.failure_class.name}",
+        f"- Failure class: {incident.failure_class.name if incident.failure_class else 'not yet classified'}",
         f"- Incident status: {incident.get_status_display()}",
         f"- Post-mortem status: {postmortem.get_status_display()}",
         f"- Declared: {incident.declared_at:%Y-%m-%d %H:%M} UTC",

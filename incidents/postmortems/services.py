@@ -231,6 +231,8 @@ def postmortem_status_set(*, postmortem: PostMortem, status: str, actor: Actor) 
             f"to {PostMortem.Status(status).label.lower()}."
         )
     if status == PostMortem.Status.PUBLISHED:
+        if locked.incident.failure_class_id is None:
+            raise ValidationError("Set the incident's failure class before publishing: it is not yet classified.")
         empty = postmortem_empty_sections(locked)
         if empty:
             raise ValidationError(f"Write every section before publishing. Empty: {'; '.join(empty)}.")

@@ -85,11 +85,12 @@ def test_note_via_htmx_renders_markdown_inert(responder, make_client, make_incid
     assert XSS not in page
 
 
-def test_non_note_entries_are_escaped(viewer, make_client, make_incident):
+def test_system_entries_are_markdown_sanitized_and_their_actor_escaped(viewer, make_client, make_incident):
     incident = make_incident()
-    TimelineEntry.objects.create(incident=incident, kind="gate", body=f"**kill** {XSS}", actor_label=XSS)
+    TimelineEntry.objects.create(incident=incident, kind="gate", body=f"**kill** `refund-bot` {XSS}", actor_label=XSS)
     page = make_client(viewer).get(f"/incidents/{incident.number}/").content.decode()
-    assert XSS not in page and "**kill** &lt;script&gt;" in page
+    assert XSS not in page and "<strong>kill</strong> <code>refund-bot</code>" in page
+    assert "`refund-bot`" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
 def test_runbook_tick_without_js_and_with_htmx(responder, make_client, make_incident):

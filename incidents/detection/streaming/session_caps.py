@@ -1,10 +1,20 @@
 """Runaway loop: a run past the agent's session caps (steps, tool calls, tokens, cost)."""
 
+from typing import Any
+
 from incidents.detection.base import Finding, Rule, Thresholds, detector
 from incidents.detection.streaming._steps import steps_of
 from traces.models import Trace
 
 NAME = "session_caps"
+UNITS = {"steps": "steps", "tool_calls": "tool calls", "tokens": "tokens"}
+
+
+def _over(what: str, value: Any, cap: Any) -> str:
+    """One cap broken, as a person reads it: "1,213,371 > 150,000 tokens", "cost $3.16 > $2.00"."""
+    if what == "cost":
+        return f"cost ${value:,.2f} > ${cap:,.2f}"
+    return f"{value:,} > {cap:,} {UNITS.get(what, what)}"
 
 
 @detector(name=NAME, kind="streaming", defaults={"max_tool_calls": 60}, rule=Rule.PAUSE,
@@ -27,7 +37,7 @@ def run(*, traces: list[Trace], settings: Thresholds) -> list[Finding]:
         over = [(what, value, cap) for what, value, cap in checks if cap is not None and value > cap]
         if not over:
             continue
-        what = ", ".join(f"{w} {v:g} > {c:g}" if w == "cost" else f"{w} {v} > {c}" for w, v, c in over)
+        what = ", ".join(_over(w, v, c) for w, v, c in over)
         findings.append(
             Finding(
                 detector=NAME,

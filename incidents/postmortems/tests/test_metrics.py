@@ -87,6 +87,16 @@ def test_recurrence_needs_same_class_same_agent_within_30_days(db, make_agent):
     assert data["counts"][data["classes"].index(drift.name)] == 0
 
 
+def test_unclassified_incidents_do_not_recur(db, make_agent):
+    bot = make_agent("refund-bot")
+    start = NOW - timedelta(days=10)
+    for number in (1, 2):
+        make(number, declared=start + timedelta(days=number), agents=[bot])
+    Incident.objects.update(failure_class=None)
+    data = metrics.recurrence()
+    assert data["recurring"] == 0 and data["incidents"] == 2
+
+
 def test_postmortem_backlog_counts_open_and_overdue(db):
     old = NOW - timedelta(days=5)
     a = make(1, severity="SEV1", declared=old)

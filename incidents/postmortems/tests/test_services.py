@@ -176,3 +176,13 @@ def test_traces_attach_and_detach(postmortem, responder, make_spans, ingest):
     assert postmortem.attached_traces.count() == 2
     services.postmortem_trace_detach(postmortem=postmortem, trace=other, actor=Actor.person(responder))
     assert list(postmortem.attached_traces.values_list("trace_id", flat=True)) == ["a" * 32]
+
+
+def test_publish_is_refused_while_the_incident_is_not_yet_classified(postmortem, incident, responder):
+    fill(postmortem, Actor.person(responder))
+    services.postmortem_status_set(postmortem=postmortem, status="in_review", actor=Actor.person(responder))
+    Incident.objects.filter(pk=incident.pk).update(failure_class=None)
+    with pytest.raises(ValidationError, match="failure class"):
+        services.postmortem_status_set(postmortem=postmortem, status="published", actor=Actor.person(responder))
+    postmortem.refresh_from_db()
+    assert postmortem.status == "in_review" and postmortem.published_at is None
