@@ -173,6 +173,9 @@
     if (!steps.length) return;
     var hash = initial && window.location.hash.slice(1);
     var target = hash && hash.indexOf("step-") === 0 ? document.getElementById(hash) : null;
+    // ?at=<span id> (an alert's link) opens the window around that step: it is the one to show.
+    var at = initial && !target ? new URLSearchParams(window.location.search).get("at") : null;
+    if (at) target = document.getElementById("step-" + at);
     if (target && target.classList.contains("step")) { setCursor(target, { block: "center" }); return; }
     var mode = traj.getAttribute("data-mode");
     if (mode === "search" || mode === "window") {

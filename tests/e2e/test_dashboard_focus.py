@@ -3,6 +3,18 @@ is on, and a card keeps its place when its agent is killed."""
 
 from playwright.sync_api import expect
 
+COUNT_REFRESHES = """() => {
+  window.__swaps = 0;
+  document.body.addEventListener("htmx:afterSwap", (e) => {
+    if (e.detail.target.id === "fleet") window.__swaps++;
+  });
+}"""
+
+
+def _count_refreshes(page):
+    # Count the refreshes so the wait covers the cycles asked for, however slow the machine.
+    page.evaluate(COUNT_REFRESHES)
+
 
 def _card_order(page):
     return page.eval_on_selector_all("#fleet .fleet-card", "cards => cards.map(c => c.id)")
@@ -14,11 +26,7 @@ def test_refresh_keeps_focus_on_the_kill_button(page, live_server, login, make_a
     login(page, role="responder")
     page.locator("#kill-beta-bot").focus()
     assert page.evaluate("document.activeElement.id") == "kill-beta-bot"
-    # Count the refreshes so the wait covers more than two of them, however slow the machine.
-    page.evaluate(
-        "window.__swaps = 0;"
-        "document.body.addEventListener('htmx:afterSwap', e => { if (e.detail.target.id === 'fleet') window.__swaps++; })"
-    )
+    _count_refreshes(page)
     page.wait_for_function("() => window.__swaps >= 3", timeout=15000)
     assert page.evaluate("document.activeElement.id") == "kill-beta-bot"
 
@@ -32,10 +40,7 @@ def test_a_killed_card_keeps_its_place_and_the_focus_stays_on_it(page, live_serv
     page.locator("#kill-beta-bot").focus()
     page.keyboard.press("Enter")
     expect(page.locator("#card-beta-bot")).to_have_attribute("data-state", "killed", timeout=5000)
-    page.evaluate(
-        "window.__swaps = 0;"
-        "document.body.addEventListener('htmx:afterSwap', e => { if (e.detail.target.id === 'fleet') window.__swaps++; })"
-    )
+    _count_refreshes(page)
     page.wait_for_function("() => window.__swaps >= 2", timeout=15000)
     assert _card_order(page) == before
     # The Kill button is gone with the kill: the focus is on the card's next control, not <body>.
