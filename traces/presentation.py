@@ -4,8 +4,9 @@ The views call these on what ``traces.selectors`` read; nothing here touches the
 """
 
 import json
+from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeAlias, cast
+from typing import TYPE_CHECKING, TypeAlias, TypeVar, cast
 
 from traces.models import Step
 from traces.selectors.golden import TrajectoryDiff
@@ -31,6 +32,8 @@ class StepDecorations(StepContent):
     bar_width: str
     output_more: int
     args_text: str
+    collapse_count: int
+    collapse_head: str
 
 
 if TYPE_CHECKING:  # django-stubs' type of a model instance that carries attributes beyond its fields
@@ -72,7 +75,61 @@ def steps_decorate(steps: list[Step], *, skeleton: Skeleton, start: datetime, to
         step.bar_width = f"{min(max(step.share * 100, 0.4), 100.0 - left):.2f}"
         step.output_more = max(0, (step.output_len or 0) - STEP_TEXT_LIMIT)
         step.args_text = args_text(step.tool_arguments) if step.tool_arguments is not None else ""
+        step.collapse_count, step.collapse_head = 0, ""
+    for run in steps_collapse(decorated, key=_viewer_identity):
+        if len(run) > 1:
+            run[0].collapse_count = len(run)
+            for member in run[1:]:
+                member.collapse_head = run[0].span_id
     return decorated
+
+
+T = TypeVar("T")
+
+
+def steps_collapse(items: Sequence[T], *, key: Callable[[T], Hashable | None]) -> list[list[T]]:
+    """Split ``items`` into runs of consecutive items with the same ``key``, in order.
+
+    An item whose key is None never joins a run (a run of one). Every item is in exactly one run,
+    so the caller shows a run of N > 1 as one row "xN identical" and can still reveal each item.
+    """
+    runs: list[list[T]] = []
+    last: Hashable | None = None
+    for item in items:
+        k = key(item)
+        if runs and k is not None and k == last:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+        last = k
+    return runs
+
+
+def step_identity(*, kind: str, name: str, tool_name: str, action_hash: str, output: str, status: str = "") -> Hashable:
+    """What makes two steps "identical" for collapsing: a tool call's action hash (tool + canonical
+    arguments), or kind, name, status and output for any other step."""
+    if tool_name and action_hash:
+        return ("tool", action_hash, status)
+    return (kind, name, status, output)
+
+
+def _viewer_identity(step: "DecoratedStep") -> Hashable | None:
+    # A step with children heads a subtree: hiding it would strand its children. Depth keeps a run
+    # among siblings.
+    if step.children:
+        return None
+    output = f"{step.output_len}:{step.output_head}"
+    return (
+        step.depth,
+        step_identity(
+            kind=step.kind,
+            name=step.name,
+            tool_name=step.tool_name,
+            action_hash=step.action_hash,
+            output=output,
+            status=step.status,
+        ),
+    )
 
 
 _ARGS_ONE_LINE = 100

@@ -51,7 +51,8 @@ def test_alert_actions_on_screen_without_sideways_scroll(page, live_server, logi
         assert _in_viewport_horizontally(page, button), name
     # The table itself does not scroll sideways inside its box either.
     assert page.evaluate(
-        "() => { const w = document.querySelector('#alerts').closest('.table-wrap'); return w.scrollWidth <= w.clientWidth; }"
+        "() => { const w = document.querySelector('#alerts').closest('.table-wrap');"
+        " return w.scrollWidth <= w.clientWidth; }"
     )
     # The full title is still there for whoever hovers it.
     assert row.locator(".alert-title").get_attribute("title") == long_alert.title
