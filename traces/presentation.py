@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, TypeAlias, TypeVar, cast
 
 from traces.models import Step
-from traces.selectors.golden import TrajectoryDiff
+from traces.selectors.golden import DiffCall, DiffRow, TrajectoryDiff
 from traces.selectors.trajectory import STEP_TEXT_LIMIT, Skeleton, StepContent
 
 SLOW_STEP_SHARE = 0.1  # of the whole run
@@ -149,9 +149,23 @@ def args_text(arguments: object) -> str:
 
 
 def diff_decorate(diff: TrajectoryDiff) -> TrajectoryDiff:
-    """Give each tool call of the diff ``args_text`` (its arguments as text, as the step list shows them)."""
+    """Give each tool call of the diff ``args_text`` (its arguments as text, as the step list shows them),
+    and fill ``shown_rows``: a run of identical consecutive rows (same change, same calls on each side
+    but for their positions) is its first row, which holds the others in ``repeats``."""
     for row in diff.rows:
         for call in (row.golden, row.this):
             if call is not None:
                 call.args_text = args_text(call.arguments) if call.arguments is not None else ""
+    diff.shown_rows = []
+    for run in steps_collapse(diff.rows, key=_diff_row_identity):
+        run[0].repeats = run[1:]
+        diff.shown_rows.append(run[0])
     return diff
+
+
+def _diff_call_identity(call: DiffCall | None) -> Hashable:
+    return None if call is None else (call.tool_name, call.args_text, call.status)
+
+
+def _diff_row_identity(row: DiffRow) -> Hashable:
+    return (row.kind, _diff_call_identity(row.golden), _diff_call_identity(row.this))

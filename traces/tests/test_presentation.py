@@ -2,8 +2,9 @@
 
 import pytest
 
-from traces.presentation import step_identity, steps_collapse
+from traces.presentation import diff_decorate, step_identity, steps_collapse
 from traces.selectors import trajectory
+from traces.selectors.golden import DiffCall, DiffRow, TrajectoryDiff
 
 pytestmark = pytest.mark.django_db
 
@@ -43,3 +44,19 @@ def test_a_50_call_loop_in_the_viewer_is_one_head_and_49_collapsed(make_agent, m
     assert body.count("×50 identical") == 1
     assert body.count("data-collapsed-in=") == 49
     assert trajectory.FIRST_SCREEN_STEPS >= 52  # the whole run is on the first screen of this test
+
+
+def _call(position, tool="lookup_order", args=None):
+    return DiffCall(position, f"s{position:015d}", tool, args or {"order_id": "A-17"}, "ok")
+
+
+def test_the_golden_diff_shows_a_run_of_identical_rows_as_one_with_the_others_inside():
+    rows = [DiffRow("same", _call(1), _call(1), [])]
+    rows += [DiffRow("inserted", None, _call(i), []) for i in range(2, 51)]
+    rows += [DiffRow("inserted", None, _call(51, args={"order_id": "B-2"}), [])]
+    diff = diff_decorate(TrajectoryDiff(rows=rows, counts={}, golden_calls=1, this_calls=51, truncated=False))
+    assert [r.kind for r in diff.shown_rows] == ["same", "inserted", "inserted"]
+    assert len(diff.shown_rows[1].repeats) == 48  # "x49 identical": the first and 48 more
+    assert diff.shown_rows[1].repeats[-1].this.position == 50
+    assert diff.shown_rows[2].repeats == []
+    assert len(diff.rows) == 51  # the counts still count every call
