@@ -122,7 +122,7 @@
     var opening = open === undefined ? button.getAttribute("aria-expanded") !== "true" : open;
     var members = groupMembers(head);
     button.setAttribute("aria-expanded", opening ? "true" : "false");
-    button.textContent = "×" + (members.length + 1) + " identical" + (opening ? " ▾" : "");
+    button.textContent = "×" + (members.length + 1) + " identical " + (opening ? "▾" : "▸");
     members.forEach(function (m) { m.hidden = !opening; });
     return true;
   }
