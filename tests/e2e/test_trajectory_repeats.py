@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from traces.models import Trace
+from traces.models import Step, Trace
 
 TRACE_ID = "c3" * 16
 
@@ -42,3 +42,13 @@ def test_a_50_step_loop_shows_one_row_that_expands(page, live_server, login, loo
     expect(page.locator("#steps > li.step.is-cursor")).to_have_class(re.compile("step-collapsed"))
     toggle.click()
     expect(page.locator("#steps > li.step.kind-tool:visible")).to_have_count(1)
+
+
+def test_a_link_to_a_step_inside_a_run_opens_the_run_at_that_step(page, live_server, login, loop_trace):
+    step = Step.objects.filter(trace=loop_trace, tool_name="lookup_order").order_by("started_at", "id")[20]
+    login(page, role="responder")
+    page.goto(f"{live_server.url}/traces/{TRACE_ID}/?agent=loop-bot&at={step.span_id}#step-{step.span_id}")
+    target = page.locator(f"#step-{step.span_id}")
+    expect(target).to_have_class(re.compile(r"\bis-cursor\b"))
+    expect(target).to_be_in_viewport()
+    expect(page.locator(".repeat-toggle")).to_have_attribute("aria-expanded", "true")
