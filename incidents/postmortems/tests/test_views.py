@@ -180,3 +180,5 @@ def test_a_50_call_loop_is_one_line_in_the_export_and_the_print_view(
     body = client.get(reverse("incidents:postmortem-print", args=[7])).content.decode()
     assert body.count("×50 identical calls to") == 1
     assert body.count("order 9") == 1
+    page = client.get(reverse("incidents:postmortem", args=[7])).content.decode()
+    assert page.count("×50 identical calls to") == 1
