@@ -4,11 +4,12 @@ The views call these on what ``traces.selectors`` read; nothing here touches the
 """
 
 import json
+from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeAlias, cast
+from typing import TYPE_CHECKING, TypeAlias, TypeVar, cast
 
 from traces.models import Step
-from traces.selectors.golden import TrajectoryDiff
+from traces.selectors.golden import DiffCall, DiffRow, TrajectoryDiff
 from traces.selectors.trajectory import STEP_TEXT_LIMIT, Skeleton, StepContent
 
 SLOW_STEP_SHARE = 0.1  # of the whole run
@@ -31,6 +32,8 @@ class StepDecorations(StepContent):
     bar_width: str
     output_more: int
     args_text: str
+    collapse_count: int
+    collapse_head: str
 
 
 if TYPE_CHECKING:  # django-stubs' type of a model instance that carries attributes beyond its fields
@@ -72,7 +75,61 @@ def steps_decorate(steps: list[Step], *, skeleton: Skeleton, start: datetime, to
         step.bar_width = f"{min(max(step.share * 100, 0.4), 100.0 - left):.2f}"
         step.output_more = max(0, (step.output_len or 0) - STEP_TEXT_LIMIT)
         step.args_text = args_text(step.tool_arguments) if step.tool_arguments is not None else ""
+        step.collapse_count, step.collapse_head = 0, ""
+    for run in steps_collapse(decorated, key=_viewer_identity):
+        if len(run) > 1:
+            run[0].collapse_count = len(run)
+            for member in run[1:]:
+                member.collapse_head = run[0].span_id
     return decorated
+
+
+T = TypeVar("T")
+
+
+def steps_collapse(items: Sequence[T], *, key: Callable[[T], Hashable | None]) -> list[list[T]]:
+    """Split ``items`` into runs of consecutive items with the same ``key``, in order.
+
+    An item whose key is None never joins a run (a run of one). Every item is in exactly one run,
+    so the caller shows a run of N > 1 as one row "xN identical" and can still reveal each item.
+    """
+    runs: list[list[T]] = []
+    last: Hashable | None = None
+    for item in items:
+        k = key(item)
+        if runs and k is not None and k == last:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+        last = k
+    return runs
+
+
+def step_identity(*, kind: str, name: str, tool_name: str, action_hash: str, output: str, status: str = "") -> Hashable:
+    """What makes two steps "identical" for collapsing: a tool call's action hash (tool + canonical
+    arguments), or kind, name, status and output for any other step."""
+    if tool_name and action_hash:
+        return ("tool", action_hash, status)
+    return (kind, name, status, output)
+
+
+def _viewer_identity(step: "DecoratedStep") -> Hashable | None:
+    # A step with children heads a subtree: hiding it would strand its children. Depth keeps a run
+    # among siblings.
+    if step.children:
+        return None
+    output = f"{step.output_len}:{step.output_head}"
+    return (
+        step.depth,
+        step_identity(
+            kind=step.kind,
+            name=step.name,
+            tool_name=step.tool_name,
+            action_hash=step.action_hash,
+            output=output,
+            status=step.status,
+        ),
+    )
 
 
 _ARGS_ONE_LINE = 100
@@ -92,9 +149,23 @@ def args_text(arguments: object) -> str:
 
 
 def diff_decorate(diff: TrajectoryDiff) -> TrajectoryDiff:
-    """Give each tool call of the diff ``args_text`` (its arguments as text, as the step list shows them)."""
+    """Give each tool call of the diff ``args_text`` (its arguments as text, as the step list shows them),
+    and fill ``shown_rows``: a run of identical consecutive rows (same change, same calls on each side
+    but for their positions) is its first row, which holds the others in ``repeats``."""
     for row in diff.rows:
         for call in (row.golden, row.this):
             if call is not None:
                 call.args_text = args_text(call.arguments) if call.arguments is not None else ""
+    diff.shown_rows = []
+    for run in steps_collapse(diff.rows, key=_diff_row_identity):
+        run[0].repeats = run[1:]
+        diff.shown_rows.append(run[0])
     return diff
+
+
+def _diff_call_identity(call: DiffCall | None) -> Hashable:
+    return None if call is None else (call.tool_name, call.args_text, call.status)
+
+
+def _diff_row_identity(row: DiffRow) -> Hashable:
+    return (row.kind, _diff_call_identity(row.golden), _diff_call_identity(row.this))

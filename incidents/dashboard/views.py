@@ -21,8 +21,10 @@ def dashboard(request):
     context = {"window_minutes": int(ACTIVITY_WINDOW.total_seconds() // 60)}
     if part in (None, "fleet"):
         activity = agent_activity(since=timezone.now() - ACTIVITY_WINDOW)
-        # Stopped agents first: at 3 a.m. the ones that need a decision lead.
-        agents = sorted(agent_list(), key=lambda a: (a.state == "active", a.slug))
+        # A stable order (by name): the page refreshes every 2 s and a card that jumped when its
+        # agent was killed would put the next click on another agent. The counts above say
+        # what is stopped; the cards' colours show which.
+        agents = sorted(agent_list(), key=lambda a: (a.name.lower(), a.slug))
         pending = reasons_pending(agents=agents)
         health = health_get(agent_slugs=[a.slug for a in agents])
         context["fleet"] = [

@@ -2,7 +2,7 @@
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.db.models import Prefetch, QuerySet
 from django.db.models.functions import Left, Length
@@ -12,6 +12,7 @@ from incidents import selectors
 from incidents.blast_radius.selectors import blast_radius_last
 from incidents.models import ActionItem, Incident, PostMortem, PostMortemTemplate, TimelineEntry
 from traces.models import Step, Trace
+from traces.presentation import steps_collapse
 from traces.selectors.trajectory import Skeleton, step_skeleton, step_window_around
 
 # Around a flagged step: 3 before it, the step, 2 after (step_window_around puts limit // 2 before).
@@ -92,6 +93,14 @@ class ToolCall:
     tool_name: str
     args_text: str
     status: str
+    count: int = 1  # in ``tool_call_runs``: how many identical calls in a row this one stands for
+    last_position: int = 0  # the position of the run's last call (its own position when count is 1)
+
+
+def tool_calls_collapse(calls: list[ToolCall]) -> list[ToolCall]:
+    """Consecutive identical calls (same tool, arguments and status) as one call with ``count``."""
+    runs = steps_collapse(calls, key=lambda c: (c.tool_name, c.args_text, c.status))
+    return [replace(run[0], count=len(run), last_position=run[-1].position) for run in runs]
 
 
 @dataclass
@@ -104,6 +113,11 @@ class TraceExcerpt:
     steps: list[ExcerptStep] = field(default_factory=list)
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_calls_more: bool = False
+
+    @property
+    def tool_call_runs(self) -> list[ToolCall]:
+        """The tool calls with each run of identical calls folded into one (the print view, the export)."""
+        return tool_calls_collapse(self.tool_calls)
 
 
 def _output_cut(step: Step) -> tuple[str, int]:
@@ -261,8 +275,16 @@ def postmortem_markdown(*, incident: Incident, postmortem: PostMortem) -> str:
         if excerpt.tool_calls:
             lines.append("Tool calls in order:")
             lines.append("")
-            for call in excerpt.tool_calls:
-                lines.append(_indent(f"#{call.position} {call.tool_name} {call.args_text} [{call.status}]"))
+            for call in excerpt.tool_call_runs:
+                if call.count > 1:
+                    lines.append(
+                        _indent(
+                            f"#{call.position}–#{call.last_position} ×{call.count} identical calls to "
+                            f"{call.tool_name} {call.args_text} [{call.status}]"
+                        )
+                    )
+                else:
+                    lines.append(_indent(f"#{call.position} {call.tool_name} {call.args_text} [{call.status}]"))
             if excerpt.tool_calls_more:
                 lines.append(_indent(f"… more than {TOOL_CALL_LIMIT} tool calls; see the full trajectory"))
         else:

@@ -100,9 +100,42 @@
     return out;
   }
 
+  // --- runs of identical steps: the first shows "×N identical", the others wait hidden -------
+  function groupMembers(head) {
+    var list = stepList();
+    if (!list || !head) return [];
+    var id = head.getAttribute("data-span");
+    return Array.prototype.filter.call(list.querySelectorAll(":scope > li.step[data-collapsed-in]"), function (s) {
+      return s.getAttribute("data-collapsed-in") === id;
+    });
+  }
+
+  function groupOpen(member) {
+    var head = document.getElementById("step-" + member.getAttribute("data-collapsed-in"));
+    var button = head && head.querySelector(":scope > .step-head > .repeat-toggle");
+    return !button || button.getAttribute("aria-expanded") === "true";
+  }
+
+  function toggleGroup(head, open) {
+    var button = head && head.querySelector(":scope > .step-head > .repeat-toggle");
+    if (!button) return false;
+    var opening = open === undefined ? button.getAttribute("aria-expanded") !== "true" : open;
+    var members = groupMembers(head);
+    button.setAttribute("aria-expanded", opening ? "true" : "false");
+    button.textContent = "×" + (members.length + 1) + " identical " + (opening ? "▾" : "▸");
+    members.forEach(function (m) { m.hidden = !opening; });
+    return true;
+  }
+
+  function expandToShow(step) {
+    if (step && step.hidden && step.hasAttribute("data-collapsed-in")) {
+      toggleGroup(document.getElementById("step-" + step.getAttribute("data-collapsed-in")), true);
+    }
+  }
+
   function toggleFold(step) {
     var button = step && step.querySelector(":scope > .step-head > .fold");
-    if (!button) return;
+    if (!button) { toggleGroup(step); return; }
     var folding = button.getAttribute("aria-expanded") === "true";
     var kids = subtree(step);
     button.setAttribute("aria-expanded", folding ? "false" : "true");
@@ -124,6 +157,7 @@
         var d = depth(k);
         if (skipBelow !== null && d > skipBelow) return;
         skipBelow = null;
+        if (k.hasAttribute("data-collapsed-in") && !groupOpen(k)) return; // still in its closed run
         k.hidden = false;
         if (k.classList.contains("is-folded")) skipBelow = d;
       });
@@ -173,6 +207,10 @@
     if (!steps.length) return;
     var hash = initial && window.location.hash.slice(1);
     var target = hash && hash.indexOf("step-") === 0 ? document.getElementById(hash) : null;
+    // ?at=<span id> (an alert's link) opens the window around that step: it is the one to show.
+    var at = initial && !target ? new URLSearchParams(window.location.search).get("at") : null;
+    if (at) target = document.getElementById("step-" + at);
+    expandToShow(target);
     if (target && target.classList.contains("step")) { setCursor(target, { block: "center" }); return; }
     var mode = traj.getAttribute("data-mode");
     if (mode === "search" || mode === "window") {
@@ -289,6 +327,8 @@
   document.addEventListener("click", function (e) {
     var fold = e.target.closest(".fold");
     if (fold) { toggleFold(fold.closest("li.step")); return; }
+    var repeat = e.target.closest(".repeat-toggle");
+    if (repeat) { toggleGroup(repeat.closest("li.step")); return; }
     var flagLink = e.target.closest("a.flag-link");
     if (flagLink && flagForm()) {
       e.preventDefault();
@@ -301,6 +341,7 @@
     var stepLink = e.target.closest("a[data-step-link]");
     if (stepLink) {
       var linked = document.getElementById("step-" + stepLink.getAttribute("data-step-link"));
+      expandToShow(linked);
       if (linked && !linked.hidden) { e.preventDefault(); setCursor(linked, { block: "center" }); }
       return;
     }

@@ -190,7 +190,9 @@ def test_a_running_trace_grows_live_and_says_when_it_ends(page, live_server, log
     )
     ingest(more)
     expect(page.locator("#steps > li.step")).to_have_count(5, timeout=6000)
-    page.locator(f"#step-{more[-1].span_id}.is-cursor").wait_for(timeout=2000)  # the cursor follows the end
+    # The cursor follows the end: the two identical new calls are one "x2 identical" row, its first call.
+    page.locator(f"#step-{more[0].span_id}.is-cursor").wait_for(timeout=2000)
+    expect(page.get_by_role("button", name="×2 identical")).to_be_visible()
     ingest(make_spans(agent="live-bot", trace_id="c" * 32, start=start, steps=[], status="ok"))
     page.locator(".run-finished").wait_for(timeout=6000)
     assert page.locator("#poller").count() == 0

@@ -1,7 +1,7 @@
 """A run's golden trajectory (the known-good run of its agent and input class) and the tool-call diff against it."""
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
 from traces.models import Step, Trace
@@ -39,6 +39,8 @@ class DiffRow:
     golden: DiffCall | None
     this: DiffCall | None
     changed_keys: list[str]
+    # Set by traces.presentation.diff_decorate on the first row of a run of identical rows: the others.
+    repeats: list["DiffRow"] = field(default_factory=list)
 
 
 @dataclass
@@ -48,6 +50,8 @@ class TrajectoryDiff:
     golden_calls: int
     this_calls: int
     truncated: bool
+    # The rows as the page shows them, a run of identical rows as its first (traces.presentation.diff_decorate).
+    shown_rows: list[DiffRow] = field(default_factory=list)
 
 
 def _tool_calls(trace: Trace) -> tuple[list[DiffCall], bool]:

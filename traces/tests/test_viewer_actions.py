@@ -273,3 +273,15 @@ def test_the_diff_never_suggests_the_failing_run_as_golden(trace_of, viewer_clie
     failed = trace_of([{"kind": "tool", "tool": "search"}], input_class="billing", status="error")
     html = viewer_client.get(reverse("traces:trace-diff", args=[failed.trace_id])).content.decode()
     assert "not this one: it is the run that went wrong" in html
+
+
+def test_diff_page_shows_a_loop_of_identical_calls_as_one_row_that_lists_the_others(trace_of, viewer_client):
+    loop_call = {"kind": "tool", "tool": "search", "args": {"q": "order 9"}}
+    golden_run = trace_of([loop_call], input_class="looping")
+    trace_golden_set(trace=golden_run, actor=Actor.system("tests"))
+    trace = trace_of([loop_call] * 50, input_class="looping")
+    html = viewer_client.get(reverse("traces:trace-diff", args=[trace.trace_id])).content.decode()
+    assert html.count('class="diff-row') == 2  # one "same", then the 49 inserted as one row
+    assert "×49 identical" in html
+    assert html.count('<details class="diff-repeat">') == 1
+    assert "49 inserted" in html  # the counts still count every call

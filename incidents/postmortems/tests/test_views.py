@@ -7,6 +7,7 @@ from incidents.models import ActionItem, PostMortem, TimelineEntry
 from incidents.postmortems import services
 from incidents.postmortems.tests.conftest import XSS
 from incidents.services import timeline_record
+from traces.models import Trace
 
 
 def test_page_preselects_the_template_for_the_severity(incident, viewer, responder, make_client):
@@ -159,3 +160,25 @@ def test_viewers_cannot_write_and_nothing_is_written(incident, sev1_template, vi
     assert pm.status == "draft" and all(s["body"] == "" for s in pm.sections)
     assert pm.attached_traces.count() == 1
     assert item.status == "open" and ActionItem.objects.count() == 1
+
+
+def test_a_50_call_loop_is_one_line_in_the_export_and_the_print_view(
+    postmortem, responder, viewer, make_client, make_spans, ingest
+):
+    steps = [{"kind": "tool", "tool": "search", "args": {"q": "order 9"}, "output": "none"}] * 50
+    steps += [{"kind": "tool", "tool": "refund", "args": {"amount": 5}}]
+    ingest(make_spans(agent="refund-bot", trace_id="f" * 32, steps=steps))
+    services.postmortem_trace_attach(
+        postmortem=postmortem, trace=Trace.objects.get(trace_id="f" * 32), actor=Actor.person(responder)
+    )
+    client = make_client(viewer)
+    text = client.get(reverse("incidents:postmortem-export", args=[7])).content.decode()
+    assert text.count('×50 identical calls to search {"q": "order 9"} [ok]') == 1
+    assert text.count('search {"q": "order 9"}') == 1  # the 49 others are not listed one by one
+    assert "#2–#51 ×50 identical" in text  # #1 is the run's root span
+    assert "#52 refund" in text
+    body = client.get(reverse("incidents:postmortem-print", args=[7])).content.decode()
+    assert body.count("×50 identical calls to") == 1
+    assert body.count("order 9") == 1
+    page = client.get(reverse("incidents:postmortem", args=[7])).content.decode()
+    assert page.count("×50 identical calls to") == 1
