@@ -126,6 +126,7 @@ def test_a_kill_with_no_reason_says_so_in_the_audit_history(agent, responder, ma
     agent_kill(agent=agent, actor=Actor.person(responder))
     page = make_client(responder).get("/agents/refund-agent/").content.decode()
     assert "no reason given yet" in page.lower()
+    assert "No reason given yet for this change (killed):" in page  # not "for this killed"
 
 
 def test_agent_list_shows_fleet_controls_to_responders_once(agent, responder, viewer, make_client):
