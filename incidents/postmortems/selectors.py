@@ -120,6 +120,36 @@ class TraceExcerpt:
         return tool_calls_collapse(self.tool_calls)
 
 
+def tool_call_lines(excerpt: TraceExcerpt) -> list[str]:
+    """The trace's tool calls in order, one line each, a run of identical calls as one line."""
+    lines = []
+    for call in excerpt.tool_call_runs:
+        if call.count > 1:
+            lines.append(
+                f"#{call.position}–#{call.last_position} ×{call.count} identical calls to "
+                f"{call.tool_name} {call.args_text} [{call.status}]"
+            )
+        else:
+            lines.append(f"#{call.position} {call.tool_name} {call.args_text} [{call.status}]")
+    if excerpt.tool_calls_more:
+        lines.append(f"… more than {TOOL_CALL_LIMIT} tool calls; see the full trajectory")
+    return lines
+
+
+def tool_calls_draft(excerpts: list[TraceExcerpt]) -> str:
+    """What the "Which tool calls…" section starts from: each attached trace's calls as a Markdown code block."""
+    parts = []
+    for excerpt in excerpts:
+        if excerpt.tool_calls:
+            trace = excerpt.trace
+            parts.append(
+                f"Trace `{trace.trace_id}` ({trace.agent.slug}):\n\n```\n"
+                + "\n".join(tool_call_lines(excerpt))
+                + "\n```"
+            )
+    return "\n\n".join(parts)
+
+
 def _output_cut(step: Step) -> tuple[str, int]:
     """(the first characters, the full length) of the step's output, as its query annotated them."""
     # output_head / output_len are query annotations, not model fields: the stubs cannot see them.
@@ -275,18 +305,7 @@ def postmortem_markdown(*, incident: Incident, postmortem: PostMortem) -> str:
         if excerpt.tool_calls:
             lines.append("Tool calls in order:")
             lines.append("")
-            for call in excerpt.tool_call_runs:
-                if call.count > 1:
-                    lines.append(
-                        _indent(
-                            f"#{call.position}–#{call.last_position} ×{call.count} identical calls to "
-                            f"{call.tool_name} {call.args_text} [{call.status}]"
-                        )
-                    )
-                else:
-                    lines.append(_indent(f"#{call.position} {call.tool_name} {call.args_text} [{call.status}]"))
-            if excerpt.tool_calls_more:
-                lines.append(_indent(f"… more than {TOOL_CALL_LIMIT} tool calls; see the full trajectory"))
+            lines += [_indent(line) for line in tool_call_lines(excerpt)]
         else:
             lines.append("No tool calls.")
         lines.append("")

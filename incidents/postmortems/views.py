@@ -59,7 +59,9 @@ def _items_context(postmortem: PostMortem, form: ActionItemForm | None = None) -
 
 
 def _sections(postmortem: PostMortem) -> list[dict]:
-    return [{**section, "html": render_markdown(section.get("body") or "")} for section in postmortem.sections]
+    return [
+        {**section, "html": render_markdown(section.get("body") or ""), "draft": ""} for section in postmortem.sections
+    ]
 
 
 @require_GET
@@ -78,11 +80,19 @@ def postmortem_detail(request, number: int):
         context["default_template"] = selectors.postmortem_template_default(incident=incident, templates=templates)
     else:
         editable = postmortem.status != PostMortem.Status.PUBLISHED and has_role(request.user, RESPONDER)
+        excerpts = selectors.postmortem_trace_excerpts(postmortem=postmortem)
+        sections = _sections(postmortem)
+        if editable:
+            # The tool-calls section starts from the attached trajectories' calls, for the author to edit and save.
+            draft = selectors.tool_calls_draft(excerpts)
+            for section in sections:
+                if section["key"] == "tool_calls" and not section.get("body"):
+                    section["draft"] = draft
         context.update(
             {
-                "sections": _sections(postmortem),
+                "sections": sections,
                 "editable": editable,
-                "excerpts": selectors.postmortem_trace_excerpts(postmortem=postmortem),
+                "excerpts": excerpts,
                 "attachable": [t for t in incident.traces.all() if t not in postmortem.attached_traces.all()],
                 "empty_sections": services.postmortem_empty_sections(postmortem),
                 **_items_context(postmortem),

@@ -182,3 +182,32 @@ def test_a_50_call_loop_is_one_line_in_the_export_and_the_print_view(
     assert body.count("order 9") == 1
     page = client.get(reverse("incidents:postmortem", args=[7])).content.decode()
     assert page.count("×50 identical calls to") == 1
+
+
+def test_the_tool_calls_section_starts_from_the_attached_trajectory(
+    postmortem, responder, make_client, make_spans, ingest
+):
+    steps = [{"kind": "tool", "tool": "lookup_order", "args": {"order": "A-17"}}] * 3
+    ingest(make_spans(agent="refund-bot", trace_id="e" * 32, steps=steps))
+    services.postmortem_trace_attach(
+        postmortem=postmortem, trace=Trace.objects.get(trace_id="e" * 32), actor=Actor.person(responder)
+    )
+    # The agent-failure template's question (the fixture's shorter template lacks it).
+    postmortem.sections.append(
+        {"key": "tool_calls", "title": "Which tool calls, in which order, returned what?", "prompt": "", "body": ""}
+    )
+    postmortem.save(update_fields=["sections"])
+    client = make_client(responder)
+    page = client.get(reverse("incidents:postmortem", args=[7])).content.decode()
+    section = page[page.index('id="section-tool_calls"') :]
+    textarea = section[section.index("<textarea") : section.index("</textarea>")]
+    assert "×3 identical calls to lookup_order" in textarea and "e" * 32 in textarea
+    assert "pm-draft-note" in section[: section.index("</section>")]
+    saved = client.post(
+        reverse("incidents:postmortem-section-save", args=[7, "tool_calls"]), {"body": "Looked the order up thrice."}
+    )
+    assert saved.status_code in (200, 302)
+    page = client.get(reverse("incidents:postmortem", args=[7])).content.decode()
+    section = page[page.index('id="section-tool_calls"') :]
+    assert "Looked the order up thrice." in section[: section.index("</textarea>")]
+    assert "identical calls to lookup_order" not in section[: section.index("</textarea>")]  # the author's text wins
