@@ -10,7 +10,6 @@ from datetime import datetime
 from decimal import Decimal
 from types import SimpleNamespace
 
-import httpx
 import pytest
 from django.apps import apps
 from firebreak_sdk import (
@@ -21,7 +20,6 @@ from firebreak_sdk import (
     configure_opentelemetry,
 )
 from opentelemetry import trace as otel_trace
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -233,14 +231,6 @@ def test_configure_opentelemetry_creates_a_provider_for_the_agent(monkeypatch):
 
 
 def test_opentelemetry_spans_arrive_over_otlp(firebreak):
-    probe = httpx.post(
-        f"{firebreak.url}/v1/traces",
-        content=ExportTraceServiceRequest().SerializeToString(),
-        headers={"Authorization": f"Bearer {firebreak.key}", "Content-Type": "application/x-protobuf"},
-    )
-    if probe.status_code == 404:
-        pytest.xfail("OTLP endpoint not yet merged")
-
     provider = TracerProvider(resource=Resource.create({"service.name": "refund-service"}))
     configure_opentelemetry(AGENT, url=firebreak.url, api_key=firebreak.key, tracer_provider=provider)
     otel = provider.get_tracer("refund-agent-tests")

@@ -64,19 +64,29 @@ def _totals(qs: QuerySet[Trace]) -> RunTotals:
     )
 
 
+def _keyset_page(
+    qs: QuerySet[Trace], cursor: Cursor | None, limit: int, *, newest_first: bool
+) -> tuple[list[Trace], str | None]:
+    """One page of ``qs`` by (started_at, id), oldest or newest first, and the cursor of the next (None: last)."""
+    if cursor:
+        if newest_first:
+            after = Q(started_at__lt=cursor.started_at) | Q(id__lt=cursor.id)
+            qs = qs.filter(Q(started_at__lte=cursor.started_at) & after)
+        else:
+            after = Q(started_at__gt=cursor.started_at) | Q(id__gt=cursor.id)
+            qs = qs.filter(Q(started_at__gte=cursor.started_at) & after)
+    order = ("-started_at", "-id") if newest_first else ("started_at", "id")
+    rows = list(qs.order_by(*order)[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, Cursor(started_at=rows[-1].started_at, id=rows[-1].pk).encode() if more else None
+
+
 def session_runs(*, session_id: str, cursor: Cursor | None = None, limit: int = PAGE) -> RunPage:
     """A session's runs in time order (oldest first, as the conversation went), ``limit`` at a time, with
     the totals of the whole session. An unknown session is an empty page, not an error."""
     base = Trace.objects.filter(session_id=session_id)
-    qs = base.select_related("agent")
-    if cursor:
-        qs = qs.filter(
-            Q(started_at__gte=cursor.started_at) & (Q(started_at__gt=cursor.started_at) | Q(id__gt=cursor.id))
-        )
-    rows = list(qs.order_by("started_at", "id")[: limit + 1])
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = Cursor(started_at=rows[-1].started_at, id=rows[-1].pk).encode() if more else None
+    rows, next_cursor = _keyset_page(base.select_related("agent"), cursor, limit, newest_first=False)
     return RunPage(traces=rows, next_cursor=next_cursor, totals=_totals(base))
 
 
@@ -84,13 +94,5 @@ def user_runs(*, user_id: str, cursor: Cursor | None = None, limit: int = PAGE) 
     """A user's runs across sessions and agents, newest first, ``limit`` at a time, with the totals of
     all of them. An unknown user is an empty page, not an error."""
     base = Trace.objects.filter(user_id=user_id)
-    qs = base.select_related("agent")
-    if cursor:
-        qs = qs.filter(
-            Q(started_at__lte=cursor.started_at) & (Q(started_at__lt=cursor.started_at) | Q(id__lt=cursor.id))
-        )
-    rows = list(qs.order_by("-started_at", "-id")[: limit + 1])
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = Cursor(started_at=rows[-1].started_at, id=rows[-1].pk).encode() if more else None
+    rows, next_cursor = _keyset_page(base.select_related("agent"), cursor, limit, newest_first=True)
     return RunPage(traces=rows, next_cursor=next_cursor, totals=_totals(base))
