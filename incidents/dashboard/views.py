@@ -21,10 +21,11 @@ def dashboard(request):
     context = {"window_minutes": int(ACTIVITY_WINDOW.total_seconds() // 60)}
     if part in (None, "fleet"):
         activity = agent_activity(since=timezone.now() - ACTIVITY_WINDOW)
-        # A stable order (by name): the page refreshes every 2 s and a card that jumped when its
-        # agent was killed would put the next click on another agent. The counts above say
-        # what is stopped; the cards' colours show which.
-        agents = sorted(agent_list(), key=lambda a: (a.name.lower(), a.slug))
+        # Stopped agents first when the page opens; the 2 s refresh then keeps the order the page
+        # opened with (carried in the poll URL), because a card that jumped when its agent was
+        # killed would put the next click on another agent.
+        agents = _fleet_order(agent_list(), request.GET.get("order", "") if part else "")
+        context["fleet_order"] = ",".join(a.slug for a in agents)
         pending = reasons_pending(agents=agents)
         health = health_get(agent_slugs=[a.slug for a in agents])
         context["fleet"] = [
@@ -45,6 +46,21 @@ def dashboard(request):
         context["recent_traces"] = trace_recent_list(limit=15)
     template = f"incidents/dashboard.html#{part}" if part in ("fleet", "live") else "incidents/dashboard.html"
     return render(request, template, context)
+
+
+STOPPED_FIRST = {GateState.KILLED: 0, GateState.PAUSED: 1}
+
+
+def _fleet_order(agents: list, kept: str) -> list:
+    """Stopped agents first (killed, then paused), then by name; ``kept`` (slugs, comma-separated) wins.
+
+    Agents ``kept`` does not name (registered since the page opened) come after it, in the same order.
+    """
+    fresh = sorted(agents, key=lambda a: (STOPPED_FIRST.get(a.state, 2), a.name.lower(), a.slug))
+    place = {slug: i for i, slug in enumerate(s for s in kept.split(",")[:500] if s)}
+    if not place:
+        return fresh
+    return sorted(fresh, key=lambda a: place.get(a.slug, len(place)))
 
 
 def _health_view(health: dict | None) -> dict:
