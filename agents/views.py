@@ -108,7 +108,8 @@ def _agent(slug: str) -> Agent:
 
 
 def _incident(request: HtmxHttpRequest) -> int | None:
-    """The incident a kill or pause belongs to, when the form names one (incident and blast-radius pages)."""
+    """The incident a kill, pause or resume belongs to, when the form names one (incident, blast-radius
+    and close pages)."""
     value = request.POST.get("incident", "")
     return int(value) if value.isdigit() and 0 < int(value) < 2**31 else None
 
@@ -148,7 +149,9 @@ def agent_pause(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 @role_required(RESPONDER)
 def agent_resume(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     agent = _agent(slug)
-    return _run(request, agent, services.agent_resume, f"{agent.slug} resumed.", agent=agent)
+    return _run(
+        request, agent, services.agent_resume, f"{agent.slug} resumed.", agent=agent, incident_number=_incident(request)
+    )
 
 
 @require_POST

@@ -183,28 +183,47 @@ def incident_close_blockers(incident: Incident) -> list[str]:
     return hooks.closure_blockers(incident)
 
 
-def incident_loose_ends(incident: Incident) -> list[str]:
-    """What closing would leave behind, each a sentence (empty: nothing). Closing with loose ends
-    needs a confirmation; they are not blockers (those are :func:`incident_close_blockers`)."""
+class LooseEnd(TypedDict):
+    """One thing closing would leave behind: the sentence, and what the close page offers to tie it."""
+
+    text: str
+    kind: str  # action_items | runbook | alerts | agent | resolved
+    agent: str  # the stopped agent's slug (kind "agent"), else ""
+    alerts: list[Alert]  # the unresolved alerts (kind "alerts"), else []
+
+
+def incident_loose_end_items(incident: Incident) -> list[LooseEnd]:
+    """What closing would leave behind (empty: nothing). Closing with loose ends needs a
+    confirmation; they are not blockers (those are :func:`incident_close_blockers`)."""
     if incident.status == IncidentStatus.CLOSED:
         return []
-    ends: list[str] = []
+    ends: list[LooseEnd] = []
+
+    def end(text: str, kind: str, agent: str = "", alerts: list[Alert] | None = None) -> None:
+        ends.append({"text": text, "kind": kind, "agent": agent, "alerts": alerts or []})
+
     items = ActionItem.objects.filter(
         postmortem__incident=incident, status__in=[ActionItem.Status.OPEN, ActionItem.Status.IN_PROGRESS]
     ).count()
     if items:
-        ends.append(f"{items} open action item{pluralize(items)}")
+        end(f"{items} open action item{pluralize(items)}", "action_items")
     steps = incident.runbook_steps.filter(done_at__isnull=True).count()
     if steps:
-        ends.append(f"{steps} runbook step{pluralize(steps)} not done")
-    alerts = incident.alerts.exclude(status=Alert.Status.RESOLVED).count()
+        end(f"{steps} runbook step{pluralize(steps)} not done", "runbook")
+    alerts = list(incident.alerts.exclude(status=Alert.Status.RESOLVED).order_by("-last_seen")[:50])
     if alerts:
-        ends.append(f"{alerts} alert{pluralize(alerts)} not resolved")
+        count = incident.alerts.exclude(status=Alert.Status.RESOLVED).count()
+        end(f"{count} alert{pluralize(count)} not resolved", "alerts", alerts=alerts)
     for agent in incident.agents.filter(state__in=[GateState.KILLED, GateState.PAUSED]).order_by("slug"):
-        ends.append(f"Agent {agent.slug} is still {agent.get_state_display().lower()}")
+        end(f"Agent {agent.slug} is still {agent.get_state_display().lower()}", "agent", agent=agent.slug)
     if incident.resolved_at is None:
-        ends.append("The incident was never marked Resolved")
+        end("The incident was never marked Resolved", "resolved")
     return ends
+
+
+def incident_loose_ends(incident: Incident) -> list[str]:
+    """The sentences of :func:`incident_loose_end_items`."""
+    return [e["text"] for e in incident_loose_end_items(incident)]
 
 
 def runbook_by_phase(*, incident: Incident) -> list[RunbookGroup]:

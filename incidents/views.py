@@ -3,7 +3,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
 from core.actors import Actor
@@ -113,7 +114,11 @@ def incident_detail(request, number: int):
 # message); with htmx the note and runbook forms get their fragment back.
 
 
-def _back(incident: Incident, anchor: str = "") -> HttpResponse:
+def _back(incident: Incident, anchor: str = "", request=None) -> HttpResponse:
+    """Back to the incident page, or to the form's ``next`` when it is a page of this site (the close page)."""
+    nxt = request.POST.get("next", "") if request is not None else ""
+    if nxt and url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
+        return redirect(nxt)
     return redirect(reverse("incidents:incident-detail", args=[incident.number]) + (f"#{anchor}" if anchor else ""))
 
 
@@ -146,7 +151,7 @@ def incident_status(request, number: int):
     except ValidationError as exc:
         return _refused(request, incident, exc, "status")
     messages.success(request, f"{incident.ref} is {incident.get_status_display().lower()}.")
-    return _back(incident, "status")
+    return _back(incident, "status", request)
 
 
 @require_POST
@@ -163,23 +168,32 @@ def incident_severity(request, number: int):
     return _back(incident, "status")
 
 
-@require_POST
+def _close_confirm(request, incident: Incident, note: str, *, status: int) -> HttpResponse:
+    return render(
+        request,
+        "incidents/incident_close_confirm.html",
+        {"incident": incident, "loose_ends": selectors.incident_loose_end_items(incident), "note": note},
+        status=status,
+    )
+
+
+@require_http_methods(["GET", "POST"])
 @role_required(RESPONDER)
 def incident_close(request, number: int):
-    """Close; with loose ends and no ``confirm=1`` a page lists them and asks to confirm."""
+    """Close; with loose ends and no ``confirm=1`` a page lists them, each with the button that ties it
+    (resume the agent, resolve the alerts, mark Resolved), and asks to confirm. GET shows that page."""
     incident = selectors.incident_get_or_404(number=number)
+    if request.method == "GET":
+        if incident.status == IncidentStatus.CLOSED or not selectors.incident_loose_ends(incident):
+            return _back(incident, "close")
+        return _close_confirm(request, incident, "", status=200)
     note = request.POST.get("note", "")
     try:
         services.incident_close(
             incident=incident, actor=Actor.from_request(request), note=note, confirm=request.POST.get("confirm") == "1"
         )
-    except services.LooseEnds as exc:
-        return render(
-            request,
-            "incidents/incident_close_confirm.html",
-            {"incident": incident, "loose_ends": exc.loose_ends, "note": note},
-            status=409,
-        )
+    except services.LooseEnds:
+        return _close_confirm(request, incident, note, status=409)
     except ValidationError as exc:
         messages.error(request, "Cannot close yet: " + "; ".join(error_messages(exc)))
         return _back(incident, "close")

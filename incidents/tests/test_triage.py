@@ -136,6 +136,49 @@ def test_a_paused_agent_is_a_loose_end(make_incident, make_agent, responder, inc
     assert "Agent pausy is still paused" in caught.value.loose_ends
 
 
+def test_the_close_page_ties_loose_ends_in_place_resume_and_mark_resolved(
+    make_incident, make_agent, responder, make_client, incidents_checks_only
+):
+    agent = make_agent("pausy")
+    incident = make_incident(severity="SEV3", agents=[agent])
+    agent_pause(agent=agent, reason="looping", actor=Actor.person(responder))
+    c = make_client(responder)
+    close = f"/incidents/{incident.number}/close"
+    page = c.get(close)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Resume pausy" in html and "Mark resolved" in html and "Open the runbook" in html
+
+    # Resume from the close page: a reason is required, the audit row names the incident, back to this page.
+    back = c.post("/agents/pausy/resume", {"reason": "fixed the prompt", "incident": incident.number, "next": close})
+    assert back.status_code == 302 and back["Location"] == close
+    agent.refresh_from_db()
+    assert agent.state == "active"
+    assert agent.audit_entries.filter(action="resume", incident_number=incident.number).exists()
+    back = c.post(f"/incidents/{incident.number}/status", {"status": "resolved", "next": close})
+    assert back.status_code == 302 and back["Location"] == close
+    html = c.get(close).content.decode()
+    assert "still paused" not in html and "never marked Resolved" not in html
+    assert "runbook step" in html  # what is left still shows
+
+
+def test_the_close_page_sends_elsewhere_when_nothing_is_loose_and_refuses_viewers(
+    make_incident, responder, viewer, make_client, incidents_checks_only
+):
+    incident = make_incident(severity="SEV3")
+    assert make_client(viewer).get(f"/incidents/{incident.number}/close").status_code == 403
+    for step in incident.runbook_steps.all():
+        services.runbook_tick(incident=incident, step_id=step.pk, actor=Actor.person(responder))
+    services.incident_status_set(incident=incident, status="resolved", actor=Actor.person(responder))
+    response = make_client(responder).get(f"/incidents/{incident.number}/close")
+    assert response.status_code == 302 and response["Location"].endswith(f"/incidents/{incident.number}/#close")
+    # a hostile next goes nowhere but the incident
+    response = make_client(responder).post(
+        f"/incidents/{incident.number}/status", {"status": "mitigated", "next": "https://evil.example/"}
+    )
+    assert response["Location"].startswith(f"/incidents/{incident.number}/")
+
+
 def test_sev1_with_open_action_items_cannot_close_even_confirmed(
     make_incident, responder, make_client, incidents_checks_only
 ):
