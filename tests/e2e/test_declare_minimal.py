@@ -50,3 +50,6 @@ def test_declaring_from_a_trace_prefills_and_a_class_suggests_its_severity(
     assert not page.locator("input[name=severity][value=SEV1]").is_checked()  # a plain trace suggests less
     page.locator("input[name=failure_class][data-default-severity=SEV1]").first.check()
     assert page.locator("input[name=severity][value=SEV1]").is_checked()
+    # a class with a milder default never lowers the severity already there
+    page.locator("input[name=failure_class][data-default-severity=SEV3]").first.check()
+    assert page.locator("input[name=severity][value=SEV1]").is_checked()
