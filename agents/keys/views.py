@@ -6,7 +6,12 @@ Who may do what (roles in core.roles):
 - admin: makes keys for any person or agent, revokes any key.
 Agent keys are admins' only: they are an agent's credentials to the gate and to ingest.
 The raw key is in the response to the POST that made it, and nowhere else (no session, no redirect).
+A reload of that response sends the POST again: each form carries a one-time token, and the
+session remembers which token made which key (its lookup, never its value), so a resend makes
+nothing and names the key the first send made.
 """
+
+import secrets
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -28,6 +33,10 @@ from core.errors import Conflict
 from core.forms import form_errors_add
 from core.http import HtmxHttpRequest
 from core.roles import ADMIN, RESPONDER, has_role, role_required
+
+
+SESSION_MADE = "firebreak_keys_made"  # form token -> lookup of the key that form made
+MADE_REMEMBERED = 20
 
 
 def _may_revoke(user: object, key: ApiKey) -> bool:
@@ -57,6 +66,7 @@ def _page(
             "revoke_form": RevokeForm(),
             "may_create": has_role(request.user, RESPONDER),
             "created": created,
+            "form_token": secrets.token_urlsafe(16),
         },
         status=status,
     )
@@ -73,6 +83,15 @@ def key_list(request: HtmxHttpRequest) -> HttpResponse:
 @role_required(RESPONDER)
 def key_create(request: HtmxHttpRequest) -> HttpResponse:
     actor = Actor.from_request(request)
+    token = request.POST.get("form_token", "")[:64]
+    made: dict[str, str] = request.session.get(SESSION_MADE, {})
+    if token and token in made:
+        messages.warning(
+            request,
+            f"This form was already sent: key {ApiKey.PREFIX}{made[token]}… was made then and shown once. "
+            "Nothing new was made; revoke that key below if its value was not copied.",
+        )
+        return _page(request, status=409)
     if request.POST.get("kind") == "agent":
         if not has_role(request.user, ADMIN):
             raise PermissionDenied("Agent keys need the admin role.")
@@ -111,6 +130,9 @@ def key_create(request: HtmxHttpRequest) -> HttpResponse:
         key, raw = api_key_create(
             user=person, scopes=[ApiKeyScope.API.value], name=person_form.cleaned_data["name"], actor=actor
         )
+    if token:
+        made[token] = key.lookup
+        request.session[SESSION_MADE] = dict(list(made.items())[-MADE_REMEMBERED:])
     lines = [f"FIREBREAK_API_KEY={raw}"]
     if key.redis_access:
         lines.append(f"FIREBREAK_REDIS_URL={redis_url_for(key, raw)}")

@@ -159,3 +159,22 @@ def test_revokeapikey_keeps_its_reason_in_the_audit_row(agent):
         "revokeapikey",
         key.lookup,
     )
+
+
+def test_reloading_the_page_that_showed_a_key_makes_no_second_key(agent, admin_user, make_client):
+    client = make_client(admin_user)
+    token = re.search(r'name="form_token" value="([^"]+)"', client.get("/keys/").content.decode()).group(1)
+    first = _make_agent_key(client, form_token=token)
+    assert first.status_code == 201
+    raw = KEY.search(first.content.decode()).group(0)
+    again = _make_agent_key(client, form_token=token)  # the browser's "resend the form?"
+    assert again.status_code == 409
+    body = again.content.decode()
+    lookup = ApiKey.objects.get(agent=agent).lookup  # still exactly one key
+    assert "already sent" in body and f"fbk_{lookup}" in body
+    assert raw not in body and KEY.search(body) is None  # the value is not shown a second time
+    # a fresh form (a new token) makes a new key as asked
+    fresh = re.search(r'name="form_token" value="([^"]+)"', body).group(1)
+    assert fresh != token
+    assert _make_agent_key(client, form_token=fresh).status_code == 201
+    assert ApiKey.objects.filter(agent=agent).count() == 2
