@@ -58,17 +58,30 @@ def test_on_a_phone_the_pages_fit_and_the_menu_opens_and_navigates(page, live_se
     expect(page).to_have_url(f"{live_server.url}/agents/")
 
 
-def test_on_a_desktop_the_header_shows_the_links_inline(page, live_server, login):
-    page.set_viewport_size(DESKTOP)
-    login(page, role="responder")
+@pytest.mark.parametrize("width", [1200, 1400])
+def test_on_a_desktop_the_header_shows_the_links_inline_on_one_line(page, live_server, login, width):
+    page.set_viewport_size({"width": width, "height": 900})
+    user = login(page, role="admin")
+    user.is_staff = True  # the longest header: an admin's, with the Admin link
+    user.save()
+    page.reload()
     nav = page.locator("header .mainnav")
     expect(nav).to_be_visible()
     expect(page.locator("details.navmenu")).to_be_hidden()
-    for name in ("Dashboard", "Agents", "Keys", "API docs"):
+    for name in ("Dashboard", "Agents", "Keys", "API docs", "Admin"):
         expect(nav.get_by_role("link", name=name)).to_be_visible()
-    expect(nav.get_by_role("link", name="Admin")).to_have_count(0)  # admins only
     expect(nav.get_by_role("link", name="Dashboard")).to_have_attribute("aria-current", "page")
-    assert _header_height(page) < 100
+    tops = {round(box["y"]) for box in (a.bounding_box() for a in nav.get_by_role("link").all())}
+    assert len(tops) == 1, f"the links wrap onto {len(tops)} lines at {width} px"
+    assert _header_height(page) < 70
+    expect(page.get_by_role("search")).to_be_visible()
+    _fits(page)
+
+
+def test_the_admin_link_is_for_admins_only(page, live_server, login):
+    page.set_viewport_size(DESKTOP)
+    login(page, role="responder")
+    expect(page.locator("header .mainnav").get_by_role("link", name="Admin")).to_have_count(0)
 
 
 def _csp_violations(page):
