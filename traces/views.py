@@ -107,6 +107,7 @@ def trace_list(request):
         "next_query": next_query,
         "first_query": first_query.urlencode(),
         "is_later_page": bool(request.GET.get("cursor")),
+        "filters_set": sum(1 for name in form.fields if request.GET.get(name, "").strip()),
     }
     template = "traces/trace_list.html#results" if request.htmx else "traces/trace_list.html"
     return render(request, template, context)

@@ -1,6 +1,7 @@
 """The detector contract shared by every detector module."""
 
 import hashlib
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -56,7 +57,9 @@ def detector(*, name: str, kind: str, defaults: Mapping[str, float], rule: str =
     """Register a detector function under ``name``."""
 
     def register(fn: DetectorFn) -> DetectorFn:
-        registry[name] = Detector(name, kind, fn, dict(defaults), rule, failure_class, description or fn.__doc__ or "")
+        registry[name] = Detector(
+            name, kind, fn, dict(defaults), rule, failure_class, description or inspect.cleandoc(fn.__doc__ or "")
+        )
         return fn
 
     return register

@@ -31,3 +31,12 @@
     }
   });
 })();
+
+// Filter panels (<details data-fold-narrow open>): open on wide screens (their summary is hidden
+// there), folded on a phone unless a filter is set, so the results are on the first screen.
+(function () {
+  if (!window.matchMedia || !window.matchMedia("(max-width: 720px)").matches) return;
+  document.querySelectorAll("details[data-fold-narrow]:not([data-set])").forEach(function (d) {
+    d.removeAttribute("open");
+  });
+})();

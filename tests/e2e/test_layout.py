@@ -120,3 +120,25 @@ def test_the_api_docs_link_back_to_the_app(page, live_server, login):
     assert violations == []
     page.get_by_role("link", name=re.compile("Back to Firebreak")).click()
     expect(page).to_have_url(f"{live_server.url}/")
+
+
+def test_on_a_phone_the_trace_filters_fold_away_unless_one_is_set(
+    page, live_server, login, agent, make_spans, ingest
+):
+    ingest(make_spans(agent=agent.slug, trace_id="e" * 32, steps=[{"kind": "llm", "output": "hi"}]))
+    page.set_viewport_size(PHONE)
+    login(page, role="viewer")
+    page.goto(f"{live_server.url}/traces/")
+    expect(page.locator("details.filter-details")).not_to_have_attribute("open", "")
+    expect(page.get_by_label("Tool used")).to_be_hidden()
+    row = page.locator("#trace-results tbody tr").first
+    assert row.bounding_box()["y"] < PHONE["height"]  # the first result is on the first screen
+    page.get_by_text("Filters", exact=True).click()
+    expect(page.get_by_label("Tool used")).to_be_visible()
+    page.goto(f"{live_server.url}/traces/?status=ok")
+    expect(page.locator("details.filter-details summary")).to_have_text("Filters (1 set)")
+    expect(page.get_by_label("Tool used")).to_be_visible()
+    page.set_viewport_size(DESKTOP)
+    page.goto(f"{live_server.url}/traces/")
+    expect(page.get_by_label("Tool used")).to_be_visible()
+    expect(page.locator("details.filter-details summary")).to_be_hidden()
