@@ -34,7 +34,6 @@ from core.forms import form_errors_add
 from core.http import HtmxHttpRequest
 from core.roles import ADMIN, RESPONDER, has_role, role_required
 
-
 SESSION_MADE = "firebreak_keys_made"  # form token -> lookup of the key that form made
 MADE_REMEMBERED = 20
 

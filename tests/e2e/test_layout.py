@@ -122,9 +122,7 @@ def test_the_api_docs_link_back_to_the_app(page, live_server, login):
     expect(page).to_have_url(f"{live_server.url}/")
 
 
-def test_on_a_phone_the_trace_filters_fold_away_unless_one_is_set(
-    page, live_server, login, agent, make_spans, ingest
-):
+def test_on_a_phone_the_trace_filters_fold_away_unless_one_is_set(page, live_server, login, agent, make_spans, ingest):
     ingest(make_spans(agent=agent.slug, trace_id="e" * 32, steps=[{"kind": "llm", "output": "hi"}]))
     page.set_viewport_size(PHONE)
     login(page, role="viewer")
