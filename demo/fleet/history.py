@@ -31,9 +31,9 @@ from demo.fleet.agents import AGENTS_BY_SLUG
 from demo.fleet.failures import _Failures
 from demo.fleet.history_stories import STORIES, Story
 from demo.fleet.history_text import Facts, fill, note_assess, note_cause, note_fix, sections
-from demo.fleet.load import _analyze
+from demo.fleet.load import DEMO_ACTOR, _analyze
 from demo.fleet.plan import BATCH_SPANS
-from demo.fleet.runs import _Trace
+from demo.fleet.runs import _Run, _Trace
 from demo.fleet.traffic import _Gen
 from evals.models import EvalCase, EvalRun
 from evals.services import RunResult, eval_case_capture, eval_runs_record
@@ -57,7 +57,7 @@ from incidents.services import (
 )
 from traces.ingest.spans import Span
 from traces.models import Step, Trace
-from traces.services import trace_flag, trace_ingest
+from traces.services import trace_flag, trace_golden_set, trace_ingest
 from traces.synthetic import trajectory_spans
 
 HISTORY_ATTRIBUTE = "firebreak.demo.history"  # on each history trajectory's root span: the incident it belongs to
@@ -165,6 +165,27 @@ def _build(story: Story, gen: _Gen, rng: random.Random) -> list[_Trace]:
     return traces
 
 
+def _handoff_verified(rng: random.Random, start: datetime) -> _Trace:
+    """After the ping-pong fix: the production change goes to the executor once, with its approval.
+
+    The fleet's traffic has no config-change run that went right (its only one is the ping-pong
+    example), so this run becomes the class's golden run.
+    """
+    run = _Run(rng, "planner", flaky=False)
+    request_id, plan_id = f"REQ-{rng.randint(1000, 9999)}", f"PLAN-{rng.randint(10000, 99999)}"
+    question = "Rotate the database credentials for billing-service in production."
+    runbook = {"runbook_id": "RB-billing-service-credentials", "steps": 4, "approved_by": "platform-ops"}
+    run.llm(f"Request {request_id}: credentials rotation; looking up the runbook.", prompt=question)
+    run.tool("lookup_runbook", {"service": "billing-service", "topic": "credentials"}, runbook)
+    run.tool("create_plan", {"request_id": request_id, "runbook_id": runbook["runbook_id"]}, {"plan_id": plan_id})
+    handoff = {"to": "executor", "request_id": request_id, "plan_id": plan_id, "approval": runbook["runbook_id"]}
+    run.tool("handoff", handoff, {"accepted": True, "hand_offs": 1})
+    answer = f"Plan {plan_id} handed to the executor with the runbook's approval."
+    run.llm(answer)
+    trace = _Trace("planner", "config-change", question, answer, run.steps, start=start)
+    return trace
+
+
 def _tool_runs(steps: list[dict]) -> list[tuple[str, int]]:
     runs: list[tuple[str, int]] = []
     for step in steps:
@@ -186,6 +207,7 @@ class _Past:
     options: str
     declared: datetime
     traces: list[_Trace]
+    verified: list[_Trace]  # runs after the fix, not attached: the golden run where the fleet has none
 
 
 def _plan(seed: int, anchor: datetime) -> tuple[list[_Past], list[list[Span]]]:
@@ -196,12 +218,13 @@ def _plan(seed: int, anchor: datetime) -> tuple[list[_Past], list[list[Span]]]:
         story = STORIES[key]
         hour = rng.choice([2, 4, 7, 9, 10, 11, 13, 14, 15, 16, 18, 21])
         declared = (anchor - timedelta(days=days_ago)).replace(hour=hour, minute=rng.randint(0, 59), second=0)
-        declared = min(declared, anchor - timedelta(days=days_ago, hours=1))
+        declared = min(declared, anchor - timedelta(hours=30))  # the latest ones have a day to move on
         traces = _build(story, gen, rng)
         lag = timedelta(minutes=rng.uniform(3, 20))
         for i, t in enumerate(traces):
             t.start = declared - lag - t.duration - timedelta(minutes=i * rng.uniform(3, 11))
-        for t in traces:  # ids in build order: the first one drawn is history_first_trace_id
+        verified = [_handoff_verified(rng, declared + timedelta(days=3))] if story.builder == "ping_pong" else []
+        for t in [*traces, *verified]:  # ids in build order: the first one drawn is history_first_trace_id
             spec = AGENTS_BY_SLUG[t.agent]
             t.trace_id = f"{ids.getrandbits(128):032x}"
             t.session_id = t.session_id or f"sess-{ids.getrandbits(48):012x}"
@@ -210,11 +233,11 @@ def _plan(seed: int, anchor: datetime) -> tuple[list[_Past], list[list[Span]]]:
                 agent=t.agent, steps=t.steps, trace_id=t.trace_id, start=t.start, user_id=t.user_id,
                 session_id=t.session_id, input_class=t.input_class, root_input=t.root_input,
                 root_output=t.root_output, model_version=spec.model_version, status=t.status, rng=ids,
-                prompt_version=t.prompt_version or _version(spec.prompt_version, days_ago),
+                prompt_version=t.prompt_version or _version(spec.prompt_version, days_ago, later=t in verified),
             )  # fmt: skip
-            made[0].attributes = {HISTORY_ATTRIBUTE: f"past-{n}"}
+            made[0].attributes = {HISTORY_ATTRIBUTE: f"past-{n}" + ("-verified" if t in verified else "")}
             spans.extend(made)
-        pasts.append(_Past(f"past-{n}", days_ago, story, severity, end, options, declared, traces))
+        pasts.append(_Past(f"past-{n}", days_ago, story, severity, end, options, declared, traces, verified))
     batches: list[list[Span]] = [[]]
     for span in spans:
         if len(batches[-1]) >= BATCH_SPANS:
@@ -251,6 +274,13 @@ def history_load(*, seed: int = 7, anchor: datetime | None = None) -> HistorySum
             source="ci: evals nightly",
             actor=CI,
         )
+    for past in pasts:
+        for t in past.verified:
+            trace = Trace.objects.get(trace_id=t.trace_id, agent__slug=t.agent)
+            golden = Trace.objects.filter(agent_id=trace.agent_id, input_class=trace.input_class, is_golden=True)
+            if not golden.exists():
+                with clock.at(t.end + timedelta(hours=1)):
+                    trace_golden_set(trace=trace, actor=DEMO_ACTOR)
     return HistorySummary(
         incidents=len(incidents),
         closed=sum(i.status == IncidentStatus.CLOSED for i in incidents),
@@ -356,8 +386,8 @@ class _Replay:
                 eval_runs_record(results=[RunResult(case=case, passed=False, version=self.version,
                                                     output=f"Reproduced on {self.version}: {story.flag_note}")],
                                  source="ci: regression suite", actor=CI)  # fmt: skip
-        lo, hi = RESOLVE_HOURS[Severity(past.severity)]
-        t = past.declared + self.minutes(lo * 60, hi * 60)
+        low, high = RESOLVE_HOURS[Severity(past.severity)]
+        t = past.declared + self.minutes(low * 60, high * 60)
         with self.at(t - timedelta(minutes=12)):
             eval_runs_record(results=[RunResult(case=case, passed=True, version=self.fixed, output="Passed.")],
                              source="ci: regression suite", actor=CI)  # fmt: skip

@@ -41,7 +41,7 @@ class Facts:
     def fields(self) -> dict[str, str]:
         minutes = (self.contained - self.declared).total_seconds() / 60 if self.contained else 0
         return {
-            "agent": self.agent,
+            "agent": f"`{self.agent}`",
             "version": self.version,
             "fixed": self.fixed,
             "model": self.model,
@@ -70,11 +70,11 @@ def _tool_calls(facts: Facts) -> str:
 
 
 def _hhmm(moment: datetime | None) -> str:
-    return f"{moment:%H:%M} UTC" if moment else "not yet"
+    return f"{moment:%b %-d, %H:%M} UTC" if moment else "not yet"
 
 
 def _timeline(facts: Facts) -> str:
-    lines = [f"- {_hhmm(facts.declared)} declared from the alert"]
+    lines = [f"- {_hhmm(facts.declared)} declared"]
     if facts.contained:
         took = duration((facts.contained - facts.declared).total_seconds() / 60)
         lines.append(f"- {_hhmm(facts.contained)} contained, {took} later")

@@ -156,3 +156,15 @@ def test_loading_twice_creates_nothing_new(history):
         AuditEntry.objects.count(),
         EvalRun.objects.count(),
     )
+
+
+def test_the_ping_pong_fix_gives_config_change_its_golden_run(history):
+    # The fleet's only config-change run is its ping-pong example; the run after the fix is the golden one.
+    (golden,) = Trace.objects.filter(is_golden=True).select_related("agent")
+    assert (golden.agent.slug, golden.input_class, golden.status, golden.error_count) == (
+        "planner",
+        "config-change",
+        "ok",
+        0,
+    )
+    assert not golden.incidents.exists() and golden.started_at < ANCHOR
