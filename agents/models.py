@@ -8,6 +8,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
+from core import clock
+
 slug_validator = RegexValidator(r"^[a-z0-9][a-z0-9-]{0,62}$", "lowercase letters, digits and dashes, at most 63")
 tool_validator = RegexValidator(r"^[A-Za-z0-9_.:/-]{1,128}$", "tool names are 1-128 of letters, digits, _ . : / -")
 
@@ -147,7 +149,7 @@ class AuditEntry(models.Model):
     gate_version = models.PositiveBigIntegerField(null=True, blank=True)
     # A reason given later is its own row, by its own author, pointing at the change it explains.
     amends = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="amendments")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(default=clock.now, editable=False, db_index=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

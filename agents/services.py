@@ -7,7 +7,6 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 
 from agents import hooks
 from agents.changes import (
@@ -26,6 +25,7 @@ from agents.models import (
     GateState,
     tool_validator,
 )
+from core import clock
 from core.actors import Actor
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def _set_state(state: str, actor: Actor, reason: str) -> Callable[[Agent], bool]
             return False
         agent.state = state
         agent.state_reason = reason
-        agent.state_changed_at = timezone.now()
+        agent.state_changed_at = clock.now()
         agent.state_changed_by = actor.label
         return True
 

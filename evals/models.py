@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from agents.models import Agent
+from core import clock
 from incidents.models import FailureClass, Incident, Severity
 from traces.models import Trace
 
@@ -32,7 +33,7 @@ class EvalCase(models.Model):
     failure_class = models.ForeignKey(FailureClass, null=True, blank=True, on_delete=models.SET_NULL)
     severity = models.CharField(max_length=4, choices=Severity.choices, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=clock.now, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -51,7 +52,7 @@ class EvalRun(models.Model):
     source = models.CharField(max_length=200, blank=True, help_text="CI job or runner")
     details = models.JSONField(default=dict, blank=True)
     ran_at = models.DateTimeField(db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=clock.now, editable=False)
 
     class Meta:
         ordering = ["-ran_at", "-id"]

@@ -19,8 +19,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 
+from core import clock
 from core.actors import Actor
 from core.roles import RESPONDER
 from evals.models import EvalCase, EvalRun, ForbiddenAction
@@ -325,7 +325,7 @@ def eval_runs_record(*, results: list[RunResult], source: str = "", actor: Actor
     adds nothing and one that flips again counts on the same alert). Returns the runs written.
     """
     actor.require(RESPONDER)
-    now = timezone.now()
+    now = clock.now()
     case_ids = sorted({r.case.pk for r in results})
     # Lock the cases so two batches for one case see each other's runs when they decide on a flip.
     list(EvalCase.objects.select_for_update().filter(pk__in=case_ids).order_by("pk").values_list("pk", flat=True))

@@ -6,6 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from agents.models import Agent
+from core import clock
 from traces.models import Trace
 
 
@@ -77,7 +78,7 @@ class Incident(models.Model):
     )
     agents = models.ManyToManyField(Agent, blank=True, related_name="incidents")
     traces = models.ManyToManyField(Trace, blank=True, related_name="incidents")
-    declared_at = models.DateTimeField(default=timezone.now)
+    declared_at = models.DateTimeField(default=clock.now)
     investigating_at = models.DateTimeField(null=True, blank=True)
     contained_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
@@ -124,7 +125,7 @@ class TimelineEntry(models.Model):
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     actor_label = models.CharField(max_length=200, blank=True)
     data = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    created_at = models.DateTimeField(default=clock.now, db_index=True)
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -153,8 +154,8 @@ class Alert(models.Model):
     details = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=15, choices=Status.choices, default=Status.OPEN)
     incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
-    first_seen = models.DateTimeField(default=timezone.now)
-    last_seen = models.DateTimeField(default=timezone.now, db_index=True)
+    first_seen = models.DateTimeField(default=clock.now)
+    last_seen = models.DateTimeField(default=clock.now, db_index=True)
     count = models.PositiveIntegerField(default=1)
     handled_by = models.CharField(max_length=200, blank=True, help_text="who acknowledged or resolved it last")
     handled_at = models.DateTimeField(null=True, blank=True)
@@ -198,7 +199,7 @@ class PostMortem(models.Model):
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     due_at = models.DateTimeField(null=True, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=clock.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):
@@ -230,7 +231,7 @@ class ActionItem(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     due_date = models.DateField(null=True, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=clock.now, editable=False)
     done_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

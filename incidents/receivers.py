@@ -43,10 +43,13 @@ def on_gate_changed(
         incident_auto_contain(agent=agent)
 
 
-def on_spans_ingested(sender: object, *, trace_pks: Collection[int], **kwargs: object) -> None:
+def on_spans_ingested(sender: object, *, trace_pks: Collection[int], backfill: bool = False, **kwargs: object) -> None:
     """A batch committed: queue the streaming detectors for its traces; with the broker down, remember the
-    batch in PostgreSQL (drained when the broker is back), so its detection is late but never lost."""
-    if not trace_pks:
+    batch in PostgreSQL (drained when the broker is back), so its detection is late but never lost.
+
+    A backfill (past traces imported after the fact) is not detected: its alerts would be raised now, and
+    their rules pause agents and declare incidents for what was handled months ago."""
+    if not trace_pks or backfill:
         return
     try:
         detect_batch_task.delay(list(trace_pks))

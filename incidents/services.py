@@ -16,9 +16,9 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
-from django.utils import timezone
 
 from agents.models import Agent, GateState
+from core import clock
 from core.actors import Actor
 from core.errors import Conflict
 from core.roles import RESPONDER
@@ -90,7 +90,7 @@ def timeline_record(
         actor=actor.user,
         actor_label=actor.label,
         data=data or {},
-        created_at=created_at or timezone.now(),
+        created_at=created_at or clock.now(),
     )
 
 
@@ -282,7 +282,7 @@ def incident_declare(
         summary=summary,
         commander=commander_user,
         declared_by=actor.user,
-        declared_at=timezone.now(),
+        declared_at=clock.now(),
     )
     incident.agents.set(agent_list)
     incident.traces.set(trace_list)
@@ -361,7 +361,7 @@ def incident_status_set(*, incident: Incident, status: str, actor: Actor, note: 
 def _apply_status(locked: Incident, status: str, actor: Actor, *, note: str = "", body: str = "") -> None:
     previous = locked.status
     locked.status = status
-    setattr(locked, f"{status}_at", timezone.now())
+    setattr(locked, f"{status}_at", clock.now())
     locked.save()
     body = body or f"Status: {_status_label(previous)} → {_status_label(status)}"
     if note:
@@ -562,7 +562,7 @@ def runbook_tick(*, incident: Incident, step_id: int, actor: Actor, done: bool =
     step = RunbookStep.objects.select_for_update().get(pk=step_id, incident=incident)
     if step.is_done == done:
         raise ValidationError({"step": ["Already done." if done else "Not done yet."]})
-    step.done_at = timezone.now() if done else None
+    step.done_at = clock.now() if done else None
     step.done_by = actor.user if done else None
     step.save(update_fields=["done_at", "done_by"])
     verb = "Done" if done else "Reopened"

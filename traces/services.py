@@ -5,9 +5,9 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.utils import timezone
 
 from agents.models import Agent
+from core import clock
 from core.actors import Actor
 from traces.ingest.normalize import action_hash, span_scrub
 from traces.ingest.spans import IngestError, Span
@@ -60,7 +60,7 @@ def _resolve_agents(spans: list[Span], key_agent: Agent | None) -> dict[str, int
     return found
 
 
-def trace_ingest(*, spans: list[Span], key_agent: Agent | None = None) -> IngestResult:
+def trace_ingest(*, spans: list[Span], key_agent: Agent | None = None, backfill: bool = False) -> IngestResult:
     """Store a validated batch in one transaction; idempotent on (agent, trace id, span id).
 
     A trajectory is (agent, trace id): spans with a trace id another agent also uses make this agent's
@@ -69,7 +69,8 @@ def trace_ingest(*, spans: list[Span], key_agent: Agent | None = None) -> Ingest
     Every string of every span is scrubbed (``span_scrub``) and action hashes computed before anything is
     written. Raises IngestError (nothing written) when a span names an agent
     the key may not write for, or an unknown agent. After commit,
-    ``traces.signals.spans_ingested`` is sent with the traces that gained steps.
+    ``traces.signals.spans_ingested`` is sent with the traces that gained steps. ``backfill`` marks
+    an import of past traces (the demo history): the signal says so, and live detection skips it.
     """
     if len(spans) > settings.FIREBREAK_INGEST_MAX_SPANS:
         raise IngestError(f"{len(spans)} spans, at most {settings.FIREBREAK_INGEST_MAX_SPANS} per batch", 413)
@@ -85,7 +86,7 @@ def trace_ingest(*, spans: list[Span], key_agent: Agent | None = None) -> Ingest
             agents = sorted(set(agent_ids.values()))
             transaction.on_commit(
                 lambda: spans_ingested.send(
-                    sender=trace_ingest, trace_pks=trace_pks, agent_ids=agents, stored=result.stored
+                    sender=trace_ingest, trace_pks=trace_pks, agent_ids=agents, stored=result.stored, backfill=backfill
                 )
             )
     return IngestResult(received=len(spans), stored=result.stored, traces=len({(s.agent, s.trace_id) for s in spans}))
@@ -125,7 +126,7 @@ def trace_flag(*, trace: Trace, span_id: str, note: str, actor: Actor) -> Trace:
         locked.flagged_span_id = span_id
         locked.flag_note = text
         locked.flagged_by = label[:200]
-        locked.flagged_at = timezone.now()
+        locked.flagged_at = clock.now()
         locked.save(update_fields=["flagged_span_id", "flag_note", "flagged_by", "flagged_at", "updated_at"])
         transaction.on_commit(
             lambda: step_flagged.send(sender=trace_flag, trace=locked, span_id=span_id, note=text, actor_label=label)
@@ -170,8 +171,8 @@ def trace_golden_set(*, trace: Trace, actor: Actor) -> Trace:
         (
             Trace.objects.filter(agent_id=trace.agent_id, input_class=trace.input_class, is_golden=True)
             .exclude(pk=trace.pk)
-            .update(is_golden=False, updated_at=timezone.now())
+            .update(is_golden=False, updated_at=clock.now())
         )
-        Trace.objects.filter(pk=trace.pk).update(is_golden=True, updated_at=timezone.now())
+        Trace.objects.filter(pk=trace.pk).update(is_golden=True, updated_at=clock.now())
     trace.is_golden = True
     return trace

@@ -3,7 +3,8 @@
 from django.dispatch import Signal
 
 # Sent after a batch of spans has committed.
-# kwargs: trace_pks (list[int]: traces that gained steps), agent_ids (list[int]), stored (int).
+# kwargs: trace_pks (list[int]: traces that gained steps), agent_ids (list[int]), stored (int),
+# backfill (bool: past traces imported after the fact, not live traffic).
 spans_ingested = Signal()
 
 # Sent after a responder's flag on a step has committed (traces.services.trace_flag).

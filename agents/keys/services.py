@@ -5,11 +5,11 @@ import logging
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 
 from agents.keys.redis_users import redis_user_delete, redis_user_put
 from agents.keys.selectors import api_key_cache_clear, api_key_copy_forget, api_key_copy_put
 from agents.models import Agent, ApiKey, ApiKeyScope, AuditAction, AuditEntry
+from core import clock
 from core.actors import Actor
 from core.errors import Conflict
 from core.redis import get_redis
@@ -86,7 +86,7 @@ def api_key_revoke(*, key: ApiKey, actor: Actor, reason: str = "") -> ApiKey:
     locked = ApiKey.objects.select_for_update(of=("self",)).select_related("agent").get(pk=key.pk)
     if locked.revoked_at is not None:
         raise Conflict("this key is already revoked")
-    locked.revoked_at = timezone.now()
+    locked.revoked_at = clock.now()
     locked.revoked_by = actor.label
     locked.save(update_fields=["revoked_at", "revoked_by"])
     AuditEntry.objects.create(

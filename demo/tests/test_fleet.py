@@ -12,6 +12,7 @@ from django.db import transaction
 
 from agents.models import Agent
 from demo.fleet import BATCH_SPANS, fleet_generate, fleet_load
+from demo.fleet.history import PLAN, history_load
 from incidents.taxonomy import FAILURE_CLASSES
 from traces.ingest.spans import Span
 from traces.models import Step, Trace
@@ -268,3 +269,9 @@ def test_loading_the_same_seed_and_anchor_again_stores_nothing(loaded, plan, db)
         assert all(trace_id in text for trace_id in f.trace_ids)
     assert Step.objects.filter(trace__trace_id__in=plan.trace_ids).count() == plan.span_count
     assert Agent.objects.filter(slug__in=[a.slug for a in plan.agents]).count() == len(plan.agents)
+    assert f"Demo history, seed {SEED}: {len(PLAN)} past incidents" in text  # loaded once, by default
+    assert "history loaded in" in text
+    again = StringIO()
+    call_command("demo_fleet", "--seed", str(SEED), "--anchor", ANCHOR.isoformat(), "--no-history", stdout=again)
+    assert "Demo history" not in again.getvalue()
+    assert history_load(seed=SEED, anchor=ANCHOR).already_loaded

@@ -9,9 +9,9 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.utils import timezone
 
 from agents.models import Agent
+from core import clock
 from core.actors import Actor
 from core.roles import ADMIN, RESPONDER
 from incidents.alerts.selectors import detector_registry
@@ -47,7 +47,7 @@ def alert_raise(
     Returns (alert, created). A resolved alert with the fingerprint opens again. A new alert
     goes on the timeline of every open incident of its agent.
     """
-    now = timezone.now()
+    now = clock.now()
     failure_class = FailureClass.objects.filter(slug=failure_class_slug).first() if failure_class_slug else None
     if len(fingerprint) > FINGERPRINT_MAX:  # stored and looked up the same way, so long ones deduplicate too
         fingerprint = hashlib.sha256(fingerprint.encode()).hexdigest()
@@ -116,7 +116,7 @@ def alert_acknowledge(*, alert: Alert, actor: Actor) -> Alert:
         )
     locked.status = Alert.Status.ACKNOWLEDGED
     locked.handled_by = actor.label
-    locked.handled_at = timezone.now()
+    locked.handled_at = clock.now()
     locked.save(update_fields=["status", "handled_by", "handled_at"])
     _refresh(alert, locked)
     logger.info("alert %s acknowledged by %s", alert.pk, actor.label)
@@ -132,7 +132,7 @@ def alert_resolve(*, alert: Alert, actor: Actor) -> Alert:
         raise ValidationError("This alert is already resolved.")
     locked.status = Alert.Status.RESOLVED
     locked.handled_by = actor.label
-    locked.handled_at = timezone.now()
+    locked.handled_at = clock.now()
     locked.save(update_fields=["status", "handled_by", "handled_at"])
     _refresh(alert, locked)
     logger.info("alert %s resolved by %s", alert.pk, actor.label)

@@ -11,8 +11,8 @@ from typing import TypedDict
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 
+from core import clock
 from core.actors import Actor
 from incidents.models import (
     ActionItem,
@@ -201,7 +201,7 @@ def action_item_status_set(*, item: ActionItem, status: str, actor: Actor) -> Ac
     locked = ActionItem.objects.select_for_update().get(pk=item.pk)
     if locked.status != status:
         locked.status = status
-        locked.done_at = timezone.now() if status == ActionItem.Status.DONE else None
+        locked.done_at = clock.now() if status == ActionItem.Status.DONE else None
         locked.save(update_fields=["status", "done_at"])
     item.status, item.done_at = locked.status, locked.done_at
     return item
@@ -236,7 +236,7 @@ def postmortem_status_set(*, postmortem: PostMortem, status: str, actor: Actor) 
         empty = postmortem_empty_sections(locked)
         if empty:
             raise ValidationError(f"Write every section before publishing. Empty: {'; '.join(empty)}.")
-        locked.published_at = timezone.now()
+        locked.published_at = clock.now()
     previous = locked.status
     locked.status = status
     locked.save(update_fields=["status", "published_at", "updated_at"])

@@ -1,4 +1,5 @@
-"""Load the demo fleet: simulated agents, a day of their traffic and one example of each failure."""
+"""Load the demo fleet: simulated agents, a day of their traffic and one example of each failure, then
+four months of past incidents replayed through the services (``--no-history`` to skip them)."""
 
 from argparse import ArgumentTypeError
 from datetime import UTC, datetime
@@ -6,6 +7,7 @@ from datetime import UTC, datetime
 from django.core.management.base import BaseCommand
 
 from demo.fleet import fleet_load
+from demo.fleet.history import history_load
 from traces.selectors.runs import trace_exists
 
 
@@ -20,7 +22,8 @@ def _anchor(value: str) -> datetime:
 class Command(BaseCommand):
     help = (
         "Register the demo agents and ingest about 3,000 traces of the 24 hours before now, with one example "
-        "of each failure class. Loading the same seed and anchor again stores nothing new."
+        "of each failure class, then about four months of past incidents (post-mortems, action items, eval "
+        "runs) through the services. Loading the same seed and anchor again stores nothing new."
     )
 
     def add_arguments(self, parser):
@@ -35,8 +38,15 @@ class Command(BaseCommand):
             action="store_true",
             help="load only when no traces are stored yet (what `make run` uses, so restarts do not pile up fleets)",
         )
+        parser.add_argument(
+            "--no-history",
+            action="store_true",
+            help="skip the past incidents (by default about 33 over the last 120 days are replayed once per seed)",
+        )
 
-    def handle(self, *args, seed: int, anchor: datetime | None, if_empty: bool = False, **options):
+    def handle(
+        self, *args, seed: int, anchor: datetime | None, if_empty: bool = False, no_history: bool = False, **options
+    ):
         if if_empty and trace_exists():
             self.stdout.write("Demo fleet: traces are already stored, nothing loaded (run demo_fleet to add more).")
             return
@@ -54,4 +64,20 @@ class Command(BaseCommand):
             out(f"    {f.key} ({f.agent}): {f.description}")
             for trace_id in f.trace_ids:
                 out(f"      /traces/{trace_id}/?agent={f.agent}")
-        out(self.style.SUCCESS(f"Done in {s.elapsed_seconds:.1f} s"))
+        out(f"  fleet loaded in {s.elapsed_seconds:.1f} s")
+        if not no_history:
+            self._history(seed=seed, anchor=s.anchor)
+        out(self.style.SUCCESS("Done"))
+
+    def _history(self, *, seed: int, anchor: datetime) -> None:
+        out = self.stdout.write
+        h = history_load(seed=seed, anchor=anchor)
+        if h.already_loaded:
+            out(f"Demo history, seed {seed}: already loaded (its trajectories are stored), nothing added.")
+            return
+        out(f"Demo history, seed {seed}: {h.incidents} past incidents over the last 120 days")
+        out(f"  {h.closed} closed, {h.open_work} still open or in post-mortem")
+        out(f"  {h.traces} trajectories ({h.spans_stored:,} spans), {h.audit_rows} gate audit rows")
+        out(f"  {h.postmortems_published} post-mortems published, {h.action_items} action items")
+        out(f"  {h.eval_cases} eval cases, {h.eval_runs} eval runs")
+        out(f"  history loaded in {h.elapsed_seconds:.1f} s")
