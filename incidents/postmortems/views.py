@@ -161,7 +161,7 @@ def postmortem_save(request, number: int):
         titles = {str(s.get("key")): s.get("title") or s.get("key") for s in postmortem.sections}
         why = [str(e) for e in form.non_field_errors()]
         errors = form.section_errors()
-        why += [f"{titles[key]}: {m}" for key, messages in errors.items() for m in messages]
+        why += [f"“{titles[key]}” {m}" for key, messages in errors.items() for m in messages]
         # What the editor now holds counts as loaded: the next save compares against it.
         bases: dict[str, str] = {}
         if not failed:

@@ -1,9 +1,8 @@
 """A post-mortem in Chromium: a responder starts it from the SEV1 template, writes with a live preview,
 sees the attached trace's tool calls inline, saves it, publishes it and downloads the Markdown export."""
 
-from pathlib import Path
-
 import re
+from pathlib import Path
 
 import pytest
 

@@ -3,7 +3,7 @@
 from django.urls import reverse
 
 from core.actors import Actor
-from incidents.models import ActionItem, PostMortem, TimelineEntry
+from incidents.models import ActionItem, Incident, PostMortem, TimelineEntry
 from incidents.postmortems import services
 from incidents.postmortems.tests.conftest import XSS, fill
 from incidents.services import timeline_record
@@ -257,7 +257,7 @@ def test_banner_says_it_can_be_published_once_the_last_section_is_filled(postmor
     for key in ["what", "why", "guardrails", "blast_radius"]:
         data[f"body_{key}"] = f"About {key}."
     body = c.post(reverse("incidents:postmortem-save", args=[7]), data, headers=HX).content.decode()
-    assert "Empty: Which structural guardrail change prevents recurrence?." in body
+    assert "Empty: Which structural guardrail change prevents recurrence?<" in body
     data["body_prevention"] = "A circuit breaker."
     body = c.post(reverse("incidents:postmortem-save", args=[7]), data, headers=HX).content.decode()
     assert "it can be published." in body
@@ -271,7 +271,7 @@ def test_a_bad_value_writes_nothing_and_is_shown_next_to_its_section(postmortem,
     data = {**_loaded_form(c), "body_what": "Fine.", "body_why": "x" * (services.SECTION_BODY_MAX + 1)}
     response = c.post(reverse("incidents:postmortem-save", args=[7]), data, headers=HX)
     body = response.content.decode()
-    assert "Not saved: Why did it do it?: A section holds at most 50,000 characters" in body
+    assert "Not saved: “Why did it do it?” A section holds at most 50,000 characters" in body
     assert "at most 50,000 characters" in body
     errors = body[body.index('<div id="errors-why" class="pm-section-errors" hx-swap-oob="true">') :]
     assert "at most 50,000 characters" in errors[: errors.index("</div></div>")]
@@ -326,3 +326,10 @@ def test_a_published_post_mortem_has_no_editor_and_refuses_a_save(postmortem, re
     assert "Not saved: This post-mortem is published" in response.content.decode()
     postmortem.refresh_from_db()
     assert {s["key"]: s["body"] for s in postmortem.sections}["what"] == "Written."
+
+
+def test_banner_names_a_missing_failure_class_too(postmortem, incident, responder, make_client):
+    Incident.objects.filter(pk=incident.pk).update(failure_class=None)
+    fill(postmortem, Actor.person(responder))
+    body = make_client(responder).get(reverse("incidents:postmortem", args=[7])).content.decode()
+    assert "Publishing needs the incident's failure class set." in body
