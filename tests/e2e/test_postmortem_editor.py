@@ -75,3 +75,20 @@ def test_the_editor_fits_a_phone_and_keeps_save_in_reach(page, live_server, logi
     page.locator("#pm-save-status", has_text=SAVED).wait_for()
     assert page.evaluate("window.fbPostmortemDirty") is False
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_leaving_with_unsaved_edits_asks_first(page, live_server, login, postmortem_in_review):
+    login(page, role="responder")
+    page.goto(f"{live_server.url}/incidents/43/postmortem/")
+    dialogs = []
+
+    def answer(dialog):
+        dialogs.append(dialog.type)
+        dialog.dismiss()  # stay on the page
+
+    page.on("dialog", answer)
+    page.locator(f"#body-{postmortem_in_review.sections[-1]['key']}").press_sequentially("Unsaved", delay=5)
+    assert page.evaluate("window.fbPostmortemDirty") is True
+    page.close(run_before_unload=True)
+    page.wait_for_timeout(500)
+    assert dialogs == ["beforeunload"]
