@@ -184,8 +184,10 @@ def postmortem_save(request, number: int):
         if not failed:
             trigger_client_event(response, "pm:saved", {"written": written})
         return response
-    if failed:
+    if failed and form.section_errors():
         return render(request, "incidents/postmortem_detail.html", _detail_context(request, incident, form), status=400)
+    if failed:  # nothing to show next to a section (a published post-mortem): say it on the page
+        return _refuse(request, incident, ValidationError([str(e) for e in form.non_field_errors()]))
     messages.success(request, "Post-mortem saved." if written else "Nothing had changed.")
     return redirect(_page_url(incident))
 

@@ -324,6 +324,8 @@ def test_a_published_post_mortem_has_no_editor_and_refuses_a_save(postmortem, re
     assert 'id="pm-form"' not in page and "postmortem_editor.js" not in page
     response = c.post(reverse("incidents:postmortem-save", args=[7]), {**data, "body_what": "Late."}, headers=HX)
     assert "Not saved: This post-mortem is published" in response.content.decode()
+    plain = c.post(reverse("incidents:postmortem-save", args=[7]), {**data, "body_what": "Late."}, follow=True)
+    assert "This post-mortem is published; it can no longer be edited." in plain.content.decode()
     postmortem.refresh_from_db()
     assert {s["key"]: s["body"] for s in postmortem.sections}["what"] == "Written."
 
