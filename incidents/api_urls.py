@@ -4,6 +4,7 @@ from django.urls import path
 
 from incidents import api
 from incidents.blast_radius.api import BlastRadiusApi
+from incidents.postmortems.api import PostMortemSectionsApi
 
 urlpatterns = [
     path("incidents", api.IncidentDeclareApi.as_view(), name="api-incidents"),
@@ -12,4 +13,9 @@ urlpatterns = [
     path("incidents/<int:number>/take-command", api.IncidentCommandApi.as_view(), name="api-incident-take-command"),
     path("incidents/<int:number>/failure-class", api.IncidentFailureClassApi.as_view(), name="api-incident-class"),
     path("incidents/<int:number>/blast-radius", BlastRadiusApi.as_view(), name="api-incident-blast-radius"),
+    path(
+        "incidents/<int:number>/postmortem/sections",
+        PostMortemSectionsApi.as_view(),
+        name="api-postmortem-sections",
+    ),
 ]

@@ -24,11 +24,7 @@ urlpatterns = [
     path("<int:number>/postmortem/", postmortem_views.postmortem_detail, name="postmortem"),
     path("<int:number>/postmortem/start/", postmortem_views.postmortem_start, name="postmortem-start"),
     path("<int:number>/postmortem/preview/", postmortem_views.postmortem_preview, name="postmortem-preview"),
-    path(
-        "<int:number>/postmortem/sections/<slug:key>/",
-        postmortem_views.postmortem_section_save,
-        name="postmortem-section-save",
-    ),
+    path("<int:number>/postmortem/save/", postmortem_views.postmortem_save, name="postmortem-save"),
     path("<int:number>/postmortem/traces/", postmortem_views.postmortem_trace_attach, name="postmortem-trace-attach"),
     path(
         "<int:number>/postmortem/traces/<str:trace_id>/detach/",

@@ -35,6 +35,31 @@ def postmortem_get(*, incident: Incident) -> PostMortem | None:
     )
 
 
+def postmortem_empty_sections(postmortem: PostMortem) -> list[str]:
+    """Titles of the sections with nothing written in them."""
+    return [s.get("title") or s.get("key", "?") for s in postmortem.sections if not (s.get("body") or "").strip()]
+
+
+@dataclass(frozen=True)
+class PublishNeeds:
+    """What stands between a post-mortem and publishing, for the editor's banner."""
+
+    empty_sections: list[str]
+    unclassified: bool  # the incident has no failure class yet
+
+    @property
+    def ready(self) -> bool:
+        return not self.empty_sections and not self.unclassified
+
+
+def postmortem_publish_needs(*, postmortem: PostMortem) -> PublishNeeds:
+    """The same conditions ``postmortem_status_set`` checks before publishing, as data."""
+    return PublishNeeds(
+        empty_sections=postmortem_empty_sections(postmortem),
+        unclassified=postmortem.incident.failure_class_id is None,
+    )
+
+
 def postmortem_template_list() -> QuerySet[PostMortemTemplate]:
     return PostMortemTemplate.objects.all()
 

@@ -5,6 +5,8 @@ Every service is keyword-only and atomic: it validates first and raises Validati
 put a "postmortem" entry on the incident's timeline.
 """
 
+import hashlib
+from collections.abc import Mapping
 from datetime import date
 from typing import TypedDict
 
@@ -21,6 +23,7 @@ from incidents.models import (
     PostMortemTemplate,
     TimelineKind,
 )
+from incidents.postmortems.selectors import postmortem_empty_sections
 from incidents.selectors import POSTMORTEM_DUE_AFTER
 from incidents.services import timeline_record
 from traces.models import Trace
@@ -114,28 +117,75 @@ def postmortem_start(*, incident: Incident, template: PostMortemTemplate | None,
     return postmortem
 
 
-@transaction.atomic
-def postmortem_section_save(*, postmortem: PostMortem, key: str, body: str, actor: Actor) -> PostMortem:
-    """Replace the body of section ``key`` (Markdown, stored as written; rendered sanitized).
+def postmortem_body_normalize(body: str | None) -> str:
+    """A section body as stored: browsers post textareas with CRLF line ends, stored with LF."""
+    return (body or "").replace("\r\n", "\n")
 
-    Raises ValidationError for an unknown section, a body over SECTION_BODY_MAX characters,
-    or a published post-mortem. Returns the updated post-mortem.
+
+def postmortem_body_hash(body: str | None) -> str:
+    """The fingerprint the editor carries for each section as it was loaded (see postmortem_sections_save)."""
+    return hashlib.sha256(postmortem_body_normalize(body).encode()).hexdigest()
+
+
+@transaction.atomic
+def postmortem_sections_save(
+    *,
+    postmortem: PostMortem,
+    bodies: Mapping[str, str],
+    loaded: Mapping[str, str] | None = None,
+    actor: Actor,
+) -> list[str]:
+    """Write the bodies of several sections (Markdown, stored as written) in one transaction and one row update.
+
+    ``bodies`` maps section keys to their new body; sections not named keep theirs. ``loaded`` maps
+    section keys to ``postmortem_body_hash`` of the body the editor showed when it was loaded (or last
+    saved): a section whose posted body still hashes the same was not touched by this writer and is
+    left as stored, so a section someone else saved in the meantime is not overwritten with the stale
+    text. Touched sections are written whatever is stored (last write wins, per section).
+
+    Everything is validated before anything is written: raises ValidationError keyed by section key
+    (an unknown section, a body over SECTION_BODY_MAX characters), or a plain one for a published
+    post-mortem; then nothing is written. Returns the keys whose stored body changed (maybe none);
+    ``postmortem`` carries the stored sections afterwards.
     """
-    body = (body or "").replace("\r\n", "\n")
-    if len(body) > SECTION_BODY_MAX:
-        raise ValidationError(f"A section holds at most {SECTION_BODY_MAX:,} characters.")
+    loaded = loaded or {}
+    normalized = {key: postmortem_body_normalize(body) for key, body in bodies.items()}
     locked = _locked(postmortem)
     _editable(locked)
+    known = {s.get("key") for s in locked.sections}
+    errors: dict[str, str] = {}
+    for key, body in normalized.items():
+        if key not in known:
+            errors[key] = f"This post-mortem has no section “{key}”."
+        elif len(body) > SECTION_BODY_MAX:
+            errors[key] = f"A section holds at most {SECTION_BODY_MAX:,} characters (this one has {len(body):,})."
+    if errors:
+        raise ValidationError(errors)
     sections = [dict(s) for s in locked.sections]
+    written: list[str] = []
     for section in sections:
-        if section.get("key") == key:
-            section["body"] = body
-            break
-    else:
-        raise ValidationError(f"This post-mortem has no section “{key}”.")
-    locked.sections = sections
-    locked.save(update_fields=["sections", "updated_at"])
+        key = str(section.get("key"))
+        if key not in normalized:
+            continue
+        new_body = normalized[key]
+        if key in loaded and loaded[key] == postmortem_body_hash(new_body):
+            continue  # untouched here: keep what is stored, whoever wrote it
+        if section.get("body", "") != new_body:
+            section["body"] = new_body
+            written.append(key)
+    if written:
+        locked.sections = sections
+        locked.save(update_fields=["sections", "updated_at"])
     postmortem.sections, postmortem.updated_at = locked.sections, locked.updated_at
+    return written
+
+
+def postmortem_section_save(*, postmortem: PostMortem, key: str, body: str, actor: Actor) -> PostMortem:
+    """Replace the body of one section: ``postmortem_sections_save`` for one key (same errors, one message)."""
+    try:
+        postmortem_sections_save(postmortem=postmortem, bodies={key: body}, actor=actor)
+    except ValidationError as error:
+        raise ValidationError(error.messages) from error
     return postmortem
 
 
@@ -205,11 +255,6 @@ def action_item_status_set(*, item: ActionItem, status: str, actor: Actor) -> Ac
         locked.save(update_fields=["status", "done_at"])
     item.status, item.done_at = locked.status, locked.done_at
     return item
-
-
-def postmortem_empty_sections(postmortem: PostMortem) -> list[str]:
-    """Titles of the sections with nothing written in them."""
-    return [s.get("title") or s.get("key", "?") for s in postmortem.sections if not (s.get("body") or "").strip()]
 
 
 @transaction.atomic

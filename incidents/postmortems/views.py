@@ -11,7 +11,9 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import trigger_client_event
 
 from core.actors import Actor
 from core.errors import error_messages
@@ -22,7 +24,7 @@ from incidents.blast_radius.selectors import blast_radius_last
 from incidents.models import ActionItem, Incident, PostMortem
 from incidents.postmortems import metrics as metrics_selectors
 from incidents.postmortems import selectors, services
-from incidents.postmortems.forms import ActionItemForm, SectionForm
+from incidents.postmortems.forms import ActionItemForm, PostMortemForm
 from incidents.selectors import incident_get_or_404
 from traces.models import Trace
 from traces.selectors.runs import trace_get_by_ref
@@ -64,9 +66,29 @@ def _sections(postmortem: PostMortem) -> list[dict]:
     ]
 
 
-@require_GET
-def postmortem_detail(request, number: int):
-    incident = incident_get_or_404(number=number)
+def _editor_sections(postmortem: PostMortem, excerpts: list, form: PostMortemForm | None = None) -> list[dict]:
+    """The sections as the editor shows them: ``value`` in the textarea, ``base`` its hash (what it was
+    loaded with), ``errors`` next to it. After a refused save, what was typed and its errors."""
+    sections = _sections(postmortem)
+    for section in sections:
+        if section["key"] == "tool_calls" and not section.get("body"):
+            # Starts from the attached trajectories' calls, for the author to edit and save.
+            section["draft"] = selectors.tool_calls_draft(excerpts)
+        section["value"] = section.get("body") or section["draft"]
+        section["base"] = services.postmortem_body_hash(section["value"])
+        section["errors"] = []
+    if form is not None:
+        errors = form.section_errors()
+        for section in sections:
+            key = section["key"]
+            if f"body_{key}" in form.data:
+                section["value"] = form.data[f"body_{key}"]
+                section["base"] = form.data.get(f"base_{key}") or section["base"]
+            section["errors"] = errors.get(key, [])
+    return sections
+
+
+def _detail_context(request, incident: Incident, form: PostMortemForm | None = None) -> dict[str, Any]:
     postmortem = selectors.postmortem_get(incident=incident)
     context: dict[str, Any] = {
         "incident": incident,
@@ -78,27 +100,27 @@ def postmortem_detail(request, number: int):
         templates = list(selectors.postmortem_template_list())
         context["templates"] = templates
         context["default_template"] = selectors.postmortem_template_default(incident=incident, templates=templates)
-    else:
-        editable = postmortem.status != PostMortem.Status.PUBLISHED and has_role(request.user, RESPONDER)
-        excerpts = selectors.postmortem_trace_excerpts(postmortem=postmortem)
-        sections = _sections(postmortem)
-        if editable:
-            # The tool-calls section starts from the attached trajectories' calls, for the author to edit and save.
-            draft = selectors.tool_calls_draft(excerpts)
-            for section in sections:
-                if section["key"] == "tool_calls" and not section.get("body"):
-                    section["draft"] = draft
-        context.update(
-            {
-                "sections": sections,
-                "editable": editable,
-                "excerpts": excerpts,
-                "attachable": [t for t in incident.traces.all() if t not in postmortem.attached_traces.all()],
-                "empty_sections": services.postmortem_empty_sections(postmortem),
-                **_items_context(postmortem),
-            }
-        )
-    return render(request, "incidents/postmortem_detail.html", context)
+        return context
+    editable = postmortem.status != PostMortem.Status.PUBLISHED and has_role(request.user, RESPONDER)
+    excerpts = selectors.postmortem_trace_excerpts(postmortem=postmortem)
+    context.update(
+        {
+            "sections": _editor_sections(postmortem, excerpts, form) if editable else _sections(postmortem),
+            "editable": editable,
+            "save_errors": form.non_field_errors() if form is not None else [],
+            "excerpts": excerpts,
+            "attachable": [t for t in incident.traces.all() if t not in postmortem.attached_traces.all()],
+            "needs": selectors.postmortem_publish_needs(postmortem=postmortem),
+            **_items_context(postmortem),
+        }
+    )
+    return context
+
+
+@require_GET
+def postmortem_detail(request, number: int):
+    incident = incident_get_or_404(number=number)
+    return render(request, "incidents/postmortem_detail.html", _detail_context(request, incident))
 
 
 @require_POST
@@ -116,35 +138,58 @@ def postmortem_start(request, number: int):
 
 @require_POST
 @role_required(RESPONDER)
-def postmortem_section_save(request, number: int, key: str):
+def postmortem_save(request, number: int):
+    """Save every section at once (the Save button and the autosave post here).
+
+    With htmx: the save status fragment, and out of band the loaded-body hashes, each section's errors
+    and the publishing banner; ``pm:saved`` is triggered when the save went through. Without: a
+    redirect, or the page with what was typed and the errors next to their sections.
+    """
     incident = incident_get_or_404(number=number)
     postmortem = _postmortem_or_404(incident)
-    form = SectionForm(request.POST)
-    errors: list[str] = []
+    form = PostMortemForm(request.POST, sections=postmortem.sections)
+    written: list[str] = []
     if form.is_valid():
         try:
-            services.postmortem_section_save(
-                postmortem=postmortem, key=key, body=form.cleaned_data["body"], actor=Actor.from_request(request)
+            written = services.postmortem_sections_save(
+                postmortem=postmortem, bodies=form.bodies(), loaded=form.loaded(), actor=Actor.from_request(request)
             )
         except ValidationError as error:
-            errors = error_messages(error)
-    else:
-        # An ErrorList yields its messages as str (the stubs allow ValidationError too).
-        errors = [str(e) for field_errors in form.errors.values() for e in field_errors]
+            form.add_service_error(error)
+    failed = bool(form.errors)
     if request.htmx:
-        section = next((s for s in _sections(postmortem) if s["key"] == key), None)
-        if section is None:
-            raise Http404("No such section.")
-        if errors:  # keep what was typed so nothing is lost
-            section = {**section, "body": request.POST.get("body", "")}
-        context = {"incident": incident, "postmortem": postmortem, "section": section, "editable": True}
-        return render(request, PARTIAL.format("section"), {**context, "section_errors": errors, "saved": not errors})
-    if errors:
-        for message in errors:
-            messages.error(request, message)
-    else:
-        messages.success(request, "Section saved.")
-    return redirect(_page_url(incident, f"section-{key}"))
+        titles = {str(s.get("key")): s.get("title") or s.get("key") for s in postmortem.sections}
+        why = [str(e) for e in form.non_field_errors()]
+        errors = form.section_errors()
+        why += [f"“{titles[key]}” {m}" for key, messages in errors.items() for m in messages]
+        # What the editor now holds counts as loaded: the next save compares against it.
+        bases: dict[str, str] = {}
+        if not failed:
+            posted = form.bodies()
+            for section in postmortem.sections:
+                key = str(section.get("key"))
+                bases[key] = services.postmortem_body_hash(posted.get(key, section.get("body", "")))
+        context = {
+            "incident": incident,
+            "postmortem": postmortem,
+            "failed": failed,
+            "why": why,
+            "written": written,
+            "saved_at": timezone.now(),
+            "error_sections": [{"key": key, "errors": errors.get(key, [])} for key in form.keys],
+            "bases": bases,
+            "needs": selectors.postmortem_publish_needs(postmortem=postmortem),
+        }
+        response = render(request, PARTIAL.format("save_result"), context)
+        if not failed:
+            trigger_client_event(response, "pm:saved", {"written": written})
+        return response
+    if failed and form.section_errors():
+        return render(request, "incidents/postmortem_detail.html", _detail_context(request, incident, form), status=400)
+    if failed:  # nothing to show next to a section (a published post-mortem): say it on the page
+        return _refuse(request, incident, ValidationError([str(e) for e in form.non_field_errors()]))
+    messages.success(request, "Post-mortem saved." if written else "Nothing had changed.")
+    return redirect(_page_url(incident))
 
 
 @require_POST
@@ -152,7 +197,8 @@ def postmortem_section_save(request, number: int, key: str):
 def postmortem_preview(request, number: int):
     """The Markdown of ``body`` rendered and sanitized, for the live preview (writes nothing)."""
     incident_get_or_404(number=number)
-    body = request.POST.get("body", "")[: services.SECTION_BODY_MAX]
+    key = request.GET.get("section", "")
+    body = request.POST.get(f"body_{key}" if key else "body", "")[: services.SECTION_BODY_MAX]
     html = render_markdown(body)
     return HttpResponse(html or '<p class="muted"><em>Nothing to preview.</em></p>')
 

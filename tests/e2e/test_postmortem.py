@@ -1,6 +1,7 @@
 """A post-mortem in Chromium: a responder starts it from the SEV1 template, writes with a live preview,
-sees the attached trace's tool calls inline, publishes it and downloads the Markdown export."""
+sees the attached trace's tool calls inline, saves it, publishes it and downloads the Markdown export."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from incidents.models import FailureClass, Incident
 from traces.models import Trace
 
 SCRIPT = "<script>window.__xss=1</script>"
+SAVED = re.compile(r"^Saved \d\d:\d\d:\d\d UTC$")
 
 
 @pytest.fixture
@@ -52,16 +54,15 @@ def test_responder_writes_publishes_and_exports_a_post_mortem(page, live_server,
     what.locator("textarea").press_sequentially(f"It **refunded** 950. {SCRIPT}", delay=5)
     what.locator("#preview-what strong").wait_for()
     assert what.locator("#preview-what strong").inner_text() == "refunded"
-    what.get_by_role("button", name="Save section").click()
-    page.locator("#section-what >> text=Saved.").wait_for()
+    page.get_by_role("button", name="Save post-mortem").click()
+    page.locator("#pm-save-status", has_text=SAVED).wait_for()
     assert page.evaluate("window.__xss") is None
 
-    # publishing needs every section: fill the rest (plain fill + save)
+    # publishing needs every section: fill the rest (plain fill), one save for all of them
     for key in ["why", "guardrails", "blast_radius", "prevention"]:
-        section = page.locator(f"#section-{key}")
-        section.locator("textarea").fill(f"Answer for {key}.")
-        section.get_by_role("button", name="Save section").click()
-        page.locator(f"#section-{key} >> text=Saved.").wait_for()
+        page.locator(f"#body-{key}").fill(f"Answer for {key}.")
+    page.get_by_role("button", name="Save post-mortem").click()
+    page.locator("#pm-needs", has_text="Every section is written").wait_for()
     page.get_by_role("button", name="Send to review").click()
     page.get_by_role("button", name="Publish").click()
     page.locator(".badge-pm-published").wait_for()

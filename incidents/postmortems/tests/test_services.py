@@ -4,6 +4,8 @@ from datetime import date, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from core.actors import Actor
 from incidents.models import ActionItem, Incident, PostMortem, PostMortemTemplate, TimelineEntry
@@ -186,3 +188,80 @@ def test_publish_is_refused_while_the_incident_is_not_yet_classified(postmortem,
         services.postmortem_status_set(postmortem=postmortem, status="published", actor=Actor.person(responder))
     postmortem.refresh_from_db()
     assert postmortem.status == "in_review" and postmortem.published_at is None
+
+
+# --- saving the whole post-mortem at once ------------------------------------------------------------------
+
+
+def _hashes(postmortem):
+    return {s["key"]: services.postmortem_body_hash(s["body"]) for s in postmortem.sections}
+
+
+def test_sections_save_writes_every_section_in_one_update(postmortem, responder):
+    bodies = {s["key"]: f"About {s['key']}.\r\nSecond line." for s in postmortem.sections}
+    with CaptureQueriesContext(connection) as queries:
+        written = services.postmortem_sections_save(
+            postmortem=postmortem, bodies=bodies, loaded=_hashes(postmortem), actor=Actor.person(responder)
+        )
+    assert written == [s["key"] for s in postmortem.sections]
+    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    assert len(updates) == 1  # one row update, inside the service's one transaction
+    postmortem.refresh_from_db()
+    assert all(s["body"] == f"About {s['key']}.\nSecond line." for s in postmortem.sections)
+
+
+def test_sections_save_with_one_bad_body_writes_nothing(postmortem, responder):
+    bodies = {"what": "Fine.", "why": "x" * (services.SECTION_BODY_MAX + 1)}
+    with pytest.raises(ValidationError) as refused:
+        services.postmortem_sections_save(postmortem=postmortem, bodies=bodies, actor=Actor.person(responder))
+    assert list(refused.value.message_dict) == ["why"]
+    assert "at most 50,000 characters" in refused.value.message_dict["why"][0]
+    postmortem.refresh_from_db()
+    assert all(s["body"] == "" for s in postmortem.sections)
+
+
+def test_sections_save_refuses_an_unknown_section_and_writes_nothing(postmortem, responder):
+    with pytest.raises(ValidationError, match="no section “nope”"):
+        services.postmortem_sections_save(
+            postmortem=postmortem, bodies={"what": "Fine.", "nope": "x"}, actor=Actor.person(responder)
+        )
+    postmortem.refresh_from_db()
+    assert all(s["body"] == "" for s in postmortem.sections)
+
+
+def test_sections_save_keeps_a_section_someone_else_saved_that_this_editor_did_not_touch(postmortem, responder):
+    loaded = _hashes(postmortem)  # both editors open the empty post-mortem
+    other = PostMortem.objects.get(pk=postmortem.pk)
+    services.postmortem_sections_save(postmortem=other, bodies={"why": "Theirs."}, actor=Actor.person(responder))
+    written = services.postmortem_sections_save(
+        postmortem=postmortem,
+        bodies={s["key"]: ("Mine." if s["key"] == "what" else "") for s in postmortem.sections},
+        loaded=loaded,
+        actor=Actor.person(responder),
+    )
+    assert written == ["what"]
+    postmortem.refresh_from_db()
+    bodies = {s["key"]: s["body"] for s in postmortem.sections}
+    assert bodies["what"] == "Mine." and bodies["why"] == "Theirs."
+
+
+def test_sections_save_a_touched_section_is_last_write_wins(postmortem, responder):
+    loaded = _hashes(postmortem)
+    services.postmortem_sections_save(postmortem=postmortem, bodies={"why": "Theirs."}, actor=Actor.person(responder))
+    services.postmortem_sections_save(
+        postmortem=postmortem, bodies={"why": "Mine."}, loaded=loaded, actor=Actor.person(responder)
+    )
+    postmortem.refresh_from_db()
+    assert {s["key"]: s["body"] for s in postmortem.sections}["why"] == "Mine."
+
+
+def test_sections_save_is_refused_once_published(postmortem, responder):
+    fill(postmortem, Actor.person(responder))
+    services.postmortem_status_set(postmortem=postmortem, status="in_review", actor=Actor.person(responder))
+    services.postmortem_status_set(postmortem=postmortem, status="published", actor=Actor.person(responder))
+    with pytest.raises(ValidationError, match="published"):
+        services.postmortem_sections_save(
+            postmortem=postmortem, bodies={"what": "Late."}, actor=Actor.person(responder)
+        )
+    postmortem.refresh_from_db()
+    assert {s["key"]: s["body"] for s in postmortem.sections}["what"] == "Written."
