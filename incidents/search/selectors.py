@@ -61,10 +61,26 @@ class SearchResult:
         return len(self.exact) + sum(len(g.hits) for g in self.groups)
 
 
-def headline_parts(text: str | None) -> list[tuple[str, bool]]:
-    """Split a headline with START/STOP markers into (text, matched) parts; stray markers vanish."""
+# Markdown's marks in a snippet of Markdown text (post-mortems, summaries, notes): a snippet is a
+# few words cut anywhere, so it is shown as plain words, not rendered. Links keep their text.
+_MD_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_MD_MARKS = re.compile(r"`+|\*\*|__|(?m:^\s{0,3}#{1,6}\s+)|(?m:^\s{0,3}[*+-]\s+)|(?m:^\s{0,3}>\s?)")
+
+
+def _plain(chunk: str) -> str:
+    return _MD_MARKS.sub("", _MD_LINK.sub(r"\1", chunk))
+
+
+def headline_parts(text: str | None, *, markdown: bool = False) -> list[tuple[str, bool]]:
+    """Split a headline with START/STOP markers into (text, matched) parts; stray markers vanish.
+
+    ``markdown``: the text is Markdown source, whose marks (code ticks, bold, headings, list marks,
+    link targets) are dropped from the snippet. Trace text is never Markdown: it is shown as it came.
+    """
     parts: list[tuple[str, bool]] = []
     for i, chunk in enumerate(re.split(f"[{START}{STOP}]", text or "")):
+        if markdown:
+            chunk = _plain(chunk)
         if chunk:
             parts.append((chunk, i % 2 == 1))
     return parts
@@ -125,7 +141,12 @@ def _incidents(query: SearchQuery, limit: int) -> tuple[list[Hit], bool]:
         .order_by("-rank", "-number")[: limit + 1]
     )
     hits = {
-        i.number: Hit(title=f"{i.ref} {i.title}", url=_incident_url(i), parts=headline_parts(i.snippet), meta=i.status)
+        i.number: Hit(
+            title=f"{i.ref} {i.title}",
+            url=_incident_url(i),
+            parts=headline_parts(i.snippet, markdown=True),
+            meta=i.status,
+        )
         for i in rows[:limit]
     }
     # Timeline notes: each matching note names its incident once.
@@ -145,7 +166,10 @@ def _incidents(query: SearchQuery, limit: int) -> tuple[list[Hit], bool]:
             more = True
             break
         hits[i.number] = Hit(
-            title=f"{i.ref} {i.title}", url=_incident_url(i), parts=headline_parts(entry.snippet), meta="timeline note"
+            title=f"{i.ref} {i.title}",
+            url=_incident_url(i),
+            parts=headline_parts(entry.snippet, markdown=True),
+            meta="timeline note",
         )
     return list(hits.values()), more
 
@@ -166,7 +190,7 @@ def _postmortems(query: SearchQuery, limit: int) -> tuple[list[Hit], bool]:
         Hit(
             title=f"Post-mortem of {p.incident.ref} {p.incident.title}",
             url=_url("incidents:postmortem", p.incident.number),
-            parts=headline_parts(p.snippet),
+            parts=headline_parts(p.snippet, markdown=True),
             meta=p.status,
         )
         for p in rows[:limit]

@@ -157,3 +157,12 @@ def test_nul_in_query_is_a_clear_400_not_500(viewer, make_client):
 def test_websearch_syntax_never_errors(viewer, make_client):
     for q in ('"unclosed', "or or or", "-", "!!! && ||", "a:*", "'"):
         assert get(make_client(viewer), q).status_code == 200, q
+
+
+def test_a_markdown_snippet_reads_as_words_and_trace_text_stays_as_it_came():
+    md = f"## Cause\\n\\nThe agent called `{START}describe_table{STOP}` **twice**, see [the run](https://x.example/r)"
+    parts = headline_parts(md.replace("\\n", "\n"), markdown=True)
+    assert "".join(t for t, _ in parts) == "Cause\n\nThe agent called describe_table twice, see the run"
+    assert ("describe_table", True) in parts
+    raw = f"`{START}rm -rf{STOP}` **now**"
+    assert "".join(t for t, _ in headline_parts(raw)) == "`rm -rf` **now**"  # a trace's text: untouched
