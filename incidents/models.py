@@ -278,6 +278,7 @@ class DetectorSetting(models.Model):
 
     class Rule(models.TextChoices):
         NOTIFY = "notify", "Notify"
+        PAGE = "page", "Page on-call"
         PAUSE = "pause", "Pause the agent"
         DECLARE = "declare", "Declare an incident"
 
@@ -315,3 +316,47 @@ class DetectionBacklog(models.Model):
 
     def __str__(self) -> str:
         return f"detection of {len(self.trace_pks)} traces, waiting since {self.created_at:%H:%M:%S}"
+
+
+class Delivery(models.Model):
+    """One message Firebreak sent (or tried to send) to the outside: a notification, a page, a chat
+    post, a tracker issue. The delivery log on the alert, incident and agent pages reads these.
+
+    Written only through ``incidents.notifications.deliveries``. ``target`` names the destination
+    without its secret (a route name, a host, a channel), never a URL with a token in it.
+    """
+
+    class Channel(models.TextChoices):
+        APPRISE = "apprise", "Notification"
+        PAGERDUTY = "pagerduty", "PagerDuty"
+        SLACK = "slack", "Slack"
+        TRACKER = "tracker", "Issue tracker"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    target = models.CharField(max_length=200)
+    event = models.CharField(max_length=60, help_text="what happened: alert.raised, gate.killed, incident.declared…")
+    alert = models.ForeignKey(Alert, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
+    incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, help_text="why the last attempt failed, in words")
+    detail = models.JSONField(default=dict, blank=True, help_text="what was sent, without secrets (e.g. dedup_key)")
+    created_at = models.DateTimeField(default=clock.now, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["alert", "-created_at"]),
+            models.Index(fields=["incident", "-created_at"]),
+            models.Index(fields=["agent", "-created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.event} → {self.target}: {self.status}"
