@@ -22,7 +22,7 @@ from core import clock
 from core.actors import Actor
 from core.errors import Conflict
 from core.roles import RESPONDER
-from incidents import hooks, selectors
+from incidents import hooks, selectors, signals
 from incidents.models import (
     OPEN_STATUSES,
     STATUS_ORDER,
@@ -81,9 +81,10 @@ def timeline_record(
 
     ``body`` is Markdown for notes and plain text otherwise (both escaped or sanitized on
     display); ``actor`` gives the label shown and, for a person, the user linked.
-    ``created_at`` defaults to now. Runs in the caller's transaction.
+    ``created_at`` defaults to now. Runs in the caller's transaction; ``signals.timeline_recorded``
+    goes out once it commits.
     """
-    return TimelineEntry.objects.create(
+    entry = TimelineEntry.objects.create(
         incident=incident,
         kind=kind,
         body=body,
@@ -91,6 +92,23 @@ def timeline_record(
         actor_label=actor.label,
         data=data or {},
         created_at=created_at or clock.now(),
+    )
+    pk, incident_pk, label = entry.pk, incident.pk, actor.label
+    transaction.on_commit(
+        lambda: signals.timeline_recorded.send(
+            sender=TimelineEntry, entry_id=pk, incident_id=incident_pk, kind=kind, actor_label=label
+        )
+    )
+    return entry
+
+
+def _announce(incident: Incident, event: str, actor: Actor, detail: str = "") -> None:
+    """``signals.incident_changed`` once the write commits (the outbound senders connect to it)."""
+    pk, label = incident.pk, actor.label
+    transaction.on_commit(
+        lambda: signals.incident_changed.send(
+            sender=Incident, incident_id=pk, event=event, detail=detail, actor_label=label
+        )
     )
 
 
@@ -321,6 +339,7 @@ def incident_declare(
             body=f"Status: Declared → Contained\n\nContained: every linked agent is stopped ({stopped})",
         )
     _notify(incident, "declared")
+    _announce(incident, "declared", actor)
     return incident
 
 
@@ -371,6 +390,7 @@ def _apply_status(locked: Incident, status: str, actor: Actor, *, note: str = ""
     )
     if status in (IncidentStatus.CONTAINED, IncidentStatus.RESOLVED):
         _notify(locked, status)
+    _announce(locked, status, actor)
 
 
 class LooseEnds(Conflict):
@@ -441,6 +461,7 @@ def incident_severity_set(*, incident: Incident, severity: str, actor: Actor, no
         data={"before": previous, "after": severity},
     )
     _notify(locked, "severity", f"was {previous}")
+    _announce(locked, "severity", actor, f"was {previous}")
     _refresh(incident, locked)
     return incident
 

@@ -14,6 +14,7 @@ from agents.models import Agent
 from core import clock
 from core.actors import Actor
 from core.roles import ADMIN, RESPONDER
+from incidents import signals
 from incidents.alerts.selectors import detector_registry
 from incidents.models import OPEN_STATUSES, Alert, DetectorSetting, FailureClass, Incident, TimelineKind
 from incidents.services import incident_declare, timeline_record
@@ -63,11 +64,14 @@ def alert_raise(
         alert.count += 1
         alert.last_seen = now
         alert.details = details or alert.details
-        if alert.status == Alert.Status.RESOLVED:
+        reopened = alert.status == Alert.Status.RESOLVED
+        if reopened:
             alert.status = Alert.Status.OPEN
+            _announce(alert, "reopened", Actor.detector(detector))
         alert.save(update_fields=["count", "last_seen", "details", "status"])
         created = False
     if created:
+        _announce(alert, "raised", Actor.detector(detector))
         for incident in Incident.objects.filter(agents=agent, status__in=OPEN_STATUSES):
             timeline_record(
                 incident=incident, kind=TimelineKind.ALERT, body=f"Alert ({detector}): {title}",
@@ -97,6 +101,14 @@ def incident_declare_from_alert(*, alert: Alert, trace: Trace | None = None, spa
     )
 
 
+def _announce(alert: Alert, event: str, actor: Actor) -> None:
+    """``signals.alert_changed`` once the write commits (senders enqueue their work from it)."""
+    pk, label = alert.pk, actor.label
+    transaction.on_commit(
+        lambda: signals.alert_changed.send(sender=Alert, alert_id=pk, event=event, actor_label=label)
+    )
+
+
 def _locked(alert: Alert) -> Alert:
     return Alert.objects.select_for_update().get(pk=alert.pk)
 
@@ -119,6 +131,7 @@ def alert_acknowledge(*, alert: Alert, actor: Actor) -> Alert:
     locked.handled_at = clock.now()
     locked.save(update_fields=["status", "handled_by", "handled_at"])
     _refresh(alert, locked)
+    _announce(alert, "acknowledged", actor)
     logger.info("alert %s acknowledged by %s", alert.pk, actor.label)
     return alert
 
@@ -135,6 +148,7 @@ def alert_resolve(*, alert: Alert, actor: Actor) -> Alert:
     locked.handled_at = clock.now()
     locked.save(update_fields=["status", "handled_by", "handled_at"])
     _refresh(alert, locked)
+    _announce(alert, "resolved", actor)
     logger.info("alert %s resolved by %s", alert.pk, actor.label)
     return alert
 
