@@ -104,9 +104,7 @@ def incident_declare_from_alert(*, alert: Alert, trace: Trace | None = None, spa
 def _announce(alert: Alert, event: str, actor: Actor) -> None:
     """``signals.alert_changed`` once the write commits (senders enqueue their work from it)."""
     pk, label = alert.pk, actor.label
-    transaction.on_commit(
-        lambda: signals.alert_changed.send(sender=Alert, alert_id=pk, event=event, actor_label=label)
-    )
+    transaction.on_commit(lambda: signals.alert_changed.send(sender=Alert, alert_id=pk, event=event, actor_label=label))
 
 
 def _locked(alert: Alert) -> Alert:
