@@ -249,7 +249,12 @@ def postmortem_trace_detach(request, number: int, trace_id: str):
 def _items_response(
     request, incident: Incident, postmortem: PostMortem, form=None, status: int = 200, refusal: list[str] | None = None
 ):
-    context = {"incident": incident, "postmortem": postmortem, "items_refusal": refusal or [], **_items_context(postmortem, form)}
+    context = {
+        "incident": incident,
+        "postmortem": postmortem,
+        "items_refusal": refusal or [],
+        **_items_context(postmortem, form),
+    }
     return render(request, PARTIAL.format("action_items"), context, status=status)
 
 
@@ -306,7 +311,7 @@ def action_item_status(request, number: int, item_id: int):
 @require_POST
 @role_required(RESPONDER)
 def action_item_issue(request, number: int, item_id: int):
-    """"Create in Jira/Linear/GitHub": the same service as the API; the issue is created in the background."""
+    """ "Create in Jira/Linear/GitHub": the same service as the API; the issue is created in the background."""
     incident = incident_get_or_404(number=number)
     postmortem = _postmortem_or_404(incident)
     item = get_object_or_404(ActionItem, pk=item_id, postmortem=postmortem)

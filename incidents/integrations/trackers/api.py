@@ -69,7 +69,12 @@ class ActionItemIssueApi(APIView):
             )
         except ValidationError as exc:
             return service_error(exc)
-        body = {"action_item": item.pk, "tracker": item.tracker, "issue_state": item.issue_state, "delivery": delivery.pk}
+        body = {
+            "action_item": item.pk,
+            "tracker": item.tracker,
+            "issue_state": item.issue_state,
+            "delivery": delivery.pk,
+        }
         return Response(IssueRequestedSerializer(body).data, status=202)
 
 

@@ -95,9 +95,11 @@ def issue_create(*, tracker: str, text: IssueText) -> CreatedIssue:
         raise TrackerUnavailable(f"cannot reach {LABELS[tracker]} ({type(exc).__name__})") from exc
 
 
-def _post(url: str, *, json: dict[str, Any], headers: dict[str, str], auth: tuple[str, str] | None = None) -> Any:
+def _post(
+    url: str, *, json: dict[str, Any], headers: dict[str, str], auth: httpx.BasicAuth | None = None
+) -> httpx.Response:
     with httpx.Client(timeout=TIMEOUT, headers={"User-Agent": USER_AGENT}) as client:
-        return client.post(url, json=json, headers=headers, auth=auth)
+        return client.post(url, json=json, headers=headers, auth=auth or httpx.USE_CLIENT_DEFAULT)
 
 
 def _json(response: httpx.Response) -> Any:
@@ -147,7 +149,7 @@ def _jira_create(text: IssueText) -> CreatedIssue:
         f"{base}/rest/api/3/issue",
         json=body,
         headers={"Accept": "application/json"},
-        auth=(settings.FIREBREAK_JIRA_EMAIL, settings.FIREBREAK_JIRA_API_TOKEN),
+        auth=httpx.BasicAuth(settings.FIREBREAK_JIRA_EMAIL, settings.FIREBREAK_JIRA_API_TOKEN),
     )
     data = _json(response)
     why = ""
@@ -186,7 +188,9 @@ def _linear_create(text: IssueText) -> CreatedIssue:
     if not created.get("success") or not issue.get("identifier"):
         raise TrackerRefused("Linear did not create the issue (success was false)")
     state = issue.get("state") or {}
-    return CreatedIssue(key=str(issue["identifier"]), url=str(issue.get("url") or ""), status=str(state.get("name", "")))
+    return CreatedIssue(
+        key=str(issue["identifier"]), url=str(issue.get("url") or ""), status=str(state.get("name", ""))
+    )
 
 
 def _github_create(text: IssueText) -> CreatedIssue:

@@ -84,11 +84,11 @@ def action_item_issue_create(*, item_id: int, delivery_id: int, final: bool = Tr
         return False
     except TrackerUnavailable as exc:
         if final:
-            action_item_issue_failed(item_id=item_id, delivery_id=delivery_id, error=f"{exc} (gave up after {delivery.attempts + 1} tries)")
+            action_item_issue_failed(
+                item_id=item_id, delivery_id=delivery_id, error=f"{exc} (gave up after {delivery.attempts + 1} tries)"
+            )
             return False
         delivery_failed(delivery=delivery, error=str(exc), retrying=True)
         raise
     _created(item=item, delivery=delivery, issue=issue)
     return True
-
-

@@ -10,25 +10,21 @@
 """
 
 import logging
-from urllib.parse import urljoin
 
 from celery.exceptions import CeleryError
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.urls import reverse
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
 from core.actors import Actor
 from core.errors import Conflict
 from incidents.integrations.trackers import clients
-from incidents.integrations.trackers.clients import IssueText, TrackerRefused, TrackerUnavailable
 from incidents.integrations.trackers.sending import action_item_issue_failed
 from incidents.integrations.trackers.tasks import action_item_issue_create_task
 from incidents.integrations.trackers.webhooks import StatusChange
 from incidents.models import ActionItem, Delivery, TimelineKind
-from incidents.notifications.deliveries import delivery_failed, delivery_record, delivery_sent
+from incidents.notifications.deliveries import delivery_record
 from incidents.postmortems.services import action_item_status_set
 from incidents.services import timeline_record
 
@@ -43,7 +39,9 @@ def _enqueue(item_id: int, delivery_id: int) -> None:
     except (KombuError, CeleryError, RedisError, OSError) as exc:
         # The broker is down: say so on the row instead of leaving it "creating" for ever; it can be retried.
         logger.warning("could not queue the issue of action item %s: %s", item_id, type(exc).__name__)
-        action_item_issue_failed(item_id=item_id, delivery_id=delivery_id, error="could not queue the request (Redis unavailable)")
+        action_item_issue_failed(
+            item_id=item_id, delivery_id=delivery_id, error="could not queue the request (Redis unavailable)"
+        )
 
 
 @transaction.atomic

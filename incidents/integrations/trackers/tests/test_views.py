@@ -13,7 +13,9 @@ def test_a_responder_creates_the_issue_and_the_row_links_it(trackers, item, make
     page = client.get(PAGE).content.decode()
     assert "Create in Jira" in page and "Create in Linear" in page and "Create in GitHub" in page
 
-    response = client.post(f"/incidents/7/postmortem/actions/{item.pk}/issue/", {"tracker": "github"}, HTTP_HX_REQUEST="true")
+    response = client.post(
+        f"/incidents/7/postmortem/actions/{item.pk}/issue/", {"tracker": "github"}, HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 200
     assert "Creating in GitHub…" in response.content.decode()
     delivery = Delivery.objects.get()
@@ -75,7 +77,9 @@ def test_a_failure_shows_why_escaped_and_offers_a_retry(trackers, item, make_cli
 def test_a_refusal_on_the_page_is_said_in_the_card(trackers, item, make_client, responder):
     ActionItem.objects.filter(pk=item.pk).update(tracker="jira", issue_state="created", issue_key="OPS-24")
     client = make_client(responder)
-    response = client.post(f"/incidents/7/postmortem/actions/{item.pk}/issue/", {"tracker": "jira"}, HTTP_HX_REQUEST="true")
+    response = client.post(
+        f"/incidents/7/postmortem/actions/{item.pk}/issue/", {"tracker": "jira"}, HTTP_HX_REQUEST="true"
+    )
     assert "already has an issue: OPS-24" in response.content.decode()
     plain = client.post(f"/incidents/7/postmortem/actions/{item.pk}/issue/", {"tracker": "jira"}, follow=True)
     assert "already has an issue: OPS-24" in plain.content.decode()

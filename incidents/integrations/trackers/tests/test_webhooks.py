@@ -64,7 +64,12 @@ LINEAR_DONE = {
         "identifier": "ENG-7",
         "teamId": "9cfb482a-81e3-4154-b5b9-2c805e70a02d",
         "stateId": "4d2b6d7f-0f1e-4b8e-9c8d-4f3a2b1c0d9e",
-        "state": {"id": "4d2b6d7f-0f1e-4b8e-9c8d-4f3a2b1c0d9e", "color": "#5e6ad2", "name": "Done", "type": "completed"},
+        "state": {
+            "id": "4d2b6d7f-0f1e-4b8e-9c8d-4f3a2b1c0d9e",
+            "color": "#5e6ad2",
+            "name": "Done",
+            "type": "completed",
+        },
         "team": {"id": "9cfb482a-81e3-4154-b5b9-2c805e70a02d", "key": "ENG", "name": "Engineering"},
         "labels": [],
         "url": "https://linear.app/acme/issue/ENG-7/add-an-eval-case",
@@ -86,7 +91,11 @@ JIRA_DONE = {
     "timestamp": 1764638418000,
     "webhookEvent": "jira:issue_updated",
     "issue_event_type_name": "issue_generic",
-    "user": {"self": "https://acme.atlassian.net/rest/api/2/user?accountId=5b10a2844c20165700ede21g", "accountId": "5b10a2844c20165700ede21g", "displayName": "Jane Doe"},
+    "user": {
+        "self": "https://acme.atlassian.net/rest/api/2/user?accountId=5b10a2844c20165700ede21g",
+        "accountId": "5b10a2844c20165700ede21g",
+        "displayName": "Jane Doe",
+    },
     "issue": {
         "id": "10000",
         "self": "https://acme.atlassian.net/rest/api/2/issue/10000",
@@ -98,14 +107,28 @@ JIRA_DONE = {
                 "description": "",
                 "name": "Done",
                 "id": "10001",
-                "statusCategory": {"self": "https://acme.atlassian.net/rest/api/2/statuscategory/3", "id": 3, "key": "done", "colorName": "green", "name": "Done"},
+                "statusCategory": {
+                    "self": "https://acme.atlassian.net/rest/api/2/statuscategory/3",
+                    "id": 3,
+                    "key": "done",
+                    "colorName": "green",
+                    "name": "Done",
+                },
             },
         },
     },
     "changelog": {
         "id": "10100",
         "items": [
-            {"field": "status", "fieldtype": "jira", "fieldId": "status", "from": "10000", "fromString": "To Do", "to": "10001", "toString": "Done"}
+            {
+                "field": "status",
+                "fieldtype": "jira",
+                "fieldId": "status",
+                "from": "10000",
+                "fromString": "To Do",
+                "to": "10001",
+                "toString": "Done",
+            }
         ],
     },
 }
