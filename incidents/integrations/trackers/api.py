@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -127,12 +127,14 @@ class _TrackerWebhook(APIView):
         return Response({"action_item": item.pk, "status": item.status, "issue_status": item.issue_status})
 
 
-@extend_schema(
-    operation_id="integrations_jira_webhook",
-    summary="Jira Cloud admin webhook (X-Hub-Signature: sha256=…): an issue's status moves its action item",
-    request=None,
-    responses=WEBHOOK_RESPONSES,
-    tags=["integrations"],
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="integrations_jira_webhook",
+        summary="Jira Cloud admin webhook (X-Hub-Signature: sha256=…): an issue's status moves its action item",
+        request=None,
+        responses=WEBHOOK_RESPONSES,
+        tags=["integrations"],
+    )
 )
 class JiraWebhookApi(_TrackerWebhook):
     tracker = "jira"
@@ -147,12 +149,14 @@ class JiraWebhookApi(_TrackerWebhook):
         return webhooks.jira_change(payload)
 
 
-@extend_schema(
-    operation_id="integrations_linear_webhook",
-    summary="Linear webhook (Linear-Signature, webhookTimestamp): an issue's state moves its action item",
-    request=None,
-    responses=WEBHOOK_RESPONSES,
-    tags=["integrations"],
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="integrations_linear_webhook",
+        summary="Linear webhook (Linear-Signature, webhookTimestamp): an issue's state moves its action item",
+        request=None,
+        responses=WEBHOOK_RESPONSES,
+        tags=["integrations"],
+    )
 )
 class LinearWebhookApi(_TrackerWebhook):
     tracker = "linear"
@@ -167,12 +171,14 @@ class LinearWebhookApi(_TrackerWebhook):
         return webhooks.linear_change(payload)
 
 
-@extend_schema(
-    operation_id="integrations_github_webhook",
-    summary="GitHub webhook (X-Hub-Signature-256): closing or reopening an issue moves its action item",
-    request=None,
-    responses=WEBHOOK_RESPONSES,
-    tags=["integrations"],
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="integrations_github_webhook",
+        summary="GitHub webhook (X-Hub-Signature-256): closing or reopening an issue moves its action item",
+        request=None,
+        responses=WEBHOOK_RESPONSES,
+        tags=["integrations"],
+    )
 )
 class GitHubWebhookApi(_TrackerWebhook):
     tracker = "github"
