@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from agents.permissions import IsResponder
 from core.actors import Actor
 from core.api import ERRORS, error, service_error
+from core.views import RETRY_AFTER_SECONDS
 from incidents.integrations.trackers import clients, services, webhooks
 from incidents.integrations.trackers.webhooks import StatusChange
 from incidents.models import ActionItem, Incident
@@ -46,7 +47,11 @@ class ActionItemIssueApi(APIView):
         operation_id="postmortems_action_item_issue",
         summary="Create an action item's issue in Jira, Linear or GitHub (responder); created in the background",
         request=IssueRequestSerializer,
-        responses={202: IssueRequestedSerializer, **ERRORS},
+        responses={
+            202: IssueRequestedSerializer,
+            **ERRORS,
+            503: OpenApiResponse(description="Redis is unavailable: nothing queued, retry after Retry-After"),
+        },
         tags=["incidents"],
     )
     def post(self, request: Request, number: int, item_id: int) -> Response:
@@ -69,6 +74,12 @@ class ActionItemIssueApi(APIView):
             )
         except ValidationError as exc:
             return service_error(exc)
+        item.refresh_from_db(fields=["issue_state"])
+        if item.issue_state == ActionItem.IssueState.FAILED:
+            # The task could not be queued (Redis down): the item says so and may be asked again.
+            response = error("could not queue the request (Redis unavailable); retry shortly", 503)
+            response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response
         body = {
             "action_item": item.pk,
             "tracker": item.tracker,
