@@ -8,10 +8,11 @@ pytest-django runs each test in a transaction, so ``on_commit`` callbacks run wh
 import kombu.pools
 
 from core.actors import Actor
-from firebreak.celery import app as celery_app
-from firebreak.settings import celery_broker_url
 from incidents.integrations.trackers import services
+from incidents.integrations.trackers.tasks import action_item_issue_create_task
 from incidents.models import Delivery
+
+celery_app = action_item_issue_create_task.app  # the project's app, without importing the project (layers)
 
 
 def _reset_broker_connections():
@@ -26,7 +27,9 @@ def test_broker_down_fails_the_request_with_why_and_it_can_be_asked_again(
     trackers, item, make_client, responder, private_redis, settings, django_capture_on_commit_callbacks
 ):
     saved = celery_app.conf.broker_url
-    settings.CELERY_BROKER_URL = celery_app.conf.broker_url = celery_broker_url(private_redis.url)
+    # kombu spells redis-py's unix:// socket URL redis+socket:// (firebreak.settings.celery_broker_url).
+    broker = "redis+socket" + private_redis.url.removeprefix("unix")
+    settings.CELERY_BROKER_URL = celery_app.conf.broker_url = broker
     _reset_broker_connections()
     actor = Actor.person(responder)
     try:
