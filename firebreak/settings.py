@@ -403,3 +403,21 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
     },
 }
+
+# --- Issue trackers for post-mortem action items (issue 14, item 5) ----------------------------------
+# Each tracker is on when its settings are set; the post-mortem page offers the ones that are. Webhooks
+# (/api/v1/integrations/<tracker>/webhook) move an item when its issue is closed or reopened there.
+FIREBREAK_JIRA_URL = env_str("FIREBREAK_JIRA_URL")  # https://<site>.atlassian.net
+FIREBREAK_JIRA_EMAIL = env_str("FIREBREAK_JIRA_EMAIL")
+FIREBREAK_JIRA_API_TOKEN = env_str("FIREBREAK_JIRA_API_TOKEN")
+FIREBREAK_JIRA_PROJECT = env_str("FIREBREAK_JIRA_PROJECT")  # the project key, e.g. OPS
+FIREBREAK_JIRA_ISSUE_TYPE = env_str("FIREBREAK_JIRA_ISSUE_TYPE", "Task")
+FIREBREAK_JIRA_WEBHOOK_SECRET = env_str("FIREBREAK_JIRA_WEBHOOK_SECRET")
+FIREBREAK_LINEAR_API_KEY = env_str("FIREBREAK_LINEAR_API_KEY")
+FIREBREAK_LINEAR_TEAM_ID = env_str("FIREBREAK_LINEAR_TEAM_ID")
+FIREBREAK_LINEAR_API_URL = env_str("FIREBREAK_LINEAR_API_URL", "https://api.linear.app/graphql")
+FIREBREAK_LINEAR_WEBHOOK_SECRET = env_str("FIREBREAK_LINEAR_WEBHOOK_SECRET")
+FIREBREAK_GITHUB_TOKEN = env_str("FIREBREAK_GITHUB_TOKEN")
+FIREBREAK_GITHUB_REPO = env_str("FIREBREAK_GITHUB_REPO")  # owner/name
+FIREBREAK_GITHUB_API_URL = env_str("FIREBREAK_GITHUB_API_URL", "https://api.github.com")
+FIREBREAK_GITHUB_WEBHOOK_SECRET = env_str("FIREBREAK_GITHUB_WEBHOOK_SECRET")

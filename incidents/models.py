@@ -225,6 +225,17 @@ class ActionItem(models.Model):
         DONE = "done", "Done"
         WONT_DO = "wont_do", "Won't do"
 
+    class Tracker(models.TextChoices):
+        JIRA = "jira", "Jira"
+        LINEAR = "linear", "Linear"
+        GITHUB = "github", "GitHub"
+
+    class IssueState(models.TextChoices):
+        NONE = "", "Not sent"
+        PENDING = "pending", "Creating"
+        CREATED = "created", "Created"
+        FAILED = "failed", "Failed"
+
     postmortem = models.ForeignKey(PostMortem, on_delete=models.CASCADE, related_name="action_items")
     title = models.CharField(max_length=300)
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -233,9 +244,22 @@ class ActionItem(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
     created_at = models.DateTimeField(default=clock.now, editable=False)
     done_at = models.DateTimeField(null=True, blank=True)
+    # The issue in the team's tracker (incidents/integrations/trackers): written only by its services.
+    tracker = models.CharField(max_length=10, choices=Tracker.choices, blank=True)
+    issue_state = models.CharField(max_length=10, choices=IssueState.choices, blank=True, default=IssueState.NONE)
+    issue_key = models.CharField(max_length=100, blank=True, help_text="PROJ-12 (Jira), ENG-7 (Linear), 42 (GitHub)")
+    issue_url = models.URLField(max_length=500, blank=True)
+    issue_status = models.CharField(max_length=100, blank=True, help_text="the issue's status in the tracker")
 
     class Meta:
         ordering = ["status", "due_date", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tracker", "issue_key"],
+                condition=~models.Q(issue_key=""),
+                name="action_item_one_item_per_issue",
+            )
+        ]
 
     def __str__(self):
         return self.title

@@ -37,6 +37,11 @@ urlpatterns = [
         postmortem_views.action_item_status,
         name="action-item-status",
     ),
+    path(
+        "<int:number>/postmortem/actions/<int:item_id>/issue/",
+        postmortem_views.action_item_issue,
+        name="action-item-issue",
+    ),
     path("<int:number>/postmortem/status/", postmortem_views.postmortem_status, name="postmortem-status"),
     path("<int:number>/postmortem/export.md", postmortem_views.postmortem_export, name="postmortem-export"),
     path("<int:number>/postmortem/print/", postmortem_views.postmortem_print, name="postmortem-print"),

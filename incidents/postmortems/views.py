@@ -21,6 +21,9 @@ from core.forms import form_errors_add
 from core.markdown import render_markdown
 from core.roles import RESPONDER, has_role, role_required
 from incidents.blast_radius.selectors import blast_radius_last
+from incidents.integrations.trackers import clients as tracker_clients
+from incidents.integrations.trackers import selectors as tracker_selectors
+from incidents.integrations.trackers import services as tracker_services
 from incidents.models import ActionItem, Incident, PostMortem
 from incidents.postmortems import metrics as metrics_selectors
 from incidents.postmortems import selectors, services
@@ -52,11 +55,15 @@ def _refuse(request, incident: Incident, error: ValidationError, anchor: str = "
 
 def _items_context(postmortem: PostMortem, form: ActionItemForm | None = None) -> dict:
     items = list(postmortem.action_items.select_related("owner").order_by("status", "due_date", "id"))
+    issue_errors = tracker_selectors.issue_errors(postmortem=postmortem)
+    for item in items:
+        item.issue_error = issue_errors.get(item.pk, "")  # type: ignore[attr-defined]
     return {
         "items": items,
         "items_warning": selectors.action_items_warning(items),
         "item_form": form or ActionItemForm(),
         "item_statuses": ActionItem.Status.choices,
+        "trackers": [(t, tracker_clients.LABELS[t]) for t in tracker_clients.trackers_configured()],
     }
 
 
@@ -239,8 +246,15 @@ def postmortem_trace_detach(request, number: int, trace_id: str):
     return redirect(_page_url(incident, "traces"))
 
 
-def _items_response(request, incident: Incident, postmortem: PostMortem, form=None, status: int = 200):
-    context = {"incident": incident, "postmortem": postmortem, **_items_context(postmortem, form)}
+def _items_response(
+    request, incident: Incident, postmortem: PostMortem, form=None, status: int = 200, refusal: list[str] | None = None
+):
+    context = {
+        "incident": incident,
+        "postmortem": postmortem,
+        "items_refusal": refusal or [],
+        **_items_context(postmortem, form),
+    }
     return render(request, PARTIAL.format("action_items"), context, status=status)
 
 
@@ -291,6 +305,28 @@ def action_item_status(request, number: int, item_id: int):
         return HttpResponse("; ".join(error_messages(error)), status=400)
     if request.htmx:
         return _items_response(request, incident, postmortem)
+    return redirect(_page_url(incident, "action-items"))
+
+
+@require_POST
+@role_required(RESPONDER)
+def action_item_issue(request, number: int, item_id: int):
+    """ "Create in Jira/Linear/GitHub": the same service as the API; the issue is created in the background."""
+    incident = incident_get_or_404(number=number)
+    postmortem = _postmortem_or_404(incident)
+    item = get_object_or_404(ActionItem, pk=item_id, postmortem=postmortem)
+    try:
+        tracker_services.action_item_issue_request(
+            item=item, tracker=request.POST.get("tracker", ""), actor=Actor.from_request(request)
+        )
+    except ValidationError as error:
+        if not request.htmx:
+            return _refuse(request, incident, error, "action-items")
+        # Shown in the card (htmx swaps a 200 only); the API answers 400/409 for the same refusals.
+        return _items_response(request, incident, postmortem, refusal=error_messages(error))
+    if request.htmx:
+        return _items_response(request, incident, postmortem)
+    messages.success(request, f"Creating the issue in {item.get_tracker_display()}…")
     return redirect(_page_url(incident, "action-items"))
 
 
