@@ -83,11 +83,13 @@ def test_severity_change_contained_and_resolved_notify(
     assert events == [("declared", ""), ("severity", "was SEV3"), ("contained", ""), ("resolved", "")]
 
 
-def test_no_urls_configured_sends_nothing(settings, make_incident, django_capture_on_commit_callbacks):
+def test_no_urls_configured_sends_nothing(settings, make_incident, django_capture_on_commit_callbacks, monkeypatch):
     settings.FIREBREAK_NOTIFY_URLS = []
-    with django_capture_on_commit_callbacks() as callbacks:
+    queued = []
+    monkeypatch.setattr(incident_notify_task, "delay", lambda *args: queued.append(args))
+    with django_capture_on_commit_callbacks(execute=True):
         incident = make_incident()
-    assert callbacks == []
+    assert queued == []
     assert notification_send(incident_id=incident.pk, event="declared") is False
 
 
