@@ -403,3 +403,8 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
     },
 }
+
+# Inbound alerts (issue 14, item 3): Alertmanager, Grafana, Datadog and generic webhooks post alerts to
+# /api/v1/integrations/<source>. A body above the byte limit is a 413; a batch above the alert limit a 400.
+FIREBREAK_INBOUND_MAX_BYTES = env_int("FIREBREAK_INBOUND_MAX_BYTES", 1024 * 1024)
+FIREBREAK_INBOUND_MAX_ALERTS = env_int("FIREBREAK_INBOUND_MAX_ALERTS", 1000)
