@@ -46,7 +46,7 @@ class CanPostInbound(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         if is_agent_key(request):
-            self.message = "an agent's key cannot post inbound alerts; make an integration key (createapikey --integration)"
+            self.message = "an agent's key cannot post inbound alerts; use an integration key"
             return False
         if is_integration_key(request):
             self.message = "this integration key lacks the 'inbound' scope"

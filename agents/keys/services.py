@@ -52,7 +52,7 @@ def api_key_create(
     if integration:
         if not INTEGRATION_NAME.fullmatch(integration):
             raise ValidationError(
-                {"integration": "an integration's name is 1-100 letters, digits, '.', '_' or '-' (e.g. prometheus-prod)"}
+                {"integration": "an integration's name is 1-100 letters, digits, '.', '_' or '-' (prometheus-prod)"}
             )
         if list(scopes) != [ApiKeyScope.INBOUND.value] or redis:
             raise ValidationError({"scopes": "an integration key holds the 'inbound' scope only"})

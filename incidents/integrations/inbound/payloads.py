@@ -146,12 +146,14 @@ def _string_map(**kwargs: Any) -> serializers.DictField:
 
 
 class AlertmanagerAlert(serializers.Serializer):
+    """One alert of the batch. The serializers keep the vendors' own (camelCase) field names."""
+
     status = serializers.ChoiceField(choices=["firing", "resolved"])
     labels = _string_map()
     annotations = _string_map(required=False, default=dict)
-    startsAt = _Text(required=False)  # noqa: N815 - the vendor's field names
-    endsAt = _Text(required=False)  # noqa: N815
-    generatorURL = _Text(required=False)  # noqa: N815
+    startsAt = _Text(required=False)
+    endsAt = _Text(required=False)
+    generatorURL = _Text(required=False)
     fingerprint = _Text(required=False, max_length=200)
 
 
@@ -160,34 +162,34 @@ class AlertmanagerPayload(serializers.Serializer):
     status = serializers.ChoiceField(choices=["firing", "resolved"])
     receiver = _Text()
     alerts = serializers.ListField(child=AlertmanagerAlert(), allow_empty=False)
-    groupLabels = _string_map(required=False, default=dict)  # noqa: N815
-    commonLabels = _string_map(required=False, default=dict)  # noqa: N815
-    commonAnnotations = _string_map(required=False, default=dict)  # noqa: N815
-    externalURL = _Text(required=False)  # noqa: N815
-    groupKey = _Text(required=False)  # noqa: N815
-    truncatedAlerts = serializers.IntegerField(required=False, min_value=0)  # noqa: N815
+    groupLabels = _string_map(required=False, default=dict)
+    commonLabels = _string_map(required=False, default=dict)
+    commonAnnotations = _string_map(required=False, default=dict)
+    externalURL = _Text(required=False)
+    groupKey = _Text(required=False)
+    truncatedAlerts = serializers.IntegerField(required=False, min_value=0)
 
 
 class GrafanaAlert(AlertmanagerAlert):
-    silenceURL = _Text(required=False)  # noqa: N815
-    dashboardURL = _Text(required=False)  # noqa: N815
-    panelURL = _Text(required=False)  # noqa: N815
+    silenceURL = _Text(required=False)
+    dashboardURL = _Text(required=False)
+    panelURL = _Text(required=False)
     values = serializers.DictField(required=False, allow_null=True)
-    valueString = _Text(required=False)  # noqa: N815
+    valueString = _Text(required=False)
 
 
 class GrafanaPayload(serializers.Serializer):
     receiver = _Text()
     status = serializers.ChoiceField(choices=["firing", "resolved"])
-    orgId = serializers.IntegerField(required=False)  # noqa: N815
+    orgId = serializers.IntegerField(required=False)
     alerts = serializers.ListField(child=GrafanaAlert(), allow_empty=False)
-    groupLabels = _string_map(required=False, default=dict)  # noqa: N815
-    commonLabels = _string_map(required=False, default=dict)  # noqa: N815
-    commonAnnotations = _string_map(required=False, default=dict)  # noqa: N815
-    externalURL = _Text(required=False)  # noqa: N815
+    groupLabels = _string_map(required=False, default=dict)
+    commonLabels = _string_map(required=False, default=dict)
+    commonAnnotations = _string_map(required=False, default=dict)
+    externalURL = _Text(required=False)
     version = _Text(required=False)
-    groupKey = _Text(required=False)  # noqa: N815
-    truncatedAlerts = serializers.IntegerField(required=False, min_value=0)  # noqa: N815
+    groupKey = _Text(required=False)
+    truncatedAlerts = serializers.IntegerField(required=False, min_value=0)
     title = _Text(required=False)
     state = _Text(required=False)
     message = _Text(required=False, max_length=20_000)
@@ -207,7 +209,9 @@ class DatadogPayload(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs.get("aggregate") and not attrs.get("alert_id"):
-            raise serializers.ValidationError({"aggregate": "needs $AGGREG_KEY (or alert_id: $ALERT_ID) to tell alerts apart"})
+            raise serializers.ValidationError(
+                {"aggregate": "needs $AGGREG_KEY (or alert_id: $ALERT_ID) to tell alerts apart"}
+            )
         return attrs
 
 
@@ -217,7 +221,9 @@ def _prometheus_style(alert: dict[str, Any], payload: dict[str, Any], source: st
     name = labels.get("alertname", "").strip()
     summary = (annotations.get("summary") or annotations.get("description") or "").strip()
     title = f"{name}: {summary}" if name and summary else name or summary or f"{source} alert"
-    link = safe_link(alert.get("generatorURL")) or safe_link(alert.get("panelURL")) or safe_link(alert.get("dashboardURL"))
+    link = next(
+        (safe_link(alert.get(k)) for k in ("generatorURL", "panelURL", "dashboardURL") if safe_link(alert.get(k))), ""
+    )
     details: dict[str, Any] = {"labels": labels, "annotations": annotations}
     for key in ("startsAt", "endsAt", "silenceURL", "dashboardURL", "panelURL", "values", "valueString"):
         if alert.get(key) not in (None, "", {}):
@@ -318,11 +324,10 @@ def path_parse(path: str, param: str) -> list[str | int]:
 
 def path_get(document: object, steps: list[str | int]) -> object:
     """The value at ``steps``, or KeyError."""
-    node = document
+    node: Any = document
     for step in steps:
-        if isinstance(step, int) and isinstance(node, list) and step < len(node):
-            node = node[step]
-        elif isinstance(step, str) and isinstance(node, dict) and step in node:
+        in_list = isinstance(step, int) and isinstance(node, list) and step < len(node)
+        if in_list or (isinstance(step, str) and isinstance(node, dict) and step in node):
             node = node[step]
         else:
             raise KeyError(step)

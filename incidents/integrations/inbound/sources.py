@@ -15,7 +15,8 @@ DESCRIPTIONS = {
     Alert.Source.ALERTMANAGER: "Alerts posted by Prometheus Alertmanager (POST /api/v1/integrations/alertmanager).",
     Alert.Source.GRAFANA: "Alerts posted by a Grafana webhook contact point (POST /api/v1/integrations/grafana).",
     Alert.Source.DATADOG: "Alerts posted by the Datadog Webhooks integration (POST /api/v1/integrations/datadog).",
-    Alert.Source.WEBHOOK: "Alerts posted as JSON by any tool, mapped by JSON paths (POST /api/v1/integrations/webhook).",
+    Alert.Source.WEBHOOK: "Alerts posted as JSON by any tool, mapped by JSON paths (POST /api/v1/integrations/webhook)"
+    ".",
 }
 
 
