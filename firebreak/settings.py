@@ -408,3 +408,8 @@ LOGGING = {
 # /api/v1/integrations/<source>. A body above the byte limit is a 413; a batch above the alert limit a 400.
 FIREBREAK_INBOUND_MAX_BYTES = env_int("FIREBREAK_INBOUND_MAX_BYTES", 1024 * 1024)
 FIREBREAK_INBOUND_MAX_ALERTS = env_int("FIREBREAK_INBOUND_MAX_ALERTS", 1000)
+# The firing/resolved choice the Alertmanager and Grafana payloads share: one named enum in the schema.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    **SPECTACULAR_SETTINGS.get("ENUM_NAME_OVERRIDES", {}),
+    "InboundAlertStatusEnum": [("firing", "firing"), ("resolved", "resolved")],
+}

@@ -6,9 +6,13 @@ the batch to ``inbound_alerts_receive`` (one transaction). The key: an integrati
 A store that is down is a 503 with Retry-After (``core.views.server_error``), which every sender retries.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -51,10 +55,6 @@ class InboundApi(APIView):
     def parse(self, request: Request) -> list[InboundAlert]:
         raise NotImplementedError
 
-    @extend_schema(
-        request=OpenApiResponse(description="the source's own payload (README: Alerts from your monitoring)"),
-        responses={200: RESULT, 413: ERRORS[400], **ERRORS},
-    )
     def post(self, request: Request) -> Response:
         limit = settings.FIREBREAK_INBOUND_MAX_BYTES
         try:
@@ -94,6 +94,15 @@ class InboundApi(APIView):
         )
 
 
+def _documented(request: Any, **extra: Any) -> Callable[[type[InboundApi]], type[InboundApi]]:
+    """The endpoint's OpenAPI entry: the vendor's payload shape in, the outcome per alert out."""
+    decorate: Callable[[type[InboundApi]], type[InboundApi]] = extend_schema_view(
+        post=extend_schema(request=request, responses={200: RESULT, 413: ERRORS[400], **ERRORS}, **extra)
+    )
+    return decorate
+
+
+@_documented(payloads.AlertmanagerPayload)
 class AlertmanagerApi(InboundApi):
     """Prometheus Alertmanager's webhook receiver payload (``"version": "4"``)."""
 
@@ -103,6 +112,7 @@ class AlertmanagerApi(InboundApi):
         return payloads.alertmanager_parse(request.data)
 
 
+@_documented(payloads.GrafanaPayload)
 class GrafanaApi(InboundApi):
     """A Grafana Alerting webhook contact point's payload."""
 
@@ -112,6 +122,7 @@ class GrafanaApi(InboundApi):
         return payloads.grafana_parse(request.data)
 
 
+@_documented(payloads.DatadogPayload)
 class DatadogApi(InboundApi):
     """The Datadog Webhooks integration, with the payload template in the README."""
 
@@ -121,6 +132,15 @@ class DatadogApi(InboundApi):
         return payloads.datadog_parse(request.data)
 
 
+@_documented(
+    OpenApiTypes.OBJECT,
+    parameters=[
+        OpenApiParameter(
+            name, str, description=f"JSON path of the alert's {name}, e.g. $.{name}", required=name == "title"
+        )
+        for name in payloads.WEBHOOK_PARAMS
+    ],
+)
 class WebhookApi(InboundApi):
     """Any JSON; the query string maps JSON paths to the alert's fields (``?title=$.name&status=$.state``)."""
 
