@@ -294,3 +294,22 @@ def test_createapikey_integration_prints_a_key_that_posts_alerts(capsys):
     assert key.agent is None and key.user is None
     assert post("grafana", sample("grafana"), raw).status_code == 200
     assert set(Alert.objects.values_list("integration", flat=True)) == {"grafana-cloud"}
+
+
+def test_a_responder_declares_an_incident_from_an_agentless_alert(integration_key, responder, make_client):
+    post("alertmanager", sample("alertmanager"), integration_key)
+    alert = Alert.objects.get()
+    c = make_client(responder)
+    form = c.get(f"/incidents/new/?alert={alert.pk}").content.decode()
+    assert "ProbeFailure: BlackBox Probe Failure" in form
+    response = c.post(
+        "/incidents/new/",
+        {"title": alert.title, "severity": "SEV1", "alert": alert.pk, "commander": responder.username},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    alert.refresh_from_db()
+    incident = alert.incident
+    assert incident is not None and not incident.agents.exists()
+    page = c.get(f"/incidents/{incident.number}/")
+    assert page.status_code == 200
+    assert "not resolved" in page.content.decode()  # the loose end: its open alert
