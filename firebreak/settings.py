@@ -409,7 +409,7 @@ LOGGING = {
 FIREBREAK_INBOUND_MAX_BYTES = env_int("FIREBREAK_INBOUND_MAX_BYTES", 1024 * 1024)
 FIREBREAK_INBOUND_MAX_ALERTS = env_int("FIREBREAK_INBOUND_MAX_ALERTS", 1000)
 # The firing/resolved choice the Alertmanager and Grafana payloads share: one named enum in the schema.
-SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
-    **SPECTACULAR_SETTINGS.get("ENUM_NAME_OVERRIDES", {}),
-    "InboundAlertStatusEnum": [("firing", "firing"), ("resolved", "resolved")],
-}
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["InboundAlertStatusEnum"] = [  # type: ignore[index]
+    ("firing", "firing"),
+    ("resolved", "resolved"),
+]
