@@ -46,6 +46,8 @@ def api_key_create(
     ``integration``: a key of its own for a monitoring integration (Alertmanager, Grafana, Datadog, a
     webhook), named so; it holds the ``inbound`` scope only and may post inbound alerts, nothing else.
     """
+    if agent is None and user is None and not integration.strip():
+        raise ValidationError({"integration": "an integration key needs the integration's name"})
     integration = integration.strip()
     if sum((agent is not None, user is not None, bool(integration))) != 1:
         raise ValidationError("a key belongs to exactly one agent, one user or one integration")

@@ -53,7 +53,7 @@ class Command(BaseCommand):
                     )
                     self.stderr.write(f"registered agent {agent}")
                 key, raw = api_key_create(agent=target, scopes=scope_list, name=name, redis=redis)
-            elif integration:
+            elif integration is not None:
                 if redis:
                     raise CommandError("--redis is for agent keys: an integration key only posts alerts")
                 key, raw = api_key_create(integration=integration, scopes=["inbound"], name=name)

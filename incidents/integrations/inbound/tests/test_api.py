@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import Client
 
 from agents.keys.services import api_key_create
@@ -313,3 +313,22 @@ def test_a_responder_declares_an_incident_from_an_agentless_alert(integration_ke
     page = c.get(f"/incidents/{incident.number}/")
     assert page.status_code == 200
     assert "not resolved" in page.content.decode()  # the loose end: its open alert
+
+
+def test_the_new_alert_toast_shows_an_agentless_alert_escaped(integration_key, viewer, make_client):
+    c = make_client(viewer)
+    since = c.get("/incidents/alerts/new/")["X-Alert-Since"]
+    body = sample("alertmanager")
+    body["alerts"][0]["labels"]["alertname"] = XSS
+    post("alertmanager", body, integration_key)
+    toast = c.get("/incidents/alerts/new/", {"since": since})
+    assert toast.status_code == 200
+    text = toast.content.decode()
+    assert XSS not in text and "&lt;script&gt;" in text and "Alertmanager" in text
+
+
+@pytest.mark.parametrize("name", ["", "has space", "a/b"])
+def test_createapikey_integration_refuses_a_bad_name(name):
+    with pytest.raises(CommandError, match="integration"):
+        call_command("createapikey", "--integration", name)
+    assert not ApiKey.objects.exists()
