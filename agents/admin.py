@@ -76,6 +76,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "name",
         "agent",
         "user",
+        "integration",
         "scopes",
         "redis_access",
         "created_at",
@@ -87,6 +88,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "key_hash",
         "agent",
         "user",
+        "integration",
         "scopes",
         "redis_access",
         "created_at",
@@ -94,7 +96,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "revoked_at",
         "revoked_by",
     )
-    search_fields = ("lookup", "name", "agent__slug", "user__username")
+    search_fields = ("lookup", "name", "agent__slug", "user__username", "integration")
     actions = ["revoke"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -164,6 +164,7 @@ class ApiKeyScope(models.TextChoices):
     INGEST = "ingest", "Send spans"
     GATE = "gate", "Read the gate"
     API = "api", "Act as the user"
+    INBOUND = "inbound", "Post alerts from an integration"
 
 
 class ApiKey(models.Model):
@@ -188,18 +189,23 @@ class ApiKey(models.Model):
     revoked_by = models.CharField(max_length=200, blank=True)
     # An agent key with its own Redis user (read-only on its gate key and channel): see agents/keys/redis_users.py.
     redis_access = models.BooleanField(default=False)
+    # An integration's key (Alertmanager, Grafana, Datadog, a webhook): it only posts inbound alerts,
+    # and its name is recorded on the alerts it raises.
+    integration = models.CharField(max_length=100, blank=True)
 
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(agent__isnull=False, user__isnull=True)
-                | models.Q(agent__isnull=True, user__isnull=False),
-                name="apikey_agent_xor_user",
+                condition=models.Q(agent__isnull=False, user__isnull=True, integration="")
+                | models.Q(agent__isnull=True, user__isnull=False, integration="")
+                | (models.Q(agent__isnull=True, user__isnull=True) & ~models.Q(integration="")),
+                name="apikey_one_owner",
             )
         ]
 
     def __str__(self) -> str:
-        return f"{self.PREFIX}{self.lookup}… ({self.agent or self.user})"
+        owner = self.agent or self.user or f"integration {self.integration}"
+        return f"{self.PREFIX}{self.lookup}… ({owner})"
 
     @staticmethod
     def hash(raw: str) -> str:

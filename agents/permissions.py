@@ -4,7 +4,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from agents.keys.authentication import AgentPrincipal
+from agents.keys.authentication import AgentPrincipal, IntegrationPrincipal
 from core.roles import ADMIN, RESPONDER, VIEWER, has_role
 
 
@@ -34,6 +34,28 @@ class AgentScopeOrRole(BasePermission):
 class CanIngest(AgentScopeOrRole):
     scope = "ingest"
     message = "this key cannot send spans (it needs the 'ingest' scope, or a responder's key)"
+
+
+def is_integration_key(request: Request) -> bool:
+    return isinstance(request.user, IntegrationPrincipal)
+
+
+class CanPostInbound(BasePermission):
+    """The inbound alert endpoints: an integration key (scope ``inbound``), or a responder (a session, or
+    their key with the ``api`` scope). Never an agent's key, never a viewer."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        if is_agent_key(request):
+            self.message = "an agent's key cannot post inbound alerts; use an integration key"
+            return False
+        if is_integration_key(request):
+            self.message = "this integration key lacks the 'inbound' scope"
+            return "inbound" in key_scopes(request)
+        if getattr(request, "auth", None) is not None and "api" not in key_scopes(request):
+            self.message = "this key lacks the 'api' scope"
+            return False
+        self.message = f"posting alerts needs an integration key or the {RESPONDER} role"
+        return has_role(request.user, RESPONDER)
 
 
 class IsPersonWithRole(BasePermission):

@@ -421,3 +421,12 @@ FIREBREAK_GITHUB_TOKEN = env_str("FIREBREAK_GITHUB_TOKEN")
 FIREBREAK_GITHUB_REPO = env_str("FIREBREAK_GITHUB_REPO")  # owner/name
 FIREBREAK_GITHUB_API_URL = env_str("FIREBREAK_GITHUB_API_URL", "https://api.github.com")
 FIREBREAK_GITHUB_WEBHOOK_SECRET = env_str("FIREBREAK_GITHUB_WEBHOOK_SECRET")
+# Inbound alerts (issue 14, item 3): Alertmanager, Grafana, Datadog and generic webhooks post alerts to
+# /api/v1/integrations/<source>. A body above the byte limit is a 413; a batch above the alert limit a 400.
+FIREBREAK_INBOUND_MAX_BYTES = env_int("FIREBREAK_INBOUND_MAX_BYTES", 1024 * 1024)
+FIREBREAK_INBOUND_MAX_ALERTS = env_int("FIREBREAK_INBOUND_MAX_ALERTS", 1000)
+# The firing/resolved choice the Alertmanager and Grafana payloads share: one named enum in the schema.
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["InboundAlertStatusEnum"] = [  # type: ignore[index]
+    ("firing", "firing"),
+    ("resolved", "resolved"),
+]

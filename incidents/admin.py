@@ -52,8 +52,8 @@ class TimelineEntryAdmin(admin.ModelAdmin):
 
 @admin.register(Alert)
 class AlertAdmin(admin.ModelAdmin):
-    list_display = ("detector", "title", "agent", "status", "count", "last_seen")
-    list_filter = ("detector", "status")
+    list_display = ("detector", "title", "agent", "source", "integration", "status", "count", "last_seen")
+    list_filter = ("detector", "source", "status")
     raw_id_fields = ("trace", "incident")
 
 

@@ -19,4 +19,5 @@ urlpatterns = [
         name="api-postmortem-sections",
     ),
     path("", include("incidents.integrations.trackers.urls")),
+    path("", include("incidents.integrations.inbound.urls")),
 ]

@@ -18,6 +18,7 @@ class IncidentsConfig(AppConfig):
         from incidents import receivers
         from incidents.detection import scheduled, streaming  # noqa: F401
         from incidents.detection import tasks as detection_tasks  # noqa: F401
+        from incidents.integrations.inbound import sources as inbound_sources  # noqa: F401
         from incidents.integrations.trackers import tasks as tracker_tasks  # noqa: F401
         from incidents.notifications import tasks as notification_tasks  # noqa: F401
         from incidents.search.selectors import user_links

@@ -63,7 +63,8 @@ def declare_initial(params, user) -> dict:
             initial.update(alert=alert.pk, title=alert.title, severity=alert.suggested_severity)
             if alert.failure_class:
                 initial["failure_class"] = alert.failure_class.slug
-            agents.append(alert.agent.slug)
+            if alert.agent is not None:  # an alert from outside may name no agent
+                agents.append(alert.agent.slug)
             if alert.trace:
                 traces.append(trace_ref(alert.trace))
     trace_id = params.get("trace", "").strip()

@@ -136,15 +136,26 @@ class TimelineEntry(models.Model):
 
 
 class Alert(models.Model):
-    """A detector's finding, deduplicated by fingerprint."""
+    """A detector's finding, or an alert from the monitoring outside (Alertmanager, Grafana, Datadog, a
+    webhook), deduplicated by fingerprint. An outside alert may name no registered agent: ``agent`` None."""
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
         ACKNOWLEDGED = "acknowledged", "Acknowledged"
         RESOLVED = "resolved", "Resolved"
 
+    class Source(models.TextChoices):
+        FIREBREAK = "firebreak", "Firebreak"
+        ALERTMANAGER = "alertmanager", "Alertmanager"
+        GRAFANA = "grafana", "Grafana"
+        DATADOG = "datadog", "Datadog"
+        WEBHOOK = "webhook", "Webhook"
+
     detector = models.CharField(max_length=100)
-    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="alerts")
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.FIREBREAK)
+    source_url = models.URLField(max_length=2000, blank=True, help_text="the alert at its source (generatorURL…)")
+    integration = models.CharField(max_length=100, blank=True, help_text="the integration key's name that posted it")
     trace = models.ForeignKey(Trace, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
     span_id = models.CharField(max_length=16, blank=True)
     fingerprint = models.CharField(max_length=64, unique=True)

@@ -287,7 +287,7 @@ def incident_declare(
         raise ValidationError(errors)
 
     if alert is not None:
-        if alert.agent_id not in {a.pk for a in agent_list}:
+        if alert.agent is not None and alert.agent_id not in {a.pk for a in agent_list}:
             agent_list.append(alert.agent)
         if alert.trace_id and alert.trace_id not in {t.pk for t in trace_list} and alert.trace is not None:
             trace_list.append(alert.trace)

@@ -37,12 +37,47 @@ class AgentPrincipal:
         raise AttributeError("agent keys have no groups")
 
 
+class IntegrationPrincipal:
+    """The request.user of an integration key: authenticated, no role, no agent; it may only post
+    inbound alerts (the ``inbound`` scope), which ``agents.permissions.CanPostInbound`` checks."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_superuser = False
+    is_staff = False
+    pk = None
+    _firebreak_role = None
+
+    def __init__(self, api_key: ApiKey) -> None:
+        assert api_key.integration, "an integration principal needs an integration's key"
+        self.api_key = api_key
+        self.integration: str = api_key.integration
+        self.username = f"integration:{self.integration}"
+
+    def __str__(self) -> str:
+        return self.username
+
+    def get_username(self) -> str:
+        return self.username
+
+    def as_actor(self) -> Actor:
+        # Not Actor.system: that is Firebreak itself, which roles do not limit. This actor can do nothing
+        # a role guards; the inbound service acts as the source (Actor.system("<source>")) on its own.
+        return Actor(label=self.username)
+
+    @property
+    def groups(self) -> None:  # pragma: no cover - roles never apply to integrations
+        raise AttributeError("integration keys have no groups")
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """``Authorization: Bearer fbk_…``. Agent keys become an AgentPrincipal, user keys the user."""
 
     keyword = "bearer"
 
-    def authenticate(self, request: Request) -> tuple[AgentPrincipal | User | None, ApiKey] | None:
+    def authenticate(
+        self, request: Request
+    ) -> tuple[AgentPrincipal | IntegrationPrincipal | User | None, ApiKey] | None:
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
@@ -62,6 +97,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
                 type(key).objects.filter(pk=key.pk).update(last_used_at=now)
         if key.agent_id:
             return AgentPrincipal(key), key
+        if key.integration:
+            return IntegrationPrincipal(key), key
         return key.user, key
 
     def authenticate_header(self, request: Request) -> str:

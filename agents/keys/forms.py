@@ -14,6 +14,16 @@ class AgentKeyForm(forms.Form):
     name = forms.CharField(max_length=200, required=False, label="Label")
 
 
+class IntegrationKeyForm(forms.Form):
+    integration = forms.RegexField(
+        regex=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+        max_length=100,
+        label="Integration",
+        error_messages={"invalid": "1-100 letters, digits, '.', '_' or '-' (e.g. prometheus-prod)."},
+    )
+    name = forms.CharField(max_length=200, required=False, label="Label")
+
+
 class PersonKeyForm(forms.Form):
     username = forms.CharField(max_length=150, required=False)
     name = forms.CharField(max_length=200, required=False, label="Label")

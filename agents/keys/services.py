@@ -1,6 +1,7 @@
 """Writes for API keys: people's keys act as the person, agents' keys read their gate and send spans."""
 
 import logging
+import re
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
@@ -19,6 +20,8 @@ logger = logging.getLogger(__name__)
 # The gate stream closes the streams of a key named on this channel (its lookup) at once.
 REVOKED_CHANNEL = "firebreak:keys-revoked"
 
+INTEGRATION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
 
 @transaction.atomic
 def api_key_create(
@@ -29,6 +32,7 @@ def api_key_create(
     name: str = "",
     redis: bool = False,
     actor: Actor | None = None,
+    integration: str = "",
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with the raw value, which is never stored or shown again.
 
@@ -38,9 +42,24 @@ def api_key_create(
     Redis that refuses leaves no key behind. One audit row (``key_create``) names the key by its
     lookup, never its value; ``actor`` defaults to the command line. Raises ValidationError or
     RedisUserError.
+
+    ``integration``: a key of its own for a monitoring integration (Alertmanager, Grafana, Datadog, a
+    webhook), named so; it holds the ``inbound`` scope only and may post inbound alerts, nothing else.
     """
-    if (agent is None) == (user is None):
-        raise ValidationError("a key belongs to exactly one agent or one user")
+    if agent is None and user is None and not integration.strip():
+        raise ValidationError({"integration": "an integration key needs the integration's name"})
+    integration = integration.strip()
+    if sum((agent is not None, user is not None, bool(integration))) != 1:
+        raise ValidationError("a key belongs to exactly one agent, one user or one integration")
+    if integration:
+        if not INTEGRATION_NAME.fullmatch(integration):
+            raise ValidationError(
+                {"integration": "an integration's name is 1-100 letters, digits, '.', '_' or '-' (prometheus-prod)"}
+            )
+        if list(scopes) != [ApiKeyScope.INBOUND.value] or redis:
+            raise ValidationError({"scopes": "an integration key holds the 'inbound' scope only"})
+    elif ApiKeyScope.INBOUND in scopes:
+        raise ValidationError({"scopes": "the 'inbound' scope is for integration keys only"})
     valid = set(ApiKeyScope.values)
     unknown = set(scopes) - valid
     if unknown or not scopes:
@@ -58,6 +77,7 @@ def api_key_create(
         user=user,
         scopes=sorted(set(scopes)),
         redis_access=redis,
+        integration=integration,
     )
     who = actor or Actor.system("createapikey")
     AuditEntry.objects.create(
@@ -117,7 +137,11 @@ def _audit_view(key: ApiKey) -> dict[str, object]:
     """What an audit row says about a key: never its value or hash."""
     return {
         "lookup": key.lookup,
-        "owner": key.agent.slug if key.agent is not None else key.user.get_username() if key.user else "",
+        "owner": key.agent.slug
+        if key.agent is not None
+        else key.user.get_username()
+        if key.user
+        else f"integration:{key.integration}",
         "scopes": list(key.scopes),
         "redis": key.redis_access,
     }

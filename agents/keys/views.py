@@ -3,7 +3,7 @@
 Who may do what (roles in core.roles):
 - viewer: sees the list (owners, scopes, lookups, dates: nothing secret; the value is never stored);
 - responder: makes and revokes keys of their own (a key acts as its person, so no more than they can);
-- admin: makes keys for any person or agent, revokes any key.
+- admin: makes keys for any person, agent or integration (a monitoring tool that posts alerts), revokes any key.
 Agent keys are admins' only: they are an agent's credentials to the gate and to ingest.
 The raw key is in the response to the POST that made it, and nowhere else (no session, no redirect).
 A reload of that response sends the POST again: each form carries a one-time token, and the
@@ -23,7 +23,7 @@ from django.views.decorators.http import require_POST
 
 from agents import selectors as agent_selectors
 from agents.keys import selectors
-from agents.keys.forms import AgentKeyForm, PersonKeyForm, RevokeForm
+from agents.keys.forms import AgentKeyForm, IntegrationKeyForm, PersonKeyForm, RevokeForm
 from agents.keys.redis_users import RedisUserError, redis_url_for
 from agents.keys.services import api_key_create, api_key_revoke
 from agents.models import Agent, ApiKey, ApiKeyScope
@@ -47,6 +47,7 @@ def _page(
     *,
     agent_form: AgentKeyForm | None = None,
     person_form: PersonKeyForm | None = None,
+    integration_form: IntegrationKeyForm | None = None,
     created: dict[str, object] | None = None,
     status: int = 200,
 ) -> HttpResponse:
@@ -62,6 +63,7 @@ def _page(
             "agents": agent_selectors.agent_list() if is_admin else [],
             "agent_form": agent_form or AgentKeyForm(),
             "person_form": person_form or PersonKeyForm(),
+            "integration_form": integration_form or IntegrationKeyForm(),
             "revoke_form": RevokeForm(),
             "may_create": has_role(request.user, RESPONDER),
             "created": created,
@@ -115,6 +117,22 @@ def key_create(request: HtmxHttpRequest) -> HttpResponse:
         except RedisUserError as exc:
             agent_form.add_error("redis", str(exc))
             return _page(request, agent_form=agent_form, status=400)
+    elif request.POST.get("kind") == "integration":
+        if not has_role(request.user, ADMIN):
+            raise PermissionDenied("Integration keys need the admin role.")
+        integration_form = IntegrationKeyForm(request.POST)
+        if not integration_form.is_valid():
+            return _page(request, integration_form=integration_form, status=400)
+        try:
+            key, raw = api_key_create(
+                integration=integration_form.cleaned_data["integration"],
+                scopes=[ApiKeyScope.INBOUND.value],
+                name=integration_form.cleaned_data["name"],
+                actor=actor,
+            )
+        except ValidationError as exc:
+            form_errors_add(integration_form, exc)
+            return _page(request, integration_form=integration_form, status=400)
     else:
         person_form = PersonKeyForm(request.POST)
         if not person_form.is_valid():
@@ -132,7 +150,7 @@ def key_create(request: HtmxHttpRequest) -> HttpResponse:
     if token:
         made[token] = key.lookup
         request.session[SESSION_MADE] = dict(list(made.items())[-MADE_REMEMBERED:])
-    lines = [f"FIREBREAK_API_KEY={raw}"]
+    lines = [f"Authorization: Bearer {raw}" if key.integration else f"FIREBREAK_API_KEY={raw}"]
     if key.redis_access:
         lines.append(f"FIREBREAK_REDIS_URL={redis_url_for(key, raw)}")
     if key.agent is not None:

@@ -33,7 +33,7 @@ FINGERPRINT_MAX = 64  # Alert.fingerprint's length
 def alert_raise(
     *,
     detector: str,
-    agent: Agent,
+    agent: Agent | None,
     fingerprint: str,
     title: str,
     trace: Trace | None = None,
@@ -41,43 +41,57 @@ def alert_raise(
     suggested_severity: str = "SEV2",
     failure_class_slug: str = "",
     details: dict[str, Any] | None = None,
+    source: str = Alert.Source.FIREBREAK,
+    source_url: str = "",
+    integration: str = "",
 ) -> tuple[Alert, bool]:
     """Raise an alert, deduplicated by fingerprint: an open alert with the same fingerprint
     counts one more occurrence (count, last_seen, details) instead of a new row.
 
     Returns (alert, created). A resolved alert with the fingerprint opens again. A new alert
-    goes on the timeline of every open incident of its agent.
+    goes on the timeline of every open incident of its agent. ``agent`` is None only for an alert
+    from outside (``source`` not firebreak) that names no registered agent; ``source_url`` is its
+    page at the source and ``integration`` the name of the key that posted it.
     """
     now = clock.now()
     failure_class = FailureClass.objects.filter(slug=failure_class_slug).first() if failure_class_slug else None
-    if len(fingerprint) > FINGERPRINT_MAX:  # stored and looked up the same way, so long ones deduplicate too
-        fingerprint = hashlib.sha256(fingerprint.encode()).hexdigest()
+    fingerprint = fingerprint_stored(fingerprint)
     alert = Alert.objects.select_for_update().filter(fingerprint=fingerprint).first()
     if alert is None:
         alert = Alert.objects.create(
             detector=detector, agent=agent, trace=trace, span_id=span_id, fingerprint=fingerprint,
             title=title[:300], suggested_severity=suggested_severity, failure_class=failure_class,
-            details=details or {}, first_seen=now, last_seen=now,
+            details=details or {}, first_seen=now, last_seen=now, source=source, source_url=source_url,
+            integration=integration,
         )  # fmt: skip
         created = True
     else:
         alert.count += 1
         alert.last_seen = now
         alert.details = details or alert.details
+        alert.source_url = source_url or alert.source_url
         reopened = alert.status == Alert.Status.RESOLVED
         if reopened:
             alert.status = Alert.Status.OPEN
             _announce(alert, "reopened", Actor.detector(detector))
-        alert.save(update_fields=["count", "last_seen", "details", "status"])
+        alert.save(update_fields=["count", "last_seen", "details", "status", "source_url"])
         created = False
     if created:
         _announce(alert, "raised", Actor.detector(detector))
-        for incident in Incident.objects.filter(agents=agent, status__in=OPEN_STATUSES):
+        incidents = Incident.objects.filter(agents=agent, status__in=OPEN_STATUSES) if agent is not None else []
+        for incident in incidents:
             timeline_record(
                 incident=incident, kind=TimelineKind.ALERT, body=f"Alert ({detector}): {title}",
                 actor=Actor.detector(detector), data={"alert": alert.pk, "fingerprint": fingerprint},
             )  # fmt: skip
     return alert, created
+
+
+def fingerprint_stored(fingerprint: str) -> str:
+    """The fingerprint as stored: one longer than the column is hashed, so long ones deduplicate too."""
+    if len(fingerprint) > FINGERPRINT_MAX:
+        return hashlib.sha256(fingerprint.encode()).hexdigest()
+    return fingerprint
 
 
 @transaction.atomic
@@ -93,9 +107,11 @@ def incident_declare_from_alert(*, alert: Alert, trace: Trace | None = None, spa
         title=alert.title,
         severity=alert.suggested_severity,
         failure_class=alert.failure_class,  # None: not yet classified, rather than a guess
-        agents=[alert.agent],
+        agents=[alert.agent] if alert.agent is not None else [],
         traces=[trace] if trace is not None else [],
-        summary=f"Declared by the {alert.detector} detector.",
+        summary=f"Declared by the {alert.detector} detector."
+        if alert.source == Alert.Source.FIREBREAK
+        else f"Declared from an alert sent by {alert.get_source_display()} ({alert.integration or 'no integration'}).",
         actor=Actor.detector(alert.detector),
         alert=alert,
     )

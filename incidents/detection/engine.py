@@ -15,13 +15,14 @@ from traces.models import Trace
 logger = logging.getLogger(__name__)
 
 
-def detector_settings(name: str, agent: Agent) -> tuple[bool, Thresholds, str]:
-    """(enabled, thresholds, rule) for one detector and agent: defaults < all-agents row < agent row."""
+def detector_settings(name: str, agent: Agent | None) -> tuple[bool, Thresholds, str]:
+    """(enabled, thresholds, rule) for one detector and agent: defaults < all-agents row < agent row.
+    ``agent`` None (an alert from outside naming no agent): the all-agents row only."""
     spec = registry[name]
     enabled, thresholds, rule = True, dict(spec.defaults), spec.rule
-    rows = DetectorSetting.objects.filter(detector=name, agent__in=[agent]) | DetectorSetting.objects.filter(
-        detector=name, agent__isnull=True
-    )
+    rows = DetectorSetting.objects.filter(detector=name, agent__isnull=True)
+    if agent is not None:
+        rows = rows | DetectorSetting.objects.filter(detector=name, agent=agent)
     for row in sorted(rows, key=lambda r: r.agent_id is not None):  # global first, then the agent's own
         enabled = row.enabled
         thresholds.update(row.thresholds or {})
@@ -65,7 +66,19 @@ def findings_handle(findings: list[Finding]) -> list[Alert]:
 
 
 def _apply_rule(rule: str, alert: Alert, agent: Agent, trace: Trace | None, finding: Finding) -> None:
-    if rule in (Rule.PAUSE, Rule.DECLARE) and agent.state == GateState.ACTIVE:
-        agent_pause(agent=agent, actor=Actor.detector(finding.detector), reason=f"Alert #{alert.pk}: {finding.title}")
+    alert_rule_apply(rule=rule, alert=alert, trace=trace, span_id=finding.span_id)
+
+
+def alert_rule_apply(*, rule: str, alert: Alert, trace: Trace | None = None, span_id: str = "") -> str:
+    """Apply a detector's rule to its new alert: pause the alert's agent (pause, declare), declare an incident
+    (declare). Returns what it did not do and why ("" when it did all): an alert from outside that names no
+    agent pauses nothing, and its incident is declared without an agent."""
+    agent, note = alert.agent, ""
+    if rule in (Rule.PAUSE, Rule.DECLARE):
+        if agent is None:
+            note = f"Rule {rule}: no registered agent is named on this alert, so no agent was paused."
+        elif agent.state == GateState.ACTIVE:
+            agent_pause(agent=agent, actor=Actor.detector(alert.detector), reason=f"Alert #{alert.pk}: {alert.title}")
     if rule == Rule.DECLARE:
-        incident_declare_from_alert(alert=alert, trace=trace, span_id=finding.span_id)
+        incident_declare_from_alert(alert=alert, trace=trace, span_id=span_id)
+    return note

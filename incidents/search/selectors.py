@@ -210,9 +210,13 @@ def _alerts(query: SearchQuery, limit: int) -> tuple[list[Hit], bool]:
     hits = [
         Hit(
             title=a.title,
-            url=a.trace.get_absolute_url() if a.trace_id and a.trace else f"{list_url}?agent={a.agent.slug}",
+            url=a.trace.get_absolute_url()
+            if a.trace_id and a.trace
+            else f"{list_url}?agent={a.agent.slug}"
+            if a.agent is not None
+            else f"{list_url}?detector={a.detector}",
             parts=headline_parts(a.snippet),
-            meta=f"{a.agent.slug} · {a.status}",
+            meta=f"{a.agent.slug if a.agent is not None else a.get_source_display()} · {a.status}",
         )
         for a in rows[:limit]
     ]

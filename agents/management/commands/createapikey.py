@@ -20,6 +20,10 @@ class Command(BaseCommand):
         who = parser.add_mutually_exclusive_group(required=True)
         who.add_argument("--agent", help="agent slug; registered if it does not exist")
         who.add_argument("--user", help="username the key acts as")
+        who.add_argument(
+            "--integration",
+            help="a monitoring integration's name (e.g. prometheus-prod): the key may only post inbound alerts",
+        )
         parser.add_argument("--scopes", default=None, help="comma separated: ingest,gate for agents; api for users")
         parser.add_argument("--name", default="", help="a label for the key")
         parser.add_argument(
@@ -33,6 +37,7 @@ class Command(BaseCommand):
         *args: Any,
         agent: str | None = None,
         user: str | None = None,
+        integration: str | None = None,
         scopes: str | None = None,
         name: str = "",
         redis: bool = False,
@@ -48,6 +53,10 @@ class Command(BaseCommand):
                     )
                     self.stderr.write(f"registered agent {agent}")
                 key, raw = api_key_create(agent=target, scopes=scope_list, name=name, redis=redis)
+            elif integration is not None:
+                if redis:
+                    raise CommandError("--redis is for agent keys: an integration key only posts alerts")
+                key, raw = api_key_create(integration=integration, scopes=["inbound"], name=name)
             else:
                 if redis:
                     raise CommandError("--redis is for agent keys: a person's key acts through the API")
@@ -59,7 +68,8 @@ class Command(BaseCommand):
             raise CommandError("; ".join(exc.messages)) from exc
         except RedisUserError as exc:
             raise CommandError(str(exc)) from exc
-        self.stderr.write(f"key for {key.agent or key.user} with scopes {','.join(key.scopes)} (shown once):")
+        owner = key.agent or key.user or f"integration {key.integration}"
+        self.stderr.write(f"key for {owner} with scopes {','.join(key.scopes)} (shown once):")
         self.stdout.write(raw)
         if key.agent is not None:
             # What the agent's SDK verifies gate documents with (Gate.from_env reads it).

@@ -1,0 +1,1 @@
+"""Alerts from the monitoring people already run: Alertmanager, Grafana, Datadog and any JSON webhook."""

@@ -1,0 +1,73 @@
+"""Inbound alerts while PostgreSQL is down: a 503 with Retry-After (Alertmanager, Grafana and Datadog retry
+it), never a 500, and nothing half-written. Real gunicorn on a PostgreSQL of the test's own."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from incidents.integrations.inbound.tests.samples import sample
+
+from .sdk.conftest import free_port
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+@pytest.fixture
+def app(private_postgres):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FIREBREAK_GATE_PUBLIC", "DJANGO_ALLOW"))}
+    env |= {"DATABASE_URL": private_postgres.url}
+    manage(env, "migrate", "--noinput")
+    key = manage(env, "createapikey", "--integration", "prometheus-prod").splitlines()[0]
+    port = free_port()
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    command = [str(gunicorn), "firebreak.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "2"]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
+        time.sleep(0.2)
+    client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    yield client
+    client.close()
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_an_alert_posted_while_postgresql_is_down_is_a_503_to_retry(app, private_postgres):
+    assert app.post("/api/v1/integrations/alertmanager", json=sample("alertmanager")).status_code == 200
+
+    private_postgres.stop()
+    down = app.post("/api/v1/integrations/grafana", json=sample("grafana"))
+    assert down.status_code == 503, down.text
+    assert int(down.headers["Retry-After"]) > 0
+    assert "retry" in down.json()["error"]
+
+    private_postgres.restart()
+    deadline = time.monotonic() + 30
+    while True:
+        again = app.post("/api/v1/integrations/grafana", json=sample("grafana"))
+        if again.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert again.status_code == 200
+    assert [a["action"] for a in again.json()["alerts"]] == ["raised", "raised"]  # nothing was half-written
