@@ -35,7 +35,7 @@ def claim_groups(claims: dict[str, Any], claim: str) -> list[str]:
     return []
 
 
-class FirebreakOidcBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
+class FirebreakOidcBackend(OIDCAuthenticationBackend):
     """Signs in the person an ID token (RS256, the provider's JWKS) vouches for, with the mapped role.
 
     Refusals (no mapped group, a name taken by a local account) return None and leave the reason on
@@ -65,6 +65,20 @@ class FirebreakOidcBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
         self.OIDC_RP_CLIENT_SECRET = config.client_secret
         user: AbstractBaseUser | None = super().authenticate(request, **kwargs)
         return user
+
+    def verify_token(self, token: Any, **kwargs: Any) -> dict[str, Any]:
+        """The ID token's claims; SuspiciousOperation for anything but an RS256 token signed with a key of the
+        provider's JWKS (a token with another algorithm, no key id or no JWT at all included)."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except (jwt.InvalidTokenError, TypeError, ValueError) as exc:
+            raise SuspiciousOperation("ID token is not a JWT") from exc
+        if header.get("alg") != SIGN_ALGORITHM:
+            raise SuspiciousOperation(f"ID token signed with {header.get('alg')!r}, not {SIGN_ALGORITHM}")
+        if not isinstance(header.get("kid"), str):
+            raise SuspiciousOperation("ID token names no signing key (kid)")
+        claims: dict[str, Any] = super().verify_token(token, **kwargs)
+        return claims
 
     def _verify_jws(self, payload: str, key: Any) -> dict[str, Any]:
         """The token's claims, once its signature (the provider's key), issuer, audience and times check out.
@@ -103,18 +117,19 @@ class FirebreakOidcBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
         groups = claim_groups(claims, self.config.groups_claim)
         role = role_for_groups(self.config.role_groups, set(groups))
         if role is None:
-            return self._refuse(
+            self._refuse(
                 f"Your {self.config.provider_name} account is in none of the groups that may use Firebreak "
                 f"(claim {self.config.groups_claim!r}). Ask an admin to add you to one."
             )
+            return None
         try:
             user: AbstractBaseUser = sso_user_sign_in(
                 issuer=self.metadata.issuer, claims=claims, role=role, groups=groups
             )
         except SsoRefused as exc:
-            return self._refuse(str(exc))
+            self._refuse(str(exc))
+            return None
         return user
 
     def _refuse(self, reason: str) -> None:
         setattr(self.request, REFUSAL_ATTRIBUTE, reason)
-        return None

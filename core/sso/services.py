@@ -74,7 +74,7 @@ def sso_user_sign_in(*, issuer: str, claims: dict[str, Any], role: str, groups: 
     role_groups = [Group.objects.get_or_create(name=name)[0] for name in ROLES]
     user.groups.remove(*role_groups)
     user.groups.add(next(group for group in role_groups if group.name == role))
-    return user  # type: ignore[return-value]
+    return user
 
 
 def _email(claims: dict[str, Any]) -> str:

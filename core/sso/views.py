@@ -7,13 +7,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 import requests
+from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render, resolve_url
-from django.conf import settings
 from mozilla_django_oidc.utils import import_from_settings
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
@@ -36,11 +36,11 @@ def _oidc_setting(attr: str, *default: Any) -> Any:
     return import_from_settings(attr, *default)
 
 
-class _StartView(OIDCAuthenticationRequestView):  # type: ignore[misc]
+class _StartView(OIDCAuthenticationRequestView):
     get_settings = staticmethod(_oidc_setting)
 
 
-class _CallbackView(OIDCAuthenticationCallbackView):  # type: ignore[misc]
+class _CallbackView(OIDCAuthenticationCallbackView):
     get_settings = staticmethod(_oidc_setting)
 
     def login_failure(self) -> HttpResponse:
@@ -101,7 +101,8 @@ def sso_callback(request: HttpRequest) -> HttpResponseBase:
         if status >= 500 or status == 429:
             return _unavailable(request, config, f"{status} from the provider")
         log.warning("single sign-on: the provider refused the code exchange (%s)", status)
-        return _refused(request, "The provider did not accept this sign-in (it may have expired). Try again.", status=400)
+        reason = "The provider did not accept this sign-in (it may have expired). Try again."
+        return _refused(request, reason, status=400)
     except requests.RequestException as exc:
         return _unavailable(request, config, exc.__class__.__name__)
     except SuspiciousOperation as exc:

@@ -64,7 +64,8 @@ class OidcProvider:
         line = process.stdout.readline().strip()
         if not line.startswith("ready "):
             process.kill()
-            raise RuntimeError(f"the test provider did not start: {line!r} {process.stderr.read() if process.stderr else ''}")
+            errors = process.stderr.read() if process.stderr else ""
+            raise RuntimeError(f"the test provider did not start: {line!r} {errors}")
         return cls(port=int(line.split()[1]), process=process, directory=directory, users=users)
 
     def stop(self) -> None:

@@ -21,7 +21,7 @@ class _Server(ThreadingMixIn, WSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002  (wsgiref's signature)
+    def log_message(self, format, *args):
         pass
 
 
