@@ -10,10 +10,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
+from mozilla_django_oidc.utils import import_from_settings
 
 from core.sso.config import SsoConfig, role_for_groups, sso_config
 from core.sso.discovery import ProviderMetadata, provider_metadata
-from core.sso.services import SsoRefused, sso_user_sign_in
+from core.sso.services import SsoRefused, sso_user_roles_clear, sso_user_sign_in
 
 SIGN_ALGORITHM = "RS256"
 LEEWAY_SECONDS = 60
@@ -66,6 +67,18 @@ class FirebreakOidcBackend(OIDCAuthenticationBackend):
         user: AbstractBaseUser | None = super().authenticate(request, **kwargs)
         return user
 
+    def get_token(self, payload: dict[str, Any]) -> dict[str, Any]:
+        # The client authenticates the way the provider says it accepts: HTTP Basic (the default of
+        # OpenID Connect) unless it only lists client_secret_post.
+        self.use_basic_auth = "client_secret_basic" in self.metadata.token_auth_methods
+        token: dict[str, Any] = super().get_token(payload)
+        return token
+
+    def get_settings(self, attr: str, *default: Any) -> Any:
+        if attr == "OIDC_TOKEN_USE_BASIC_AUTH":
+            return getattr(self, "use_basic_auth", False)
+        return import_from_settings(attr, *default)
+
     def verify_token(self, token: Any, **kwargs: Any) -> dict[str, Any]:
         """The ID token's claims; SuspiciousOperation for anything but an RS256 token signed with a key of the
         provider's JWKS (a token with another algorithm, no key id or no JWT at all included)."""
@@ -117,6 +130,9 @@ class FirebreakOidcBackend(OIDCAuthenticationBackend):
         groups = claim_groups(claims, self.config.groups_claim)
         role = role_for_groups(self.config.role_groups, set(groups))
         if role is None:
+            subject = claims.get("sub")
+            if isinstance(subject, str):
+                sso_user_roles_clear(issuer=self.metadata.issuer, subject=subject)
             self._refuse(
                 f"Your {self.config.provider_name} account is in none of the groups that may use Firebreak "
                 f"(claim {self.config.groups_claim!r}). Ask an admin to add you to one."

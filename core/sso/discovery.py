@@ -32,6 +32,8 @@ class ProviderMetadata:
     jwks_uri: str
     userinfo_endpoint: str | None
     end_session_endpoint: str | None
+    # Discovery 1.0 §3: when the provider lists none, client_secret_basic is the default.
+    token_auth_methods: tuple[str, ...] = ("client_secret_basic",)
 
 
 _lock = threading.Lock()
@@ -68,6 +70,11 @@ def _fetch(issuer: str) -> ProviderMetadata:
         jwks_uri=document["jwks_uri"],
         userinfo_endpoint=document.get("userinfo_endpoint") or None,
         end_session_endpoint=document.get("end_session_endpoint") or None,
+        token_auth_methods=tuple(
+            method
+            for method in document.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
+            if isinstance(method, str)
+        ),
     )
 
 

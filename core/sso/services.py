@@ -80,3 +80,14 @@ def sso_user_sign_in(*, issuer: str, claims: dict[str, Any], role: str, groups: 
 def _email(claims: dict[str, Any]) -> str:
     email = claims.get("email")
     return email.strip()[:254] if isinstance(email, str) else ""
+
+
+@transaction.atomic
+def sso_user_roles_clear(*, issuer: str, subject: str) -> bool:
+    """Take the role groups from the user of (issuer, subject), if there is one: the provider no longer
+    puts them in any mapped group. Returns whether such a user exists. Their sign-in is refused."""
+    link = SsoIdentity.objects.select_related("user").filter(issuer=issuer, subject=subject).first()
+    if link is None:
+        return False
+    link.user.groups.remove(*Group.objects.filter(name__in=ROLES))
+    return True

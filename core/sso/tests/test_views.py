@@ -5,6 +5,7 @@ and Discovery 1.0 describe them, with ID tokens signed by a real RSA key, so the
 a token (signature against the JWKS, issuer, audience, expiry, nonce) are tried one by one.
 """
 
+import base64
 import json
 import threading
 import time
@@ -15,8 +16,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.test import Client
 
+from core.roles import user_role
 from core.sso.discovery import discovery_forget
 from core.sso.models import SsoIdentity
 
@@ -31,6 +34,8 @@ class Provider:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.issuer = f"http://127.0.0.1:{self.server.server_port}"
         self.token_status = 200
+        self.auth_methods = None
+        self.discovery_requests = 0
         self.id_token = ""
         self.userinfo = {}
         self.token_requests: list[dict] = []
@@ -53,9 +58,12 @@ class Provider:
 
             def do_GET(self):
                 if self.path == "/.well-known/openid-configuration":
+                    provider.discovery_requests += 1
+                    methods = {"token_endpoint_auth_methods_supported": provider.auth_methods}
                     return self._json(
                         200,
                         {
+                            **(methods if provider.auth_methods else {}),
                             "issuer": provider.issuer,
                             "authorization_endpoint": f"{provider.issuer}/authorize",
                             "token_endpoint": f"{provider.issuer}/token",
@@ -77,6 +85,7 @@ class Provider:
             def do_POST(self):
                 length = int(self.headers["Content-Length"])
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                form["authorization"] = self.headers.get("Authorization", "")
                 provider.token_requests.append(form)
                 if provider.token_status != 200:
                     return self._json(provider.token_status, {"error": "temporarily_unavailable"})
@@ -117,6 +126,8 @@ def sso(settings, provider):
     settings.FIREBREAK_OIDC_ROLE_GROUPS = "admin=firebreak-admins,responder=oncall"
     settings.FIREBREAK_OIDC_PROVIDER_NAME = "Acme SSO"
     provider.token_status = 200
+    provider.auth_methods = None
+    provider.discovery_requests = 0
     provider.token_requests.clear()
     provider.userinfo = {"sub": "u-42", "groups": ["oncall"]}
     discovery_forget()
@@ -172,7 +183,47 @@ def test_a_valid_id_token_signs_the_person_in_with_the_mapped_role(client, sso):
     exchange = sso.token_requests[-1]
     assert exchange["grant_type"] == "authorization_code" and exchange["code"] == "code-1"
     assert exchange["code_verifier"]  # PKCE
-    assert exchange["client_id"] == CLIENT_ID
+    # client_secret_basic, the default when discovery lists no token_endpoint_auth_methods_supported
+    basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    assert exchange["authorization"] == f"Basic {basic}"
+    assert "client_secret" not in exchange
+
+
+@pytest.mark.django_db
+def test_a_provider_that_takes_only_client_secret_post_gets_the_secret_in_the_form(client, sso):
+    sso.auth_methods = ["client_secret_post"]
+    params = start(client)
+    sso.id_token = sso.token(params["nonce"])
+    assert callback(client, params["state"]).status_code == 302
+    exchange = sso.token_requests[-1]
+    assert exchange["client_secret"] == CLIENT_SECRET
+    assert exchange["authorization"] == ""
+
+
+@pytest.mark.django_db
+def test_discovery_is_fetched_once_and_kept(client, sso):
+    for _ in range(3):
+        client.get("/accounts/login/")
+        start(client)
+    assert sso.discovery_requests == 1
+
+
+@pytest.mark.django_db
+def test_someone_taken_out_of_every_mapped_group_loses_their_role_and_is_refused(client, sso):
+    params = start(client)
+    sso.id_token = sso.token(params["nonce"])
+    callback(client, params["state"])
+    user = get_user_model().objects.get(username="olivia")
+    assert user_role(user) == "responder"
+
+    sso.userinfo = {"sub": "u-42", "groups": []}
+    other = Client()
+    params = start(other)
+    sso.id_token = sso.token(params["nonce"])
+    assert callback(other, params["state"]).status_code == 403
+    user = get_user_model().objects.get(pk=user.pk)
+    assert not user.groups.exists()  # an open session of theirs can no longer act
+    assert user_role(user) == "viewer"
 
 
 @pytest.mark.django_db
@@ -260,6 +311,16 @@ def test_a_provider_that_is_down_is_named_on_the_login_page_and_start_answers_50
     response = client.get("/accounts/sso/start/")
     assert response.status_code == 503
     assert response["Retry-After"] == "30"
+
+
+@pytest.mark.django_db
+def test_firebreak_starts_and_answers_while_the_provider_is_down(client, provider_down):
+    call_command("check")  # start-up's checks fetch nothing
+    started = time.monotonic()
+    assert client.get("/healthz").status_code == 200
+    for _ in range(3):  # the failure is remembered: the login page does not wait on the provider each time
+        assert client.get("/accounts/login/").status_code == 200
+    assert time.monotonic() - started < 3
 
 
 @pytest.mark.django_db
