@@ -3,15 +3,25 @@
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, register
+from django.core import checks
 
 from core.sso.config import RoleGroupsError, role_groups_parse
 
+HINT = "e.g. admin=firebreak-admins,responder=oncall,viewer=*"
 
-@register()
-def role_groups_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+
+@checks.register()
+def role_groups_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     try:
-        role_groups_parse(getattr(settings, "FIREBREAK_OIDC_ROLE_GROUPS", ""))
+        mapping = role_groups_parse(getattr(settings, "FIREBREAK_OIDC_ROLE_GROUPS", ""))
     except RoleGroupsError as exc:
-        return [Error(str(exc), hint="e.g. admin=firebreak-admins,responder=oncall,viewer=*", id="sso.E001")]
+        return [checks.Error(str(exc), hint=HINT, id="sso.E001")]
+    if getattr(settings, "FIREBREAK_OIDC_ISSUER", "") and not mapping:
+        return [
+            checks.Warning(
+                "Single sign-on is on but FIREBREAK_OIDC_ROLE_GROUPS is empty: it lets nobody in.",
+                hint=HINT,
+                id="sso.W001",
+            )
+        ]
     return []

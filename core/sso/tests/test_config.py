@@ -59,3 +59,9 @@ def test_sso_is_off_without_an_issuer_and_a_client(settings):
     assert config.issuer == "https://login.example.com/realms/ops"
     assert config.provider_name == "login.example.com"
     assert config.groups_claim == "groups"
+
+
+def test_sso_on_with_no_mapping_warns_that_it_lets_nobody_in(settings):
+    settings.FIREBREAK_OIDC_ISSUER = "https://login.example.com"
+    settings.FIREBREAK_OIDC_ROLE_GROUPS = ""
+    assert any(message.id == "sso.W001" for message in run_checks())
