@@ -430,3 +430,27 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["InboundAlertStatusEn
     ("firing", "firing"),
     ("resolved", "resolved"),
 ]
+# --- Single sign-on (OpenID Connect, issue 14) --------------------------------------------------------
+# Off unless FIREBREAK_OIDC_ISSUER and FIREBREAK_OIDC_CLIENT_ID are set. The provider's endpoints are
+# discovered from <issuer>/.well-known/openid-configuration on first use (a provider that is down does
+# not stop Firebreak starting). Redirect URI to register at the provider: <base URL>/accounts/sso/callback/.
+# FIREBREAK_OIDC_ROLE_GROUPS: comma-separated role=group pairs (a role may repeat; * = everyone), e.g.
+# "admin=firebreak-admins,responder=oncall,viewer=*"; the highest matching role wins, none → refused.
+FIREBREAK_OIDC_ISSUER = env_str("FIREBREAK_OIDC_ISSUER").rstrip("/")
+FIREBREAK_OIDC_CLIENT_ID = env_str("FIREBREAK_OIDC_CLIENT_ID")
+FIREBREAK_OIDC_CLIENT_SECRET = env_str("FIREBREAK_OIDC_CLIENT_SECRET")
+FIREBREAK_OIDC_GROUPS_CLAIM = env_str("FIREBREAK_OIDC_GROUPS_CLAIM", "groups")
+FIREBREAK_OIDC_ROLE_GROUPS = env_str("FIREBREAK_OIDC_ROLE_GROUPS")
+FIREBREAK_OIDC_PROVIDER_NAME = env_str("FIREBREAK_OIDC_PROVIDER_NAME")  # "Sign in with <name>"; default: host
+FIREBREAK_OIDC_SCOPES = env_str("FIREBREAK_OIDC_SCOPES", "openid email profile")
+INSTALLED_APPS += ["core.sso"]
+# After the password backends: Django asks each in turn; this one only answers the SSO callback.
+AUTHENTICATION_BACKENDS += ["core.sso.backends.FirebreakOidcBackend"]
+# mozilla-django-oidc: authorization code flow with PKCE and a nonce, RS256 ID tokens checked against the
+# provider's JWKS; the ID token is kept in the session for the provider's logout (id_token_hint).
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_RP_SCOPES = FIREBREAK_OIDC_SCOPES
+OIDC_USE_PKCE = True
+OIDC_STORE_ID_TOKEN = True
+OIDC_TIMEOUT = 10
+OIDC_AUTHENTICATION_CALLBACK_URL = "sso:sso-callback"

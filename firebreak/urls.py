@@ -1,8 +1,8 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from core.api import DocsView, SchemaView
+from core.sso import views as sso_views
 from core.views import healthz
 from incidents.dashboard.views import dashboard
 
@@ -16,8 +16,9 @@ api_v1 = [
 urlpatterns = [
     path("", dashboard, name="dashboard"),
     path("healthz", healthz, name="healthz"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/login/", sso_views.login, name="login"),
+    path("accounts/logout/", sso_views.logout, name="logout"),
+    path("accounts/sso/", include("core.sso.urls")),
     path("admin/", admin.site.urls),
     path("agents/", include("agents.urls")),
     path("keys/", include("agents.keys.urls")),
