@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psycopg
+from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_ID = "firebreak-test"
@@ -28,6 +32,7 @@ class OidcProvider:
     process: subprocess.Popen
     directory: tempfile.TemporaryDirectory
     users: list[dict] = field(default_factory=list)
+    database: dict = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -37,9 +42,27 @@ class OidcProvider:
     def issuer(self) -> str:
         return f"{self.url}/o"
 
+    @staticmethod
+    def _server_connection(database: dict) -> psycopg.Connection:
+        return psycopg.connect(
+            host=database["HOST"] or None,
+            port=database["PORT"] or None,
+            user=database["USER"] or None,
+            password=database["PASSWORD"] or None,
+            dbname="postgres",
+            autocommit=True,
+        )
+
     @classmethod
     def start(cls) -> OidcProvider:
+        """The provider keeps its accounts in a database of its own on the tests' PostgreSQL server
+        (made here, dropped by ``stop``): the same real engine as everything else, never Firebreak's tables."""
         directory = tempfile.TemporaryDirectory(prefix="oidc-provider-")
+        ours = settings.DATABASES["default"]
+        database = {key: ours.get(key, "") for key in ("HOST", "PORT", "USER", "PASSWORD")}
+        database["NAME"] = f"fb_oidc_provider_{os.getpid()}_{secrets.token_hex(3)}"
+        with cls._server_connection(database) as conn:
+            conn.execute(f'CREATE DATABASE "{database["NAME"]}"')
         users = [{**user, "password": PASSWORD} for user in USERS]
         seed = {
             "users": users,
@@ -51,7 +74,14 @@ class OidcProvider:
             },
         }
         env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-        env.update({"OP_DIR": directory.name, "OP_SEED": json.dumps(seed), "PYTHONPATH": str(ROOT)})
+        env.update(
+            {
+                "OP_DIR": directory.name,
+                "OP_SEED": json.dumps(seed),
+                "OP_DATABASE": json.dumps(database),
+                "PYTHONPATH": str(ROOT),
+            }
+        )
         process = subprocess.Popen(
             [sys.executable, "-m", "tests.oidc_provider.serve"],
             cwd=ROOT,
@@ -66,7 +96,7 @@ class OidcProvider:
             process.kill()
             errors = process.stderr.read() if process.stderr else ""
             raise RuntimeError(f"the test provider did not start: {line!r} {errors}")
-        return cls(port=int(line.split()[1]), process=process, directory=directory, users=users)
+        return cls(port=int(line.split()[1]), process=process, directory=directory, users=users, database=database)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -78,4 +108,7 @@ class OidcProvider:
         for stream in (self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()
+        if self.database:
+            with self._server_connection(self.database) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.database["NAME"]}" WITH (FORCE)')
         self.directory.cleanup()

@@ -1,14 +1,13 @@
 """Run the test provider: ``python -m tests.oidc_provider.serve`` with OP_SEED (JSON) and OP_DIR set.
 
 Binds a free loopback port first (so the issuer URL is known before Django reads its settings), makes a
-fresh RSA key, migrates a fresh SQLite database, creates the seeded users, groups and client, prints
-``ready <port>`` and serves until killed.
+fresh RSA key, builds its tables in a fresh PostgreSQL database of its own (OP_DATABASE), creates the
+seeded users, groups and client, prints ``ready <port>`` and serves until killed.
 """
 
 import json
 import os
 import sys
-from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -31,7 +30,6 @@ def _placeholder(environ, start_response):
 
 
 def main() -> None:
-    directory = Path(os.environ["OP_DIR"])
     seed = json.loads(os.environ["OP_SEED"])
     server = make_server("127.0.0.1", 0, _placeholder, server_class=_Server, handler_class=_QuietHandler)
     port = server.server_port
@@ -40,7 +38,6 @@ def main() -> None:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
     os.environ["OP_ISSUER"] = f"http://127.0.0.1:{port}/o"
-    os.environ["OP_DB"] = str(directory / "provider.sqlite3")
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.oidc_provider.settings"
 
     import django

@@ -1,9 +1,11 @@
 """The test provider's settings (not Firebreak's): everything comes from serve.py through the environment.
 
-A throw-away stand-in for Keycloak or Okta, so its database is SQLite in a temporary directory: it
-migrates in about a second, and Firebreak's own tables never see it.
+A throw-away stand-in for Keycloak or Okta, with a PostgreSQL database of its own on the tests' server
+(made and dropped by process.py): its tables are built straight from the models in well under a second,
+and Firebreak's own tables never see it.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -30,13 +32,8 @@ TEMPLATES = [
         "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
     }
 ]
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("OP_DB", ":memory:"),
-        "OPTIONS": {"init_command": "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF"},
-    }
-}
+# A database of its own on the tests' PostgreSQL server (tests/oidc_provider/process.py makes and drops it).
+DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", **json.loads(os.environ.get("OP_DATABASE", "{}"))}}
 # Tables straight from the models (migrate --run-syncdb), not through each app's migrations: a fresh
 # provider starts in well under a second instead of four.
 MIGRATION_MODULES = {app.rpartition(".")[2]: None for app in INSTALLED_APPS}
