@@ -9,6 +9,7 @@ from agents.services import agent_pause
 from core.actors import Actor
 from incidents.alerts.services import alert_raise, incident_declare_from_alert
 from incidents.detection.base import Finding, Rule, Thresholds, registry
+from incidents.integrations.pagerduty.services import alert_page
 from incidents.models import Alert, DetectorSetting
 from traces.models import Trace
 
@@ -65,6 +66,8 @@ def findings_handle(findings: list[Finding]) -> list[Alert]:
 
 
 def _apply_rule(rule: str, alert: Alert, agent: Agent, trace: Trace | None, finding: Finding) -> None:
+    if rule == Rule.PAGE:  # notify (the alert itself) + page: the delivery commits with the alert, sent after
+        alert_page(alert=alert)
     if rule in (Rule.PAUSE, Rule.DECLARE) and agent.state == GateState.ACTIVE:
         agent_pause(agent=agent, actor=Actor.detector(finding.detector), reason=f"Alert #{alert.pk}: {finding.title}")
     if rule == Rule.DECLARE:
