@@ -15,7 +15,7 @@ from incidents.notifications.deliveries import delivery_failed, delivery_sent
 
 logger = logging.getLogger(__name__)
 
-PD_SEVERITY = {Severity.SEV1: "critical", Severity.SEV2: "error", Severity.SEV3: "warning"}
+PD_SEVERITY: dict[str, str] = {Severity.SEV1: "critical", Severity.SEV2: "error", Severity.SEV3: "warning"}
 WAIT_FOR_EARLIER = 1.0  # seconds: an acknowledge waits for its trigger still on its way
 
 
@@ -91,7 +91,7 @@ def _body(delivery: Delivery, routing_key: str) -> dict[str, Any]:
             incident = Incident.objects.select_related("failure_class", "commander").get(pk=delivery.incident_id)
             trigger = incident_trigger(incident)
         else:
-            alert = Alert.objects.select_related("agent", "trace", "failure_class").get(pk=delivery.alert_id)
+            alert = Alert.objects.select_related("agent", "trace", "failure_class").get(pk=delivery.alert_id or 0)
             trigger = alert_trigger(alert)
     return events.event_body(routing_key=routing_key, event_action=action, dedup_key=delivery.detail["dedup_key"],
                              trigger=trigger, client_url=_base_url() + "/")  # fmt: skip

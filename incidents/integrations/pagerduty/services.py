@@ -36,7 +36,7 @@ INCIDENT_KEY = "firebreak-incident-{}"
 ALERT_KEY = "firebreak-alert-{}"
 KEY_RE = re.compile(r"^firebreak-(incident|alert)-([0-9]{1,12})$")
 PAGED_SEVERITIES = (Severity.SEV1, Severity.SEV2)
-SEVERITY_RANK = {Severity.SEV1: 1, Severity.SEV2: 2, Severity.SEV3: 3}
+SEVERITY_RANK: dict[str, int] = {Severity.SEV1: 1, Severity.SEV2: 2, Severity.SEV3: 3}
 ACK_STATUSES = (IncidentStatus.INVESTIGATING, IncidentStatus.CONTAINED)
 RESOLVE_STATUSES = (IncidentStatus.RESOLVED, IncidentStatus.CLOSED)
 

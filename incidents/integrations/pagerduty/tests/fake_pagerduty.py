@@ -94,13 +94,14 @@ def fake_pagerduty() -> Iterator[FakePagerDuty]:
             except ValueError:
                 body = None
             errors = schema_errors(body)
+            headers: dict[str, str] = {}
             if self.headers.get("Content-Type", "").split(";")[0] != "application/json":
                 errors.append("Content-Type must be application/json")
             with fake.lock:
                 fake.requests += 1
                 if errors:
                     fake.invalid.append(errors)
-                    code, headers = 400, {}
+                    code = 400
                 else:
                     code, headers = fake.answers.pop(0) if fake.answers else (202, {})
                     fake.accepted.append(body)

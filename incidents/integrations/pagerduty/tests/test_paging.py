@@ -54,7 +54,9 @@ def test_a_sev1_is_triggered_acknowledged_and_resolved_with_one_dedup_key(
     assert pagerduty.invalid == []
     rows = list(delivery_list(incident=incident, channels=["pagerduty"]))
     assert [(r.detail["event_action"], r.status, r.attempts) for r in reversed(rows)] == [
-        ("trigger", "sent", 1), ("acknowledge", "sent", 1), ("resolve", "sent", 1)
+        ("trigger", "sent", 1),
+        ("acknowledge", "sent", 1),
+        ("resolve", "sent", 1),
     ]
     assert {r.target for r in rows} == {"events API"}
     assert ROUTING_KEY not in _secretless()
