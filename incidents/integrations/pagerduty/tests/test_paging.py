@@ -198,3 +198,14 @@ def test_an_acknowledge_is_not_sent_when_the_trigger_failed_for_good(
     with django_capture_on_commit_callbacks(execute=True):
         incident_status_set(incident=incident, status="investigating", actor=Actor.person(responder))
     assert pagerduty.requests == 1
+
+
+def test_the_detector_settings_page_says_whether_paging_is_on(settings, make_client, admin_user):
+    client = make_client(admin_user)
+    settings.FIREBREAK_PAGERDUTY_ROUTING_KEY = ""
+    page = client.get("/incidents/alerts/settings/").content.decode()
+    assert "Paging is off: FIREBREAK_PAGERDUTY_ROUTING_KEY is not set" in page
+    settings.FIREBREAK_PAGERDUTY_ROUTING_KEY = ROUTING_KEY
+    page = client.get("/incidents/alerts/settings/").content.decode()
+    assert "Paging is on" in page
+    assert ROUTING_KEY not in page
