@@ -4,12 +4,17 @@ resolve with one dedup_key; retried on 429/5xx/no answer, every attempt on one d
 import json
 
 import pytest
+from django.utils import timezone
 
 from core.actors import Actor
 from incidents.alerts.services import alert_acknowledge, alert_resolve, detector_setting_save
 from incidents.detection.base import Finding
 from incidents.detection.engine import findings_handle
+from incidents.integrations.pagerduty.events import Trigger, event_body
+from incidents.integrations.pagerduty.sending import PagingRetry, pagerduty_deliver
+from incidents.integrations.pagerduty.tasks import pagerduty_send_task
 from incidents.integrations.pagerduty.tests.conftest import ROUTING_KEY
+from incidents.integrations.pagerduty.tests.fake_pagerduty import schema_errors
 from incidents.models import Delivery
 from incidents.notifications.deliveries import delivery_list
 from incidents.services import (
@@ -209,3 +214,42 @@ def test_the_detector_settings_page_says_whether_paging_is_on(settings, make_cli
     page = client.get("/incidents/alerts/settings/").content.decode()
     assert "Paging is on" in page
     assert ROUTING_KEY not in page
+
+
+def test_a_task_delivered_twice_sends_once(pagerduty, make_incident, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        incident = make_incident(severity="SEV1")
+    [row] = delivery_list(incident=incident, channels=["pagerduty"])
+    pagerduty_send_task.apply((row.pk,))  # the broker redelivers after a worker was lost
+    assert pagerduty.requests == 1
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == ("sent", 1)
+
+
+def test_an_acknowledge_waits_for_its_trigger_still_on_its_way(
+    pagerduty, monkeypatch, make_incident, responder, django_capture_on_commit_callbacks
+):
+    queued = []
+    monkeypatch.setattr(pagerduty_send_task, "delay", queued.append)  # hold the sends: the worker is busy
+    with django_capture_on_commit_callbacks(execute=True):
+        incident = make_incident(severity="SEV1")
+    with django_capture_on_commit_callbacks(execute=True):
+        incident_status_set(incident=incident, status="investigating", actor=Actor.person(responder))
+    trigger_id, ack_id = queued
+    with pytest.raises(PagingRetry, match="waiting for an earlier event"):
+        pagerduty_deliver(delivery_id=ack_id, last_attempt=False)
+    assert pagerduty.requests == 0
+    pagerduty_deliver(delivery_id=trigger_id, last_attempt=False)
+    pagerduty_deliver(delivery_id=ack_id, last_attempt=False)
+    key = f"firebreak-incident-{incident.number}"
+    assert pagerduty.actions() == [("trigger", key), ("acknowledge", key)]
+
+
+def test_a_long_summary_is_cut_to_pagerdutys_limit():
+    trigger = Trigger(summary="x" * 5000, source="firebreak/a", severity="critical", timestamp=timezone.now())
+    body = event_body(routing_key=ROUTING_KEY, event_action="trigger", dedup_key="k", trigger=trigger)
+    assert len(body["payload"]["summary"]) == 1024
+    assert schema_errors(body) == []
+    with pytest.raises(ValueError, match="severity"):
+        event_body(routing_key=ROUTING_KEY, event_action="trigger", dedup_key="k",
+                   trigger=Trigger(summary="s", source="s", severity="SEV1", timestamp=timezone.now()))  # fmt: skip
