@@ -1,11 +1,14 @@
 """The paging benchmark: from the span that trips a detector to the page leaving Firebreak.
 
-Usage: .venv/bin/python bench/detection_page.py [--runs N]
+Usage: .venv/bin/python bench/detection_page.py [--runs N] [--stack make-run|worker]
 
 Starts a local stand-in for PagerDuty's Events API v2 (a ``http.server`` thread in this process that checks
-each body against the documented schema and answers 202), then gunicorn and a real Celery worker
-(``celery -A firebreak worker --pool solo``, as bench/detection.py) with ``FIREBREAK_PAGERDUTY_ROUTING_KEY``
-set and ``FIREBREAK_PAGERDUTY_EVENTS_URL`` pointing at the stand-in. Agent ``bench-page`` has the
+each body against the documented schema and answers 202), then Firebreak with ``FIREBREAK_PAGERDUTY_ROUTING_KEY``
+set and ``FIREBREAK_PAGERDUTY_EVENTS_URL`` pointing at the stand-in: ``--stack make-run`` (default) runs
+everything as ``make run`` does (``python -m firebreak.supervise``: gate server, gunicorn, Celery worker and
+beat, PostgreSQL and Redis of its own under a temporary var directory, as bench/faults.py); ``--stack worker``
+starts only gunicorn and a real Celery worker (``--pool solo``) on the project's services, as
+bench/detection.py. Agent ``bench-page`` has the
 ``action_repeat`` detector's rule set to ``page``. For each run a new trajectory is sent through
 ``POST /api/v1/ingest``: two identical ``lookup_order`` calls, then the third in its own request. The clock
 starts when that request is sent and stops when the trigger event for the new alert arrives at the stand-in
@@ -18,13 +21,18 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import statistics
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 
-from harness import bench_user, celery_worker, django_setup, gunicorn, machine, percentile, say
+from harness import bench_user, celery_worker, django_setup, free_port, gunicorn, machine, percentile, say
 
 AGENT = "bench-page"
 KEY_NAME = "bench-detection-page"
@@ -81,7 +89,24 @@ def _setup():
     return agent_key
 
 
-def latency(runs: int) -> tuple[list[float], int]:
+@contextmanager
+def stack(kind: str, var: Path | None) -> Iterator[str]:
+    """Firebreak's processes with this process's environment; yields the base URL."""
+    if kind == "worker":
+        with gunicorn(2, 4) as (base, _), celery_worker():
+            yield base
+        return
+    from faults import Supervised  # make run's supervisord, as the fault benchmark drives it
+
+    assert var is not None
+    run = Supervised(var, free_port())
+    try:
+        yield run.base
+    finally:
+        run.stop()
+
+
+def latency(runs: int, kind: str, var: Path | None) -> tuple[list[float], int]:
     from incidents.integrations.pagerduty.tests.fake_pagerduty import fake_pagerduty  # after django_setup()
 
     agent_key = _setup()
@@ -89,7 +114,7 @@ def latency(runs: int) -> tuple[list[float], int]:
     with fake_pagerduty() as pd:
         os.environ["FIREBREAK_PAGERDUTY_ROUTING_KEY"] = ROUTING_KEY  # the web and worker processes inherit it
         os.environ["FIREBREAK_PAGERDUTY_EVENTS_URL"] = pd.url
-        with gunicorn(2, 4) as (base, _), celery_worker():
+        with stack(kind, var) as base:
             ingest = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {agent_key}"}, timeout=10)
             with ingest:
                 for i in range(runs):
@@ -125,10 +150,22 @@ def latency(runs: int) -> tuple[list[float], int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--stack", choices=["make-run", "worker"], default="make-run")
     args = parser.parse_args()
+    var = None
+    if args.stack == "make-run":  # a var directory of its own, as bench/faults.py
+        var = Path(tempfile.mkdtemp(prefix="fb-page-"))
+        for name in ("DATABASE_URL", "REDIS_URL", "FIREBREAK_SUPERVISED"):
+            os.environ.pop(name, None)
+        os.environ["FIREBREAK_VAR_DIR"] = str(var)
     django_setup()
-    samples, requests = latency(args.runs)
+    try:
+        samples, requests = latency(args.runs, args.stack, var)
+    finally:
+        if var is not None:
+            shutil.rmtree(var, ignore_errors=True)
     p50, p99 = statistics.median(samples), percentile(samples, 99)
+    say(f"stack: {args.stack}")
     say(f"span→page runs: {len(samples)} (events received: {requests}, all valid)")
     say(f"span→page p50: {p50 * 1000:.0f} ms")
     say(f"span→page p99: {p99 * 1000:.0f} ms")
