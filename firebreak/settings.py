@@ -414,3 +414,9 @@ FIREBREAK_PAGERDUTY_WEBHOOK_SECRET = env_str("FIREBREAK_PAGERDUTY_WEBHOOK_SECRET
 # 60 s, or PagerDuty's Retry-After.
 FIREBREAK_PAGERDUTY_MAX_ATTEMPTS = env_int("FIREBREAK_PAGERDUTY_MAX_ATTEMPTS", 6)
 FIREBREAK_PAGERDUTY_TIMEOUT = env_int("FIREBREAK_PAGERDUTY_TIMEOUT", 10)
+# Pages recorded while the broker was down are queued again by beat.
+CELERY_BEAT_SCHEDULE["pagerduty-requeue"] = {
+    "task": "incidents.integrations.pagerduty.tasks.pagerduty_requeue_task",
+    "schedule": 60.0,
+    "options": {"expires": 60},
+}

@@ -5,10 +5,12 @@ Called from the Celery task (``tasks.pagerduty_send_task``), never in a responde
 """
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 
+from core import clock
 from incidents.integrations.pagerduty import events
 from incidents.models import Alert, Delivery, Incident, Severity
 from incidents.notifications.deliveries import delivery_failed, delivery_sent
@@ -17,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 PD_SEVERITY: dict[str, str] = {Severity.SEV1: "critical", Severity.SEV2: "error", Severity.SEV3: "warning"}
 WAIT_FOR_EARLIER = 1.0  # seconds: an acknowledge waits for its trigger still on its way
+UNSENT_AFTER = timedelta(minutes=2)  # a page not tried this long after it was recorded was never queued
 
 
 class PagingRetry(Exception):
@@ -136,3 +139,12 @@ def pagerduty_deliver(*, delivery_id: int, last_attempt: bool) -> Delivery | Non
         why = f"Gave up after {delivery.attempts + 1} attempts: {why}"
     logger.error("pagerduty %s %s failed: %s", body["event_action"], dedup_key, why)
     return delivery_failed(delivery=delivery, error=why)
+
+
+def pagerduty_unsent_ids(*, limit: int = 100) -> list[int]:
+    """Pending pages never tried, recorded more than UNSENT_AFTER ago: their task was never queued (the
+    broker was down at commit). Oldest first, so the order of one dedup_key holds."""
+    cutoff = clock.now() - UNSENT_AFTER
+    qs = Delivery.objects.filter(channel=Delivery.Channel.PAGERDUTY, status=Delivery.Status.PENDING, attempts=0,
+                                 created_at__lt=cutoff)  # fmt: skip
+    return list(qs.order_by("pk").values_list("pk", flat=True)[:limit])

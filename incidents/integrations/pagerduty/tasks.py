@@ -6,7 +6,7 @@ import random
 from celery import shared_task
 from django.conf import settings
 
-from incidents.integrations.pagerduty.sending import PagingRetry, pagerduty_deliver
+from incidents.integrations.pagerduty.sending import PagingRetry, pagerduty_deliver, pagerduty_unsent_ids
 
 logger = logging.getLogger(__name__)
 
@@ -29,3 +29,14 @@ def pagerduty_send_task(self, delivery_id: int) -> None:
         pagerduty_deliver(delivery_id=delivery_id, last_attempt=last_attempt)
     except PagingRetry as exc:
         raise self.retry(countdown=_countdown(self.request.retries, exc.retry_after)) from exc
+
+
+@shared_task(ignore_result=True)
+def pagerduty_requeue_task() -> int:
+    """Queue again the pages recorded but never tried (the broker was down when they committed)."""
+    ids = pagerduty_unsent_ids()
+    for delivery_id in ids:
+        pagerduty_send_task.delay(delivery_id)
+    if ids:
+        logger.warning("PagerDuty: queued %d page(s) again that were never tried", len(ids))
+    return len(ids)

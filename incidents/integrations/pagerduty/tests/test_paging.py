@@ -2,17 +2,20 @@
 resolve with one dedup_key; retried on 429/5xx/no answer, every attempt on one delivery row."""
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from core import clock
 from core.actors import Actor
 from incidents.alerts.services import alert_acknowledge, alert_resolve, detector_setting_save
 from incidents.detection.base import Finding
 from incidents.detection.engine import findings_handle
 from incidents.integrations.pagerduty.events import Trigger, event_body
 from incidents.integrations.pagerduty.sending import PagingRetry, pagerduty_deliver
-from incidents.integrations.pagerduty.tasks import pagerduty_send_task
+from incidents.integrations.pagerduty.services import page_enqueue
+from incidents.integrations.pagerduty.tasks import pagerduty_requeue_task, pagerduty_send_task
 from incidents.integrations.pagerduty.tests.conftest import ROUTING_KEY
 from incidents.integrations.pagerduty.tests.fake_pagerduty import schema_errors
 from incidents.models import Delivery
@@ -253,3 +256,17 @@ def test_a_long_summary_is_cut_to_pagerdutys_limit():
     with pytest.raises(ValueError, match="severity"):
         event_body(routing_key=ROUTING_KEY, event_action="trigger", dedup_key="k",
                    trigger=Trigger(summary="s", source="s", severity="SEV1", timestamp=timezone.now()))  # fmt: skip
+
+
+def test_a_page_never_queued_is_queued_again_by_beat(pagerduty, make_incident, django_capture_on_commit_callbacks):
+    incident = make_incident(severity="SEV1")  # its signal's callbacks are never run here
+    with django_capture_on_commit_callbacks(execute=False):  # recorded, but its task never reached the broker
+        row = page_enqueue(event_action="trigger", dedup_key=f"firebreak-incident-{incident.number}",
+                           event="incident.declared", reason="SEV1 declared", incident=incident)  # fmt: skip
+    assert row is not None and row.status == "pending"
+    assert pagerduty_requeue_task.apply().get() == 0  # a minute later it may still be on its way: left alone
+    with clock.at(timezone.now() + timedelta(minutes=3)):
+        assert pagerduty_requeue_task.apply().get() == 1
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == ("sent", 1)
+    assert pagerduty.actions() == [("trigger", f"firebreak-incident-{incident.number}")]
