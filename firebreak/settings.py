@@ -454,3 +454,19 @@ OIDC_USE_PKCE = True
 OIDC_STORE_ID_TOKEN = True
 OIDC_TIMEOUT = 10
 OIDC_AUTHENTICATION_CALLBACK_URL = "sso:sso-callback"
+# --- PagerDuty paging (issue 14): Events API v2 out, signed v3 webhooks in ------------------------------------
+# No routing key: paging is off and nothing is sent (the detector settings page says so).
+FIREBREAK_PAGERDUTY_ROUTING_KEY = env_str("FIREBREAK_PAGERDUTY_ROUTING_KEY")
+FIREBREAK_PAGERDUTY_EVENTS_URL = env_str("FIREBREAK_PAGERDUTY_EVENTS_URL", "https://events.pagerduty.com/v2/enqueue")
+# The v3 webhook subscription's signing secret; several, comma separated, while one is being rotated.
+FIREBREAK_PAGERDUTY_WEBHOOK_SECRET = env_str("FIREBREAK_PAGERDUTY_WEBHOOK_SECRET")
+# Attempts per event (429, 5xx, no answer) before the delivery is failed for good; backoff 1, 2, 4… s capped at
+# 60 s, or PagerDuty's Retry-After.
+FIREBREAK_PAGERDUTY_MAX_ATTEMPTS = env_int("FIREBREAK_PAGERDUTY_MAX_ATTEMPTS", 6)
+FIREBREAK_PAGERDUTY_TIMEOUT = env_int("FIREBREAK_PAGERDUTY_TIMEOUT", 10)
+# Pages recorded while the broker was down are queued again by beat.
+CELERY_BEAT_SCHEDULE["pagerduty-requeue"] = {
+    "task": "incidents.integrations.pagerduty.tasks.pagerduty_requeue_task",
+    "schedule": 60.0,
+    "options": {"expires": 60},
+}

@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 from agents import hooks as agent_hooks
 from agents.signals import gate_changed
-from incidents import hooks
+from incidents import hooks, signals
 from traces import hooks as trace_hooks
 from traces.signals import spans_ingested, step_flagged
 
@@ -19,6 +19,8 @@ class IncidentsConfig(AppConfig):
         from incidents.detection import scheduled, streaming  # noqa: F401
         from incidents.detection import tasks as detection_tasks  # noqa: F401
         from incidents.integrations.inbound import sources as inbound_sources  # noqa: F401
+        from incidents.integrations.pagerduty import receivers as pagerduty
+        from incidents.integrations.pagerduty import tasks as pagerduty_tasks  # noqa: F401
         from incidents.integrations.trackers import tasks as tracker_tasks  # noqa: F401
         from incidents.notifications import tasks as notification_tasks  # noqa: F401
         from incidents.search.selectors import user_links
@@ -26,6 +28,9 @@ class IncidentsConfig(AppConfig):
         gate_changed.connect(receivers.on_gate_changed, dispatch_uid="incidents.gate_timeline")
         spans_ingested.connect(receivers.on_spans_ingested, dispatch_uid="incidents.streaming_detection")
         step_flagged.connect(receivers.on_step_flagged, dispatch_uid="incidents.flag_timeline")
+        signals.alert_changed.connect(pagerduty.on_alert_changed, dispatch_uid="incidents.pagerduty_alert")
+        signals.incident_changed.connect(pagerduty.on_incident_changed, dispatch_uid="incidents.pagerduty_incident")
+        signals.timeline_recorded.connect(pagerduty.on_timeline_recorded, dispatch_uid="incidents.pagerduty_command")
         if receivers.resume_needs_admin_for_open_sev1 not in agent_hooks.resume_checks:
             agent_hooks.resume_checks.append(receivers.resume_needs_admin_for_open_sev1)
         if receivers.postmortem_published_for_sev1_sev2 not in hooks.closure_checks:

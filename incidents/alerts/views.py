@@ -12,6 +12,7 @@ from core.actors import Actor
 from core.errors import error_messages
 from core.roles import ADMIN, RESPONDER, has_role, role_required
 from incidents.alerts import selectors, services
+from incidents.integrations.pagerduty.services import paging_enabled
 from incidents.models import Alert, DetectorSetting
 
 
@@ -87,6 +88,7 @@ def _settings_context(request, **extra) -> dict:
         "agents": selectors.agent_choices(),
         "rules": DetectorSetting.Rule.choices,
         "can_edit": has_role(request.user, ADMIN),
+        "paging_enabled": paging_enabled(),
         **extra,
     }
 

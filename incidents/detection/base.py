@@ -12,6 +12,7 @@ Thresholds = dict[str, float]
 
 class Rule:
     NOTIFY = "notify"
+    PAGE = "page"  # notify + page on-call through PagerDuty (incidents.integrations.pagerduty)
     PAUSE = "pause"
     DECLARE = "declare"
 

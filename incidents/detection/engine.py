@@ -9,6 +9,7 @@ from agents.services import agent_pause
 from core.actors import Actor
 from incidents.alerts.services import alert_raise, incident_declare_from_alert
 from incidents.detection.base import Finding, Rule, Thresholds, registry
+from incidents.integrations.pagerduty.services import alert_page
 from incidents.models import Alert, DetectorSetting
 from traces.models import Trace
 
@@ -74,6 +75,8 @@ def alert_rule_apply(*, rule: str, alert: Alert, trace: Trace | None = None, spa
     (declare). Returns what it did not do and why ("" when it did all): an alert from outside that names no
     agent pauses nothing, and its incident is declared without an agent."""
     agent, note = alert.agent, ""
+    if rule == Rule.PAGE:  # notify (the alert itself) + page: the delivery commits with the alert, sent after
+        alert_page(alert=alert)
     if rule in (Rule.PAUSE, Rule.DECLARE):
         if agent is None:
             note = f"Rule {rule}: no registered agent is named on this alert, so no agent was paused."
