@@ -1,6 +1,6 @@
 """Every API path of incidents (under /api/v1/)."""
 
-from django.urls import path
+from django.urls import include, path
 
 from incidents import api
 from incidents.blast_radius.api import BlastRadiusApi
@@ -18,4 +18,5 @@ urlpatterns = [
         PostMortemSectionsApi.as_view(),
         name="api-postmortem-sections",
     ),
+    path("integrations/slack/", include("incidents.integrations.slack.urls")),
 ]

@@ -1,0 +1,62 @@
+"""Celery adapters of the Slack app: take ids, call a service; retried with backoff while Slack is
+unreachable or answers 5xx / rate-limited (each attempt is marked on its Delivery row)."""
+
+import logging
+
+from celery import shared_task
+
+from incidents.integrations.slack import services
+from incidents.integrations.slack.services import SlackRefused, SlackUnavailable
+
+logger = logging.getLogger(__name__)
+
+RETRY = {
+    "ignore_result": True,
+    "autoretry_for": (SlackUnavailable,),
+    "retry_backoff": True,
+    "retry_backoff_max": 600,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
+
+
+@shared_task(**RETRY)
+def slack_incident_channel_task(incident_id: int) -> bool:
+    try:
+        return services.slack_incident_channel_open(incident_id=incident_id) is not None
+    except SlackRefused as exc:
+        logger.warning("Slack channel for incident %s not made: %s", incident_id, exc)
+        return False
+
+
+@shared_task(**RETRY)
+def slack_timeline_task(incident_id: int) -> int:
+    try:
+        return services.slack_timeline_flush(incident_id=incident_id)
+    except SlackRefused as exc:
+        logger.warning("Slack timeline of incident %s not posted: %s", incident_id, exc)
+        return 0
+
+
+@shared_task(**RETRY)
+def slack_alert_post_task(alert_id: int) -> bool:
+    try:
+        return services.slack_alert_post(alert_id=alert_id) is not None
+    except SlackRefused as exc:
+        logger.warning("Slack post of alert %s refused: %s", alert_id, exc)
+        return False
+
+
+@shared_task(**RETRY)
+def slack_alert_update_task(alert_id: int) -> bool:
+    try:
+        return services.slack_alert_update(alert_id=alert_id)
+    except SlackRefused as exc:
+        logger.warning("Slack update of alert %s refused: %s", alert_id, exc)
+        return False
+
+
+@shared_task(**{**RETRY, "max_retries": 3, "retry_backoff_max": 30})
+def slack_respond_task(response_url: str, text: str) -> bool:
+    """Response URLs live 30 minutes: a few quick retries only."""
+    return services.slack_respond(response_url=response_url, text=text)
