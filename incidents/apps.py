@@ -19,8 +19,8 @@ class IncidentsConfig(AppConfig):
         from incidents import receivers
         from incidents.detection import scheduled, streaming  # noqa: F401
         from incidents.detection import tasks as detection_tasks  # noqa: F401
-        from incidents.notifications import tasks as notification_tasks  # noqa: F401
         from incidents.integrations.slack import receivers as slack_receivers
+        from incidents.notifications import tasks as notification_tasks  # noqa: F401
         from incidents.search.selectors import user_links
 
         gate_changed.connect(receivers.on_gate_changed, dispatch_uid="incidents.gate_timeline")

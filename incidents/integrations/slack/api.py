@@ -47,7 +47,11 @@ def _verified(request: Request) -> Response | None:
         return error("X-Slack-Request-Timestamp: not a Unix time", status.HTTP_401_UNAUTHORIZED)
     if age > MAX_AGE:
         return error("X-Slack-Request-Timestamp: older than five minutes", status.HTTP_401_UNAUTHORIZED)
-    if not SignatureVerifier(secret).is_valid(body=request.body, timestamp=timestamp, signature=signature):
+    try:
+        body = request.body.decode("utf-8")
+    except UnicodeDecodeError:
+        return error("the body is not UTF-8", status.HTTP_400_BAD_REQUEST)
+    if not SignatureVerifier(secret).is_valid(body=body, timestamp=timestamp, signature=signature):
         logger.warning("Slack request with a bad signature refused: %s", request.path)
         return error("X-Slack-Signature: does not match the body", status.HTTP_401_UNAUTHORIZED)
     return None

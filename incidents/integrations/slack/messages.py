@@ -131,7 +131,12 @@ def alert_message(alert: Alert) -> tuple[str, Blocks]:
         )
     if agent.state == "active":
         buttons.append(
-            {"type": "button", "text": {"type": "plain_text", "text": "Pause"}, "action_id": ACTION_PAUSE, "value": value}
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Pause"},
+                "action_id": ACTION_PAUSE,
+                "value": value,
+            }
         )
     if alert.status == Alert.Status.OPEN:
         buttons.append(

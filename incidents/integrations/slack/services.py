@@ -8,24 +8,25 @@ after the delivery is marked failed-and-retrying, so the Celery task retries it;
 marks it failed for good.
 """
 
+import contextlib
 import logging
 import urllib.error
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from redis.exceptions import LockError
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from redis.exceptions import LockError
 from slack_sdk import WebClient, WebhookClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from agents.models import Agent, GateState
 from agents.services import agent_kill, agent_pause
 from core.actors import Actor
-from core.redis import get_redis
 from core.errors import error_messages
+from core.redis import get_redis
 from core.roles import RESPONDER, has_role
 from incidents.alerts.services import alert_acknowledge
 from incidents.integrations.slack import messages
@@ -153,10 +154,9 @@ def slack_incident_channel_open(*, incident_id: int) -> SlackChannel | None:
                     incident=incident,
                     detail={"slack_user": mapped.slack_user_id},
                 )
-                try:
+                # Refused (already in the channel, deactivated): the channel stands; the delivery says why.
+                with contextlib.suppress(SlackRefused):
                     _send(delivery, "conversations_invite", channel=channel.channel_id, users=mapped.slack_user_id)
-                except SlackRefused:
-                    pass  # already in the channel, or deactivated: the channel stands; the delivery says why
     slack_timeline_flush(incident_id=incident.pk)
     return channel
 
@@ -229,7 +229,11 @@ def slack_alert_update(*, alert_id: int) -> bool:
     alert = message.alert
     text, blocks = messages.alert_message(alert)
     delivery = delivery_record(
-        channel=CHANNEL, target=message.channel_id, event=f"alert.{alert.status}", alert=alert, detail={"ts": message.ts}
+        channel=CHANNEL,
+        target=message.channel_id,
+        event=f"alert.{alert.status}",
+        alert=alert,
+        detail={"ts": message.ts},
     )
     _send(delivery, "chat_update", channel=message.channel_id, ts=message.ts, text=text, blocks=blocks)
     return True
@@ -332,7 +336,8 @@ def slack_button_press(*, slack_user_id: str, team_id: str, action_id: str, valu
         return Reply(str(exc), False)
     if not has_role(user, RESPONDER):
         return Reply(f"You are {user.get_username()} in Firebreak, a viewer: this needs the responder role.", False)
-    alert = Alert.objects.select_related("agent").filter(pk=value.get("alert")).first()
+    alert_id = value.get("alert")
+    alert = Alert.objects.select_related("agent").filter(pk=alert_id).first() if isinstance(alert_id, int) else None
     if alert is None or alert.agent.slug != value.get("agent"):
         return Reply("That alert is no longer in Firebreak.", False)
     actor = _actor(user)
@@ -370,8 +375,10 @@ def _status_text() -> str:
     lines = [f"*Open incidents:* {len(incidents) or 'none'}"]
     for inc in incidents:
         url = messages.absolute_url(f"/incidents/{inc.number}/")
-        lines.append(f"• <{url}|INC-{inc.number}> {inc.severity} · {messages.escape(inc.get_status_display())} · "
-                     f"{messages.escape(inc.title)}")
+        lines.append(
+            f"• <{url}|INC-{inc.number}> {inc.severity} · {messages.escape(inc.get_status_display())} · "
+            f"{messages.escape(inc.title)}"
+        )
     lines.append(f"*Stopped agents:* {len(stopped) or 'none'}")
     lines.extend(f"• `{messages.escape(a.slug)}` {a.get_state_display().lower()}" for a in stopped)
     return "\n".join(lines)
@@ -401,7 +408,9 @@ def slack_command_run(*, slack_user_id: str, team_id: str, text: str) -> Reply:
         severity = parts[0].upper() if parts else ""
         title = parts[1].strip() if len(parts) > 1 else ""
         if severity not in {"SEV1", "SEV2", "SEV3"}:
-            return Reply("severity: give SEV1, SEV2 or SEV3 first, e.g. `/firebreak declare SEV2 Refund agent loops`.", False)
+            return Reply(
+                "severity: give SEV1, SEV2 or SEV3 first, e.g. `/firebreak declare SEV2 Refund agent loops`.", False
+            )
         try:
             incident = incident_declare(title=title, severity=severity, actor=actor)
         except (ValidationError, PermissionDenied) as exc:

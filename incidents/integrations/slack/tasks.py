@@ -10,17 +10,18 @@ from incidents.integrations.slack.services import SlackRefused, SlackUnavailable
 
 logger = logging.getLogger(__name__)
 
-RETRY = {
-    "ignore_result": True,
-    "autoretry_for": (SlackUnavailable,),
-    "retry_backoff": True,
-    "retry_backoff_max": 600,
-    "retry_jitter": True,
-    "max_retries": 8,
-}
+# Retried with backoff up to ~10 minutes apart, 8 times: a Slack outage of about an hour is bridged.
+RETRY_FOR = (SlackUnavailable,)
 
 
-@shared_task(**RETRY)
+@shared_task(
+    ignore_result=True,
+    autoretry_for=RETRY_FOR,
+    retry_backoff=True,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=8,
+)
 def slack_incident_channel_task(incident_id: int) -> bool:
     try:
         return services.slack_incident_channel_open(incident_id=incident_id) is not None
@@ -29,7 +30,14 @@ def slack_incident_channel_task(incident_id: int) -> bool:
         return False
 
 
-@shared_task(**RETRY)
+@shared_task(
+    ignore_result=True,
+    autoretry_for=RETRY_FOR,
+    retry_backoff=True,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=8,
+)
 def slack_timeline_task(incident_id: int) -> int:
     try:
         return services.slack_timeline_flush(incident_id=incident_id)
@@ -38,7 +46,14 @@ def slack_timeline_task(incident_id: int) -> int:
         return 0
 
 
-@shared_task(**RETRY)
+@shared_task(
+    ignore_result=True,
+    autoretry_for=RETRY_FOR,
+    retry_backoff=True,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=8,
+)
 def slack_alert_post_task(alert_id: int) -> bool:
     try:
         return services.slack_alert_post(alert_id=alert_id) is not None
@@ -47,7 +62,14 @@ def slack_alert_post_task(alert_id: int) -> bool:
         return False
 
 
-@shared_task(**RETRY)
+@shared_task(
+    ignore_result=True,
+    autoretry_for=RETRY_FOR,
+    retry_backoff=True,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=8,
+)
 def slack_alert_update_task(alert_id: int) -> bool:
     try:
         return services.slack_alert_update(alert_id=alert_id)
@@ -56,7 +78,14 @@ def slack_alert_update_task(alert_id: int) -> bool:
         return False
 
 
-@shared_task(**{**RETRY, "max_retries": 3, "retry_backoff_max": 30})
+@shared_task(
+    ignore_result=True,
+    autoretry_for=RETRY_FOR,
+    retry_backoff=True,
+    retry_backoff_max=30,
+    retry_jitter=True,
+    max_retries=3,
+)
 def slack_respond_task(response_url: str, text: str) -> bool:
     """Response URLs live 30 minutes: a few quick retries only."""
     return services.slack_respond(response_url=response_url, text=text)

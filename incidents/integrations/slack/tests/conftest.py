@@ -17,14 +17,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jsonschema
 import pytest
+from celery import current_app as celery_app
 
-from firebreak.celery import app as celery_app
-
-TOKEN = "xoxb-test-0000000000-firebreak"  # noqa: S105 - a test token, the receiver's only accepted one
-SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"  # noqa: S105 - Slack's documented example secret
+TOKEN = "xoxb-test-0000000000-firebreak"
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
 # Block Kit, the subset the app sends, with the limits Slack documents (docs.slack.dev/reference/block-kit).
-_TEXT = {
+_TEXT: dict[str, Any] = {
     "type": "object",
     "required": ["type", "text"],
     "properties": {"type": {"enum": ["plain_text", "mrkdwn"]}, "text": {"type": "string", "minLength": 1}},
@@ -62,7 +61,10 @@ BLOCKS_SCHEMA = {
                 "required": ["type", "text"],
                 "properties": {
                     "type": {"const": "section"},
-                    "text": {**_TEXT, "properties": {**_TEXT["properties"], "text": {"type": "string", "maxLength": 3000}}},
+                    "text": {
+                        **_TEXT,
+                        "properties": {**_TEXT["properties"], "text": {"type": "string", "maxLength": 3000}},
+                    },
                     "block_id": {"type": "string", "maxLength": 255},
                 },
             },

@@ -29,9 +29,7 @@ def test_channel_name_is_slack_legal_short_and_readable(make_incident):
     assert len(messages.channel_name(incident, suffix=2)) <= 80
 
 
-def test_declared_incident_gets_a_channel_a_summary_with_a_link_and_its_commander(
-    fake_slack, make_incident, responder
-):
+def test_declared_incident_gets_a_channel_a_summary_with_a_link_and_its_commander(fake_slack, make_incident, responder):
     SlackUser.objects.create(slack_user_id="U024BE7LH", user=responder)
     incident = make_incident(title="Refund agent loops", commander=responder)
 
@@ -81,7 +79,9 @@ def test_timeline_is_posted_in_order_once_with_untrusted_text_escaped(fake_slack
     incident = make_incident()
     services.slack_incident_channel_open(incident_id=incident.pk)
     before = len(fake_slack.called("chat.postMessage"))
-    timeline_note_add(incident=incident, body="Agent said <!channel> & <https://evil.example|click>", actor=Actor.person(responder))
+    timeline_note_add(
+        incident=incident, body="Agent said <!channel> & <https://evil.example|click>", actor=Actor.person(responder)
+    )
     timeline_note_add(incident=incident, body="second note", actor=Actor.person(responder))
 
     assert services.slack_timeline_flush(incident_id=incident.pk) == 2
