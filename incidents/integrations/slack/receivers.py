@@ -52,11 +52,11 @@ def on_alert_changed(*, alert_id: int, event: str, **kwargs: Any) -> None:
         if settings.FIREBREAK_SLACK_ALERTS_CHANNEL:
             _enqueue(tasks.slack_alert_post_task, alert_id)
     else:
-        _enqueue(tasks.slack_alert_update_task, alert_id)
+        _enqueue(tasks.slack_alert_update_task, alert_id, f"alert.{event}")
 
 
 @_guard
 def on_gate_changed(*, agent: Agent, action: str, **kwargs: Any) -> None:
     if action in GATE_ACTIONS:
         for alert_id in services.slack_alert_ids_for_agent(agent_id=agent.pk):
-            _enqueue(tasks.slack_alert_update_task, alert_id)
+            _enqueue(tasks.slack_alert_update_task, alert_id, f"gate.{action}")

@@ -67,8 +67,12 @@ def slack_enabled() -> bool:
 
 def slack_client(*, timeout: int = TIMEOUT) -> WebClient:
     base = settings.FIREBREAK_SLACK_API_URL
+    # No retry inside the client: the Celery task retries with backoff, and inline calls must stay quick.
     return WebClient(
-        token=settings.FIREBREAK_SLACK_BOT_TOKEN, base_url=base if base.endswith("/") else base + "/", timeout=timeout
+        token=settings.FIREBREAK_SLACK_BOT_TOKEN,
+        base_url=base if base.endswith("/") else base + "/",
+        timeout=timeout,
+        retry_handlers=[],
     )
 
 
@@ -183,9 +187,12 @@ def slack_timeline_flush(*, incident_id: int) -> int:
             delivery = delivery_record(
                 channel=CHANNEL, target=channel.channel_id, event=f"timeline.{entry.kind}", incident=channel.incident
             )
-            _send(delivery, "chat_postMessage", channel=channel.channel_id, text=text, blocks=blocks)
+            try:
+                _send(delivery, "chat_postMessage", channel=channel.channel_id, text=text, blocks=blocks)
+                posted += 1
+            except SlackRefused:
+                pass  # this entry is given up (its delivery says why); the next ones still go out
             SlackChannel.objects.filter(pk=channel.pk).update(posted_through=entry.pk)
-            posted += 1
         return posted
     finally:
         try:
@@ -218,7 +225,7 @@ def slack_alert_post(*, alert_id: int) -> SlackAlertMessage | None:
     return message
 
 
-def slack_alert_update(*, alert_id: int) -> bool:
+def slack_alert_update(*, alert_id: int, event: str = "") -> bool:
     """Rewrite the alert's message as the alert and its agent stand now (buttons gone once they no
     longer apply). False when the alert was never posted or Slack is off."""
     if not slack_enabled():
@@ -231,7 +238,7 @@ def slack_alert_update(*, alert_id: int) -> bool:
     delivery = delivery_record(
         channel=CHANNEL,
         target=message.channel_id,
-        event=f"alert.{alert.status}",
+        event=event or f"alert.{alert.status}",
         alert=alert,
         detail={"ts": message.ts},
     )

@@ -4,6 +4,9 @@ unreachable or answers 5xx / rate-limited (each attempt is marked on its Deliver
 import logging
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from incidents.integrations.slack import services
 from incidents.integrations.slack.services import SlackRefused, SlackUnavailable
@@ -11,7 +14,8 @@ from incidents.integrations.slack.services import SlackRefused, SlackUnavailable
 logger = logging.getLogger(__name__)
 
 # Retried with backoff up to ~10 minutes apart, 8 times: a Slack outage of about an hour is bridged.
-RETRY_FOR = (SlackUnavailable,)
+# PostgreSQL or Redis (the timeline lock) restarting is retried the same way.
+RETRY_FOR = (SlackUnavailable, OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
 
 
 @shared_task(
@@ -70,9 +74,9 @@ def slack_alert_post_task(alert_id: int) -> bool:
     retry_jitter=True,
     max_retries=8,
 )
-def slack_alert_update_task(alert_id: int) -> bool:
+def slack_alert_update_task(alert_id: int, event: str = "") -> bool:
     try:
-        return services.slack_alert_update(alert_id=alert_id)
+        return services.slack_alert_update(alert_id=alert_id, event=event)
     except SlackRefused as exc:
         logger.warning("Slack update of alert %s refused: %s", alert_id, exc)
         return False

@@ -108,6 +108,7 @@ class FakeSlack:
     taken_names: set[str] = field(default_factory=set)
     emails: dict[str, str] = field(default_factory=dict)  # Slack user id -> profile e-mail
     fail: dict[str, int] = field(default_factory=dict)  # method -> HTTP status to answer once
+    refuse: dict[str, str] = field(default_factory=dict)  # method -> Slack error to answer once (HTTP 200)
     messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (channel, ts) -> message
     _ts: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -129,6 +130,8 @@ class FakeSlack:
         with self._lock:
             if method in self.fail:
                 return self.fail.pop(method), {"ok": False, "error": "internal_error"}
+            if method in self.refuse:
+                return 200, {"ok": False, "error": self.refuse.pop(method)}
             handler = getattr(self, "m_" + method.replace(".", "_"), None)
             if handler is None:
                 return 200, {"ok": False, "error": "unknown_method"}

@@ -8,7 +8,7 @@ from agents.services import agent_kill
 from core.actors import Actor
 from incidents.alerts.services import alert_acknowledge
 from incidents.integrations.slack import receivers
-from incidents.models import SlackAlertMessage, SlackChannel
+from incidents.models import Delivery, SlackAlertMessage, SlackChannel
 from incidents.services import timeline_note_add
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +46,8 @@ def test_alert_events_and_gate_changes_update_the_alert_message(
     updates = fake_slack.called("chat.update")
     assert len(updates) == 2
     assert "killed" in json.dumps(updates[-1].args["blocks"])
+    events = list(Delivery.objects.filter(alert=alert).order_by("pk").values_list("event", "status"))
+    assert events == [("alert.raised", "sent"), ("alert.acknowledged", "sent"), ("gate.kill", "sent")]
 
 
 def test_receivers_never_raise_and_do_nothing_when_slack_is_off(settings, eager_celery, make_alert):

@@ -95,6 +95,21 @@ def test_timeline_is_posted_in_order_once_with_untrusted_text_escaped(fake_slack
     assert "second note" in json.dumps(posts[1].args["blocks"])
 
 
+def test_an_entry_slack_refuses_is_given_up_and_the_next_ones_still_go_out(fake_slack, make_incident, responder):
+    incident = make_incident()
+    services.slack_incident_channel_open(incident_id=incident.pk)
+    timeline_note_add(incident=incident, body="refused one", actor=Actor.person(responder))
+    timeline_note_add(incident=incident, body="next one", actor=Actor.person(responder))
+    fake_slack.refuse["chat.postMessage"] = "msg_too_long"
+
+    assert services.slack_timeline_flush(incident_id=incident.pk) == 1
+
+    failed = Delivery.objects.get(channel="slack", status=Delivery.Status.FAILED)
+    assert "msg_too_long" in failed.error
+    assert "next one" in json.dumps(fake_slack.called("chat.postMessage")[-1].args["blocks"])
+    assert services.slack_timeline_flush(incident_id=incident.pk) == 0
+
+
 def test_timeline_waits_for_the_channel(fake_slack, make_incident):
     incident = make_incident()
     assert services.slack_timeline_flush(incident_id=incident.pk) == 0
