@@ -329,6 +329,10 @@ class Reply:
     done: bool
 
 
+def _name(user: Any) -> str:
+    return messages.escape(user.get_username())
+
+
 def _actor(user: Any) -> Actor:
     return Actor.person(user)
 
@@ -342,7 +346,7 @@ def slack_button_press(*, slack_user_id: str, team_id: str, action_id: str, valu
     except SlackUserUnknown as exc:
         return Reply(str(exc), False)
     if not has_role(user, RESPONDER):
-        return Reply(f"You are {user.get_username()} in Firebreak, a viewer: this needs the responder role.", False)
+        return Reply(f"You are {_name(user)} in Firebreak, a viewer: this needs the responder role.", False)
     alert_id = value.get("alert")
     alert = Alert.objects.select_related("agent").filter(pk=alert_id).first() if isinstance(alert_id, int) else None
     if alert is None or alert.agent.slug != value.get("agent"):
@@ -368,9 +372,9 @@ def slack_button_press(*, slack_user_id: str, team_id: str, action_id: str, valu
 
 HELP = (
     "*/firebreak* commands:\n"
-    "• `declare SEV1|SEV2|SEV3 <title>` — declare an incident (you are its commander)\n"
-    "• `kill <agent> <reason>` — kill an agent now\n"
-    "• `pause <agent> <reason>` — pause an agent\n"
+    "• `declare SEV1|SEV2|SEV3 &lt;title&gt;` — declare an incident (you are its commander)\n"
+    "• `kill &lt;agent&gt; &lt;reason&gt;` — kill an agent now\n"
+    "• `pause &lt;agent&gt; &lt;reason&gt;` — pause an agent\n"
     "• `status` — open incidents and stopped agents\n"
     "• `help` — this list"
 )
@@ -408,7 +412,7 @@ def slack_command_run(*, slack_user_id: str, team_id: str, text: str) -> Reply:
     if verb == "status":
         return Reply(_status_text(), True)
     if not has_role(user, RESPONDER):
-        return Reply(f"You are {user.get_username()} in Firebreak, a viewer: `{verb}` needs the responder role.", False)
+        return Reply(f"You are {_name(user)} in Firebreak, a viewer: `{verb}` needs the responder role.", False)
     actor = _actor(user)
     if verb == "declare":
         parts = rest.split(None, 1)
@@ -429,7 +433,9 @@ def slack_command_run(*, slack_user_id: str, team_id: str, text: str) -> Reply:
     reason = parts[1].strip() if len(parts) > 1 else ""
     agent = Agent.objects.filter(slug=slug).first() if slug else None
     if agent is None:
-        return Reply(f"agent: no agent `{messages.escape(slug[:63])}`; `/firebreak {verb} <agent> <reason>`.", False)
+        return Reply(
+            f"agent: no agent `{messages.escape(slug[:63])}`; `/firebreak {verb} &lt;agent&gt; &lt;reason&gt;`.", False
+        )
     if not reason:
         return Reply(f"reason: say why, e.g. `/firebreak {verb} {messages.escape(slug)} loops on refunds`.", False)
     try:

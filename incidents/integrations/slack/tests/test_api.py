@@ -327,8 +327,17 @@ def test_a_viewer_cannot_kill_or_declare_but_can_ask_status(fake_slack, make_age
     assert "Open incidents" in _run("status")
 
 
+def test_slack_down_while_looking_a_member_up_is_said_not_crashed(fake_slack, make_agent):
+    agent = make_agent("refund-bot")
+    fake_slack.fail["users.info"] = 503
+    assert "could not look you up in Slack" in _run("kill refund-bot because", user_id="UNOBODY01")
+    agent.refresh_from_db()
+    assert agent.state == GateState.ACTIVE
+
+
 def test_help_and_unknown_commands(fake_slack):
-    assert "declare SEV1|SEV2|SEV3" in _run("help")
+    assert "declare SEV1|SEV2|SEV3 &lt;title&gt;" in _run("help")
+    assert "<" not in _run("help")
     assert "declare SEV1|SEV2|SEV3" in _run("")
     assert _run("launch <rockets>").startswith("Unknown command `launch`")
 
