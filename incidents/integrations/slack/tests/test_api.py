@@ -4,6 +4,7 @@ import json
 import time
 
 import pytest
+from django.db import connection
 from django.test import Client
 
 from agents.models import AuditAction, AuditEntry, GateState
@@ -359,3 +360,19 @@ def test_a_body_that_is_not_utf8_is_400(fake_slack):
     body = b"payload=\xff\xfe"
     response = _post(INTERACTIONS, body, FORM, **sign(body))
     assert response.status_code == 400 and "UTF-8" in response.json()["error"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_postgresql_down_is_a_503_with_retry_after_not_a_500(fake_slack, tmp_path):
+    """Slack retries a failed request URL call: a store that is down must answer 503, never 500."""
+    body = _command("status")
+    saved = connection.settings_dict["HOST"]
+    connection.close()
+    connection.settings_dict["HOST"] = str(tmp_path)  # no PostgreSQL socket there: every connect fails
+    try:
+        response = Client(raise_request_exception=False).post(COMMANDS, data=body, content_type=FORM, **sign(body))
+    finally:
+        connection.close()
+        connection.settings_dict["HOST"] = saved
+    assert response.status_code == 503
+    assert response["Retry-After"] and "error" in response.json()
