@@ -392,6 +392,8 @@ class SlackChannel(models.Model):
     channel_id = models.CharField(max_length=32)
     name = models.CharField(max_length=80)
     posted_through = models.BigIntegerField(default=0, help_text="the last timeline entry id posted in the channel")
+    summary_ts = models.CharField(max_length=32, blank=True, help_text="the incident summary's message, once posted")
+    commander_invited = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=clock.now)
 
     def __str__(self) -> str:

@@ -11,6 +11,8 @@ marks it failed for good.
 import contextlib
 import logging
 import urllib.error
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +52,7 @@ NAME_ATTEMPTS = 20  # inc-42-title, inc-42-title-2 … before giving up
 TIMEOUT = 10  # seconds, outbound from a worker
 INLINE_TIMEOUT = 2  # seconds, users.info while Slack waits for our answer (3 s)
 LOCK_PREFIX = "firebreak:slack:timeline:"
+_LAST_ATTEMPT: ContextVar[bool] = ContextVar("firebreak_slack_last_attempt", default=False)
 RETRYABLE_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 
 
@@ -93,12 +96,49 @@ def _call(method: str, **kwargs: Any) -> dict[str, Any]:
     return data
 
 
+def _delivery(
+    *,
+    target: str,
+    event: str,
+    incident: Incident | None = None,
+    alert: Alert | None = None,
+    detail: dict[str, Any] | None = None,
+) -> Delivery:
+    """The delivery of this post: the pending one a failed attempt left (a retry counts on the same
+    row), else a new one."""
+    pending = Delivery.objects.filter(
+        channel=CHANNEL,
+        status=Delivery.Status.PENDING,
+        target=target[:200],
+        event=event[:60],
+        incident=incident,
+        alert=alert,
+    )
+    if detail:
+        pending = pending.filter(detail__contains=detail)
+    found = pending.order_by("-pk").first()
+    if found is not None:
+        return found
+    return delivery_record(channel=CHANNEL, target=target, event=event, incident=incident, alert=alert, detail=detail)
+
+
+@contextlib.contextmanager
+def slack_attempt(*, last: bool) -> Iterator[None]:
+    """Around a task's call of a service: on its ``last`` attempt, a post Slack cannot take now is
+    failed for good rather than left pending for a retry that will not come."""
+    token = _LAST_ATTEMPT.set(last)
+    try:
+        yield
+    finally:
+        _LAST_ATTEMPT.reset(token)
+
+
 def _send(delivery: Delivery, method: str, **kwargs: Any) -> dict[str, Any]:
     """``_call`` with the outcome written on ``delivery``."""
     try:
         data = _call(method, **kwargs)
     except SlackUnavailable as exc:
-        delivery_failed(delivery=delivery, error=str(exc), retrying=True)
+        delivery_failed(delivery=delivery, error=str(exc), retrying=not _LAST_ATTEMPT.get())
         raise
     except SlackRefused as exc:
         delivery_failed(delivery=delivery, error=f"Slack refused {method}: {exc}")
@@ -114,9 +154,7 @@ def _send(delivery: Delivery, method: str, **kwargs: Any) -> dict[str, Any]:
 def _channel_create(incident: Incident) -> SlackChannel:
     for attempt in range(NAME_ATTEMPTS):
         name = messages.channel_name(incident, suffix=attempt + 1 if attempt else 0)
-        delivery = delivery_record(
-            channel=CHANNEL, target=f"#{name}", event="incident.channel_created", incident=incident
-        )
+        delivery = _delivery(target=f"#{name}", event="incident.channel_created", incident=incident)
         try:
             data = _send(delivery, "conversations_create", name=name, is_private=False)
         except SlackRefused as exc:
@@ -140,27 +178,28 @@ def slack_incident_channel_open(*, incident_id: int) -> SlackChannel | None:
     if not slack_enabled():
         return None
     incident = Incident.objects.select_related("commander", "failure_class").get(pk=incident_id)
-    channel = SlackChannel.objects.filter(incident=incident).first()
-    if channel is None:
-        channel = _channel_create(incident)
+    channel = SlackChannel.objects.filter(incident=incident).first() or _channel_create(incident)
+    if not channel.summary_ts:
         text, blocks = messages.incident_summary(incident)
-        delivery = delivery_record(
-            channel=CHANNEL, target=channel.channel_id, event="incident.declared", incident=incident
+        delivery = _delivery(target=channel.channel_id, event="incident.declared", incident=incident)
+        try:
+            data = _send(delivery, "chat_postMessage", channel=channel.channel_id, text=text, blocks=blocks)
+            channel.summary_ts = str(data.get("ts") or "-")
+        except SlackRefused:
+            channel.summary_ts = "-"  # given up (the delivery says why): the timeline still goes out
+        SlackChannel.objects.filter(pk=channel.pk).update(summary_ts=channel.summary_ts)
+    mapped = SlackUser.objects.filter(user=incident.commander).order_by("pk").first() if incident.commander else None
+    if mapped is not None and not channel.commander_invited:
+        delivery = _delivery(
+            target=channel.channel_id,
+            event="incident.commander_invited",
+            incident=incident,
+            detail={"slack_user": mapped.slack_user_id},
         )
-        _send(delivery, "chat_postMessage", channel=channel.channel_id, text=text, blocks=blocks)
-        if incident.commander is not None:
-            mapped = SlackUser.objects.filter(user=incident.commander).order_by("pk").first()
-            if mapped is not None:
-                delivery = delivery_record(
-                    channel=CHANNEL,
-                    target=channel.channel_id,
-                    event="incident.commander_invited",
-                    incident=incident,
-                    detail={"slack_user": mapped.slack_user_id},
-                )
-                # Refused (already in the channel, deactivated): the channel stands; the delivery says why.
-                with contextlib.suppress(SlackRefused):
-                    _send(delivery, "conversations_invite", channel=channel.channel_id, users=mapped.slack_user_id)
+        # Refused (already in the channel, deactivated): the channel stands; the delivery says why.
+        with contextlib.suppress(SlackRefused):
+            _send(delivery, "conversations_invite", channel=channel.channel_id, users=mapped.slack_user_id)
+        SlackChannel.objects.filter(pk=channel.pk).update(commander_invited=True)
     slack_timeline_flush(incident_id=incident.pk)
     return channel
 
@@ -173,8 +212,8 @@ def slack_timeline_flush(*, incident_id: int) -> int:
     Raises SlackUnavailable when another worker holds the lock too long (retry: nothing is lost)."""
     if not slack_enabled():
         return 0
-    if not SlackChannel.objects.filter(incident_id=incident_id).exists():
-        return 0  # the channel task posts the whole timeline once the channel exists
+    if not SlackChannel.objects.filter(incident_id=incident_id).exclude(summary_ts="").exists():
+        return 0  # the channel task posts the whole timeline once the channel and its summary exist
     lock = get_redis().lock(f"{LOCK_PREFIX}{incident_id}", timeout=120, blocking_timeout=15)
     if not lock.acquire():
         raise SlackUnavailable("another worker is posting this incident's timeline")
@@ -184,8 +223,11 @@ def slack_timeline_flush(*, incident_id: int) -> int:
         posted = 0
         for entry in entries:
             text, blocks = messages.timeline_entry(entry)
-            delivery = delivery_record(
-                channel=CHANNEL, target=channel.channel_id, event=f"timeline.{entry.kind}", incident=channel.incident
+            delivery = _delivery(
+                target=channel.channel_id,
+                event=f"timeline.{entry.kind}",
+                incident=channel.incident,
+                detail={"entry": entry.pk},
             )
             try:
                 _send(delivery, "chat_postMessage", channel=channel.channel_id, text=text, blocks=blocks)
@@ -217,7 +259,7 @@ def slack_alert_post(*, alert_id: int) -> SlackAlertMessage | None:
         return existing
     alert = Alert.objects.select_related("agent").get(pk=alert_id)
     text, blocks = messages.alert_message(alert)
-    delivery = delivery_record(channel=CHANNEL, target=target, event="alert.raised", alert=alert)
+    delivery = _delivery(target=target, event="alert.raised", alert=alert)
     data = _send(delivery, "chat_postMessage", channel=target, text=text, blocks=blocks)
     message, _ = SlackAlertMessage.objects.update_or_create(
         alert=alert, defaults={"channel_id": str(data.get("channel") or target), "ts": str(data["ts"])}
@@ -235,12 +277,8 @@ def slack_alert_update(*, alert_id: int, event: str = "") -> bool:
         return False
     alert = message.alert
     text, blocks = messages.alert_message(alert)
-    delivery = delivery_record(
-        channel=CHANNEL,
-        target=message.channel_id,
-        event=event or f"alert.{alert.status}",
-        alert=alert,
-        detail={"ts": message.ts},
+    delivery = _delivery(
+        target=message.channel_id, event=event or f"alert.{alert.status}", alert=alert, detail={"ts": message.ts}
     )
     _send(delivery, "chat_update", channel=message.channel_id, ts=message.ts, text=text, blocks=blocks)
     return True

@@ -7,7 +7,7 @@ import pytest
 from agents.services import agent_kill
 from core.actors import Actor
 from incidents.alerts.services import alert_acknowledge
-from incidents.integrations.slack import messages, services
+from incidents.integrations.slack import messages, services, tasks
 from incidents.integrations.slack.services import SlackRefused, SlackUnavailable
 from incidents.integrations.slack.tests.conftest import TOKEN
 from incidents.models import Delivery, SlackAlertMessage, SlackChannel, SlackUser
@@ -126,8 +126,39 @@ def test_slack_down_is_retryable_and_the_delivery_says_so(fake_slack, make_incid
     delivery = Delivery.objects.get(channel="slack", event="incident.channel_created")
     assert delivery.status == Delivery.Status.PENDING and delivery.attempts == 1 and "503" in delivery.error
     assert not SlackChannel.objects.exists()
-    # The retry succeeds.
+    # The retry succeeds, counted on the same delivery.
     assert services.slack_incident_channel_open(incident_id=incident.pk) is not None
+    delivery = Delivery.objects.get(channel="slack", event="incident.channel_created")
+    assert delivery.status == Delivery.Status.SENT and delivery.attempts == 2
+
+
+def test_a_summary_that_failed_is_posted_on_the_retry(fake_slack, make_incident):
+    incident = make_incident()
+    fake_slack.fail["chat.postMessage"] = 502
+    with pytest.raises(SlackUnavailable):
+        services.slack_incident_channel_open(incident_id=incident.pk)
+    assert SlackChannel.objects.get(incident=incident).summary_ts == ""
+    assert services.slack_timeline_flush(incident_id=incident.pk) == 0  # the summary comes first
+
+    services.slack_incident_channel_open(incident_id=incident.pk)
+
+    posts = fake_slack.called("chat.postMessage")
+    assert len(fake_slack.called("conversations.create")) == 1
+    assert f"INC-{incident.number}" in posts[1].args["text"]  # the retried summary, then the timeline
+    assert Delivery.objects.get(event="incident.declared").attempts == 2
+
+
+def test_the_last_retry_marks_the_delivery_failed_for_good(fake_slack, settings, make_alert):
+    settings.FIREBREAK_SLACK_API_URL = "http://127.0.0.1:9/api/"  # nothing listens: every attempt fails
+    alert = make_alert()
+
+    # Run where it is called, a retry runs at once: every attempt, then the last one gives up.
+    result = tasks.slack_alert_post_task.apply(args=[alert.pk], throw=False)
+
+    assert result.failed()
+    delivery = Delivery.objects.get(alert=alert)  # one row: each retry counted on it
+    assert delivery.status == Delivery.Status.FAILED and delivery.attempts == tasks.MAX_RETRIES + 1
+    assert "Slack unreachable" in delivery.error
 
 
 def test_unreachable_slack_is_retryable(settings, make_incident):
