@@ -1,8 +1,8 @@
 """What Firebreak says in Slack: channel names, mrkdwn and Block Kit, built from the models.
 
 Pure functions, no I/O. Everything that came from outside (titles, timeline bodies, agent output,
-usernames) goes through :func:`escape` before it is put into mrkdwn, so it cannot mention
-@channel, forge a link or break the formatting.
+usernames) goes through :func:`escape` before it is put into mrkdwn or a message's ``text`` (which
+Slack formats too), so it cannot mention @channel, forge a link or break the formatting.
 """
 
 import json
@@ -67,7 +67,7 @@ def incident_summary(incident: Incident) -> tuple[str, Blocks]:
     klass = escape(incident.failure_class.name) if incident.failure_class else "not yet classified"
     commander = escape(incident.commander.get_username()) if incident.commander else "nobody yet"
     agents = ", ".join(escape(a.slug) for a in incident.agents.all()) or "none linked yet"
-    text = f"INC-{incident.number} {incident.severity}: {incident.title}"
+    text = f"INC-{incident.number} {incident.severity}: {title}"
     blocks: Blocks = [
         _section(f":rotating_light: *INC-{incident.number} · {incident.severity}* — {_link(url, incident.title)}"),
         _section(
@@ -87,7 +87,7 @@ def timeline_entry(entry: TimelineEntry) -> tuple[str, Blocks]:
     who = escape(entry.actor_label or "firebreak")
     kind = escape(entry.get_kind_display())
     body = escape(entry.body)
-    text = f"{when} {entry.get_kind_display()} · {entry.actor_label}: {entry.body}"
+    text = f"{when} {kind} · {who}: {body}"
     blocks: Blocks = [_context(f"*{kind}* · {who} · {when}"), _section(body or "_(no text)_")]
     return _clip(text, FALLBACK_TEXT_MAX), blocks
 
@@ -102,7 +102,7 @@ def alert_message(alert: Alert) -> tuple[str, Blocks]:
     agent = alert.agent
     url = absolute_url(reverse("incidents:alert-list")) + f"?agent={agent.slug}"
     agent_url = absolute_url(reverse("agents:agent-detail", args=[agent.slug]))
-    text = f"[{alert.suggested_severity}] {alert.title} · agent {agent.slug} · {alert.get_status_display()}"
+    text = escape(f"[{alert.suggested_severity}] {alert.title} · agent {agent.slug} · {alert.get_status_display()}")
     blocks: Blocks = [
         _section(f":warning: *{escape(alert.title)}*\n{_link(url, 'Alert')} · detector `{escape(alert.detector)}`"),
         _section(

@@ -56,6 +56,18 @@ def test_declared_incident_gets_a_channel_a_summary_with_a_link_and_its_commande
     assert all(TOKEN not in d.target and TOKEN not in json.dumps(d.detail) for d in deliveries)
 
 
+def test_a_hostile_title_cannot_ping_or_link_from_the_summary(fake_slack, make_incident):
+    incident = make_incident(title="<!here> refunds & <https://evil.example|login>")
+    services.slack_incident_channel_open(incident_id=incident.pk)
+    summary = fake_slack.called("chat.postMessage")[0]
+    sent = summary.args["text"] + json.dumps(summary.args["blocks"])
+    assert "<!here>" not in sent and "<https://evil.example" not in sent
+    assert "&lt;!here&gt; refunds &amp; &lt;https://evil.example|login&gt;" in summary.args["text"]
+    assert fake_slack.called("conversations.create")[0].args["name"] == (
+        f"inc-{incident.number}-here-refunds-https-evil-example-login"
+    )
+
+
 def test_a_taken_channel_name_gets_a_suffix(fake_slack, make_incident):
     incident = make_incident(title="Refund agent loops")
     fake_slack.taken_names.add(f"inc-{incident.number}-refund-agent-loops")
@@ -92,6 +104,7 @@ def test_timeline_is_posted_in_order_once_with_untrusted_text_escaped(fake_slack
     first = json.dumps(posts[0].args["blocks"])
     assert "&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;" in first
     assert "<!channel>" not in first and "<https://evil.example" not in first
+    assert "&lt;!channel&gt;" in posts[0].args["text"] and "<!channel>" not in posts[0].args["text"]
     assert "second note" in json.dumps(posts[1].args["blocks"])
 
 
@@ -204,7 +217,7 @@ def test_alert_is_posted_with_kill_pause_acknowledge_then_updated(fake_slack, ma
     buttons = _buttons(post.args["blocks"])
     assert set(buttons) == {"firebreak_kill", "firebreak_pause", "firebreak_ack"}
     assert json.loads(buttons["firebreak_kill"]["value"]) == {"alert": alert.pk, "agent": "refund-bot"}
-    assert "&lt;b&gt;" in json.dumps(post.args["blocks"])
+    assert "&lt;b&gt;" in json.dumps(post.args["blocks"]) and "&lt;b&gt;" in post.args["text"]
     stored = SlackAlertMessage.objects.get(alert=alert)
     assert (stored.channel_id, stored.ts) in fake_slack.messages
 
