@@ -470,3 +470,13 @@ CELERY_BEAT_SCHEDULE["pagerduty-requeue"] = {
     "schedule": 60.0,
     "options": {"expires": 60},
 }
+# --- Slack app (issue 14, item 4: chat where the incident is worked) --------------------------------
+# Outbound is off without a bot token; inbound (/api/v1/integrations/slack/*) refuses every request
+# without a signing secret. FIREBREAK_SLACK_API_URL is Slack's Web API (a local receiver in tests).
+FIREBREAK_SLACK_BOT_TOKEN = env_str("FIREBREAK_SLACK_BOT_TOKEN")
+FIREBREAK_SLACK_SIGNING_SECRET = env_str("FIREBREAK_SLACK_SIGNING_SECRET")
+FIREBREAK_SLACK_API_URL = env_str("FIREBREAK_SLACK_API_URL", "https://slack.com/api/")
+# Channel (name or id) for alerts with Kill / Pause / Acknowledge buttons; off when empty.
+FIREBREAK_SLACK_ALERTS_CHANNEL = env_str("FIREBREAK_SLACK_ALERTS_CHANNEL")
+# Replies to button presses go to the request's response_url only when it starts with one of these.
+FIREBREAK_SLACK_RESPONSE_URL_PREFIXES = env_list("FIREBREAK_SLACK_RESPONSE_URL_PREFIXES", "https://hooks.slack.com/")

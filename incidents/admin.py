@@ -9,6 +9,7 @@ from incidents.models import (
     PostMortem,
     PostMortemTemplate,
     RunbookStep,
+    SlackUser,
     TimelineEntry,
 )
 
@@ -80,3 +81,13 @@ class PostMortemAdmin(admin.ModelAdmin):
 class RunbookStepAdmin(admin.ModelAdmin):
     list_display = ("incident", "phase", "text", "done_at", "done_by")
     list_filter = ("phase",)
+
+
+@admin.register(SlackUser)
+class SlackUserAdmin(admin.ModelAdmin):
+    """Who a Slack member acts as in Firebreak (buttons, /firebreak): their role is that user's."""
+
+    list_display = ("slack_user_id", "user", "team_id", "linked_by", "created_at")
+    search_fields = ("slack_user_id", "user__username", "user__email")
+    raw_id_fields = ("user",)
+    readonly_fields = ("linked_by", "created_at")

@@ -21,4 +21,5 @@ urlpatterns = [
     path("", include("incidents.integrations.trackers.urls")),
     path("", include("incidents.integrations.inbound.urls")),
     path("integrations/pagerduty/", include("incidents.integrations.pagerduty.urls")),
+    path("integrations/slack/", include("incidents.integrations.slack.urls")),
 ]

@@ -21,6 +21,7 @@ class IncidentsConfig(AppConfig):
         from incidents.integrations.inbound import sources as inbound_sources  # noqa: F401
         from incidents.integrations.pagerduty import receivers as pagerduty
         from incidents.integrations.pagerduty import tasks as pagerduty_tasks  # noqa: F401
+        from incidents.integrations.slack import receivers as slack_receivers
         from incidents.integrations.trackers import tasks as tracker_tasks  # noqa: F401
         from incidents.notifications import tasks as notification_tasks  # noqa: F401
         from incidents.search.selectors import user_links
@@ -31,6 +32,10 @@ class IncidentsConfig(AppConfig):
         signals.alert_changed.connect(pagerduty.on_alert_changed, dispatch_uid="incidents.pagerduty_alert")
         signals.incident_changed.connect(pagerduty.on_incident_changed, dispatch_uid="incidents.pagerduty_incident")
         signals.timeline_recorded.connect(pagerduty.on_timeline_recorded, dispatch_uid="incidents.pagerduty_command")
+        gate_changed.connect(slack_receivers.on_gate_changed, dispatch_uid="incidents.slack_gate")
+        signals.alert_changed.connect(slack_receivers.on_alert_changed, dispatch_uid="incidents.slack_alert")
+        signals.incident_changed.connect(slack_receivers.on_incident_changed, dispatch_uid="incidents.slack_incident")
+        signals.timeline_recorded.connect(slack_receivers.on_timeline_recorded, dispatch_uid="incidents.slack_timeline")
         if receivers.resume_needs_admin_for_open_sev1 not in agent_hooks.resume_checks:
             agent_hooks.resume_checks.append(receivers.resume_needs_admin_for_open_sev1)
         if receivers.postmortem_published_for_sev1_sev2 not in hooks.closure_checks:

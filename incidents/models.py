@@ -395,3 +395,53 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} {self.event} → {self.target}: {self.status}"
+
+
+# --- Slack (issue 14: chat where the incident is worked) -------------------------------------------
+
+
+class SlackUser(models.Model):
+    """A Slack member mapped to the Firebreak user a button press or ``/firebreak`` command acts as.
+
+    Made by an admin (in the admin), or once by the app itself when the Slack member's e-mail
+    (``users.info``, scope ``users:read.email``) matches exactly one active Firebreak user's.
+    """
+
+    slack_user_id = models.CharField(max_length=32, unique=True, help_text="the member ID, e.g. U024BE7LH")
+    team_id = models.CharField(max_length=32, blank=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="slack_accounts")
+    linked_by = models.CharField(max_length=20, default="admin", help_text="admin or email")
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        verbose_name = "Slack user"
+
+    def __str__(self) -> str:
+        return f"{self.slack_user_id} → {self.user}"
+
+
+class SlackChannel(models.Model):
+    """The Slack channel an incident is worked in, and how far its timeline has been posted there."""
+
+    incident = models.OneToOneField(Incident, on_delete=models.CASCADE, related_name="slack_channel")
+    channel_id = models.CharField(max_length=32)
+    name = models.CharField(max_length=80)
+    posted_through = models.BigIntegerField(default=0, help_text="the last timeline entry id posted in the channel")
+    summary_ts = models.CharField(max_length=32, blank=True, help_text="the incident summary's message, once posted")
+    commander_invited = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=clock.now)
+
+    def __str__(self) -> str:
+        return f"#{self.name} (INC-{self.incident.number})"
+
+
+class SlackAlertMessage(models.Model):
+    """The message that carries an alert's buttons in the alerts channel (updated as the alert moves)."""
+
+    alert = models.OneToOneField(Alert, on_delete=models.CASCADE, related_name="slack_message")
+    channel_id = models.CharField(max_length=32)
+    ts = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=clock.now)
+
+    def __str__(self) -> str:
+        return f"alert {self.alert_id} in {self.channel_id} at {self.ts}"
