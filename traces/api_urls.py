@@ -4,4 +4,6 @@ from traces import api
 
 urlpatterns = [
     path("ingest", api.IngestApi.as_view(), name="api-ingest"),
+    path("traces", api.TraceListApi.as_view(), name="api-traces"),
+    path("traces/<str:trace_id>", api.TraceDetailApi.as_view(), name="api-trace"),
 ]
