@@ -143,27 +143,6 @@ class IncidentSerializer(serializers.Serializer):
 # --- views ---------------------------------------------------------------------------------------
 
 
-class IncidentDeclareApi(APIView):
-    permission_classes = [IsResponder]
-
-    @extend_schema(
-        operation_id="incidents_declare",
-        summary="Declare an incident (responder)",
-        request=IncidentDeclareSerializer,
-        responses={201: IncidentSerializer, **ERRORS},
-        tags=["incidents"],
-    )
-    def post(self, request):
-        data = IncidentDeclareSerializer(data=request.data)
-        if not data.is_valid():
-            return error("invalid input", 400, data.errors)
-        try:
-            incident = services.incident_declare(actor=Actor.from_request(request), **data.validated_data)
-        except (ValidationError, PermissionDenied) as exc:
-            return service_error(exc)
-        return Response(IncidentSerializer(selectors.incident_get(number=incident.number)).data, status=201)
-
-
 class IncidentDetailApi(APIView):
     permission_classes = [IsViewer]
 
@@ -328,7 +307,7 @@ class TimelineItemSerializer(TimelineEntrySerializer):
 
 
 class IncidentListApi(APIView):
-    """GET lists incidents; POST declares one (the same path as IncidentDeclareApi's contract)."""
+    """GET lists incidents; POST declares one."""
 
     def get_permissions(self) -> Sequence[BasePermission]:
         return [IsResponder()] if self.request.method == "POST" else [IsViewer()]
@@ -360,7 +339,22 @@ class IncidentListApi(APIView):
             IncidentSummarySerializer(incidents, many=True).data, None if next_before is None else str(next_before)
         )
 
-    post = IncidentDeclareApi.post
+    @extend_schema(
+        operation_id="incidents_declare",
+        summary="Declare an incident (responder)",
+        request=IncidentDeclareSerializer,
+        responses={201: IncidentSerializer, **ERRORS},
+        tags=["incidents"],
+    )
+    def post(self, request):
+        data = IncidentDeclareSerializer(data=request.data)
+        if not data.is_valid():
+            return error("invalid input", 400, data.errors)
+        try:
+            incident = services.incident_declare(actor=Actor.from_request(request), **data.validated_data)
+        except (ValidationError, PermissionDenied) as exc:
+            return service_error(exc)
+        return Response(IncidentSerializer(selectors.incident_get(number=incident.number)).data, status=201)
 
 
 def _incident_write(

@@ -4,7 +4,7 @@ service as the alert list page (incidents/alerts/views.py)."""
 from collections.abc import Callable
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -104,7 +104,6 @@ def _alert_action(name: str, *, summary: str, service: Callable[..., Alert]) -> 
             summary=summary,
             request=None,
             responses={200: AlertSerializer, **ERRORS},
-            parameters=[OpenApiParameter("pk", int, OpenApiParameter.PATH, description="alert id")],
             tags=["alerts"],
         )
         def post(self, request: Request, pk: int) -> Response:
