@@ -413,6 +413,9 @@ class TraceStepsQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(required=False, min_value=1, max_value=STEP_PAGE_STEPS, default=STEP_PAGE_STEPS)
 
 
+TRACE_ID_MAX = Trace._meta.get_field("trace_id").max_length or 32
+
+
 class TraceDetailApi(APIView):
     permission_classes = [IsViewer]
 
@@ -432,7 +435,9 @@ class TraceDetailApi(APIView):
         if data.get("cursor") and cursor is None:
             return api_error("invalid input", 400, {"cursor": ["Not a cursor of this trace; start without one."]})
         try:
-            trace = runs.trace_get(trace_id=trace_id[:32], agent=data.get("agent", ""))
+            if len(trace_id) > TRACE_ID_MAX:  # longer than any stored id: no such trace
+                raise Trace.DoesNotExist
+            trace = runs.trace_get(trace_id=trace_id, agent=data.get("agent", ""))
         except Trace.DoesNotExist:
             return api_error(
                 f"no trace {trace_id[:32]!r}" + (f" of agent {data['agent']!r}" if data.get("agent") else ""), 404

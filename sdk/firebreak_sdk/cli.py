@@ -31,6 +31,8 @@ import httpx
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 TIMEOUT_SECONDS = 10.0
 SEVERITIES = ("SEV1", "SEV2", "SEV3")
+PAGE_LIMIT = 200  # the API's largest page
+MAX_ROWS = 2000
 
 
 class CliError(Exception):
@@ -164,9 +166,17 @@ def _when(value: str | None) -> str:
 # --- commands --------------------------------------------------------------------------------------
 
 
-def _all_pages(client: Client, path: str, params: dict[str, Any], limit: int = 200) -> list[dict[str, Any]]:
-    page = client.get(path, {**params, "limit": limit})
-    return list(page.get("results", []))
+def _all_pages(client: Client, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every row of a paginated list, following ``next_cursor``, up to MAX_ROWS (a terminal's worth)."""
+    rows: list[dict[str, Any]] = []
+    cursor = ""
+    while len(rows) < MAX_ROWS:
+        page = client.get(path, {**params, "limit": PAGE_LIMIT, "cursor": cursor})
+        rows += page.get("results", [])
+        cursor = page.get("next_cursor") or ""
+        if not cursor:
+            break
+    return rows[:MAX_ROWS]
 
 
 def cmd_status(client: Client, args: argparse.Namespace, out: TextIO) -> None:

@@ -158,3 +158,13 @@ def test_declare_then_status_incidents_and_alerts_as_tables_and_json(live_server
     assert [i["number"] for i in incidents] == [1]
     table = run("incidents", url=live_server.url, key=key).stdout
     assert table.splitlines()[0].split() == ["INCIDENT", "SEV", "STATUS", "COMMANDER", "DECLARED", "TITLE"]
+
+
+def test_lists_follow_every_page(live_server, make_user, make_agent):
+    agent = make_agent("refund-bot")
+    Alert.objects.bulk_create(
+        Alert(detector="loop", agent=agent, fingerprint=f"fp-{i}", title=f"Loop {i}") for i in range(205)
+    )
+    alerts = json.loads(run("alerts", "--json", url=live_server.url, key=key_of(make_user("viewer"))).stdout)
+    assert len(alerts) == 205 and len({a["id"] for a in alerts}) == 205
+    assert alerts[0]["title"] == "Loop 204"  # newest first
