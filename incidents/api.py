@@ -24,7 +24,7 @@ from core.api import (
     service_error,
 )
 from incidents import selectors, services
-from incidents.models import Incident, IncidentStatus, Severity, TimelineKind
+from incidents.models import Incident, IncidentStatus, RunbookStep, Severity, TimelineKind
 
 # --- serializers ---------------------------------------------------------------------------------
 
@@ -486,3 +486,35 @@ def _timeline_page(request: Request, number: int, *, kind: str = "") -> Response
     return page_response(
         TimelineItemSerializer(entries, many=True).data, None if next_after is None else str(next_after)
     )
+
+
+class RunbookTickSerializer(serializers.Serializer):
+    done = serializers.BooleanField(default=True, help_text="false: not done after all")
+
+
+class RunbookTickApi(APIView):
+    permission_classes = [IsResponder]
+
+    @extend_schema(
+        operation_id="incidents_runbook_tick",
+        summary="Mark a runbook step done, or not done (responder)",
+        request=RunbookTickSerializer,
+        responses={200: RunbookStepSerializer, **ERRORS},
+        tags=["incidents"],
+    )
+    def post(self, request: Request, number: int, step_id: int) -> Response:
+        incident = _incident_or_404(number)
+        if isinstance(incident, Response):
+            return incident
+        data = RunbookTickSerializer(data=request.data)
+        if not data.is_valid():
+            return error("invalid input", 400, data.errors)
+        try:
+            step = services.runbook_tick(
+                incident=incident, step_id=step_id, actor=Actor.from_request(request), done=data.validated_data["done"]
+            )
+        except RunbookStep.DoesNotExist:
+            return error(f"INC-{number} has no runbook step {step_id}", 404)
+        except (ValidationError, PermissionDenied) as exc:
+            return service_error(exc)
+        return Response(RunbookStepSerializer(step).data)

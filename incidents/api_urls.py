@@ -19,6 +19,7 @@ urlpatterns = [
     path("incidents/<int:number>/commander", api.IncidentCommanderApi.as_view(), name="api-incident-commander"),
     path("incidents/<int:number>/notes", api.IncidentNotesApi.as_view(), name="api-incident-notes"),
     path("incidents/<int:number>/timeline", api.IncidentTimelineApi.as_view(), name="api-incident-timeline"),
+    path("incidents/<int:number>/runbook/<int:step_id>", api.RunbookTickApi.as_view(), name="api-runbook-tick"),
     path("incidents/<int:number>/close", api.IncidentCloseApi.as_view(), name="api-incident-close"),
     path("incidents/<int:number>/take-command", api.IncidentCommandApi.as_view(), name="api-incident-take-command"),
     path("incidents/<int:number>/failure-class", api.IncidentFailureClassApi.as_view(), name="api-incident-class"),

@@ -24,6 +24,8 @@ EXPECTED = {
     ("get", "/api/v1/incidents/{number}/postmortem/export.md"),
     ("get", "/api/v1/traces"),
     ("get", "/api/v1/traces/{trace_id}"),
+    ("post", "/api/v1/traces/{trace_id}/flag"),
+    ("post", "/api/v1/incidents/{number}/runbook/{step_id}"),
     ("get", "/api/v1/keys"),
     ("post", "/api/v1/keys"),
     ("post", "/api/v1/keys/{lookup}/revoke"),

@@ -13,6 +13,7 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -32,10 +33,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.models import Agent
-from agents.permissions import CanIngest, IsViewer, is_agent_key
-from core.api import ERRORS, page_response, paginated
+from agents.permissions import CanIngest, IsResponder, IsViewer, is_agent_key
+from core.actors import Actor
+from core.api import ERRORS, page_response, paginated, service_error
 from core.api import error as api_error
 from core.throttling import IngestRateThrottle
+from traces import services
 from traces.ingest.normalize import span_scrub
 from traces.ingest.parse.native import parse_native
 from traces.ingest.parse.otlp import parse_json, parse_protobuf
@@ -444,3 +447,37 @@ class TraceDetailApi(APIView):
             )
         window = trajectory.step_window_after(trace=trace, cursor=cursor, limit=data["limit"])
         return Response(TraceDetailSerializer(trace, context={"window": window}).data)
+
+
+class TraceFlagSerializer(serializers.Serializer):
+    span_id = serializers.CharField(max_length=64, help_text="the step where the run went off the rails")
+    note = serializers.CharField(max_length=5000, help_text="one sentence: what went wrong there")
+
+
+class TraceFlagApi(APIView):
+    permission_classes = [IsResponder]
+
+    @extend_schema(
+        operation_id="traces_flag",
+        summary="Flag the step where a run went off the rails (responder); replaces an earlier flag",
+        parameters=[OpenApiParameter("agent", str, description="whose trajectory of a multi-agent trace id")],
+        request=TraceFlagSerializer,
+        responses={200: TraceSummarySerializer, **ERRORS},
+        tags=["traces"],
+    )
+    def post(self, request: Request, trace_id: str) -> Response:
+        agent = str(request.query_params.get("agent", ""))[:63]
+        try:
+            if len(trace_id) > TRACE_ID_MAX:
+                raise Trace.DoesNotExist
+            trace = runs.trace_get(trace_id=trace_id, agent=agent)
+        except Trace.DoesNotExist:
+            return api_error(f"no trace {trace_id[:32]!r}", 404)
+        data = TraceFlagSerializer(data=request.data)
+        if not data.is_valid():
+            return api_error("invalid input", 400, data.errors)
+        try:
+            services.trace_flag(trace=trace, actor=Actor.from_request(request), **data.validated_data)
+        except ValidationError as exc:
+            return service_error(exc)
+        return Response(TraceSummarySerializer(trace).data)

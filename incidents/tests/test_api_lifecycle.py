@@ -165,3 +165,23 @@ def test_unknown_incident_is_404(client, responder):
     client.force_login(responder)
     assert client.get(f"{URL}/999/timeline").status_code == 404
     assert client.post(f"{URL}/999/status", {"status": "resolved"}, content_type="application/json").status_code == 404
+
+
+def test_runbook_steps_are_ticked_and_unticked(client, responder, viewer, make_incident):
+    incident = make_incident()
+    step = incident.runbook_steps.first()
+    url = f"{URL}/{incident.number}/runbook/{step.pk}"
+    client.force_login(viewer)
+    assert client.post(url, {"done": True}, content_type="application/json").status_code == 403
+    client.force_login(responder)
+    body = client.post(url, {"done": True}, content_type="application/json").json()
+    assert body["done_at"] and body["done_by"] == responder.username
+    again = client.post(url, {"done": True}, content_type="application/json")
+    assert again.status_code == 400 and "step" in again.json()["detail"]
+    assert client.post(url, {"done": False}, content_type="application/json").json()["done_at"] is None
+    bad = client.post(url, {"done": "perhaps"}, content_type="application/json")
+    assert bad.status_code == 400 and "done" in bad.json()["detail"]
+    assert (
+        client.post(f"{URL}/{incident.number}/runbook/999999", {}, content_type="application/json").status_code == 404
+    )
+    assert incident.timeline.filter(kind=TimelineKind.RUNBOOK).count() == 2

@@ -99,3 +99,25 @@ def test_needs_a_person(client, trace_of, agent):
     _, raw = api_key_create(agent=agent, scopes=["ingest", "gate"])
     assert client.get(URL, HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 403
     assert client.get(URL).status_code in (401, 403)
+
+
+def test_a_responder_flags_a_step_and_bad_input_writes_nothing(client, responder, viewer, trace_of):
+    trace = trace_of([{"kind": "tool", "tool": "refund"}, {"kind": "llm"}])
+    span = trace.steps.exclude(parent_span_id="").first().span_id
+    url = f"{URL}/{trace.trace_id}/flag"
+    client.force_login(viewer)
+    assert client.post(url, {"span_id": span, "note": "x"}, content_type="application/json").status_code == 403
+    client.force_login(responder)
+    for body, field in [
+        ({"note": "no step"}, "span_id"),
+        ({"span_id": "f" * 16, "note": "x"}, "span_id"),
+        ({"span_id": span}, "note"),
+    ]:
+        response = client.post(url, body, content_type="application/json")
+        assert response.status_code == 400 and field in response.json()["detail"], body
+    trace.refresh_from_db()
+    assert trace.flagged_span_id == ""
+    response = client.post(url, {"span_id": span, "note": "Refunded without asking."}, content_type="application/json")
+    assert response.status_code == 200 and response.json()["flagged_span_id"] == span
+    trace.refresh_from_db()
+    assert trace.flag_note == "Refunded without asking." and trace.flagged_by == responder.username
