@@ -82,3 +82,50 @@ class DocsView(_JsonRefusals, SpectacularSwaggerSplitView):
     Its template adds a bar with a way back to the app."""
 
     template_name = "api_docs.html"
+
+
+# --- keyset pages ----------------------------------------------------------------------------------
+# Lists that can grow long answer in pages walked by an opaque cursor (the last row's key), never by
+# OFFSET: a page costs the same at the end of the list as at its start, and rows added meanwhile do
+# not shift it.
+
+PAGE_LIMIT_DEFAULT = 50
+PAGE_LIMIT_MAX = 200
+
+
+class PageQuerySerializer(serializers.Serializer):
+    """``?cursor=`` (from the previous page's ``next_cursor``) and ``?limit=`` (1 to 200)."""
+
+    cursor = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, help_text="next_cursor of the page before"
+    )
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=PAGE_LIMIT_MAX, default=PAGE_LIMIT_DEFAULT)
+
+
+def cursor_int(raw: str) -> int | None:
+    """A cursor made by :func:`keyset_page`: a positive integer key, or None for the first page.
+
+    Raises ``serializers.ValidationError`` naming ``cursor`` when it is not one.
+    """
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise serializers.ValidationError({"cursor": ["Not a cursor of this list; start without one."]})
+    return int(raw)
+
+
+def page_response(results: Any, next_cursor: str | None) -> Response:
+    return Response({"results": results, "next_cursor": next_cursor})
+
+
+def paginated(item: type[serializers.Serializer], name: str) -> serializers.Serializer:
+    """The schema of a page of ``item``: ``{"results": [...], "next_cursor": "..." | null}``."""
+    return inline_serializer(
+        name,
+        {
+            "results": item(many=True),
+            "next_cursor": serializers.CharField(
+                allow_null=True, help_text="pass as ?cursor= for the next page; null: last page"
+            ),
+        },
+    )

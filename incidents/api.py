@@ -1,17 +1,30 @@
 """The incidents API. Each view validates, then calls the same service as the HTML view."""
 
+from collections.abc import Callable, Sequence
+
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.permissions import IsResponder, IsViewer
 from core.actors import Actor
-from core.api import ERRORS, error, service_error
+from core.api import (
+    ERRORS,
+    PAGE_LIMIT_MAX,
+    PageQuerySerializer,
+    cursor_int,
+    error,
+    page_response,
+    paginated,
+    service_error,
+)
 from incidents import selectors, services
-from incidents.models import Incident, Severity
+from incidents.models import Incident, IncidentStatus, RunbookStep, Severity, TimelineKind
 
 # --- serializers ---------------------------------------------------------------------------------
 
@@ -130,27 +143,6 @@ class IncidentSerializer(serializers.Serializer):
 # --- views ---------------------------------------------------------------------------------------
 
 
-class IncidentDeclareApi(APIView):
-    permission_classes = [IsResponder]
-
-    @extend_schema(
-        operation_id="incidents_declare",
-        summary="Declare an incident (responder)",
-        request=IncidentDeclareSerializer,
-        responses={201: IncidentSerializer, **ERRORS},
-        tags=["incidents"],
-    )
-    def post(self, request):
-        data = IncidentDeclareSerializer(data=request.data)
-        if not data.is_valid():
-            return error("invalid input", 400, data.errors)
-        try:
-            incident = services.incident_declare(actor=Actor.from_request(request), **data.validated_data)
-        except (ValidationError, PermissionDenied) as exc:
-            return service_error(exc)
-        return Response(IncidentSerializer(selectors.incident_get(number=incident.number)).data, status=201)
-
-
 class IncidentDetailApi(APIView):
     permission_classes = [IsViewer]
 
@@ -265,3 +257,264 @@ class IncidentFailureClassApi(APIView):
         except (ValidationError, PermissionDenied) as exc:
             return service_error(exc)
         return Response(IncidentSerializer(selectors.incident_get(number=number)).data)
+
+
+# --- the list, lifecycle, command and notes ------------------------------------------------------
+
+
+class IncidentListQuerySerializer(PageQuerySerializer):
+    status = serializers.ChoiceField(IncidentStatus.choices, required=False, allow_blank=True)
+    severity = serializers.ChoiceField(Severity.choices, required=False, allow_blank=True)
+    open = serializers.BooleanField(required=False, default=False, help_text="true: declared to resolved only")
+
+
+class IncidentSummarySerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    ref = serializers.CharField(help_text="INC-<number>")
+    title = serializers.CharField()
+    severity = serializers.CharField()
+    status = serializers.CharField()
+    failure_class = serializers.CharField(source="failure_class.slug", allow_null=True, default=None)
+    commander = serializers.CharField(source="commander.username", allow_null=True, default=None)
+    declared_at = serializers.DateTimeField()
+    postmortem_overdue = serializers.BooleanField()
+
+
+class IncidentStatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(IncidentStatus.choices, help_text="forward only; closed runs the closure checks")
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=services.NOTE_MAX)
+
+
+class IncidentSeveritySerializer(serializers.Serializer):
+    severity = serializers.ChoiceField(Severity.choices)
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=services.NOTE_MAX)
+
+
+class IncidentCommanderSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150, help_text="a responder or admin")
+
+
+class NoteSerializer(serializers.Serializer):
+    body = serializers.CharField(max_length=services.NOTE_MAX, help_text="Markdown (sanitized when shown)")
+
+
+class TimelineQuerySerializer(PageQuerySerializer):
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=PAGE_LIMIT_MAX, default=100)
+
+
+class TimelineItemSerializer(TimelineEntrySerializer):
+    id = serializers.IntegerField()
+
+
+class IncidentListApi(APIView):
+    """GET lists incidents; POST declares one."""
+
+    def get_permissions(self) -> Sequence[BasePermission]:
+        return [IsResponder()] if self.request.method == "POST" else [IsViewer()]
+
+    @extend_schema(
+        operation_id="incidents_list",
+        summary="List incidents, newest first (paginated)",
+        parameters=[IncidentListQuerySerializer],
+        responses={200: paginated(IncidentSummarySerializer, "IncidentPage"), 400: ERRORS[400]},
+        tags=["incidents"],
+    )
+    def get(self, request: Request) -> Response:
+        query = IncidentListQuerySerializer(data=request.query_params)
+        if not query.is_valid():
+            return error("invalid input", 400, query.errors)
+        data = query.validated_data
+        try:
+            before = cursor_int(data.get("cursor", ""))
+        except serializers.ValidationError as exc:
+            return error("invalid input", 400, exc.detail)
+        incidents, next_before = selectors.incident_page(
+            status=data.get("status", ""),
+            severity=data.get("severity", ""),
+            open_only=data["open"],
+            before=before,
+            limit=data["limit"],
+        )
+        return page_response(
+            IncidentSummarySerializer(incidents, many=True).data, None if next_before is None else str(next_before)
+        )
+
+    @extend_schema(
+        operation_id="incidents_declare",
+        summary="Declare an incident (responder)",
+        request=IncidentDeclareSerializer,
+        responses={201: IncidentSerializer, **ERRORS},
+        tags=["incidents"],
+    )
+    def post(self, request):
+        data = IncidentDeclareSerializer(data=request.data)
+        if not data.is_valid():
+            return error("invalid input", 400, data.errors)
+        try:
+            incident = services.incident_declare(actor=Actor.from_request(request), **data.validated_data)
+        except (ValidationError, PermissionDenied) as exc:
+            return service_error(exc)
+        return Response(IncidentSerializer(selectors.incident_get(number=incident.number)).data, status=201)
+
+
+def _incident_write(
+    name: str, *, summary: str, serializer: type[serializers.Serializer], call: Callable[..., object]
+) -> type[APIView]:
+    class IncidentWriteApi(APIView):
+        permission_classes = [IsResponder]
+
+        @extend_schema(
+            operation_id=f"incidents_{name}",
+            summary=summary,
+            request=serializer,
+            responses={200: IncidentSerializer, **ERRORS},
+            tags=["incidents"],
+        )
+        def post(self, request: Request, number: int) -> Response:
+            incident = _incident_or_404(number)
+            if isinstance(incident, Response):
+                return incident
+            data = serializer(data=request.data)
+            if not data.is_valid():
+                return error("invalid input", 400, data.errors)
+            try:
+                call(incident=incident, actor=Actor.from_request(request), **data.validated_data)
+            except services.LooseEnds as exc:
+                return Response(
+                    {"error": "closing leaves loose ends; close with confirm: true", "loose_ends": exc.loose_ends},
+                    status=409,
+                )
+            except ValidationError as exc:
+                if data.validated_data.get("status") == "closed" and (
+                    blockers := selectors.incident_close_blockers(incident)
+                ):
+                    return Response({"error": "the incident cannot close yet", "blockers": blockers}, status=409)
+                return service_error(exc)
+            except PermissionDenied as exc:
+                return service_error(exc)
+            return Response(IncidentSerializer(selectors.incident_get(number=number)).data)
+
+    IncidentWriteApi.__name__ = f"Incident{name.title().replace('_', '')}Api"
+    return IncidentWriteApi
+
+
+IncidentStatusApi = _incident_write(
+    "status",
+    summary="Move an incident forward (responder): 409 when it would move back",
+    serializer=IncidentStatusSerializer,
+    call=services.incident_status_set,
+)
+IncidentSeverityApi = _incident_write(
+    "severity",
+    summary="Change an incident's severity (responder)",
+    serializer=IncidentSeveritySerializer,
+    call=services.incident_severity_set,
+)
+IncidentCommanderApi = _incident_write(
+    "commander",
+    summary="Hand command to a responder (responder)",
+    serializer=IncidentCommanderSerializer,
+    call=services.incident_commander_set,
+)
+
+
+class IncidentNotesApi(APIView):
+    def get_permissions(self) -> Sequence[BasePermission]:
+        return [IsResponder()] if self.request.method == "POST" else [IsViewer()]
+
+    @extend_schema(
+        operation_id="incidents_notes_list",
+        summary="An incident's notes, oldest first (paginated)",
+        parameters=[TimelineQuerySerializer],
+        responses={200: paginated(TimelineItemSerializer, "NotePage"), **ERRORS},
+        tags=["incidents"],
+    )
+    def get(self, request: Request, number: int) -> Response:
+        return _timeline_page(request, number, kind=TimelineKind.NOTE)
+
+    @extend_schema(
+        operation_id="incidents_notes_add",
+        summary="Add a Markdown note to the timeline (responder)",
+        request=NoteSerializer,
+        responses={201: TimelineItemSerializer, **ERRORS},
+        tags=["incidents"],
+    )
+    def post(self, request: Request, number: int) -> Response:
+        incident = _incident_or_404(number)
+        if isinstance(incident, Response):
+            return incident
+        data = NoteSerializer(data=request.data)
+        if not data.is_valid():
+            return error("invalid input", 400, data.errors)
+        try:
+            entry = services.timeline_note_add(
+                incident=incident, body=data.validated_data["body"], actor=Actor.from_request(request)
+            )
+        except (ValidationError, PermissionDenied) as exc:
+            return service_error(exc)
+        return Response(TimelineItemSerializer(entry).data, status=201)
+
+
+class IncidentTimelineApi(APIView):
+    permission_classes = [IsViewer]
+
+    @extend_schema(
+        operation_id="incidents_timeline",
+        summary="An incident's timeline, oldest first (paginated)",
+        parameters=[TimelineQuerySerializer],
+        responses={200: paginated(TimelineItemSerializer, "TimelinePage"), **ERRORS},
+        tags=["incidents"],
+    )
+    def get(self, request: Request, number: int) -> Response:
+        return _timeline_page(request, number)
+
+
+def _timeline_page(request: Request, number: int, *, kind: str = "") -> Response:
+    incident = _incident_or_404(number)
+    if isinstance(incident, Response):
+        return incident
+    query = TimelineQuerySerializer(data=request.query_params)
+    if not query.is_valid():
+        return error("invalid input", 400, query.errors)
+    try:
+        after = cursor_int(query.validated_data.get("cursor", ""))
+    except serializers.ValidationError as exc:
+        return error("invalid input", 400, exc.detail)
+    entries, next_after = selectors.timeline_page(
+        incident=incident, kind=kind, after=after, limit=query.validated_data["limit"]
+    )
+    return page_response(
+        TimelineItemSerializer(entries, many=True).data, None if next_after is None else str(next_after)
+    )
+
+
+class RunbookTickSerializer(serializers.Serializer):
+    done = serializers.BooleanField(default=True, help_text="false: not done after all")
+
+
+class RunbookTickApi(APIView):
+    permission_classes = [IsResponder]
+
+    @extend_schema(
+        operation_id="incidents_runbook_tick",
+        summary="Mark a runbook step done, or not done (responder)",
+        request=RunbookTickSerializer,
+        responses={200: RunbookStepSerializer, **ERRORS},
+        tags=["incidents"],
+    )
+    def post(self, request: Request, number: int, step_id: int) -> Response:
+        incident = _incident_or_404(number)
+        if isinstance(incident, Response):
+            return incident
+        data = RunbookTickSerializer(data=request.data)
+        if not data.is_valid():
+            return error("invalid input", 400, data.errors)
+        try:
+            step = services.runbook_tick(
+                incident=incident, step_id=step_id, actor=Actor.from_request(request), done=data.validated_data["done"]
+            )
+        except RunbookStep.DoesNotExist:
+            return error(f"INC-{number} has no runbook step {step_id}", 404)
+        except (ValidationError, PermissionDenied) as exc:
+            return service_error(exc)
+        return Response(RunbookStepSerializer(step).data)

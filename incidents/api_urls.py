@@ -3,16 +3,29 @@
 from django.urls import include, path
 
 from incidents import api
+from incidents.alerts import api as alerts_api
 from incidents.blast_radius.api import BlastRadiusApi
-from incidents.postmortems.api import PostMortemSectionsApi
+from incidents.postmortems.api import PostMortemApi, PostMortemExportApi, PostMortemSectionsApi
 
 urlpatterns = [
-    path("incidents", api.IncidentDeclareApi.as_view(), name="api-incidents"),
+    path("alerts", alerts_api.AlertListApi.as_view(), name="api-alerts"),
+    path("alerts/<int:pk>", alerts_api.AlertDetailApi.as_view(), name="api-alert"),
+    path("alerts/<int:pk>/acknowledge", alerts_api.AlertAcknowledgeApi.as_view(), name="api-alert-acknowledge"),
+    path("alerts/<int:pk>/resolve", alerts_api.AlertResolveApi.as_view(), name="api-alert-resolve"),
+    path("incidents", api.IncidentListApi.as_view(), name="api-incidents"),
     path("incidents/<int:number>", api.IncidentDetailApi.as_view(), name="api-incident"),
+    path("incidents/<int:number>/status", api.IncidentStatusApi.as_view(), name="api-incident-status"),
+    path("incidents/<int:number>/severity", api.IncidentSeverityApi.as_view(), name="api-incident-severity"),
+    path("incidents/<int:number>/commander", api.IncidentCommanderApi.as_view(), name="api-incident-commander"),
+    path("incidents/<int:number>/notes", api.IncidentNotesApi.as_view(), name="api-incident-notes"),
+    path("incidents/<int:number>/timeline", api.IncidentTimelineApi.as_view(), name="api-incident-timeline"),
+    path("incidents/<int:number>/runbook/<int:step_id>", api.RunbookTickApi.as_view(), name="api-runbook-tick"),
     path("incidents/<int:number>/close", api.IncidentCloseApi.as_view(), name="api-incident-close"),
     path("incidents/<int:number>/take-command", api.IncidentCommandApi.as_view(), name="api-incident-take-command"),
     path("incidents/<int:number>/failure-class", api.IncidentFailureClassApi.as_view(), name="api-incident-class"),
     path("incidents/<int:number>/blast-radius", BlastRadiusApi.as_view(), name="api-incident-blast-radius"),
+    path("incidents/<int:number>/postmortem", PostMortemApi.as_view(), name="api-postmortem"),
+    path("incidents/<int:number>/postmortem/export.md", PostMortemExportApi.as_view(), name="api-postmortem-export"),
     path(
         "incidents/<int:number>/postmortem/sections",
         PostMortemSectionsApi.as_view(),

@@ -9,6 +9,7 @@ from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from agents.models import Agent, GateState
+from core.pages import keyset_page
 from incidents import hooks
 from incidents.models import (
     OPEN_STATUSES,
@@ -96,6 +97,33 @@ def incident_list(*, status: str = "", open_only: bool = False, severity: str = 
     if severity:
         qs = qs.filter(severity=severity)
     return _with_overdue(list(qs.order_by("-number")[:limit]))
+
+
+def incident_page(
+    *, status: str = "", open_only: bool = False, severity: str = "", before: int | None = None, limit: int = 50
+) -> tuple[list[Incident], int | None]:
+    """Incidents newest first (by number), ``limit`` of them below the number ``before``, each with
+    ``postmortem_overdue`` set, and the number the next page starts below (None: no more). For the API."""
+    qs = Incident.objects.select_related("failure_class", "postmortem", "commander", "declared_by")
+    if open_only:
+        qs = qs.filter(status__in=OPEN_STATUSES)
+    if status:
+        qs = qs.filter(status=status)
+    if severity:
+        qs = qs.filter(severity=severity)
+    rows, next_before = keyset_page(qs, key="number", descending=True, cursor=before, limit=limit)
+    return _with_overdue(rows), next_before
+
+
+def timeline_page(
+    *, incident: Incident, kind: str = "", after: int | None = None, limit: int = 100
+) -> tuple[list[TimelineEntry], int | None]:
+    """The incident's timeline oldest first (by id), ``limit`` entries after the id ``after``, optionally of one
+    ``kind`` only (``note``: the notes), and the id the next page starts after (None: no more)."""
+    qs = incident.timeline.select_related("actor")
+    if kind:
+        qs = qs.filter(kind=kind)
+    return keyset_page(qs, key="id", descending=False, cursor=after, limit=limit)
 
 
 def incident_get(*, number: int) -> Incident:

@@ -21,7 +21,7 @@ from agents.models import Agent, GateState
 from core import clock
 from core.actors import Actor
 from core.errors import Conflict
-from core.roles import RESPONDER
+from core.roles import RESPONDER, has_role
 from incidents import hooks, selectors, signals
 from incidents.models import (
     OPEN_STATUSES,
@@ -355,8 +355,8 @@ def incident_status_set(*, incident: Incident, status: str, actor: Actor, note: 
     """Move the incident forward to ``status`` (skipping allowed), stamping ``<status>_at``.
 
     ``closed`` goes through :func:`incident_close` (its checks apply). Raises
-    PermissionDenied (not a responder) or ValidationError (unknown status, not
-    forward, note too long); nothing is written when it raises. Contained and
+    PermissionDenied (not a responder), ValidationError (unknown status, note too
+    long) or Conflict (not forward); nothing is written when it raises. Contained and
     resolved enqueue a notification after commit.
     """
     actor.require(RESPONDER)
@@ -369,9 +369,7 @@ def incident_status_set(*, incident: Incident, status: str, actor: Actor, note: 
         raise ValidationError({"note": [f"At most {NOTE_MAX:,} characters."]})
     locked = _locked(incident)
     if STATUS_ORDER.index(status) <= STATUS_ORDER.index(locked.status):
-        raise ValidationError(
-            {"status": [f"The incident is {locked.get_status_display().lower()}: it only moves forward."]}
-        )
+        raise Conflict({"status": [f"The incident is {locked.get_status_display().lower()}: it only moves forward."]})
     _apply_status(locked, status, actor, note=note)
     _refresh(incident, locked)
     return incident
@@ -443,7 +441,7 @@ def incident_severity_set(*, incident: Incident, severity: str, actor: Actor, no
         raise ValidationError({"severity": [f"Severity must be one of {', '.join(Severity.values)}."]})
     locked = _locked(incident)
     if locked.status == IncidentStatus.CLOSED:
-        raise ValidationError({"severity": ["A closed incident keeps its severity."]})
+        raise Conflict({"severity": ["A closed incident keeps its severity."]})
     if locked.severity == severity:
         raise ValidationError({"severity": [f"The incident is already {severity}."]})
     previous = locked.severity
@@ -507,7 +505,7 @@ def incident_command_take(*, incident: Incident, actor: Actor) -> Incident:
         raise PermissionDenied("Only a person can take command.")
     locked = _locked(incident)
     if locked.status == IncidentStatus.CLOSED:
-        raise ValidationError({"commander": ["A closed incident keeps its commander."]})
+        raise Conflict({"commander": ["A closed incident keeps its commander."]})
     if locked.commander_id == actor.user.pk:
         raise ValidationError({"commander": ["You are already the commander."]})
     previous = locked.commander
@@ -515,6 +513,44 @@ def incident_command_take(*, incident: Incident, actor: Actor) -> Incident:
     locked.save()
     who = actor.user.get_username()
     body = f"{who} took command" + (f" from {previous.get_username()}" if previous else "")
+    timeline_record(
+        incident=locked,
+        kind=TimelineKind.STATUS,
+        body=body,
+        actor=actor,
+        data={"commander_before": previous.get_username() if previous else None, "commander_after": who},
+    )
+    _refresh(incident, locked)
+    return incident
+
+
+@transaction.atomic
+def incident_commander_set(*, incident: Incident, username: str, actor: Actor) -> Incident:
+    """Hand command to the person ``username`` (a responder or admin); a timeline entry says who handed
+    it from whom to whom.
+
+    Raises PermissionDenied (the actor is not a responder), ValidationError naming ``username`` (no
+    such person, or one who cannot respond) or Conflict (closed incident, already the commander);
+    nothing is written when it raises.
+    """
+    actor.require(RESPONDER)
+    person = get_user_model().objects.filter(username=username, is_active=True).first()
+    if person is None:
+        raise ValidationError({"username": [f"No person named {username[:150]!r}."]})
+    if not has_role(person, RESPONDER):
+        raise ValidationError(
+            {"username": [f"{person.get_username()} is a viewer: a commander needs the responder role."]}
+        )
+    locked = _locked(incident)
+    if locked.status == IncidentStatus.CLOSED:
+        raise Conflict({"commander": ["A closed incident keeps its commander."]})
+    if locked.commander_id == person.pk:
+        raise Conflict({"commander": [f"{person.get_username()} is already the commander."]})
+    previous = locked.commander
+    locked.commander = person
+    locked.save()
+    who = person.get_username()
+    body = f"{actor.label} handed command to {who}" + (f" (was {previous.get_username()})" if previous else "")
     timeline_record(
         incident=locked,
         kind=TimelineKind.STATUS,

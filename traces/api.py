@@ -11,26 +11,45 @@ import logging
 import zlib
 from typing import Any
 
+from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from rest_framework import serializers
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import BaseParser
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.models import Agent
-from agents.permissions import CanIngest, is_agent_key
+from agents.permissions import CanIngest, IsResponder, IsViewer, is_agent_key
+from core.actors import Actor
+from core.api import ERRORS, page_response, paginated, service_error
+from core.api import error as api_error
 from core.throttling import IngestRateThrottle
+from traces import services
 from traces.ingest.normalize import span_scrub
 from traces.ingest.parse.native import parse_native
 from traces.ingest.parse.otlp import parse_json, parse_protobuf
 from traces.ingest.spans import IngestError, Span
+from traces.models import Trace, TraceStatus
+from traces.selectors import runs, trajectory
+from traces.selectors.cursor import Cursor
+from traces.selectors.trajectory import STEP_PAGE_STEPS
 from traces.services import trace_ingest
 from traces.spool import SPANS, SpooledBatch, SpoolFull, drainer_ensure, spans_encode, spool_put
+from traces.views import WINDOWS, TraceFilterForm
 
 logger = logging.getLogger(__name__)
 
@@ -270,3 +289,195 @@ class OtlpTracesApi(APIView):
         if content_type == PROTOBUF:
             return HttpResponse(ExportTraceServiceResponse().SerializeToString(), content_type=PROTOBUF)
         return _json_response({}, 200)
+
+
+# --- the trace viewer's reads ----------------------------------------------------------------------
+# The trace list's filters (the same form as /traces/, plus the session) and one trajectory with its
+# steps a page at a time, from the same selectors as the pages. Step content is untrusted model and tool
+# output, returned as stored text: a client shows it escaped.
+
+
+class TraceApiFilterForm(TraceFilterForm):
+    session_id = forms.CharField(required=False, max_length=200)
+
+    def selector_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = super().selector_kwargs()
+        kwargs["session_id"] = (self.cleaned_data.get("session_id") or "").strip()
+        return kwargs
+
+
+class TraceSummarySerializer(serializers.Serializer):
+    trace_id = serializers.CharField()
+    agent = serializers.CharField(source="agent.slug")
+    status = serializers.CharField()
+    session_id = serializers.CharField(allow_blank=True)
+    user_id = serializers.CharField(allow_blank=True)
+    input_class = serializers.CharField(allow_blank=True)
+    model_version = serializers.CharField(allow_blank=True)
+    prompt_version = serializers.CharField(allow_blank=True)
+    started_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField(allow_null=True)
+    step_count = serializers.IntegerField()
+    tool_call_count = serializers.IntegerField()
+    error_count = serializers.IntegerField()
+    tokens_in = serializers.IntegerField()
+    tokens_out = serializers.IntegerField()
+    cost = serializers.DecimalField(max_digits=14, decimal_places=6)
+    flagged_span_id = serializers.CharField(allow_blank=True)
+    flag_note = serializers.CharField(allow_blank=True)
+
+
+class TraceStepSerializer(serializers.Serializer):
+    span_id = serializers.CharField()
+    parent_span_id = serializers.CharField(allow_blank=True)
+    kind = serializers.CharField()
+    name = serializers.CharField()
+    agent_name = serializers.CharField(allow_blank=True)
+    tool_name = serializers.CharField(allow_blank=True)
+    tool_arguments = serializers.JSONField(allow_null=True)
+    model = serializers.CharField(allow_blank=True)
+    tokens_in = serializers.IntegerField()
+    tokens_out = serializers.IntegerField()
+    cost = serializers.DecimalField(max_digits=14, decimal_places=6)
+    finish_reason = serializers.CharField(allow_blank=True)
+    status = serializers.CharField()
+    error_message = serializers.CharField(allow_blank=True)
+    started_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField(allow_null=True)
+    duration_ms = serializers.IntegerField(allow_null=True)
+    output = serializers.CharField(source="output_head", allow_blank=True, help_text="the first 2,000 characters")
+    output_length = serializers.IntegerField(source="output_len")
+    input_length = serializers.IntegerField(source="input_len")
+
+
+class TraceDetailSerializer(TraceSummarySerializer):
+    root_input = serializers.CharField(allow_blank=True)
+    root_output = serializers.CharField(allow_blank=True)
+    flagged_by = serializers.CharField(allow_blank=True)
+    flagged_at = serializers.DateTimeField(allow_null=True)
+    steps = serializers.SerializerMethodField(help_text="one page of steps in time order")
+    next_cursor = serializers.SerializerMethodField(help_text="pass as ?cursor= for the next steps; null: last")
+
+    @extend_schema_field(TraceStepSerializer(many=True))
+    def get_steps(self, trace: Trace):
+        return TraceStepSerializer(self.context["window"].steps, many=True).data
+
+    def get_next_cursor(self, trace: Trace) -> str | None:
+        window: trajectory.StepWindow = self.context["window"]
+        return window.last_cursor if window.more_after else None
+
+
+TRACE_LIST_PARAMETERS = [
+    OpenApiParameter("agent", str, description="agent slug"),
+    OpenApiParameter("status", str, enum=TraceStatus.values),
+    OpenApiParameter("user_id", str),
+    OpenApiParameter("session_id", str),
+    OpenApiParameter("model_version", str),
+    OpenApiParameter("prompt_version", str),
+    OpenApiParameter("input_class", str),
+    OpenApiParameter("tool", str, description="a tool some step called"),
+    OpenApiParameter("window", str, enum=list(WINDOWS), description="started in the last …"),
+    OpenApiParameter("since", OpenApiTypes.DATETIME),
+    OpenApiParameter("until", OpenApiTypes.DATETIME),
+    OpenApiParameter("flagged", str, enum=["yes", "no"]),
+    OpenApiParameter("cursor", str, description="next_cursor of the page before"),
+    OpenApiParameter("limit", int, description="1–200, default 50"),
+]
+
+
+def _form_errors(form: forms.Form) -> dict[str, list[str]]:
+    return {name: [str(e) for e in errors] for name, errors in form.errors.items()}
+
+
+class TraceListApi(APIView):
+    permission_classes = [IsViewer]
+
+    @extend_schema(
+        operation_id="traces_list",
+        summary="List traces, newest first, with the trace list's filters (paginated)",
+        parameters=TRACE_LIST_PARAMETERS,
+        responses={200: paginated(TraceSummarySerializer, "TracePage"), 400: ERRORS[400]},
+        tags=["traces"],
+    )
+    def get(self, request: Request) -> Response:
+        form = TraceApiFilterForm(request.query_params)
+        if not form.is_valid():
+            return api_error("invalid input", 400, _form_errors(form))
+        kwargs = form.selector_kwargs()
+        if form.cleaned_data.get("cursor") and kwargs["cursor"] is None:
+            return api_error("invalid input", 400, {"cursor": ["Not a cursor of this list; start without one."]})
+        page = runs.trace_list(**kwargs)
+        return page_response(TraceSummarySerializer(page.traces, many=True).data, page.next_cursor)
+
+
+class TraceStepsQuerySerializer(serializers.Serializer):
+    agent = serializers.SlugField(required=False, allow_blank=True, max_length=63, help_text="whose trajectory")
+    cursor = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=STEP_PAGE_STEPS, default=STEP_PAGE_STEPS)
+
+
+TRACE_ID_MAX = Trace._meta.get_field("trace_id").max_length or 32
+
+
+class TraceDetailApi(APIView):
+    permission_classes = [IsViewer]
+
+    @extend_schema(
+        operation_id="traces_read",
+        summary="Read a trajectory with its steps in time order (paginated steps)",
+        parameters=[TraceStepsQuerySerializer],
+        responses={200: TraceDetailSerializer, 400: ERRORS[400], 404: OpenApiResponse(description="unknown trace")},
+        tags=["traces"],
+    )
+    def get(self, request: Request, trace_id: str) -> Response:
+        query = TraceStepsQuerySerializer(data=request.query_params)
+        if not query.is_valid():
+            return api_error("invalid input", 400, query.errors)
+        data = query.validated_data
+        cursor = Cursor.decode(data["cursor"]) if data.get("cursor") else None
+        if data.get("cursor") and cursor is None:
+            return api_error("invalid input", 400, {"cursor": ["Not a cursor of this trace; start without one."]})
+        try:
+            if len(trace_id) > TRACE_ID_MAX:  # longer than any stored id: no such trace
+                raise Trace.DoesNotExist
+            trace = runs.trace_get(trace_id=trace_id, agent=data.get("agent", ""))
+        except Trace.DoesNotExist:
+            return api_error(
+                f"no trace {trace_id[:32]!r}" + (f" of agent {data['agent']!r}" if data.get("agent") else ""), 404
+            )
+        window = trajectory.step_window_after(trace=trace, cursor=cursor, limit=data["limit"])
+        return Response(TraceDetailSerializer(trace, context={"window": window}).data)
+
+
+class TraceFlagSerializer(serializers.Serializer):
+    span_id = serializers.CharField(max_length=64, help_text="the step where the run went off the rails")
+    note = serializers.CharField(max_length=5000, help_text="one sentence: what went wrong there")
+
+
+class TraceFlagApi(APIView):
+    permission_classes = [IsResponder]
+
+    @extend_schema(
+        operation_id="traces_flag",
+        summary="Flag the step where a run went off the rails (responder); replaces an earlier flag",
+        parameters=[OpenApiParameter("agent", str, description="whose trajectory of a multi-agent trace id")],
+        request=TraceFlagSerializer,
+        responses={200: TraceSummarySerializer, **ERRORS},
+        tags=["traces"],
+    )
+    def post(self, request: Request, trace_id: str) -> Response:
+        agent = str(request.query_params.get("agent", ""))[:63]
+        try:
+            if len(trace_id) > TRACE_ID_MAX:
+                raise Trace.DoesNotExist
+            trace = runs.trace_get(trace_id=trace_id, agent=agent)
+        except Trace.DoesNotExist:
+            return api_error(f"no trace {trace_id[:32]!r}", 404)
+        data = TraceFlagSerializer(data=request.data)
+        if not data.is_valid():
+            return api_error("invalid input", 400, data.errors)
+        try:
+            services.trace_flag(trace=trace, actor=Actor.from_request(request), **data.validated_data)
+        except ValidationError as exc:
+            return service_error(exc)
+        return Response(TraceSummarySerializer(trace).data)

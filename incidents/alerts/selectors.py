@@ -5,6 +5,7 @@ from typing import NotRequired, TypedDict
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 
 from agents.models import Agent
+from core.pages import keyset_page
 from incidents.detection import registry
 from incidents.detection.base import Detector
 from incidents.models import Alert, DetectorSetting
@@ -40,6 +41,19 @@ def alert_list(
     if agent:
         qs = qs.filter(agent__slug=agent)
     return qs.annotate(status_rank=_status_rank()).order_by("status_rank", "-last_seen", "-pk")[:limit]
+
+
+def alert_page(
+    *, status: str = "", agent: str = "", before: int | None = None, limit: int = 50
+) -> tuple[list[Alert], int | None]:
+    """Alerts newest first (by id: an alert keeps its place as it fires again), ``limit`` of them from
+    below the id ``before``, and the id the next page starts below (None: no more). For the API."""
+    qs = Alert.objects.select_related("agent", "trace", "failure_class", "incident")
+    if status:
+        qs = qs.filter(status=status)
+    if agent:
+        qs = qs.filter(agent__slug=agent)
+    return keyset_page(qs, key="pk", descending=True, cursor=before, limit=limit)
 
 
 def alert_open_feed(*, limit: int = 10) -> list[Alert]:

@@ -13,6 +13,7 @@ from django.db import transaction
 from agents.models import Agent
 from core import clock
 from core.actors import Actor
+from core.errors import Conflict
 from core.roles import ADMIN, RESPONDER
 from incidents import signals
 from incidents.alerts.selectors import detector_registry
@@ -133,13 +134,11 @@ def _refresh(target: Alert, source: Alert) -> None:
 
 @transaction.atomic
 def alert_acknowledge(*, alert: Alert, actor: Actor) -> Alert:
-    """Open → acknowledged: someone is looking. Needs the responder role."""
+    """Open → acknowledged: someone is looking. Needs the responder role; raises Conflict unless open."""
     actor.require(RESPONDER)
     locked = _locked(alert)
     if locked.status != Alert.Status.OPEN:
-        raise ValidationError(
-            f"Only an open alert can be acknowledged; this one is {locked.get_status_display().lower()}."
-        )
+        raise Conflict(f"Only an open alert can be acknowledged; this one is {locked.get_status_display().lower()}.")
     locked.status = Alert.Status.ACKNOWLEDGED
     locked.handled_by = actor.label
     locked.handled_at = clock.now()
@@ -152,11 +151,12 @@ def alert_acknowledge(*, alert: Alert, actor: Actor) -> Alert:
 
 @transaction.atomic
 def alert_resolve(*, alert: Alert, actor: Actor) -> Alert:
-    """Open or acknowledged → resolved. A new occurrence (same fingerprint) opens it again."""
+    """Open or acknowledged → resolved. A new occurrence (same fingerprint) opens it again.
+    Raises Conflict when it is already resolved."""
     actor.require(RESPONDER)
     locked = _locked(alert)
     if locked.status == Alert.Status.RESOLVED:
-        raise ValidationError("This alert is already resolved.")
+        raise Conflict("This alert is already resolved.")
     locked.status = Alert.Status.RESOLVED
     locked.handled_by = actor.label
     locked.handled_at = clock.now()

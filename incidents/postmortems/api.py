@@ -1,15 +1,22 @@
-"""The post-mortem API: save sections, the same service as the editor's Save button and autosave."""
+"""The post-mortem API: read it, export its Markdown (the page's export), save sections (the same service
+as the editor's Save button and autosave)."""
+
+from typing import Any
 
 from django.core.exceptions import ValidationError
-from drf_spectacular.utils import extend_schema
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agents.permissions import IsResponder
+from agents.permissions import IsResponder, IsViewer
 from core.actors import Actor
 from core.api import ERRORS, error, service_error
-from incidents.models import Incident
+from incidents.models import Incident, PostMortem
 from incidents.postmortems import selectors, services
 from incidents.selectors import incident_get
 
@@ -84,3 +91,127 @@ class PostMortemSectionsApi(APIView):
                 }
             ).data
         )
+
+
+# --- read and export -------------------------------------------------------------------------------
+
+
+class PostMortemReadSectionSerializer(PostMortemSectionSerializer):
+    prompt = serializers.CharField(allow_blank=True, default="", help_text="the question the section answers")
+
+
+class AttachedTraceSerializer(serializers.Serializer):
+    trace_id = serializers.CharField()
+    agent = serializers.CharField(source="agent.slug")
+    status = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    flagged_span_id = serializers.CharField(allow_blank=True)
+
+
+class ActionItemSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    owner = serializers.CharField(source="owner.username", allow_null=True, default=None)
+    due_date = serializers.DateField(allow_null=True)
+    done_at = serializers.DateTimeField(allow_null=True)
+
+
+class PostMortemSerializer(serializers.Serializer):
+    incident = serializers.IntegerField(source="incident.number")
+    status = serializers.ChoiceField(PostMortem.Status.choices)
+    template = serializers.CharField(source="template.slug", allow_null=True, default=None)
+    author = serializers.CharField(source="author.username", allow_null=True, default=None)
+    due_at = serializers.DateTimeField(allow_null=True)
+    published_at = serializers.DateTimeField(allow_null=True)
+    updated_at = serializers.DateTimeField()
+    sections = PostMortemReadSectionSerializer(many=True, help_text="bodies are Markdown")
+    attached_traces = AttachedTraceSerializer(many=True)
+    action_items = ActionItemSerializer(many=True)
+    empty_sections = serializers.ListField(child=serializers.CharField())
+    publishable = serializers.BooleanField(help_text="every section written and the incident classified")
+
+
+def _postmortem_or_404(number: int) -> tuple[Incident, PostMortem] | Response:
+    try:
+        incident = incident_get(number=number)
+    except Incident.DoesNotExist:
+        return error(f"no incident INC-{number}", 404)
+    postmortem = selectors.postmortem_get(incident=incident)
+    if postmortem is None:
+        return error(f"INC-{number} has no post-mortem yet", 404)
+    return incident, postmortem
+
+
+class PostMortemApi(APIView):
+    permission_classes = [IsViewer]
+
+    @extend_schema(
+        operation_id="postmortems_read",
+        summary="Read an incident's post-mortem: sections, attached traces, action items, status",
+        responses={200: PostMortemSerializer, 404: OpenApiResponse(description="unknown incident or no post-mortem")},
+        tags=["incidents"],
+    )
+    def get(self, request: Request, number: int) -> Response:
+        found = _postmortem_or_404(number)
+        if isinstance(found, Response):
+            return found
+        incident, postmortem = found
+        needs = selectors.postmortem_publish_needs(postmortem=postmortem)
+        sections = [
+            {**s, "body": s.get("body") or "", "hash": services.postmortem_body_hash(s.get("body", ""))}
+            for s in postmortem.sections
+        ]
+        data = {
+            "incident": incident,
+            "status": postmortem.status,
+            "template": postmortem.template,
+            "author": postmortem.author,
+            "due_at": postmortem.due_at,
+            "published_at": postmortem.published_at,
+            "updated_at": postmortem.updated_at,
+            "sections": sections,
+            "attached_traces": list(postmortem.attached_traces.all()),
+            "action_items": list(postmortem.action_items.all()),
+            "empty_sections": needs.empty_sections,
+            "publishable": needs.ready,
+        }
+        return Response(PostMortemSerializer(data).data)
+
+
+class MarkdownRenderer(BaseRenderer):
+    """``text/markdown`` for a client that asks for it; an error then reads as one line of text."""
+
+    media_type = "text/markdown"
+    format = "md"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        if isinstance(data, dict):
+            return str(data.get("error", data)).encode()
+        return str(data or "").encode()
+
+
+class PostMortemExportApi(APIView):
+    permission_classes = [IsViewer]
+    renderer_classes = [JSONRenderer, MarkdownRenderer]
+
+    @extend_schema(
+        operation_id="postmortems_export",
+        summary="The post-mortem as Markdown: the same text as the page's export",
+        responses={
+            (200, "text/markdown"): OpenApiTypes.STR,
+            404: OpenApiResponse(description="unknown incident or no post-mortem"),
+        },
+        tags=["incidents"],
+    )
+    def get(self, request: Request, number: int) -> Response | HttpResponse:
+        found = _postmortem_or_404(number)
+        if isinstance(found, Response):
+            return found
+        incident, postmortem = found
+        text = selectors.postmortem_markdown(incident=incident, postmortem=postmortem)
+        response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{incident.ref}-postmortem.md"'
+        return response

@@ -28,6 +28,7 @@ def trace_list(
     agent: str = "",
     status: str = "",
     user_id: str = "",
+    session_id: str = "",
     model_version: str = "",
     prompt_version: str = "",
     input_class: str = "",
@@ -51,6 +52,8 @@ def trace_list(
         qs = qs.filter(status=status)
     if user_id:
         qs = qs.filter(user_id=user_id)
+    if session_id:
+        qs = qs.filter(session_id=session_id)
     if model_version:
         qs = qs.filter(model_version=model_version)
     if prompt_version:

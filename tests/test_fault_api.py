@@ -1,0 +1,75 @@
+"""With PostgreSQL down, the API's reads and writes answer 503 with Retry-After (never 500), and the
+``firebreak`` command says so in plain words: real gunicorn, a PostgreSQL of the test's own, stopped."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .sdk.conftest import free_port
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+FIREBREAK = shutil.which("firebreak", path=str(Path(sys.executable).parent)) or "firebreak"
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+@pytest.fixture
+def app(private_postgres):
+    """gunicorn serving Firebreak on the test's own PostgreSQL (migrated), and an admin's key."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FIREBREAK_GATE_PUBLIC", "DJANGO_ALLOW"))}
+    env["DATABASE_URL"] = private_postgres.url
+    manage(env, "migrate", "--noinput")
+    manage(env, "bootstrap")
+    key = manage(env, "createapikey", "--user", "admin").splitlines()[0]
+    port = free_port()
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    command = [str(gunicorn), "firebreak.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "2"]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
+        time.sleep(0.2)
+    yield url, key
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_with_postgresql_down_the_api_is_503_with_retry_after_and_the_cli_says_when(app, private_postgres):
+    url, key = app
+    client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    assert client.get("/api/v1/alerts").status_code == 200
+    private_postgres.stop()
+    for method, path, body in [
+        ("GET", "/api/v1/alerts", None),
+        ("GET", "/api/v1/incidents?open=true", None),
+        ("GET", "/api/v1/traces", None),
+        ("GET", "/api/v1/keys", None),
+        ("POST", "/api/v1/alerts/1/acknowledge", {}),
+        ("POST", "/api/v1/incidents/1/notes", {"body": "still there?"}),
+    ]:
+        response = client.request(method, path, json=body)
+        assert response.status_code == 503, (path, response.status_code)
+        assert int(response.headers["Retry-After"]) > 0, path
+    env = {**os.environ, "FIREBREAK_URL": url, "FIREBREAK_API_KEY": key}
+    result = subprocess.run([FIREBREAK, "alerts"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 3
+    assert result.stderr.startswith("firebreak: Firebreak is unavailable, retry in ")
