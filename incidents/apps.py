@@ -3,6 +3,7 @@ from django.apps import AppConfig
 from agents import hooks as agent_hooks
 from agents.signals import gate_changed
 from incidents import hooks
+from incidents.signals import alert_changed, incident_changed
 from traces import hooks as trace_hooks
 from traces.signals import spans_ingested, step_flagged
 
@@ -18,12 +19,18 @@ class IncidentsConfig(AppConfig):
         from incidents import receivers
         from incidents.detection import scheduled, streaming  # noqa: F401
         from incidents.detection import tasks as detection_tasks  # noqa: F401
+        from incidents.notifications import receivers as notification_receivers
         from incidents.notifications import tasks as notification_tasks  # noqa: F401
+        from incidents.notifications.routes import routes_configured
         from incidents.search.selectors import user_links
 
         gate_changed.connect(receivers.on_gate_changed, dispatch_uid="incidents.gate_timeline")
         spans_ingested.connect(receivers.on_spans_ingested, dispatch_uid="incidents.streaming_detection")
         step_flagged.connect(receivers.on_step_flagged, dispatch_uid="incidents.flag_timeline")
+        gate_changed.connect(notification_receivers.on_gate_changed, dispatch_uid="incidents.notify_gate")
+        alert_changed.connect(notification_receivers.on_alert_changed, dispatch_uid="incidents.notify_alert")
+        incident_changed.connect(notification_receivers.on_incident_changed, dispatch_uid="incidents.notify_incident")
+        routes_configured()  # a bad FIREBREAK_NOTIFY_ROUTES stops start-up here, naming the route
         if receivers.resume_needs_admin_for_open_sev1 not in agent_hooks.resume_checks:
             agent_hooks.resume_checks.append(receivers.resume_needs_admin_for_open_sev1)
         if receivers.postmortem_published_for_sev1_sev2 not in hooks.closure_checks:

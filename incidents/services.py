@@ -36,7 +36,6 @@ from incidents.models import (
     TimelineEntry,
     TimelineKind,
 )
-from incidents.notifications.tasks import incident_notify_task
 from traces.models import Trace
 from traces.selectors.runs import trace_get_by_ref
 
@@ -110,21 +109,6 @@ def _announce(incident: Incident, event: str, actor: Actor, detail: str = "") ->
             sender=Incident, incident_id=pk, event=event, detail=detail, actor_label=label
         )
     )
-
-
-def _notify(incident: Incident, event: str, detail: str = "") -> None:
-    """Enqueue a notification after commit; a no-op when no notification URLs are configured."""
-    if not settings.FIREBREAK_NOTIFY_URLS:
-        return
-    pk = incident.pk
-
-    def enqueue() -> None:
-        try:
-            incident_notify_task.delay(pk, event, detail)
-        except Exception:  # the broker being down must never fail the responder's write
-            logger.exception("could not enqueue the %s notification for incident %s", event, pk)
-
-    transaction.on_commit(enqueue)
 
 
 def _locked(incident: Incident) -> Incident:
@@ -338,7 +322,6 @@ def incident_declare(
             Actor.system("firebreak"),
             body=f"Status: Declared → Contained\n\nContained: every linked agent is stopped ({stopped})",
         )
-    _notify(incident, "declared")
     _announce(incident, "declared", actor)
     return incident
 
@@ -388,8 +371,6 @@ def _apply_status(locked: Incident, status: str, actor: Actor, *, note: str = ""
     timeline_record(
         incident=locked, kind=TimelineKind.STATUS, body=body, actor=actor, data={"before": previous, "after": status}
     )
-    if status in (IncidentStatus.CONTAINED, IncidentStatus.RESOLVED):
-        _notify(locked, status)
     _announce(locked, status, actor)
 
 
@@ -460,7 +441,6 @@ def incident_severity_set(*, incident: Incident, severity: str, actor: Actor, no
         actor=actor,
         data={"before": previous, "after": severity},
     )
-    _notify(locked, "severity", f"was {previous}")
     _announce(locked, "severity", actor, f"was {previous}")
     _refresh(incident, locked)
     return incident
