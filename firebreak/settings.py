@@ -408,7 +408,7 @@ LOGGING = {
 # FIREBREAK_NOTIFY_URLS (above) is the route "default": every event. FIREBREAK_NOTIFY_ROUTES adds named
 # routes, a JSON list (inline, or the path of a .json file) of {"name", "urls", "agents", "severities",
 # "events"}; checked at start-up (incidents.notifications.routes). Each delivery is tried
-# FIREBREAK_NOTIFY_ATTEMPTS times, waiting FIREBREAK_NOTIFY_RETRY_SECONDS × 2^n (capped) between tries.
+# FIREBREAK_NOTIFY_ATTEMPTS times, waiting FIREBREAK_NOTIFY_RETRY_SECONDS * 2^n (capped) between tries.
 FIREBREAK_NOTIFY_ROUTES = env_str("FIREBREAK_NOTIFY_ROUTES")
 FIREBREAK_NOTIFY_ATTEMPTS = env_int("FIREBREAK_NOTIFY_ATTEMPTS", 5)
 FIREBREAK_NOTIFY_RETRY_SECONDS = env_int("FIREBREAK_NOTIFY_RETRY_SECONDS", 15)

@@ -4,8 +4,8 @@ from django.urls import path
 
 from incidents import views
 from incidents.alerts import views as alert_views
-from incidents.notifications import views as notification_views
 from incidents.blast_radius import views as blast_views
+from incidents.notifications import views as notification_views
 from incidents.postmortems import views as postmortem_views
 
 app_name = "incidents"

@@ -72,13 +72,17 @@ def alert_notice(*, alert: Alert, event: str) -> Notice:
     if rule:
         lines.append(f"Rule: {rule}.")
     if alert.incident is not None:
-        lines.append(f"Incident {alert.incident.ref}: {_url(reverse('incidents:incident-detail', args=[alert.incident.number]))}")
+        lines.append(
+            f"Incident {alert.incident.ref}: {_url(reverse('incidents:incident-detail', args=[alert.incident.number]))}"
+        )
     if alert.trace is not None:
         query = {"agent": alert.agent.slug}
         if alert.span_id:
             query["at"] = alert.span_id
         fragment = f"step-{alert.span_id}" if alert.span_id else ""
-        lines.append(f"Trajectory: {_url(reverse('traces:trace-detail', args=[alert.trace.trace_id]), query, fragment)}")
+        lines.append(
+            f"Trajectory: {_url(reverse('traces:trace-detail', args=[alert.trace.trace_id]), query, fragment)}"
+        )
     lines.append(f"Alerts: {_url(reverse('incidents:alert-list'), {'agent': alert.agent.slug})}")
     return Notice(
         kind="alert",

@@ -94,7 +94,9 @@ def routes_parse(raw: str) -> list[Route]:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ImproperlyConfigured(f"FIREBREAK_NOTIFY_ROUTES is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+        raise ImproperlyConfigured(
+            f"FIREBREAK_NOTIFY_ROUTES is not valid JSON: {exc.msg} (line {exc.lineno})"
+        ) from None
     if not isinstance(data, list):
         raise ImproperlyConfigured("FIREBREAK_NOTIFY_ROUTES must be a JSON list of routes")
     routes: list[Route] = []

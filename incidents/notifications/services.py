@@ -143,7 +143,7 @@ def notification_deliver(*, delivery_id: int, final: bool = True) -> bool:
     for url in route.urls:
         targets.add(url)
     detail = delivery.detail or {}
-    with apprise.LogCapture(level=logging.WARNING) as captured:
+    with apprise.LogCapture(level=logging.WARNING) as captured:  # type: ignore[no-untyped-call]
         ok = targets.notify(
             title=str(detail.get("title", "")),
             body=str(detail.get("body", "")) or "(no text)",

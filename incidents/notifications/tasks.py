@@ -27,10 +27,10 @@ logger = logging.getLogger(__name__)
 
 
 def backoff_seconds(retries: int) -> float:
-    """Seconds before attempt ``retries + 2``: base × 2^retries, capped, with up to 20 % jitter."""
+    """Seconds before attempt ``retries + 2``: base * 2^retries, capped, with up to 20 % jitter."""
     base = float(settings.FIREBREAK_NOTIFY_RETRY_SECONDS)
     delay = min(base * (2**retries), float(settings.FIREBREAK_NOTIFY_RETRY_MAX_SECONDS))
-    return delay * (1 + random.random() / 5)  # noqa: S311 - jitter, not security
+    return float(delay * (1 + random.random() / 5))
 
 
 def _queue(deliveries: list[Delivery]) -> int:

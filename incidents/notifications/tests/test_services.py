@@ -10,7 +10,6 @@ from django.core.exceptions import ImproperlyConfigured
 from agents.services import agent_kill
 from core import clock
 from core.actors import Actor
-from firebreak.celery import app as celery_app
 from incidents.alerts.services import alert_raise
 from incidents.detection.base import Finding
 from incidents.detection.engine import findings_handle
@@ -23,6 +22,7 @@ from incidents.services import incident_severity_set, incident_status_set
 from traces.models import Trace
 
 pytestmark = pytest.mark.django_db
+celery_app = tasks.notification_deliver_task.app
 
 BASE = "https://firebreak.example"
 
@@ -82,7 +82,9 @@ def test_teams_workflows_gets_the_adaptive_card_apprise_documents(
     with http_receiver(tls=True) as receiver:
         settings.FIREBREAK_NOTIFY_URLS = [f"workflows://127.0.0.1:{receiver.port}/wf-1234/sig-abcd/?verify=no&image=no"]
         with django_capture_on_commit_callbacks(execute=True):
-            alert_raise(detector="loop", agent=traced_agent, fingerprint="wf", title="Refund loop", suggested_severity="SEV1")
+            alert_raise(
+                detector="loop", agent=traced_agent, fingerprint="wf", title="Refund loop", suggested_severity="SEV1"
+            )
     [request] = receiver.requests
     # The Workflows trigger URL: /workflows/<workflow>/triggers/manual/paths/invoke?api-version&sp&sv&sig
     assert request.path == "/workflows/wf-1234/triggers/manual/paths/invoke"
@@ -116,15 +118,24 @@ def test_routes_match_on_agent_severity_and_event_kind(
             {"name": "gate-log", "urls": [json_url(gates)], "events": ["gate"]},
         ])  # fmt: skip
         with django_capture_on_commit_callbacks(execute=True):
-            alert_raise(detector="loop", agent=traced_agent, fingerprint="a1", title="SEV1 on refund", suggested_severity="SEV1")
-            alert_raise(detector="loop", agent=traced_agent, fingerprint="a2", title="SEV3 on refund", suggested_severity="SEV3")
-            alert_raise(detector="loop", agent=other, fingerprint="a3", title="SEV1 on search", suggested_severity="SEV1")
+            alert_raise(
+                detector="loop", agent=traced_agent, fingerprint="a1", title="SEV1 on refund", suggested_severity="SEV1"
+            )
+            alert_raise(
+                detector="loop", agent=traced_agent, fingerprint="a2", title="SEV3 on refund", suggested_severity="SEV3"
+            )
+            alert_raise(
+                detector="loop", agent=other, fingerprint="a3", title="SEV1 on search", suggested_severity="SEV1"
+            )
             agent_kill(agent=other, actor=Actor.person(responder), reason="search bot spamming")
     titles = lambda r: [b["title"] for b in r.bodies]  # noqa: E731
     assert titles(payments) == ["[SEV1] Alert raised: SEV1 on refund (refund-bot)"]
     assert titles(gates) == [f"search-bot — Killed by {responder.username}"]
     assert len(everything.bodies) == 4
-    assert sorted(Delivery.objects.values_list("target", flat=True)) == ["default"] * 4 + ["gate-log", "payments-oncall"]
+    assert sorted(Delivery.objects.values_list("target", flat=True)) == ["default"] * 4 + [
+        "gate-log",
+        "payments-oncall",
+    ]
 
 
 def test_a_kill_notifies_who_and_why_and_the_agent_page_lists_it(
