@@ -36,12 +36,13 @@ class Route:
 
     def matches(self, *, kind: str, agents: Iterable[str] = (), severity: str = "") -> bool:
         """True when the event passes every filter the route sets. An event without agents (an incident
-        not yet linked to one) passes an agent filter only when it names none; likewise for severity."""
+        not yet linked to one) fails an agent filter. An event without a severity (a gate change outside
+        any incident) passes a severity filter: an on-call route for SEV1 still hears a kill."""
         if self.events and kind not in self.events:
             return False
         if self.agents and not self.agents.intersection(agents):
             return False
-        return not (self.severities and severity not in self.severities)
+        return not (self.severities and severity and severity not in self.severities)
 
 
 def _bad(where: str, why: str) -> ImproperlyConfigured:
@@ -84,7 +85,7 @@ def routes_parse(raw: str) -> list[Route]:
     raw = (raw or "").strip()
     if not raw:
         return []
-    if not raw.startswith("["):
+    if not raw.startswith(("[", "{")):
         path = Path(raw)
         if not path.is_file():
             raise ImproperlyConfigured(
