@@ -72,3 +72,9 @@ def test_an_event_without_a_severity_passes_a_severity_filter():
     route = Route(name="oncall", urls=(GOOD,), severities=frozenset({"SEV1"}))
     assert route.matches(kind="gate", agents=["refund-agent"], severity="")
     assert not route.matches(kind="alert", agents=["refund-agent"], severity="SEV3")
+
+
+def test_checking_a_bad_url_never_logs_it(caplog):
+    with pytest.raises(ImproperlyConfigured):
+        routes_parse('[{"name": "ops", "urls": ["json://user:secret-token@"]}]')
+    assert "secret-token" not in caplog.text
