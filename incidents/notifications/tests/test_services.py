@@ -167,10 +167,10 @@ def test_a_receiver_answering_500_is_retried_then_failed_with_why_on_the_inciden
     assert len(receiver.requests) == 5  # FIREBREAK_NOTIFY_ATTEMPTS
     [delivery] = Delivery.objects.filter(incident=incident)
     assert delivery.status == "failed" and delivery.attempts == 5
-    assert "500" in delivery.error and "json://" not in delivery.error
+    assert "500" in delivery.error and "json://" not in delivery.error, delivery.error
     page = make_client(responder).get(f"/incidents/{incident.number}/")
     assert b'id="notifications"' in page.content
-    assert b"incident.declared" in page.content and b"Failed:" in page.content and b"500" in page.content
+    assert b"incident.declared" in page.content and b"Why: Failed to send JSON POST notification" in page.content
 
 
 def test_incident_events_go_out_through_the_signal_with_the_kept_task_name(
