@@ -6,6 +6,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from incidents.notifications.routes import Route, routes_configured, routes_matching, routes_parse
+from incidents.notifications.tasks import postmortems_overdue_notify_task
 
 GOOD = "json://127.0.0.1:9/hook"
 
@@ -78,3 +79,9 @@ def test_checking_a_bad_url_never_logs_it(caplog):
     with pytest.raises(ImproperlyConfigured):
         routes_parse('[{"name": "ops", "urls": ["json://user:secret-token@"]}]')
     assert "secret-token" not in caplog.text
+
+
+def test_beat_checks_overdue_postmortems_hourly_with_a_registered_task(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["postmortems-overdue-notify"]
+    assert entry["task"] == postmortems_overdue_notify_task.name
+    assert entry["schedule"] == 3600.0
