@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from agents.services import agent_kill
+from agents.fleet import fleet_stop
+from agents.services import agent_kill, agent_tool_disable
 from core import clock
 from core.actors import Actor
 from incidents.alerts.services import alert_raise
@@ -272,3 +273,25 @@ def test_the_delivery_task_retries_with_exponential_backoff(settings):
     for n, wait in enumerate(waits):
         assert 10 * 2**n <= wait <= 10 * 2**n * 1.2
     assert tasks.backoff_seconds(10) <= 720
+
+
+def test_a_tool_disable_names_the_tool_and_a_fleet_stop_tells_each_agents_routes(
+    eager, settings, make_agent, responder, django_capture_on_commit_callbacks
+):
+    refund, search = make_agent("refund-agent"), make_agent("search-agent")
+    with http_receiver() as payments:
+        settings.FIREBREAK_NOTIFY_ROUTES = json.dumps(
+            [{"name": "payments", "urls": [json_url(payments)], "agents": ["refund-agent"]}]
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            agent_tool_disable(
+                agent=refund, tool="send_email", actor=Actor.person(responder), reason="mails customers twice"
+            )
+        with django_capture_on_commit_callbacks(execute=True):
+            fleet_stop(actor=Actor.person(responder), reason="gameday: everything stops")
+    assert [b["title"] for b in payments.bodies] == [
+        f"refund-agent — Tool disabled (send_email) by {responder.username}",
+        f"refund-agent — Fleet stopped by {responder.username}",
+    ]
+    assert "Why: gameday: everything stops" in payments.bodies[1]["message"]
+    assert not Delivery.objects.filter(agent=search).exists()  # the payments route does not follow search-agent
