@@ -231,8 +231,8 @@ def incident_declare(
 
     Raises PermissionDenied (the actor is not a responder) or ValidationError
     keyed by field (bad severity, unknown class, agent, trace or commander,
-    empty title); nothing is written when it raises. After commit a
-    "declared" notification is enqueued.
+    empty title); nothing is written when it raises. After commit
+    ``signals.incident_changed`` announces "declared" (the notifications follow from it).
     """
     actor.require(RESPONDER)
     errors: dict[str, list[str]] = {}
@@ -338,8 +338,8 @@ def incident_status_set(*, incident: Incident, status: str, actor: Actor, note: 
 
     ``closed`` goes through :func:`incident_close` (its checks apply). Raises
     PermissionDenied (not a responder) or ValidationError (unknown status, not
-    forward, note too long); nothing is written when it raises. Contained and
-    resolved enqueue a notification after commit.
+    forward, note too long); nothing is written when it raises. After commit
+    ``signals.incident_changed`` announces the new status (the notifications follow from it).
     """
     actor.require(RESPONDER)
     if status == IncidentStatus.CLOSED:
@@ -414,7 +414,7 @@ def incident_close(*, incident: Incident, actor: Actor, note: str = "", confirm:
 
 @transaction.atomic
 def incident_severity_set(*, incident: Incident, severity: str, actor: Actor, note: str = "") -> Incident:
-    """Change the severity (timeline entry; notification after commit). Closed incidents keep theirs.
+    """Change the severity (timeline entry; announced after commit). Closed incidents keep theirs.
 
     Raises PermissionDenied or ValidationError (unknown or unchanged severity, closed); nothing written.
     """
@@ -449,8 +449,8 @@ def incident_severity_set(*, incident: Incident, severity: str, actor: Actor, no
 def incident_auto_contain(*, agent: Agent) -> list[Incident]:
     """Move open incidents linked to ``agent`` whose linked agents are all killed or paused to contained.
 
-    Only incidents before contained move; each gets a timeline entry and a
-    "contained" notification. Returns the incidents moved.
+    Only incidents before contained move; each gets a timeline entry and is
+    announced "contained". Returns the incidents moved.
     """
     stopped = {GateState.KILLED, GateState.PAUSED}
     candidates = (
