@@ -2,6 +2,7 @@
 event (alert, gate change, incident, overdue post-mortem), and what routes filter on (agents, severity).
 """
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlencode
@@ -49,6 +50,19 @@ class Notice:
     agent: Agent | None = None
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+TEXT_MAX = 300
+
+
+def _plain(value: object, limit: int = TEXT_MAX) -> str:
+    """Untrusted text (a detector's or an outside source's title, a reason, a tool name) for one line of a
+    message: no line breaks (it cannot forge a line such as a link), no Markdown link or HTML tag for
+    the targets that render them (Teams, Slack), at most ``limit`` characters."""
+    text = " ".join(_CONTROL.sub(" ", str(value)).split())
+    text = text.replace("](", "] (").replace("<", "‹").replace(">", "›")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _url(path: str, query: dict[str, str] | None = None, fragment: str = "") -> str:
     url = settings.FIREBREAK_BASE_URL.rstrip("/") + path
     if query:
@@ -66,8 +80,8 @@ def _rule_label(alert: Alert) -> str:
 def alert_notice(*, alert: Alert, event: str) -> Notice:
     """An alert raised or reopened: detector, agent, count, rule, the trajectory at the step and the alerts page."""
     verb = "reopened" if event == "reopened" else "raised"
-    title = f"[{alert.suggested_severity}] Alert {verb}: {alert.title} ({alert.agent.slug})"
-    lines = [f"Detector {alert.detector} on agent {alert.agent.slug}, seen {alert.count}×."]
+    title = f"[{alert.suggested_severity}] Alert {verb}: {_plain(alert.title)} ({alert.agent.slug})"
+    lines = [f"Detector {_plain(alert.detector, 100)} on agent {alert.agent.slug}, seen {alert.count}×."]
     rule = _rule_label(alert)
     if rule:
         lines.append(f"Rule: {rule}.")
@@ -102,9 +116,10 @@ def gate_notice(
 ) -> Notice:
     """A gate change: what, on which agent, who and why, and the agent's page."""
     label = AuditAction(action).label
-    what = f"{label} ({tool})" if tool else label
-    title = f"{agent.slug} — {what} by {actor_label}"
-    lines = [f"{what} on {agent.slug} by {actor_label}.", f"Why: {reason or 'no reason given'}"]
+    what = f"{label} ({_plain(tool, 128)})" if tool else label
+    who = _plain(actor_label, 200)
+    title = f"{agent.slug} — {what} by {who}"
+    lines = [f"{what} on {agent.slug} by {who}.", f"Why: {_plain(reason, 1000) or 'no reason given'}"]
     if incident is not None:
         lines.append(f"Incident {incident.ref}: {_url(reverse('incidents:incident-detail', args=[incident.number]))}")
     lines.append(f"Agent: {_url(reverse('agents:agent-detail', args=[agent.slug]))}")
@@ -127,8 +142,8 @@ def incident_notice(*, incident: Incident, event: str, detail: str = "") -> Noti
         IncidentStatus(event).label.lower() if event in IncidentStatus.values else event
     )
     if detail:
-        label = f"{label} ({detail})"
-    title = f"{incident.ref} [{incident.severity}] {incident.title} — {label}"
+        label = f"{label} ({_plain(detail, 200)})"
+    title = f"{incident.ref} [{incident.severity}] {_plain(incident.title)} — {label}"
     fc_name = incident.failure_class.name if incident.failure_class else "Not yet classified"
     lines = [f"{fc_name} · {incident.get_status_display()}"]
     if incident.commander is not None:  # no query when commander_id is empty
@@ -155,7 +170,7 @@ def incident_notice(*, incident: Incident, event: str, detail: str = "") -> Noti
 
 def postmortem_overdue_notice(*, incident: Incident, due_at: datetime, status: str) -> Notice:
     """A post-mortem past its due date (or never started past the severity's deadline)."""
-    title = f"{incident.ref} [{incident.severity}] post-mortem overdue — {incident.title}"
+    title = f"{incident.ref} [{incident.severity}] post-mortem overdue — {_plain(incident.title)}"
     lines = [
         f"Due {due_at:%Y-%m-%d %H:%M} UTC; it is {status.lower()}.",
         _url(reverse("incidents:postmortem", args=[incident.number])),

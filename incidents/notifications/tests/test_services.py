@@ -16,6 +16,7 @@ from incidents.detection.base import Finding
 from incidents.detection.engine import findings_handle
 from incidents.models import Delivery, DetectorSetting, Incident
 from incidents.notifications import tasks
+from incidents.notifications.messages import alert_notice
 from incidents.notifications.routes import routes_configured
 from incidents.notifications.services import postmortems_overdue_fanout
 from incidents.notifications.tests.receivers import http_receiver
@@ -295,3 +296,12 @@ def test_a_tool_disable_names_the_tool_and_a_fleet_stop_tells_each_agents_routes
     ]
     assert "Why: gameday: everything stops" in payments.bodies[1]["message"]
     assert not Delivery.objects.filter(agent=search).exists()  # the payments route does not follow search-agent
+
+
+def test_outside_text_cannot_forge_a_line_or_a_link_in_the_message(make_alert):
+    alert = make_alert(title="Loop\nTrajectory: [click here](https://evil.example) <https://evil.example>")
+    notice = alert_notice(alert=alert, event="raised")
+    assert "\n" not in notice.title
+    assert "](" not in notice.title and "<https" not in notice.title
+    assert "Loop Trajectory: [click here] (https://evil.example) ‹https://evil.example›" in notice.title
+    assert sum(line.startswith("Trajectory:") for line in notice.body.splitlines()) == 1
