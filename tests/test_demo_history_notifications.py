@@ -13,7 +13,7 @@ from incidents.notifications import tasks
 
 
 @pytest.mark.slow
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_loading_the_demo_history_queues_no_notification(settings, monkeypatch):
     settings.FIREBREAK_NOTIFY_URLS = ["json://127.0.0.1:9/hook"]  # as if an operator had set a route
     queued = []

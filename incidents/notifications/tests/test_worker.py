@@ -27,7 +27,7 @@ def _wait_sent(worker: subprocess.Popen[str], n: int, *, timeout: float, poll: f
 
 
 @pytest.mark.slow
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_real_worker_sends_the_kill_notification_and_logs_it(settings, make_agent, responder):
     agent = make_agent("refund-agent")
     with http_receiver() as receiver:
