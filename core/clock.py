@@ -40,3 +40,8 @@ def at(when: datetime) -> Iterator[datetime]:
         yield when
     finally:
         _override.reset(token)
+
+
+def is_set() -> bool:
+    """True inside ``at()``: the code is replaying the past (the demo history), not living the present."""
+    return _override.get() is not None

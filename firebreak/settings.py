@@ -480,3 +480,17 @@ FIREBREAK_SLACK_API_URL = env_str("FIREBREAK_SLACK_API_URL", "https://slack.com/
 FIREBREAK_SLACK_ALERTS_CHANNEL = env_str("FIREBREAK_SLACK_ALERTS_CHANNEL")
 # Replies to button presses go to the request's response_url only when it starts with one of these.
 FIREBREAK_SLACK_RESPONSE_URL_PREFIXES = env_list("FIREBREAK_SLACK_RESPONSE_URL_PREFIXES", "https://hooks.slack.com/")
+# --- Notifications through Apprise (issue 14: routes, retries) -------------------------------------------
+# FIREBREAK_NOTIFY_URLS (above) is the route "default": every event. FIREBREAK_NOTIFY_ROUTES adds named
+# routes, a JSON list (inline, or the path of a .json file) of {"name", "urls", "agents", "severities",
+# "events"}; checked at start-up (incidents.notifications.routes). Each delivery is tried
+# FIREBREAK_NOTIFY_ATTEMPTS times, waiting FIREBREAK_NOTIFY_RETRY_SECONDS * 2^n (capped) between tries.
+FIREBREAK_NOTIFY_ROUTES = env_str("FIREBREAK_NOTIFY_ROUTES")
+FIREBREAK_NOTIFY_ATTEMPTS = env_int("FIREBREAK_NOTIFY_ATTEMPTS", 5)
+FIREBREAK_NOTIFY_RETRY_SECONDS = env_int("FIREBREAK_NOTIFY_RETRY_SECONDS", 15)
+FIREBREAK_NOTIFY_RETRY_MAX_SECONDS = env_int("FIREBREAK_NOTIFY_RETRY_MAX_SECONDS", 600)
+CELERY_BEAT_SCHEDULE["postmortems-overdue-notify"] = {
+    "task": "incidents.notifications.postmortems_overdue",
+    "schedule": 3600.0,
+    "options": {"expires": 3600},
+}

@@ -23,7 +23,9 @@ class IncidentsConfig(AppConfig):
         from incidents.integrations.pagerduty import tasks as pagerduty_tasks  # noqa: F401
         from incidents.integrations.slack import receivers as slack_receivers
         from incidents.integrations.trackers import tasks as tracker_tasks  # noqa: F401
+        from incidents.notifications import receivers as notification_receivers
         from incidents.notifications import tasks as notification_tasks  # noqa: F401
+        from incidents.notifications.routes import routes_configured
         from incidents.search.selectors import user_links
 
         gate_changed.connect(receivers.on_gate_changed, dispatch_uid="incidents.gate_timeline")
@@ -36,6 +38,12 @@ class IncidentsConfig(AppConfig):
         signals.alert_changed.connect(slack_receivers.on_alert_changed, dispatch_uid="incidents.slack_alert")
         signals.incident_changed.connect(slack_receivers.on_incident_changed, dispatch_uid="incidents.slack_incident")
         signals.timeline_recorded.connect(slack_receivers.on_timeline_recorded, dispatch_uid="incidents.slack_timeline")
+        gate_changed.connect(notification_receivers.on_gate_changed, dispatch_uid="incidents.notify_gate")
+        signals.alert_changed.connect(notification_receivers.on_alert_changed, dispatch_uid="incidents.notify_alert")
+        signals.incident_changed.connect(
+            notification_receivers.on_incident_changed, dispatch_uid="incidents.notify_incident"
+        )
+        routes_configured()  # a bad FIREBREAK_NOTIFY_ROUTES stops start-up here, naming the route
         if receivers.resume_needs_admin_for_open_sev1 not in agent_hooks.resume_checks:
             agent_hooks.resume_checks.append(receivers.resume_needs_admin_for_open_sev1)
         if receivers.postmortem_published_for_sev1_sev2 not in hooks.closure_checks:

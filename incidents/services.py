@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, TypedDict, TypeVar
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -36,7 +35,6 @@ from incidents.models import (
     TimelineEntry,
     TimelineKind,
 )
-from incidents.notifications.tasks import incident_notify_task
 from traces.models import Trace
 from traces.selectors.runs import trace_get_by_ref
 
@@ -110,21 +108,6 @@ def _announce(incident: Incident, event: str, actor: Actor, detail: str = "") ->
             sender=Incident, incident_id=pk, event=event, detail=detail, actor_label=label
         )
     )
-
-
-def _notify(incident: Incident, event: str, detail: str = "") -> None:
-    """Enqueue a notification after commit; a no-op when no notification URLs are configured."""
-    if not settings.FIREBREAK_NOTIFY_URLS:
-        return
-    pk = incident.pk
-
-    def enqueue() -> None:
-        try:
-            incident_notify_task.delay(pk, event, detail)
-        except Exception:  # the broker being down must never fail the responder's write
-            logger.exception("could not enqueue the %s notification for incident %s", event, pk)
-
-    transaction.on_commit(enqueue)
 
 
 def _locked(incident: Incident) -> Incident:
@@ -248,8 +231,8 @@ def incident_declare(
 
     Raises PermissionDenied (the actor is not a responder) or ValidationError
     keyed by field (bad severity, unknown class, agent, trace or commander,
-    empty title); nothing is written when it raises. After commit a
-    "declared" notification is enqueued.
+    empty title); nothing is written when it raises. After commit
+    ``signals.incident_changed`` announces "declared" (the notifications follow from it).
     """
     actor.require(RESPONDER)
     errors: dict[str, list[str]] = {}
@@ -338,7 +321,6 @@ def incident_declare(
             Actor.system("firebreak"),
             body=f"Status: Declared → Contained\n\nContained: every linked agent is stopped ({stopped})",
         )
-    _notify(incident, "declared")
     _announce(incident, "declared", actor)
     return incident
 
@@ -356,8 +338,8 @@ def incident_status_set(*, incident: Incident, status: str, actor: Actor, note: 
 
     ``closed`` goes through :func:`incident_close` (its checks apply). Raises
     PermissionDenied (not a responder), ValidationError (unknown status, note too
-    long) or Conflict (not forward); nothing is written when it raises. Contained and
-    resolved enqueue a notification after commit.
+    long) or Conflict (not forward); nothing is written when it raises. After commit
+    ``signals.incident_changed`` announces the new status (the notifications follow from it).
     """
     actor.require(RESPONDER)
     if status == IncidentStatus.CLOSED:
@@ -386,8 +368,6 @@ def _apply_status(locked: Incident, status: str, actor: Actor, *, note: str = ""
     timeline_record(
         incident=locked, kind=TimelineKind.STATUS, body=body, actor=actor, data={"before": previous, "after": status}
     )
-    if status in (IncidentStatus.CONTAINED, IncidentStatus.RESOLVED):
-        _notify(locked, status)
     _announce(locked, status, actor)
 
 
@@ -432,7 +412,7 @@ def incident_close(*, incident: Incident, actor: Actor, note: str = "", confirm:
 
 @transaction.atomic
 def incident_severity_set(*, incident: Incident, severity: str, actor: Actor, note: str = "") -> Incident:
-    """Change the severity (timeline entry; notification after commit). Closed incidents keep theirs.
+    """Change the severity (timeline entry; announced after commit). Closed incidents keep theirs.
 
     Raises PermissionDenied or ValidationError (unknown or unchanged severity, closed); nothing written.
     """
@@ -458,7 +438,6 @@ def incident_severity_set(*, incident: Incident, severity: str, actor: Actor, no
         actor=actor,
         data={"before": previous, "after": severity},
     )
-    _notify(locked, "severity", f"was {previous}")
     _announce(locked, "severity", actor, f"was {previous}")
     _refresh(incident, locked)
     return incident
@@ -468,8 +447,8 @@ def incident_severity_set(*, incident: Incident, severity: str, actor: Actor, no
 def incident_auto_contain(*, agent: Agent) -> list[Incident]:
     """Move open incidents linked to ``agent`` whose linked agents are all killed or paused to contained.
 
-    Only incidents before contained move; each gets a timeline entry and a
-    "contained" notification. Returns the incidents moved.
+    Only incidents before contained move; each gets a timeline entry and is
+    announced "contained". Returns the incidents moved.
     """
     stopped = {GateState.KILLED, GateState.PAUSED}
     candidates = (

@@ -5,6 +5,7 @@ from django.urls import path
 from incidents import views
 from incidents.alerts import views as alert_views
 from incidents.blast_radius import views as blast_views
+from incidents.notifications import views as notification_views
 from incidents.postmortems import views as postmortem_views
 
 app_name = "incidents"
@@ -50,6 +51,7 @@ urlpatterns = [
     path("<int:number>/blast-radius.csv", blast_views.blast_radius_csv, name="blast-radius-csv"),
     # Alerts.
     path("alerts/", alert_views.alert_list, name="alert-list"),
+    path("agents/<slug:slug>/deliveries/", notification_views.agent_deliveries, name="agent-deliveries"),
     path("alerts/new/", alert_views.alert_new, name="alert-new"),
     path("alerts/settings/", alert_views.detector_settings, name="detector-settings"),
     path("alerts/<int:pk>/acknowledge", alert_views.alert_acknowledge, name="alert-acknowledge"),

@@ -14,6 +14,8 @@ from core.roles import RESPONDER, has_role, role_required
 from incidents import selectors, services
 from incidents.forms import IncidentDeclareForm, NoteForm, declare_initial
 from incidents.models import STATUS_ORDER, Incident, IncidentStatus, RunbookStep, Severity
+from incidents.notifications.deliveries import delivery_list
+from incidents.notifications.selectors import SHOWN as DELIVERIES_SHOWN
 
 
 def incident_list(request):
@@ -97,6 +99,7 @@ def _detail_context(request, incident: Incident, note_form: NoteForm | None = No
         ],
         "severities": Severity.choices,
         "note_form": note_form or NoteForm(),
+        "deliveries": delivery_list(incident=incident, limit=DELIVERIES_SHOWN),
     }
 
 

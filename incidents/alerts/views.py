@@ -14,6 +14,7 @@ from core.roles import ADMIN, RESPONDER, has_role, role_required
 from incidents.alerts import selectors, services
 from incidents.integrations.pagerduty.services import paging_enabled
 from incidents.models import Alert, DetectorSetting
+from incidents.notifications.selectors import deliveries_attach
 
 
 def _alert_or_404(pk: int) -> Alert:
@@ -28,7 +29,7 @@ def alert_list(request):
     detector = request.GET.get("detector", "")
     agent = request.GET.get("agent", "")
     status = status if status in Alert.Status.values else ""
-    alerts = selectors.alert_list(status=status, detector=detector, agent=agent)
+    alerts = deliveries_attach(selectors.alert_list(status=status, detector=detector, agent=agent))
     return render(
         request,
         "incidents/alert_list.html",
@@ -53,7 +54,7 @@ def _alert_action(request, pk: int, action):
     except ValidationError as exc:
         error = " ".join(error_messages(exc))
     if request.htmx:
-        alert = _alert_or_404(pk)
+        alert = deliveries_attach([_alert_or_404(pk)])[0]
         return render(
             request,
             "incidents/alert_list.html#alert-row",
