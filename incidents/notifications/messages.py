@@ -80,8 +80,9 @@ def _rule_label(alert: Alert) -> str:
 def alert_notice(*, alert: Alert, event: str) -> Notice:
     """An alert raised or reopened: detector, agent, count, rule, the trajectory at the step and the alerts page."""
     verb = "reopened" if event == "reopened" else "raised"
-    title = f"[{alert.suggested_severity}] Alert {verb}: {_plain(alert.title)} ({alert.agent.slug})"
-    lines = [f"Detector {_plain(alert.detector, 100)} on agent {alert.agent.slug}, seen {alert.count}×."]
+    on = f"agent {alert.agent.slug}" if alert.agent is not None else f"{_plain(alert.source or 'an outside source')}"
+    title = f"[{alert.suggested_severity}] Alert {verb}: {_plain(alert.title)} ({on})"
+    lines = [f"Detector {_plain(alert.detector, 100)} on {on}, seen {alert.count}×."]
     rule = _rule_label(alert)
     if rule:
         lines.append(f"Rule: {rule}.")
@@ -89,7 +90,7 @@ def alert_notice(*, alert: Alert, event: str) -> Notice:
         lines.append(
             f"Incident {alert.incident.ref}: {_url(reverse('incidents:incident-detail', args=[alert.incident.number]))}"
         )
-    if alert.trace is not None:
+    if alert.trace is not None and alert.agent is not None:
         query = {"agent": alert.agent.slug}
         if alert.span_id:
             query["at"] = alert.span_id
@@ -97,7 +98,10 @@ def alert_notice(*, alert: Alert, event: str) -> Notice:
         lines.append(
             f"Trajectory: {_url(reverse('traces:trace-detail', args=[alert.trace.trace_id]), query, fragment)}"
         )
-    lines.append(f"Alerts: {_url(reverse('incidents:alert-list'), {'agent': alert.agent.slug})}")
+    if alert.source_url:
+        lines.append(f"Source: {_plain(alert.source_url, 500)}")
+    listing = {"agent": alert.agent.slug} if alert.agent is not None else {}
+    lines.append(f"Alerts: {_url(reverse('incidents:alert-list'), listing)}")
     return Notice(
         kind="alert",
         event=f"alert.{verb}",
@@ -105,7 +109,7 @@ def alert_notice(*, alert: Alert, event: str) -> Notice:
         body="\n".join(lines),
         notify_type=FAILURE if alert.suggested_severity == "SEV1" else WARNING,
         severity=alert.suggested_severity,
-        agents=[alert.agent.slug],
+        agents=[alert.agent.slug] if alert.agent is not None else [],
         alert=alert,
         agent=alert.agent,
     )

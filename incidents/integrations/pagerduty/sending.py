@@ -63,21 +63,23 @@ def incident_trigger(incident: Incident) -> events.Trigger:
 
 def alert_trigger(alert: Alert) -> events.Trigger:
     fc = alert.failure_class
+    # An alert from outside (Alertmanager, Grafana…) may name no agent: its source stands in.
+    subject = alert.agent.slug if alert.agent is not None else (alert.source or "outside")
     details: dict[str, Any] = {
         "alert": alert.pk,
         "detector": alert.detector,
-        "agent": alert.agent.slug,
+        "agent": alert.agent.slug if alert.agent is not None else None,
         "occurrences": alert.count,
         "suggested_severity": alert.suggested_severity,
     }
     if alert.trace_id:
         details["trace"] = alert.trace.trace_id if alert.trace else ""
     return events.Trigger(
-        summary=f"Alert #{alert.pk} ({alert.detector}) on {alert.agent.slug}: {alert.title}",
-        source=f"firebreak/{alert.agent.slug}",
+        summary=f"Alert #{alert.pk} ({alert.detector}) on {subject}: {alert.title}",
+        source=f"firebreak/{subject}",
         severity=PD_SEVERITY.get(alert.suggested_severity, "error"),
         timestamp=alert.last_seen,
-        component=alert.agent.slug,
+        component=subject,
         group=fc.slug if fc else "",
         event_class=alert.detector,
         custom_details=details,

@@ -93,27 +93,36 @@ def timeline_entry(entry: TimelineEntry) -> tuple[str, Blocks]:
 
 
 def button_value(alert: Alert) -> str:
-    return json.dumps({"alert": alert.pk, "agent": alert.agent.slug}, separators=(",", ":"))
+    agent = alert.agent.slug if alert.agent is not None else None
+    return json.dumps({"alert": alert.pk, "agent": agent}, separators=(",", ":"))
 
 
 def alert_message(alert: Alert) -> tuple[str, Blocks]:
     """An alert in the alerts channel. While it is open and its agent runs, it carries Kill / Pause /
     Acknowledge buttons; afterwards it says what happened instead."""
     agent = alert.agent
-    url = absolute_url(reverse("incidents:alert-list")) + f"?agent={agent.slug}"
-    agent_url = absolute_url(reverse("agents:agent-detail", args=[agent.slug]))
-    text = escape(f"[{alert.suggested_severity}] {alert.title} · agent {agent.slug} · {alert.get_status_display()}")
+    url = absolute_url(reverse("incidents:alert-list")) + (f"?agent={agent.slug}" if agent is not None else "")
+    if agent is not None:
+        agent_url = absolute_url(reverse("agents:agent-detail", args=[agent.slug]))
+        on, agent_line = (
+            f"agent {agent.slug}",
+            (f"*Agent:* {_link(agent_url, agent.slug)} ({escape(agent.get_state_display().lower())})"),
+        )
+    else:  # an alert from outside (Alertmanager, Grafana…) that names no Firebreak agent: nothing to stop
+        on = f"from {alert.source or 'outside'}"
+        agent_line = f"*Source:* {escape(alert.source or 'outside')} (no Firebreak agent named)"
+    text = escape(f"[{alert.suggested_severity}] {alert.title} · {on} · {alert.get_status_display()}")
     blocks: Blocks = [
         _section(f":warning: *{escape(alert.title)}*\n{_link(url, 'Alert')} · detector `{escape(alert.detector)}`"),
         _section(
-            f"*Agent:* {_link(agent_url, agent.slug)} ({escape(agent.get_state_display().lower())})\n"
+            f"{agent_line}\n"
             f"*Suggested:* {alert.suggested_severity} · *Status:* {escape(alert.get_status_display())}"
             + (f" by {escape(alert.handled_by)}" if alert.handled_by else "")
         ),
     ]
     value = button_value(alert)
     buttons: list[dict[str, Any]] = []
-    if agent.state not in ("killed",):
+    if agent is not None and agent.state not in ("killed",):
         buttons.append(
             {
                 "type": "button",
@@ -129,7 +138,7 @@ def alert_message(alert: Alert) -> tuple[str, Blocks]:
                 },
             }
         )
-    if agent.state == "active":
+    if agent is not None and agent.state == "active":
         buttons.append(
             {
                 "type": "button",

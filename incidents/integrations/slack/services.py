@@ -387,15 +387,17 @@ def slack_button_press(*, slack_user_id: str, team_id: str, action_id: str, valu
         return Reply(f"You are {_name(user)} in Firebreak, a viewer: this needs the responder role.", False)
     alert_id = value.get("alert")
     alert = Alert.objects.select_related("agent").filter(pk=alert_id).first() if isinstance(alert_id, int) else None
-    if alert is None or alert.agent.slug != value.get("agent"):
+    if alert is None or (alert.agent.slug if alert.agent is not None else None) != value.get("agent"):
         return Reply("That alert is no longer in Firebreak.", False)
     actor = _actor(user)
     agent = alert.agent
+    if agent is None and action_id in (messages.ACTION_KILL, messages.ACTION_PAUSE):
+        return Reply("This alert names no Firebreak agent: there is nothing to stop.", False)
     try:
-        if action_id == messages.ACTION_KILL:
+        if action_id == messages.ACTION_KILL and agent is not None:
             entry = agent_kill(agent=agent, actor=actor, reason=f"From Slack, alert: {alert.title}"[:500])
             return Reply(f"Killed {agent.slug}." if entry else f"{agent.slug} was already killed.", entry is not None)
-        if action_id == messages.ACTION_PAUSE:
+        if action_id == messages.ACTION_PAUSE and agent is not None:
             entry = agent_pause(agent=agent, actor=actor, reason=f"From Slack, alert: {alert.title}"[:500])
             return Reply(f"Paused {agent.slug}." if entry else f"{agent.slug} was already paused.", entry is not None)
         if action_id == messages.ACTION_ACK:
