@@ -1,12 +1,14 @@
 """Signal receivers that keep PagerDuty in step (connected in ``IncidentsConfig.ready()``).
 
 Each records a pending delivery and enqueues its sending (the decision is made here, in the order the
-changes committed); none raises, and none acts on a change PagerDuty itself made (actor "pagerduty").
+changes committed); none raises, and none acts on a change PagerDuty itself made (actor "pagerduty"),
+nor on history replayed at a past time (``core.clock`` set: the demo's past incidents page nobody).
 """
 
 import logging
 from typing import Any
 
+from core import clock
 from incidents.detection.base import registry
 from incidents.detection.engine import detector_settings
 from incidents.integrations.pagerduty import services
@@ -16,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 
 def on_alert_changed(sender: Any, alert_id: int, event: str, actor_label: str = "", **kwargs: Any) -> None:
-    if actor_label == services.ACTOR_LABEL or not services.paging_enabled() or event == "raised":
+    if actor_label == services.ACTOR_LABEL or clock.is_set() or not services.paging_enabled() or event == "raised":
         return  # raised: the detection engine pages in the alert's own transaction (rule "page")
     try:
         rule = ""
@@ -33,7 +35,7 @@ def on_alert_changed(sender: Any, alert_id: int, event: str, actor_label: str = 
 def on_incident_changed(
     sender: Any, incident_id: int, event: str, detail: str = "", actor_label: str = "", **kwargs: Any
 ) -> None:
-    if actor_label == services.ACTOR_LABEL or not services.paging_enabled():
+    if actor_label == services.ACTOR_LABEL or clock.is_set() or not services.paging_enabled():
         return
     try:
         services.page_incident_changed(incident_id=incident_id, event=event, detail=detail)
@@ -45,7 +47,9 @@ def on_timeline_recorded(
     sender: Any, entry_id: int, incident_id: int, kind: str, actor_label: str = "", **kwargs: Any
 ) -> None:
     """Taking command leaves a status entry with ``commander_after``: that acknowledges the page."""
-    if kind != TimelineKind.STATUS or actor_label == services.ACTOR_LABEL or not services.paging_enabled():
+    if kind != TimelineKind.STATUS or actor_label == services.ACTOR_LABEL or clock.is_set():
+        return
+    if not services.paging_enabled():
         return
     try:
         data = TimelineEntry.objects.filter(pk=entry_id).values_list("data", flat=True).first()
