@@ -298,3 +298,17 @@ def _gate_public_key(monkeypatch):
     """SDK gates, and the agent processes tests start, verify documents with the server's key (as
     ``createapikey`` tells an agent to): ``Gate`` reads ``FIREBREAK_GATE_PUBLIC_KEY`` from here."""
     monkeypatch.setenv("FIREBREAK_GATE_PUBLIC_KEY", public_key_text())
+
+
+@pytest.fixture
+def reference_data(transactional_db):
+    """What the migrations seed (roles, the failure taxonomy and post-mortem templates), put back for a
+    transactional test: the flush after each one empties every table. (``serialized_rollback`` would
+    reload a snapshot instead, and collides with the content types another flush already recreated.)"""
+    from django.apps import apps
+
+    from core.roles import roles_seed
+    from incidents.taxonomy import taxonomy_seed
+
+    roles_seed(apps)
+    taxonomy_seed(apps)

@@ -13,8 +13,8 @@ from incidents.notifications import tasks
 
 
 @pytest.mark.slow
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_loading_the_demo_history_queues_no_notification(settings, monkeypatch):
+@pytest.mark.django_db(transaction=True)
+def test_loading_the_demo_history_queues_no_notification(settings, reference_data, monkeypatch):
     settings.FIREBREAK_NOTIFY_URLS = ["json://127.0.0.1:9/hook"]  # as if an operator had set a route
     queued = []
     for task in (tasks.alert_notify_task, tasks.incident_notify_task, tasks.gate_notify_task):

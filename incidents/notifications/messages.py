@@ -80,8 +80,9 @@ def _rule_label(alert: Alert) -> str:
 def alert_notice(*, alert: Alert, event: str) -> Notice:
     """An alert raised or reopened: detector, agent, count, rule, the trajectory at the step and the alerts page."""
     verb = "reopened" if event == "reopened" else "raised"
-    on = f"agent {alert.agent.slug}" if alert.agent is not None else f"{_plain(alert.source or 'an outside source')}"
-    title = f"[{alert.suggested_severity}] Alert {verb}: {_plain(alert.title)} ({on})"
+    subject = alert.agent.slug if alert.agent is not None else _plain(alert.source or "outside")
+    on = f"agent {alert.agent.slug}" if alert.agent is not None else f"{subject} (no Firebreak agent named)"
+    title = f"[{alert.suggested_severity}] Alert {verb}: {_plain(alert.title)} ({subject})"
     lines = [f"Detector {_plain(alert.detector, 100)} on {on}, seen {alert.count}×."]
     rule = _rule_label(alert)
     if rule:

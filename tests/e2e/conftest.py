@@ -12,16 +12,9 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(autouse=True)
-def _reference_data(transactional_db):
-    """live_server needs committed data, so each test's tables are flushed afterwards,
-    taking what the migrations seeded with them: put the roles and the taxonomy back."""
-    from django.apps import apps
-
-    from core.roles import roles_seed
-    from incidents.taxonomy import taxonomy_seed
-
-    roles_seed(apps)
-    taxonomy_seed(apps)
+def _reference_data(reference_data):
+    """live_server needs committed data, so each test's tables are flushed afterwards, taking what the
+    migrations seeded with them: ``reference_data`` (conftest.py) puts the roles and the taxonomy back."""
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -72,7 +72,17 @@ class _SlackView(APIView):
     throttle_classes: list[Any] = []
 
 
-@extend_schema(exclude=True)  # Slack's request URL, signed by Slack: not for API clients
+# Slack's request URLs: signed by Slack (X-Slack-Signature), documented here for the operator who sets up the app.
+@extend_schema(
+    summary="Slack Events API request URL (url_verification; other events acknowledged)",
+    request=None,
+    responses={
+        200: OpenApiResponse(description="handled (Slack shows the reply)"),
+        400: OpenApiResponse(description="signed, but not what Slack sends; nothing done"),
+        401: OpenApiResponse(description="signature missing, wrong or older than 5 minutes; nothing done"),
+        403: OpenApiResponse(description="Slack is not configured (FIREBREAK_SLACK_SIGNING_SECRET unset)"),
+    },
+)
 class SlackEventsApi(_SlackView):
     """Events API: answers the ``url_verification`` challenge; other events are acknowledged."""
 
@@ -94,7 +104,16 @@ class SlackEventsApi(_SlackView):
         return Response(status=status.HTTP_200_OK)
 
 
-@extend_schema(exclude=True)
+@extend_schema(
+    summary="Slack interactivity request URL (an alert's Kill / Pause / Acknowledge buttons)",
+    request=None,
+    responses={
+        200: OpenApiResponse(description="handled (Slack shows the reply)"),
+        400: OpenApiResponse(description="signed, but not what Slack sends; nothing done"),
+        401: OpenApiResponse(description="signature missing, wrong or older than 5 minutes; nothing done"),
+        403: OpenApiResponse(description="Slack is not configured (FIREBREAK_SLACK_SIGNING_SECRET unset)"),
+    },
+)
 class SlackInteractionsApi(_SlackView):
     """Interactivity: ``block_actions`` from an alert's Kill / Pause / Acknowledge buttons."""
 
@@ -145,7 +164,16 @@ class SlackInteractionsApi(_SlackView):
         return Response(status=status.HTTP_200_OK)
 
 
-@extend_schema(exclude=True)
+@extend_schema(
+    summary="Slack slash command request URL (/firebreak declare | kill | pause | status | help)",
+    request=None,
+    responses={
+        200: OpenApiResponse(description="the answer, an ephemeral message for whoever typed it"),
+        400: OpenApiResponse(description="signed, but not what Slack sends; nothing done"),
+        401: OpenApiResponse(description="signature missing, wrong or older than 5 minutes; nothing done"),
+        403: OpenApiResponse(description="Slack is not configured (FIREBREAK_SLACK_SIGNING_SECRET unset)"),
+    },
+)
 class SlackCommandsApi(_SlackView):
     """The ``/firebreak`` slash command; the answer is an ephemeral message for whoever typed it."""
 
