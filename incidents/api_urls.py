@@ -5,6 +5,7 @@ from django.urls import include, path
 from incidents import api
 from incidents.alerts import api as alerts_api
 from incidents.blast_radius.api import BlastRadiusApi
+from incidents.postmortems import api as pm_api
 from incidents.postmortems.api import PostMortemApi, PostMortemExportApi, PostMortemSectionsApi
 
 urlpatterns = [
@@ -30,6 +31,19 @@ urlpatterns = [
         "incidents/<int:number>/postmortem/sections",
         PostMortemSectionsApi.as_view(),
         name="api-postmortem-sections",
+    ),
+    path("incidents/<int:number>/postmortem/start", pm_api.PostMortemStartApi.as_view(), name="api-postmortem-start"),
+    path(
+        "incidents/<int:number>/postmortem/status", pm_api.PostMortemStatusApi.as_view(), name="api-postmortem-status"
+    ),
+    path(
+        "incidents/<int:number>/postmortem/traces", pm_api.PostMortemTracesApi.as_view(), name="api-postmortem-traces"
+    ),
+    path("incidents/<int:number>/postmortem/actions", pm_api.ActionItemsApi.as_view(), name="api-action-items"),
+    path(
+        "incidents/<int:number>/postmortem/actions/<int:item_id>/status",
+        pm_api.ActionItemStatusApi.as_view(),
+        name="api-action-item-status",
     ),
     path("", include("incidents.integrations.trackers.urls")),
     path("", include("incidents.integrations.inbound.urls")),

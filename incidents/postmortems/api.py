@@ -1,8 +1,10 @@
 """The post-mortem API: read it, export its Markdown (the page's export), save sections (the same service
-as the editor's Save button and autosave)."""
+as the editor's Save button and autosave), start it, move its status, attach traces and track action
+items (the same services as the page's buttons)."""
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -16,9 +18,12 @@ from rest_framework.views import APIView
 from agents.permissions import IsResponder, IsViewer
 from core.actors import Actor
 from core.api import ERRORS, error, service_error
-from incidents.models import Incident, PostMortem
+from incidents.models import ActionItem, Incident, PostMortem
 from incidents.postmortems import selectors, services
+from incidents.postmortems.services import ACTION_TITLE_MAX
 from incidents.selectors import incident_get
+from traces.models import Trace
+from traces.selectors.runs import trace_get_by_ref
 
 
 class PostMortemSectionsSaveSerializer(serializers.Serializer):
@@ -158,26 +163,31 @@ class PostMortemApi(APIView):
         if isinstance(found, Response):
             return found
         incident, postmortem = found
-        needs = selectors.postmortem_publish_needs(postmortem=postmortem)
-        sections = [
-            {**s, "body": s.get("body") or "", "hash": services.postmortem_body_hash(s.get("body", ""))}
-            for s in postmortem.sections
-        ]
-        data = {
-            "incident": incident,
-            "status": postmortem.status,
-            "template": postmortem.template,
-            "author": postmortem.author,
-            "due_at": postmortem.due_at,
-            "published_at": postmortem.published_at,
-            "updated_at": postmortem.updated_at,
-            "sections": sections,
-            "attached_traces": list(postmortem.attached_traces.all()),
-            "action_items": list(postmortem.action_items.all()),
-            "empty_sections": needs.empty_sections,
-            "publishable": needs.ready,
-        }
-        return Response(PostMortemSerializer(data).data)
+        return Response(_postmortem_data(incident, postmortem))
+
+
+def _postmortem_data(incident: Incident, postmortem: PostMortem) -> Any:
+    """The post-mortem as ``GET …/postmortem`` shows it (also the answer to every write)."""
+    needs = selectors.postmortem_publish_needs(postmortem=postmortem)
+    sections = [
+        {**s, "body": s.get("body") or "", "hash": services.postmortem_body_hash(s.get("body", ""))}
+        for s in postmortem.sections
+    ]
+    data = {
+        "incident": incident,
+        "status": postmortem.status,
+        "template": postmortem.template,
+        "author": postmortem.author,
+        "due_at": postmortem.due_at,
+        "published_at": postmortem.published_at,
+        "updated_at": postmortem.updated_at,
+        "sections": sections,
+        "attached_traces": list(postmortem.attached_traces.all()),
+        "action_items": list(postmortem.action_items.all()),
+        "empty_sections": needs.empty_sections,
+        "publishable": needs.ready,
+    }
+    return PostMortemSerializer(data).data
 
 
 class MarkdownRenderer(BaseRenderer):
@@ -215,3 +225,210 @@ class PostMortemExportApi(APIView):
         response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{incident.ref}-postmortem.md"'
         return response
+
+
+# --- writes: the same services as the post-mortem page's buttons -----------------------------------
+
+
+def _incident_or_404(number: int) -> Incident | Response:
+    try:
+        return incident_get(number=number)
+    except Incident.DoesNotExist:
+        return error(f"no incident INC-{number}", 404)
+
+
+def _read(incident: Incident, postmortem: PostMortem, *, status: int = 200) -> Response:
+    postmortem.refresh_from_db()
+    return Response(_postmortem_data(incident, postmortem), status=status)
+
+
+class PostMortemStartSerializer(serializers.Serializer):
+    template = serializers.SlugField(
+        required=False, help_text="a template's slug; default: the template for the incident's severity"
+    )
+
+
+class PostMortemStartApi(APIView):
+    permission_classes = [IsResponder]
+
+    @extend_schema(
+        operation_id="postmortems_start",
+        summary="Start the incident's post-mortem from a template (responder); its linked traces are attached",
+        request=PostMortemStartSerializer,
+        responses={201: PostMortemSerializer, **ERRORS},
+        tags=["incidents"],
+    )
+    def post(self, request: Request, number: int) -> Response:
+        incident = _incident_or_404(number)
+        if isinstance(incident, Response):
+            return incident
+        data = PostMortemStartSerializer(data=request.data)
+        if not data.is_valid():
+            return error("invalid input", 400, data.errors)
+        templates = selectors.postmortem_template_list()
+        slug = data.validated_data.get("template")
+        if slug:
+            template = templates.filter(slug=slug).first()
+            if template is None:
+                return error("invalid input", 400, {"template": [f"no template {slug!r}"]})
+        else:
+            template = selectors.postmortem_template_default(incident=incident, templates=templates)
+        try:
+            postmortem = services.postmortem_start(
+                incident=incident, template=template, actor=Actor.from_request(request)
+            )
+        except ValidationError as exc:
+            return service_error(exc)
+        return _read(incident, postmortem, status=201)
+
+
+class PostMortemStatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(PostMortem.Status.choices)
+
+
+class PostMortemStatusApi(APIView):
+    permission_classes = [IsResponder]
+
+    @extend_schema(
+        operation_id="postmortems_status",
+        summary="Send the post-mortem to review, back to draft, or publish it (every section written, classified)",
+        request=PostMortemStatusSerializer,
+        responses={200: PostMortemSerializer, **ERRORS},
+        tags=["incidents"],
+    )
+    def post(self, request: Request, number: int) -> Response:
+        found = _postmortem_or_404(number)
+        if isinstance(found, Response):
+            return found
+        incident, postmortem = found
+        data = PostMortemStatusSerializer(data=request.data)
+        if not data.is_valid():
+            return error("invalid input", 400, data.errors)
+        try:
+            services.postmortem_status_set(
+                postmortem=postmortem, status=data.validated_data["status"], actor=Actor.from_request(request)
+            )
+        except ValidationError as exc:
+            return service_error(exc)
+        return _read(incident, postmortem)
+
+
+class PostMortemTraceSerializer(serializers.Serializer):
+    trace = serializers.CharField(max_length=200, help_text="a trace id, or `<trace id>@<agent>`")
+
+
+class PostMortemTracesApi(APIView):
+    permission_classes = [IsResponder]
+
+    @extend_schema(
+        operation_id="postmortems_traces_attach",
+        summary="Attach a trajectory to the post-mortem (attaching twice changes nothing)",
+        request=PostMortemTraceSerializer,
+        responses={200: PostMortemSerializer, **ERRORS},
+        tags=["incidents"],
+    )
+    def post(self, request: Request, number: int) -> Response:
+        return self._change(request, number, services.postmortem_trace_attach)
+
+    @extend_schema(
+        operation_id="postmortems_traces_detach",
+        summary="Detach a trajectory from the post-mortem",
+        request=PostMortemTraceSerializer,
+        responses={200: PostMortemSerializer, **ERRORS},
+        tags=["incidents"],
+    )
+    def delete(self, request: Request, number: int) -> Response:
+        return self._change(request, number, services.postmortem_trace_detach)
+
+    def _change(self, request: Request, number: int, service: Any) -> Response:
+        found = _postmortem_or_404(number)
+        if isinstance(found, Response):
+            return found
+        incident, postmortem = found
+        data = PostMortemTraceSerializer(data=request.data)
+        if not data.is_valid():
+            return error("invalid input", 400, data.errors)
+        try:
+            trace = trace_get_by_ref(ref=data.validated_data["trace"])
+        except Trace.DoesNotExist:
+            return error("invalid input", 400, {"trace": [f"no trace {data.validated_data['trace']!r}"]})
+        try:
+            service(postmortem=postmortem, trace=trace, actor=Actor.from_request(request))
+        except ValidationError as exc:
+            return service_error(exc)
+        return _read(incident, postmortem)
+
+
+class ActionItemAddSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=ACTION_TITLE_MAX)
+    kind = serializers.ChoiceField(ActionItem.Kind.choices)
+    owner = serializers.CharField(required=False, allow_null=True, default=None, help_text="a username")
+    due_date = serializers.DateField(required=False, allow_null=True, default=None)
+
+
+class ActionItemsApi(APIView):
+    permission_classes = [IsResponder]
+
+    @extend_schema(
+        operation_id="postmortems_action_items_add",
+        summary="Add an action item (an engineering artifact: eval case, canary, circuit breaker, version pin)",
+        request=ActionItemAddSerializer,
+        responses={201: ActionItemSerializer, **ERRORS},
+        tags=["incidents"],
+    )
+    def post(self, request: Request, number: int) -> Response:
+        found = _postmortem_or_404(number)
+        if isinstance(found, Response):
+            return found
+        _, postmortem = found
+        data = ActionItemAddSerializer(data=request.data)
+        if not data.is_valid():
+            return error("invalid input", 400, data.errors)
+        owner = None
+        if data.validated_data["owner"]:
+            owner = get_user_model().objects.filter(username=data.validated_data["owner"], is_active=True).first()
+            if owner is None:
+                return error("invalid input", 400, {"owner": [f"no active user {data.validated_data['owner']!r}"]})
+        try:
+            item = services.action_item_add(
+                postmortem=postmortem,
+                title=data.validated_data["title"],
+                kind=data.validated_data["kind"],
+                owner=owner,
+                due_date=data.validated_data["due_date"],
+                actor=Actor.from_request(request),
+            )
+        except ValidationError as exc:
+            return service_error(exc)
+        return Response(ActionItemSerializer(item).data, status=201)
+
+
+class ActionItemStatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(ActionItem.Status.choices)
+
+
+class ActionItemStatusApi(APIView):
+    permission_classes = [IsResponder]
+
+    @extend_schema(
+        operation_id="postmortems_action_items_status",
+        summary="Set an action item's status (done stamps when)",
+        request=ActionItemStatusSerializer,
+        responses={200: ActionItemSerializer, **ERRORS},
+        tags=["incidents"],
+    )
+    def post(self, request: Request, number: int, item_id: int) -> Response:
+        found = _postmortem_or_404(number)
+        if isinstance(found, Response):
+            return found
+        _, postmortem = found
+        item = postmortem.action_items.filter(pk=item_id).first()
+        if item is None:
+            return error(f"no action item {item_id} on INC-{number}'s post-mortem", 404)
+        data = ActionItemStatusSerializer(data=request.data)
+        if not data.is_valid():
+            return error("invalid input", 400, data.errors)
+        services.action_item_status_set(
+            item=item, status=data.validated_data["status"], actor=Actor.from_request(request)
+        )
+        return Response(ActionItemSerializer(item).data)
