@@ -12,11 +12,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agents import fleet, selectors, services
+from agents import change_log, fleet, selectors, services
+from agents.change_log import DESCRIPTION_MAX, VERSION_MAX, change_trace_url
 from agents.changes import REASON_MAX
 from agents.gate import fleet_document, gate_document, gate_read
 from agents.keys.authentication import AgentPrincipal
-from agents.models import Agent, Environment
+from agents.models import Agent, ChangeEvent, ChangeKind, ChangeSource, Environment
 from agents.permissions import IsAdmin, IsResponder, IsViewer, is_agent_key, key_scopes
 from agents.signing import document_etag, document_sign
 from core.actors import Actor
@@ -340,3 +341,81 @@ ChangeFreezeOffApi = _fleet_action(
     role_permission=IsResponder,
     extra={"on": False},
 )
+
+
+# --- what changed --------------------------------------------------------------------------------
+
+
+class ChangeRecordSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(ChangeKind.choices)
+    version = serializers.CharField(max_length=VERSION_MAX)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=DESCRIPTION_MAX, default="")
+
+
+class ChangeEventSerializer(serializers.ModelSerializer):
+    agent = serializers.CharField(source="agent.slug")
+    actor = serializers.CharField(source="actor_label")
+    first_trace_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ChangeEvent
+        fields = [
+            "agent",
+            "kind",
+            "version",
+            "description",
+            "actor",
+            "source",
+            "during_freeze",
+            "first_trace_id",
+            "first_trace_url",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_first_trace_url(self, event: ChangeEvent) -> str | None:
+        return change_trace_url(event)
+
+
+class ChangeRecordApi(APIView):
+    permission_classes = [IsResponder]
+
+    @extend_schema(
+        operation_id="agents_change_record",
+        summary="Record a change (prompt, model, tools, config, deploy) from a pipeline",
+        description="Refused with 409 while the fleet's change freeze is on (the answer names who set it, "
+        "since when and why). Prompt and model versions are also recorded by ingest the first time a trace "
+        "carries them.",
+        request=ChangeRecordSerializer,
+        responses={201: ChangeEventSerializer, **ERRORS},
+        tags=["agents"],
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        agent = _agent_or_404(slug)
+        if agent is None:
+            return error(f"no agent {slug!r}", 404)
+        data = ChangeRecordSerializer(data=request.data)
+        if not data.is_valid():
+            return error("invalid input", 400, data.errors)
+        try:
+            event = change_log.agent_change_record(
+                agent=agent, actor=Actor.from_request(request), source=ChangeSource.API, **data.validated_data
+            )
+        except (ValidationError, PermissionDenied) as exc:
+            return service_error(exc)
+        return Response(ChangeEventSerializer(event).data, status=201)
+
+    @extend_schema(
+        operation_id="agents_change_list",
+        summary="The agent's recent changes, newest first",
+        responses={200: ChangeEventSerializer(many=True), **ERRORS},
+        tags=["agents"],
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        agent = _agent_or_404(slug)
+        if agent is None:
+            return error(f"no agent {slug!r}", 404)
+        return Response(ChangeEventSerializer(selectors.change_list(agent=agent), many=True).data)
+
+    def get_permissions(self) -> Sequence[BasePermission]:
+        return [IsViewer()] if self.request.method == "GET" else [IsResponder()]

@@ -12,6 +12,7 @@ urlpatterns = [
     path("agents/<slug:slug>/tools/<str:tool_name>/enable", api.ToolEnableApi.as_view(), name="api-tool-enable"),
     path("agents/<slug:slug>/budget/freeze", api.BudgetFreezeApi.as_view(), name="api-budget-freeze"),
     path("agents/<slug:slug>/budget/unfreeze", api.BudgetUnfreezeApi.as_view(), name="api-budget-unfreeze"),
+    path("agents/<slug:slug>/changes", api.ChangeRecordApi.as_view(), name="api-agent-changes"),
     path("", include("agents.keys.api_urls")),
     path("fleet", api.FleetApi.as_view(), name="api-fleet"),
     path("fleet/stop", api.FleetStopApi.as_view(), name="api-fleet-stop"),

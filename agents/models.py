@@ -130,6 +130,7 @@ class AuditAction(models.TextChoices):
     EPOCH = "epoch", "Gate epoch moved"
     KEY_CREATE = "key_create", "API key made"
     KEY_REVOKE = "key_revoke", "API key revoked"
+    CHANGE_RECORD = "change_record", "Change recorded"
 
 
 class AuditEntry(models.Model):
@@ -217,3 +218,46 @@ class ApiKey(models.Model):
         lookup = secrets.token_hex(6)
         raw = f"{cls.PREFIX}{lookup}_{secrets.token_urlsafe(32)}"
         return raw, lookup, cls.hash(raw)
+
+
+class ChangeKind(models.TextChoices):
+    PROMPT = "prompt", "Prompt"
+    MODEL = "model", "Model"
+    TOOLS = "tools", "Tools"
+    CONFIG = "config", "Config"
+    DEPLOY = "deploy", "Deploy"
+
+
+class ChangeSource(models.TextChoices):
+    API = "api", "API"
+    INGEST = "ingest", "Seen by ingest"
+    UI = "ui", "UI"
+
+
+class ChangeEvent(models.Model):
+    """One change to an agent (a new prompt, model, tool set, config or deploy): what the incident's
+    "What changed" card lists. Recorded once per (agent, kind, version), by a pipeline over the API
+    or by ingest the first time a trace carries a new prompt or model version.
+
+    The first trace is stored as its trace id (agents sits below traces and must not import it);
+    with the agent it makes the link ``/traces/<id>/?agent=<slug>``."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="change_events")
+    kind = models.CharField(max_length=10, choices=ChangeKind.choices)
+    version = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    actor_label = models.CharField(max_length=200)
+    source = models.CharField(max_length=10, choices=ChangeSource.choices)
+    first_trace_id = models.CharField(max_length=32, blank=True)
+    during_freeze = models.BooleanField(default=False, help_text="Seen while the change freeze was on")
+    created_at = models.DateTimeField(default=clock.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "kind", "version"], name="changeevent_once_per_version")
+        ]
+        indexes = [models.Index(fields=["agent", "-created_at"], name="changeevent_agent_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.agent} {self.kind} {self.version}"

@@ -1,8 +1,9 @@
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Count, QuerySet
 
-from agents.models import Agent, AuditEntry, FleetGate, GateState
+from agents.models import Agent, AuditEntry, ChangeEvent, FleetGate, GateState
 
 
 def agent_list() -> QuerySet[Agent]:
@@ -77,3 +78,17 @@ def reasons_pending(*, agents: list[Agent]) -> dict[int, AuditEntry]:
 
 def audit_entry_get(*, pk: int) -> AuditEntry:
     return AuditEntry.objects.select_related("agent").get(pk=pk)
+
+
+def change_list(*, agent: Agent, limit: int = 20) -> list[ChangeEvent]:
+    """The agent's most recent changes, newest first."""
+    return list(ChangeEvent.objects.filter(agent=agent).select_related("agent")[:limit])
+
+
+def change_list_before(*, agent_ids: list[int], until: datetime, hours: int = 24) -> list[ChangeEvent]:
+    """The changes of these agents in the ``hours`` before ``until``, most recent first."""
+    return list(
+        ChangeEvent.objects.filter(
+            agent_id__in=agent_ids, created_at__lte=until, created_at__gt=until - timedelta(hours=hours)
+        ).select_related("agent")
+    )

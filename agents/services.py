@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from agents import hooks
+from agents.change_log import freeze_guarded
 from agents.changes import (
     GateConflict,
     clean_reason,
@@ -274,6 +275,7 @@ def agent_budget_unfreeze(*, agent: Agent, actor: Actor, reason: str, incident_n
     return entry
 
 
+@freeze_guarded("changing the budget caps")
 @transaction.atomic
 def agent_budget_caps_set(
     *,
@@ -328,6 +330,7 @@ GATE_SETTINGS = (
 )
 
 
+@freeze_guarded("changing the agent's settings")
 @transaction.atomic
 def agent_gate_settings_set(*, agent: Agent, actor: Actor, reason: str = "", **changes: object) -> AuditEntry | None:
     """Change gate settings (names in ``GATE_SETTINGS``): one audit row with before and after, a new

@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agents.api import ChangeEventSerializer
 from agents.permissions import IsResponder, IsViewer
 from core.actors import Actor
 from core.api import (
@@ -109,6 +110,7 @@ class IncidentSerializer(serializers.Serializer):
     timeline = serializers.SerializerMethodField()
     close_blockers = serializers.SerializerMethodField()
     loose_ends = serializers.SerializerMethodField(help_text="closing with these needs confirm: true")
+    changes = serializers.SerializerMethodField(help_text="changes to its agents in the 24 h before declaration")
     url = serializers.SerializerMethodField()
 
     # The schema reads each list's type from extend_schema_field. No return annotations: a
@@ -129,6 +131,10 @@ class IncidentSerializer(serializers.Serializer):
     @extend_schema_field(TimelineEntrySerializer(many=True))
     def get_timeline(self, incident: Incident):
         return TimelineEntrySerializer(selectors.timeline_list(incident=incident), many=True).data
+
+    @extend_schema_field(ChangeEventSerializer(many=True))
+    def get_changes(self, incident: Incident):
+        return ChangeEventSerializer(selectors.incident_change_list(incident=incident), many=True).data
 
     def get_close_blockers(self, incident) -> list[str]:
         return selectors.incident_close_blockers(incident)

@@ -445,3 +445,21 @@ class SlackAlertMessage(models.Model):
 
     def __str__(self) -> str:
         return f"alert {self.alert_id} in {self.channel_id} at {self.ts}"
+
+
+class ModelSnapshot(models.Model):
+    """The first response model seen for an agent's expected model name (providers answer
+    ``gpt-4o`` with a dated snapshot such as ``gpt-4o-2024-08-06``): the silent model change
+    detector raises when a later response names a different one."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="model_snapshots")
+    expected = models.CharField(max_length=200)
+    response = models.CharField(max_length=200)
+    first_trace = models.ForeignKey(Trace, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    first_seen_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["agent", "expected"], name="modelsnapshot_once_per_name")]
+
+    def __str__(self) -> str:
+        return f"{self.agent} {self.expected} -> {self.response}"

@@ -8,7 +8,8 @@ from django.http import Http404
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
-from agents.models import Agent, GateState
+from agents.models import Agent, ChangeEvent, GateState
+from agents.selectors import change_list_before
 from core.pages import keyset_page
 from incidents import hooks
 from incidents.models import (
@@ -264,3 +265,14 @@ def runbook_by_phase(*, incident: Incident) -> list[RunbookGroup]:
             done = sum(1 for s in in_phase if s.done_at)
             groups.append({"phase": phase.value, "label": phase.label, "steps": in_phase, "done": done})
     return groups
+
+
+CHANGES_WINDOW_HOURS = 24
+
+
+def incident_change_list(*, incident: Incident) -> list[ChangeEvent]:
+    """What changed on the incident's agents in the 24 h before it was declared, most recent first."""
+    agent_ids = list(incident.agents.values_list("pk", flat=True))
+    if not agent_ids:
+        return []
+    return change_list_before(agent_ids=agent_ids, until=incident.declared_at, hours=CHANGES_WINDOW_HOURS)

@@ -100,6 +100,7 @@ def _detail_context(request, incident: Incident, note_form: NoteForm | None = No
         "severities": Severity.choices,
         "note_form": note_form or NoteForm(),
         "deliveries": delivery_list(incident=incident, limit=DELIVERIES_SHOWN),
+        "changes": selectors.incident_change_list(incident=incident),
     }
 
 

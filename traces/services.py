@@ -1,12 +1,14 @@
 """Writes for traces: ingest of span batches from every format."""
 
+import logging
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
-from agents.models import Agent
+from agents.change_log import agent_change_observe
+from agents.models import Agent, ChangeKind
 from core import clock
 from core.actors import Actor
 from traces.ingest.normalize import action_hash, span_scrub
@@ -14,6 +16,8 @@ from traces.ingest.spans import IngestError, Span
 from traces.ingest.writer import write_spans
 from traces.models import Step, Trace, TraceStatus
 from traces.signals import spans_ingested, step_flagged
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,33 @@ def trace_ingest(*, spans: list[Span], key_agent: Agent | None = None, backfill:
                     sender=trace_ingest, trace_pks=trace_pks, agent_ids=agents, stored=result.stored, backfill=backfill
                 )
             )
+            if not backfill:
+                transaction.on_commit(lambda: trace_versions_observe(trace_pks=trace_pks))
     return IngestResult(received=len(spans), stored=result.stored, traces=len({(s.agent, s.trace_id) for s in spans}))
+
+
+def trace_versions_observe(*, trace_pks: list[int]) -> int:
+    """Record, in the agents' change log, every prompt or model version these traces carry that the
+    agent had not shown before, with the earliest trace that carried it. Runs after the batch
+    committed; a failure is logged, never an ingest error. Returns how many changes were recorded."""
+    recorded = 0
+    try:
+        rows = (
+            Trace.objects.filter(pk__in=trace_pks)
+            .order_by("started_at", "pk")
+            .values_list("agent_id", "trace_id", "model_version", "prompt_version")
+        )
+        seen: set[tuple[int, str, str]] = set()
+        for agent_id, trace_id, model_version, prompt_version in rows:
+            for kind, version in ((ChangeKind.MODEL, model_version), (ChangeKind.PROMPT, prompt_version)):
+                if not version or (agent_id, kind, version) in seen:
+                    continue
+                seen.add((agent_id, kind, version))
+                if agent_change_observe(agent_id=agent_id, kind=kind, version=version, trace_id=trace_id):
+                    recorded += 1
+    except Exception:
+        logger.exception("recording the versions seen by ingest failed")
+    return recorded
 
 
 # --- flags and golden trajectories ---------------------------------------------------------------------

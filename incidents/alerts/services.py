@@ -10,6 +10,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
+from agents.change_log import freeze_guarded
 from agents.models import Agent
 from core import clock
 from core.actors import Actor
@@ -202,6 +203,7 @@ def thresholds_clean(*, detector: str, thresholds: Mapping[str, object]) -> dict
     return {name: _number(name, value) for name, value in thresholds.items()}
 
 
+@freeze_guarded("changing a detector's settings")
 @transaction.atomic
 def detector_setting_save(
     *,

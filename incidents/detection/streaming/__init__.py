@@ -8,6 +8,7 @@ from incidents.detection.streaming import (  # noqa: F401
     action_repeat,
     context_growth,
     injection,
+    model_change,
     ping_pong,
     refusal_burst,
     session_caps,
