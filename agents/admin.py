@@ -1,9 +1,13 @@
+from typing import Any
+
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 
+from agents.change_log import ChangeFrozen, change_freeze_refuse
 from agents.keys.services import api_key_revoke
 from agents.models import Agent, ApiKey, AuditEntry, FleetGate
 from agents.services import GATE_SETTINGS, agent_gate_settings_set, agent_register
@@ -47,6 +51,25 @@ class AgentAdmin(admin.ModelAdmin):
             if gate:
                 current = Agent.objects.get(pk=obj.pk)
                 agent_gate_settings_set(agent=current, actor=actor, reason="edited in the admin", **gate)
+
+    def get_form(self, request: HttpRequest, obj: Agent | None = None, change: bool = False, **kwargs: Any) -> Any:
+        """An edit made during the change freeze is refused on the form, naming the freeze."""
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if not change or obj is None:
+            return form
+        slug = obj.slug
+
+        class FreezeCheckedForm(form):  # type: ignore[valid-type,misc]
+            def clean(self) -> Any:
+                cleaned = super().clean()
+                if self.has_changed():
+                    try:
+                        change_freeze_refuse(what=f"editing {slug}")
+                    except ChangeFrozen as exc:
+                        raise ValidationError(exc.messages) from exc
+                return cleaned
+
+        return FreezeCheckedForm
 
 
 @admin.register(AuditEntry)

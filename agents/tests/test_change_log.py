@@ -172,3 +172,29 @@ def test_agent_page_lists_its_changes(
     assert "Recent changes" in page
     assert "&lt;b&gt;p3&lt;/b&gt;" in page and "<b>p3</b>" not in page
     assert f"/traces/{'f' * 32}/?agent=refund-agent" in page
+
+
+def test_admin_edits_are_refused_during_a_freeze(agent, responder, rf, django_user_model):
+    from django.contrib import admin
+
+    from agents.admin import AgentAdmin
+
+    superuser = django_user_model.objects.create_superuser("root", password="pw-for-tests-1")
+    request = rf.post("/admin/agents/agent/")
+    request.user = superuser
+    form_class = AgentAdmin(type(agent), admin.site).get_form(request, agent, change=True)
+    unbound = form_class(instance=agent)
+    data = {}
+    for name, field in unbound.fields.items():
+        value = unbound.initial.get(name)
+        data[name] = field.prepare_value(value) if isinstance(value, list) else value
+    data = {k: ("" if v is None else v) for k, v in data.items()}
+    data["owner"] = "payments team"
+    first = form_class(data=data, instance=agent)
+    assert first.is_valid(), first.errors
+    freeze_on(responder)
+    frozen = form_class(data=data, instance=agent)
+    assert not frozen.is_valid()
+    assert "change freeze" in " ".join(frozen.non_field_errors())
+    agent.refresh_from_db()
+    assert agent.owner == ""
