@@ -17,4 +17,5 @@ urlpatterns = [
     path("<slug:slug>/budget/freeze", views.budget_freeze, name="budget-freeze"),
     path("<slug:slug>/budget/unfreeze", views.budget_unfreeze, name="budget-unfreeze"),
     path("<slug:slug>/budget/caps", views.budget_caps, name="budget-caps"),
+    path("<slug:slug>/changes", views.change_record, name="change-record"),
 ]

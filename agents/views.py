@@ -11,8 +11,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
 
-from agents import fleet, hooks, selectors, services
-from agents.models import Agent, AuditEntry
+from agents import change_log, fleet, hooks, selectors, services
+from agents.models import Agent, AuditEntry, ChangeKind, ChangeSource
 from core.actors import Actor
 from core.errors import Conflict
 from core.forms import error_sentence
@@ -58,6 +58,7 @@ def agent_detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
             "pending_reason": selectors.reasons_pending(agents=[agent]).get(agent.pk),
             "spend_p50": hooks.session_spend_p50(agent),
             "changes": selectors.change_list(agent=agent),
+            "change_kinds": ChangeKind.choices,
         },
     )
 
@@ -233,3 +234,22 @@ def fleet_resume(request: HtmxHttpRequest) -> HttpResponse:
 def change_freeze(request: HtmxHttpRequest) -> HttpResponse:
     on = request.POST.get("on") == "1"
     return _run(request, None, fleet.change_freeze, "Change freeze on." if on else "Change freeze off.", on=on)
+
+
+@require_POST
+@role_required(RESPONDER)
+def change_record(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    """Record a change by hand (source ``ui``): refused during the change freeze, like the API."""
+    agent = _agent(slug)
+    try:
+        event = change_log.agent_change_record(
+            agent=agent,
+            actor=Actor.from_request(request),
+            kind=request.POST.get("kind", ""),
+            version=request.POST.get("version", ""),
+            description=request.POST.get("description", ""),
+            source=ChangeSource.UI,
+        )
+    except (ValidationError, PermissionDenied) as exc:
+        return _failed(request, agent, exc)
+    return _done(request, agent, f"{event.get_kind_display()} change {event.version} recorded.")

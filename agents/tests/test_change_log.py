@@ -198,3 +198,34 @@ def test_admin_edits_are_refused_during_a_freeze(agent, responder, rf, django_us
     assert "change freeze" in " ".join(frozen.non_field_errors())
     agent.refresh_from_db()
     assert agent.owner == ""
+
+
+def test_the_budget_caps_form_is_refused_during_a_freeze_with_the_reason(agent, responder, make_client):
+    freeze_on(responder, reason="INC-7 cost spiral")
+    client = make_client(responder)
+    r = client.post("/agents/refund-agent/budget/caps", {"session_cost_cap": "1"}, follow=True)
+    assert r.status_code == 200
+    assert "INC-7 cost spiral" in r.content.decode()
+    agent.refresh_from_db()
+    assert agent.session_cost_cap == Decimal("5")
+    # the gate page still offers containment: the kill button works during the freeze
+    assert client.post("/agents/refund-agent/kill", {"reason": "contain"}).status_code == 302
+    agent.refresh_from_db()
+    assert agent.state == GateState.KILLED
+
+
+def test_a_responder_records_a_change_on_the_agent_page(agent, responder, viewer, make_client):
+    client = make_client(responder)
+    assert "Record a change" in client.get("/agents/refund-agent/").content.decode()
+    r = client.post("/agents/refund-agent/changes", {"kind": "tools", "version": "t3", "description": "adds refund"})
+    assert r.status_code == 302
+    event = ChangeEvent.objects.get(agent=agent)
+    assert (event.kind, event.version, event.source, event.actor_label) == ("tools", "t3", "ui", responder.username)
+    bad = client.post("/agents/refund-agent/changes", {"kind": "tools", "version": ""}, follow=True)
+    assert "version" in bad.content.decode().lower() and ChangeEvent.objects.count() == 1
+    assert (
+        make_client(viewer).post("/agents/refund-agent/changes", {"kind": "tools", "version": "t4"}).status_code == 403
+    )
+    freeze_on(responder, reason="INC-9")
+    frozen = client.post("/agents/refund-agent/changes", {"kind": "tools", "version": "t5"}, follow=True)
+    assert "INC-9" in frozen.content.decode() and ChangeEvent.objects.count() == 1
