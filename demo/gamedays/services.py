@@ -48,6 +48,8 @@ def gameday_start(*, scenario: str, actor: Actor, agent: Agent | None = None, mo
             allowed_tools=["lookup_order", "search", "send_email"],
             actor=actor,
         )
+        Agent.objects.filter(pk=agent.pk).update(is_drill=True)  # DRILL on its pages, alerts and notifications
+        agent.is_drill = True
     else:
         agent = Agent.objects.select_for_update().get(pk=agent.pk)
         if Gameday.objects.filter(agent=agent, status=GamedayStatus.RUNNING).exists():

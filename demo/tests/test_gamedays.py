@@ -16,6 +16,8 @@ from evals.services import eval_case_capture
 from incidents.alerts.services import alert_raise
 from incidents.blast_radius.services import blast_radius_record
 from incidents.blast_radius.signature import BlastSignature
+from incidents.notifications.messages import alert_notice, gate_notice, incident_notice
+from incidents.postmortems.metrics import incidents_per_failure_class, time_to_contain_resolve
 from traces.models import Trace
 from traces.services import trace_flag
 
@@ -165,3 +167,33 @@ def test_the_pages_start_a_drill_and_show_the_scorecard(make_client, responder, 
     assert make_client(viewer).post("/gamedays/", {"scenario": "context-drift", "mode": "tabletop"}).status_code == 403
     bad = client.post("/gamedays/", {"scenario": "meteor", "mode": "tabletop"})
     assert bad.status_code == 400 and Gameday.objects.count() == 1
+
+
+def test_a_drill_agent_says_drill_on_its_pages_and_notifications_and_metrics_leave_it_out(
+    make_client, responder, make_incident
+):
+    client = make_client(responder)
+    slug = _post(client, {"scenario": "runaway-loop", "mode": "tabletop"}).json()["agent"]
+    agent = Agent.objects.get(slug=slug)
+    assert agent.is_drill
+    assert 'badge-drill" title="registered for a gameday">DRILL' in client.get(f"/agents/{slug}/").content.decode()
+
+    alert, _ = alert_raise(detector="action_repeat", agent=agent, fingerprint="gd-drill", title="loop")
+    assert alert_notice(alert=alert, event="raised").title.startswith("[DRILL] ")
+    gate = gate_notice(agent=agent, action="kill", actor_label="x", reason="", incident=None)
+    assert gate.title.startswith("[DRILL] ")
+    assert "DRILL" in client.get("/incidents/alerts/").content.decode()
+
+    drill = make_incident(title="Drill loop", agents=[agent])
+    real = make_incident(title="Real loop", agents=[])
+    assert incident_notice(incident=drill, event="declared").title.startswith("[DRILL] ")
+    assert not incident_notice(incident=real, event="declared").title.startswith("[DRILL]")
+    assert (
+        'badge-drill" title="an incident of a gameday drill">DRILL'
+        in client.get(f"/incidents/{drill.number}/").content.decode()
+    )
+    assert "DRILL</span>" not in client.get(f"/incidents/{real.number}/").content.decode()
+
+    assert incidents_per_failure_class()["total"] == 1  # the real one only
+    assert incidents_per_failure_class(include_drills=True)["total"] == 2
+    assert sum(sum(c) for c in time_to_contain_resolve()["counts"].values()) == 1
