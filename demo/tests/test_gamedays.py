@@ -197,3 +197,20 @@ def test_a_drill_agent_says_drill_on_its_pages_and_notifications_and_metrics_lea
     assert incidents_per_failure_class()["total"] == 1  # the real one only
     assert incidents_per_failure_class(include_drills=True)["total"] == 2
     assert sum(sum(c) for c in time_to_contain_resolve()["counts"].values()) == 1
+
+
+def test_the_pages_need_a_login_and_unknown_gamedays_are_404(client, make_client, viewer, responder):
+    gameday = gameday_start(scenario="cost-spiral", mode="tabletop", actor=Actor.person(responder))
+    for url in ("/gamedays/", f"/gamedays/{gameday.pk}/"):
+        r = client.get(url)
+        assert r.status_code == 302 and r["Location"].startswith("/accounts/login/")
+    assert client.get(f"/api/v1/gamedays/{gameday.pk}").status_code in (401, 403)
+    assert make_client(viewer).get("/gamedays/999/").status_code == 404
+    assert make_client(viewer).post(f"/gamedays/{gameday.pk}/end/").status_code == 403
+
+
+def test_what_the_drill_process_printed_is_shown_as_text(make_client, viewer, responder):
+    gameday = gameday_start(scenario="safety-bypass", mode="tabletop", actor=Actor.person(responder))
+    Gameday.objects.filter(pk=gameday.pk).update(injection_error="<script>alert(1)</script> exited 1")
+    page = make_client(viewer).get(f"/gamedays/{gameday.pk}/").content.decode()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; exited 1" in page and "<script>alert(1)" not in page
