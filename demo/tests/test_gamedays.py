@@ -17,6 +17,7 @@ from incidents.alerts.services import alert_raise
 from incidents.blast_radius.services import blast_radius_record
 from incidents.blast_radius.signature import BlastSignature
 from incidents.integrations.pagerduty.sending import alert_trigger, incident_trigger
+from incidents.integrations.slack.messages import alert_message, incident_summary
 from incidents.notifications.messages import alert_notice, gate_notice, incident_notice
 from incidents.postmortems.metrics import incidents_per_failure_class, time_to_contain_resolve
 from traces.models import Trace
@@ -185,6 +186,7 @@ def test_a_drill_agent_says_drill_on_its_pages_and_notifications_and_metrics_lea
     assert gate.title.startswith("[DRILL] ")
     assert "DRILL" in client.get("/incidents/alerts/").content.decode()
     assert alert_trigger(alert).summary.startswith("[DRILL] Alert #")  # PagerDuty says so too
+    assert alert_message(alert)[0].startswith("[DRILL] ")  # and Slack
 
     drill = make_incident(title="Drill loop", agents=[agent])
     real = make_incident(title="Real loop", agents=[])
@@ -192,6 +194,8 @@ def test_a_drill_agent_says_drill_on_its_pages_and_notifications_and_metrics_lea
     assert not incident_notice(incident=real, event="declared").title.startswith("[DRILL]")
     assert incident_trigger(drill).summary.startswith("[DRILL] INC-")
     assert not incident_trigger(real).summary.startswith("[DRILL]")
+    assert incident_summary(drill)[0].startswith("[DRILL] INC-")
+    assert not incident_summary(real)[0].startswith("[DRILL]")
     assert (
         'badge-drill" title="an incident of a gameday drill">DRILL'
         in client.get(f"/incidents/{drill.number}/").content.decode()
