@@ -62,6 +62,9 @@ class Agent(models.Model):
     session_token_cap = models.PositiveIntegerField(null=True, blank=True)
     session_step_cap = models.PositiveIntegerField(null=True, blank=True)
     budget_frozen = models.BooleanField(default=False, help_text="New runs refused; running ones drain")
+    is_drill = models.BooleanField(
+        default=False, help_text="Registered for a gameday: its alerts, incidents and notifications say DRILL"
+    )
     gate_version = models.PositiveBigIntegerField(default=1)
 
     canary_webhook_url = models.URLField(blank=True)

@@ -28,6 +28,7 @@ NAV_ITEMS: list[NavItem] = [
     NavItem("Incidents", "incidents:incident-list"),
     NavItem("Alerts", "incidents:alert-list"),
     NavItem("Evals", "evals:case-list"),
+    NavItem("Gamedays", "gamedays:gameday-list"),
     NavItem("Keys", "keys:key-list"),
     NavItem("API docs", "api-docs"),
     NavItem("Admin", "admin:index", role="admin", staff=True),

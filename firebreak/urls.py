@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("traces.api_urls")),
     path("", include("incidents.api_urls")),
     path("", include("evals.api_urls")),
+    path("", include("demo.gamedays.api_urls")),
 ]
 
 urlpatterns = [
@@ -25,6 +26,7 @@ urlpatterns = [
     path("traces/", include("traces.urls")),
     path("incidents/", include("incidents.urls")),
     path("evals/", include("evals.urls")),
+    path("gamedays/", include("demo.gamedays.urls")),
     path("search/", include("incidents.search.urls")),
     path("api/v1/", include(api_v1)),
     path("v1/", include("traces.otlp_urls")),

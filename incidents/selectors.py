@@ -174,7 +174,9 @@ def severity_list() -> list[SeverityInfo]:
     return [{"value": s.value, "label": s.label, "definition": SEVERITY_DEFINITIONS[s]} for s in Severity]
 
 
-def incident_counts_by_failure_class(*, since: datetime | None = None) -> FailureClassCounts:
+def incident_counts_by_failure_class(
+    *, since: datetime | None = None, include_drills: bool = True
+) -> FailureClassCounts:
     """Incident counts per failure class and severity, for a stacked bar chart.
 
     Returns ``{"classes": [names in taxonomy order], "severities": [...],
@@ -184,6 +186,8 @@ def incident_counts_by_failure_class(*, since: datetime | None = None) -> Failur
     """
     classes = list(FailureClass.objects.order_by("order", "name").values_list("id", "name"))
     qs = Incident.objects.all()
+    if not include_drills:
+        qs = qs.exclude(agents__is_drill=True)
     if since:
         qs = qs.filter(declared_at__gte=since)
     found = {

@@ -88,6 +88,7 @@ def _detail_context(request, incident: Incident, note_form: NoteForm | None = No
     current = STATUS_ORDER.index(incident.status)
     return {
         "incident": incident,
+        "is_drill": incident.agents.filter(is_drill=True).exists(),
         "status_history": selectors.incident_status_history(incident=incident),
         "timeline": selectors.timeline_list(incident=incident),
         "runbook": selectors.runbook_by_phase(incident=incident),

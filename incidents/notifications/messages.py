@@ -77,12 +77,18 @@ def _rule_label(alert: Alert) -> str:
     return DetectorSetting.Rule(rule).label if rule in DetectorSetting.Rule.values else rule
 
 
+def _drill(title: str, drill: bool) -> str:
+    """A gameday's drill says so first, so nobody takes practice for a real fire."""
+    return f"[DRILL] {title}" if drill else title
+
+
 def alert_notice(*, alert: Alert, event: str) -> Notice:
     """An alert raised or reopened: detector, agent, count, rule, the trajectory at the step and the alerts page."""
     verb = "reopened" if event == "reopened" else "raised"
     subject = alert.agent.slug if alert.agent is not None else _plain(alert.source or "outside")
     on = f"agent {alert.agent.slug}" if alert.agent is not None else f"{subject} (no Firebreak agent named)"
     title = f"[{alert.suggested_severity}] Alert {verb}: {_plain(alert.title)} ({subject})"
+    title = _drill(title, alert.agent is not None and alert.agent.is_drill)
     lines = [f"Detector {_plain(alert.detector, 100)} on {on}, seen {alert.count}×."]
     rule = _rule_label(alert)
     if rule:
@@ -123,7 +129,7 @@ def gate_notice(
     label = AuditAction(action).label
     what = f"{label} ({_plain(tool, 128)})" if tool else label
     who = _plain(actor_label, 200)
-    title = f"{agent.slug} — {what} by {who}"
+    title = _drill(f"{agent.slug} — {what} by {who}", agent.is_drill)
     lines = [f"{what} on {agent.slug} by {who}.", f"Why: {_plain(reason, 1000) or 'no reason given'}"]
     if incident is not None:
         lines.append(f"Incident {incident.ref}: {_url(reverse('incidents:incident-detail', args=[incident.number]))}")
@@ -153,7 +159,9 @@ def incident_notice(*, incident: Incident, event: str, detail: str = "") -> Noti
     lines = [f"{fc_name} · {incident.get_status_display()}"]
     if incident.commander is not None:  # no query when commander_id is empty
         lines.append(f"Commander: {incident.commander.get_username()}")
-    agents = [a.slug for a in incident.agents.all()]
+    incident_agents = list(incident.agents.all())
+    agents = [a.slug for a in incident_agents]
+    title = _drill(title, any(a.is_drill for a in incident_agents))
     if agents:
         lines.append(f"Agents: {', '.join(agents)}")
     lines.append(_url(reverse("incidents:incident-detail", args=[incident.number])))

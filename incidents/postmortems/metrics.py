@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta
 from statistics import median
 from typing import Any, TypedDict
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from incidents.models import FailureClass, Incident, PostMortem, Severity
@@ -76,7 +76,15 @@ def _hours(start: datetime, end: datetime | None) -> float | None:
     return round((end - start).total_seconds() / 3600, 2)
 
 
-def time_to_contain_resolve(*, since: datetime | None = None, now: datetime | None = None) -> ContainResolveTimes:
+def _incidents(include_drills: bool) -> QuerySet[Incident]:
+    """Every incident, or (the default of every chart) those of no gameday's drill agent."""
+    qs = Incident.objects.all()
+    return qs if include_drills else qs.exclude(agents__is_drill=True)
+
+
+def time_to_contain_resolve(
+    *, since: datetime | None = None, now: datetime | None = None, include_drills: bool = False
+) -> ContainResolveTimes:
     """Median hours from declaration to containment and to resolution, per severity and week of declaration.
 
     Returns ``{"weeks": ["2025-01-06", ...], "severities": [...], "contain": {sev: [hours or None per
@@ -89,7 +97,8 @@ def time_to_contain_resolve(*, since: datetime | None = None, now: datetime | No
     now = now or timezone.now()
     since = since or now - timedelta(weeks=DEFAULT_WEEKS)
     rows = list(
-        Incident.objects.filter(declared_at__gte=since, declared_at__lte=now)
+        _incidents(include_drills)
+        .filter(declared_at__gte=since, declared_at__lte=now)
         .order_by("declared_at")
         .values_list("severity", "declared_at", "contained_at", "resolved_at")
     )
@@ -150,12 +159,12 @@ def time_to_contain_resolve(*, since: datetime | None = None, now: datetime | No
     }
 
 
-def incidents_per_failure_class(*, since: datetime | None = None) -> FailureClassCounts:
+def incidents_per_failure_class(*, since: datetime | None = None, include_drills: bool = False) -> FailureClassCounts:
     """Incident counts per failure class, stacked by severity (see ``incident_counts_by_failure_class``)."""
-    return incident_counts_by_failure_class(since=since)
+    return incident_counts_by_failure_class(since=since, include_drills=include_drills)
 
 
-def recurrence(*, window: timedelta = RECURRENCE_WINDOW) -> Recurrence:
+def recurrence(*, window: timedelta = RECURRENCE_WINDOW, include_drills: bool = False) -> Recurrence:
     """Incidents that recur: same failure class and a shared agent as an earlier incident declared within ``window``.
 
     Returns ``{"recurring": n, "incidents": total incidents, "classes": [names], "counts": [recurring per
@@ -163,7 +172,7 @@ def recurrence(*, window: timedelta = RECURRENCE_WINDOW) -> Recurrence:
     (rows newest first). An incident counts once however many agents or earlier incidents it shares.
     """
     fields = ("id", "number", "title", "failure_class_id", "declared_at")
-    incidents = list(Incident.objects.order_by("declared_at", "id").values(*fields))
+    incidents = list(_incidents(include_drills).order_by("declared_at", "id").values(*fields))
     links = Incident.agents.through.objects.values_list("incident_id", "agent__slug")
     agents_of: dict[int, list[str]] = defaultdict(list)
     for incident_id, slug in links:
@@ -210,7 +219,7 @@ def recurrence(*, window: timedelta = RECURRENCE_WINDOW) -> Recurrence:
     }
 
 
-def postmortem_backlog(*, now: datetime | None = None) -> Backlog:
+def postmortem_backlog(*, now: datetime | None = None, include_drills: bool = False) -> Backlog:
     """Open and overdue post-mortems.
 
     Returns ``{"draft": n, "in_review": n, "published": n, "missing": n, "overdue": n, "open": n,
@@ -219,9 +228,12 @@ def postmortem_backlog(*, now: datetime | None = None) -> Backlog:
     post-mortems past ``due_at`` and missing ones past the deadline (as ``incidents.selectors.postmortem_overdue``).
     """
     now = now or timezone.now()
-    by_status = {s: PostMortem.objects.filter(status=s).count() for s in PostMortem.Status.values}
+    postmortems = PostMortem.objects.all()
+    if not include_drills:
+        postmortems = postmortems.exclude(incident__agents__is_drill=True)
+    by_status = {s: postmortems.filter(status=s).count() for s in PostMortem.Status.values}
     overdue_pms = list(
-        PostMortem.objects.filter(due_at__lt=now)
+        postmortems.filter(due_at__lt=now)
         .exclude(status=PostMortem.Status.PUBLISHED)
         .select_related("incident")
         .order_by("due_at")
@@ -229,7 +241,7 @@ def postmortem_backlog(*, now: datetime | None = None) -> Backlog:
     deadline = Q()
     for severity, after in POSTMORTEM_DUE_AFTER.items():
         deadline |= Q(severity=severity, declared_at__lt=now - after)
-    without = Incident.objects.filter(postmortem__isnull=True)
+    without = _incidents(include_drills).filter(postmortem__isnull=True)
     missing = without.filter(severity__in=list(POSTMORTEM_DUE_AFTER)).count()
     missing_overdue = list(without.filter(deadline).order_by("declared_at")) if POSTMORTEM_DUE_AFTER else []
     rows: list[OverdueRow] = [

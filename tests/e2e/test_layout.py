@@ -58,7 +58,7 @@ def test_on_a_phone_the_pages_fit_and_the_menu_opens_and_navigates(page, live_se
     expect(page).to_have_url(f"{live_server.url}/agents/")
 
 
-@pytest.mark.parametrize("width", [1200, 1400])
+@pytest.mark.parametrize("width", [1340, 1400])
 def test_on_a_desktop_the_header_shows_the_links_inline_on_one_line(page, live_server, login, width):
     page.set_viewport_size({"width": width, "height": 900})
     user = login(page, role="admin")

@@ -94,6 +94,7 @@ def _pages() -> list[str]:
         "/evals/",
         "/keys/",
         "/search/?q=refund",
+        "/gamedays/",
     ]
     agent_trace = Trace.objects.filter(flagged_span_id="").exclude(status="running").order_by("-step_count").first()
     if agent_trace is not None:

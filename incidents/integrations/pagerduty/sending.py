@@ -48,7 +48,8 @@ def incident_trigger(incident: Incident) -> events.Trigger:
     if incident.commander_id:
         details["commander"] = incident.commander.get_username() if incident.commander else ""
     return events.Trigger(
-        summary=f"{incident.ref} [{incident.severity}] {incident.title}",
+        summary=("[DRILL] " if incident.agents.filter(is_drill=True).exists() else "")
+        + f"{incident.ref} [{incident.severity}] {incident.title}",
         source=f"firebreak/{agents[0]}" if agents else "firebreak",
         severity=PD_SEVERITY.get(incident.severity, "error"),
         timestamp=incident.declared_at,
@@ -75,7 +76,8 @@ def alert_trigger(alert: Alert) -> events.Trigger:
     if alert.trace_id:
         details["trace"] = alert.trace.trace_id if alert.trace else ""
     return events.Trigger(
-        summary=f"Alert #{alert.pk} ({alert.detector}) on {subject}: {alert.title}",
+        summary=("[DRILL] " if alert.agent is not None and alert.agent.is_drill else "")
+        + f"Alert #{alert.pk} ({alert.detector}) on {subject}: {alert.title}",
         source=f"firebreak/{subject}",
         severity=PD_SEVERITY.get(alert.suggested_severity, "error"),
         timestamp=alert.last_seen,

@@ -66,10 +66,14 @@ def incident_summary(incident: Incident) -> tuple[str, Blocks]:
     title = escape(incident.title)
     klass = escape(incident.failure_class.name) if incident.failure_class else "not yet classified"
     commander = escape(incident.commander.get_username()) if incident.commander else "nobody yet"
-    agents = ", ".join(escape(a.slug) for a in incident.agents.all()) or "none linked yet"
-    text = f"INC-{incident.number} {incident.severity}: {title}"
+    linked = list(incident.agents.all())
+    agents = ", ".join(escape(a.slug) for a in linked) or "none linked yet"
+    drill = "[DRILL] " if any(a.is_drill for a in linked) else ""
+    text = f"{drill}INC-{incident.number} {incident.severity}: {title}"
     blocks: Blocks = [
-        _section(f":rotating_light: *INC-{incident.number} · {incident.severity}* — {_link(url, incident.title)}"),
+        _section(
+            f":rotating_light: {drill}*INC-{incident.number} · {incident.severity}* — {_link(url, incident.title)}"
+        ),
         _section(
             f"*Status:* {escape(incident.get_status_display())}\n*Failure class:* {klass}\n"
             f"*Commander:* {commander}\n*Agents:* {agents}"
@@ -111,9 +115,12 @@ def alert_message(alert: Alert) -> tuple[str, Blocks]:
     else:  # an alert from outside (Alertmanager, Grafana…) that names no Firebreak agent: nothing to stop
         on = f"from {alert.source or 'outside'}"
         agent_line = f"*Source:* {escape(alert.source or 'outside')} (no Firebreak agent named)"
-    text = escape(f"[{alert.suggested_severity}] {alert.title} · {on} · {alert.get_status_display()}")
+    drill = "[DRILL] " if agent is not None and agent.is_drill else ""
+    text = escape(f"{drill}[{alert.suggested_severity}] {alert.title} · {on} · {alert.get_status_display()}")
     blocks: Blocks = [
-        _section(f":warning: *{escape(alert.title)}*\n{_link(url, 'Alert')} · detector `{escape(alert.detector)}`"),
+        _section(
+            f":warning: {drill}*{escape(alert.title)}*\n{_link(url, 'Alert')} · detector `{escape(alert.detector)}`"
+        ),
         _section(
             f"{agent_line}\n"
             f"*Suggested:* {alert.suggested_severity} · *Status:* {escape(alert.get_status_display())}"

@@ -1,0 +1,3 @@
+from demo.gamedays.models import Gameday
+
+__all__ = ["Gameday"]
