@@ -15,6 +15,7 @@ from django.db import transaction
 from agents.changes import GateConflict, clean_reason, gate_change
 from agents.gate import BLOCK_KINDS
 from agents.models import Agent, AuditAction, AuditEntry, levels_validate
+from agents.selectors import level_next
 from core import clock
 from core.actors import Actor
 
@@ -64,14 +65,6 @@ def agent_degrade(
         change=change,
         snapshot=_level_snapshot,
     )
-
-
-def level_next(agent: Agent, *, down: bool) -> str | None:
-    """The level one step down (or up) the ladder from the current one; None at the end."""
-    names = agent.level_names
-    at = names.index(agent.level) if agent.level in names else 0
-    step = at + (1 if down else -1)
-    return names[step] if 0 <= step < len(names) else None
 
 
 @transaction.atomic

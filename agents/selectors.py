@@ -1,8 +1,11 @@
+import json
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Count, QuerySet
 
 from agents.models import Agent, AuditEntry, FleetGate, GateState
+from core import clock
 
 
 def agent_list() -> QuerySet[Agent]:
@@ -77,3 +80,28 @@ def reasons_pending(*, agents: list[Agent]) -> dict[int, AuditEntry]:
 
 def audit_entry_get(*, pk: int) -> AuditEntry:
     return AuditEntry.objects.select_related("agent").get(pk=pk)
+
+
+def level_next(agent: Agent, *, down: bool) -> str | None:
+    """The level one step down (or up) the agent's fallback ladder from the current one; None at the end."""
+    names = agent.level_names
+    at = names.index(agent.level) if agent.level in names else 0
+    step = at + (1 if down else -1)
+    return names[step] if 0 <= step < len(names) else None
+
+
+def containment_panel(agent: Agent) -> dict[str, object]:
+    """The agent page's ladder (current level marked), next levels down and up, live blocks by expiry."""
+    now = clock.now()
+    blocks = [
+        {**b, "expires": datetime.fromisoformat(b["expires_at"])}
+        for b in agent.blocks
+        if datetime.fromisoformat(b["expires_at"]) > now
+    ]
+    return {
+        "ladder": [{**lv, "current": lv["name"] == agent.level} for lv in agent.fallback_levels],
+        "level_down": level_next(agent, down=True),
+        "level_up": level_next(agent, down=False),
+        "blocks": sorted(blocks, key=lambda b: b["expires"]),
+        "ladder_json": json.dumps(agent.fallback_levels, indent=1),
+    }

@@ -19,8 +19,6 @@ from agents.models import Agent, AuditAction, AuditEntry, FleetGate
 from agents.signing import document_verify
 from core import clock
 from core.actors import Actor
-from incidents.alerts.services import alert_raise
-from traces.models import Trace
 
 
 @pytest.fixture
@@ -173,20 +171,6 @@ def test_bad_block_names_the_field_and_writes_nothing(agent, responder, kwargs, 
     assert agent.blocks == [] and changes() == 0
 
 
-def test_last_known_good_skips_windows_with_alerts(agent, settings):
-    from incidents.last_known_good import last_known_good
-
-    settings.FIREBREAK_ROLLBACK_WINDOW_MINUTES = 60
-    now = timezone.now()
-    for i, (ago, prompt) in enumerate([(timedelta(hours=5), "p1"), (timedelta(minutes=5), "p2")]):
-        Trace.objects.create(
-            agent=agent, trace_id=f"{i:032x}", started_at=now - ago, prompt_version=prompt, model_version="m1"
-        )
-    assert last_known_good(agent) == {"prompt_version": "p2", "model_version": "m1"}
-    alert_raise(detector="loop", agent=agent, fingerprint="fp-lkg", title="looping")
-    assert last_known_good(agent) == {"prompt_version": "p1", "model_version": "m1"}
-
-
 # --- API -----------------------------------------------------------------------------------------
 
 
@@ -232,17 +216,6 @@ def test_api_refuses_agent_keys_and_viewers(agent, viewer, path, body):
     assert api(f"/api/v1/agents/helpdesk/{path}", key=key, body=body).status_code == 403
     assert api(f"/api/v1/agents/helpdesk/{path}", user=viewer, body=body).status_code == 403
     assert changes() == 0
-
-
-def test_api_rollback_pins_the_last_known_good(agent, responder):
-    Trace.objects.create(
-        agent=agent, trace_id="a" * 32, started_at=timezone.now(), prompt_version="p7", model_version="m3"
-    )
-    assert api("/api/v1/agents/helpdesk/rollback", user=responder, body={}).status_code == 400  # reason required
-    response = api("/api/v1/agents/helpdesk/rollback", user=responder, body={"reason": "p8 answers badly"})
-    assert response.status_code == 200, response.content
-    assert response.json()["pinned"] == {"prompt_version": "p7", "model_version": "m3"}
-    assert api("/api/v1/agents/helpdesk/unpin", user=responder, body={}).json()["pinned"] is None
 
 
 def test_api_rollback_without_history_is_a_409(agent, responder):

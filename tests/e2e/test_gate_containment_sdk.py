@@ -34,6 +34,7 @@ class AgentProcess:
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
+        assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.lines.put(json.loads(line))
 
@@ -51,6 +52,7 @@ class AgentProcess:
     def _stderr(self) -> str:
         if self.proc.poll() is None:
             return "(still running)"
+        assert self.proc.stderr is not None
         return self.proc.stderr.read()
 
     def stop(self) -> None:
