@@ -8,8 +8,11 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from agents.models import Agent
+from agents import containment
+from agents.models import Agent, AuditEntry
+from core.actors import Actor
 from incidents.alerts.services import alert_raise
+from incidents.models import FailureClass, Incident, TimelineEntry
 from traces.models import Trace
 
 
@@ -60,3 +63,38 @@ def test_one_click_rollback_then_unpin(agent, responder, make_client):
     assert "Pinned to prompt" in client.get("/agents/helpdesk/").content.decode()
     client.post("/agents/helpdesk/unpin")
     assert Agent.objects.get(pk=agent.pk).pinned is None
+
+
+def test_the_degrade_rule_steps_the_agent_one_level_down(agent):
+    from incidents.detection.base import Rule
+    from incidents.detection.engine import alert_rule_apply
+
+    alert, _ = alert_raise(detector="loop", agent=agent, fingerprint="fp-degrade", title="looping")
+    assert alert_rule_apply(rule=Rule.DEGRADE, alert=alert) == ""
+    agent.refresh_from_db()
+    assert agent.level == "restricted" and agent.state == "active"
+    entry = AuditEntry.objects.get(action="degrade")
+    assert entry.actor_label.endswith("loop") and f"Alert #{alert.pk}" in entry.reason
+    for _ in range(3):
+        alert_rule_apply(rule=Rule.DEGRADE, alert=alert)
+    assert "lowest level" in alert_rule_apply(rule=Rule.DEGRADE, alert=alert)
+    assert Agent.objects.get(pk=agent.pk).level == "static"
+
+
+def test_ladder_pin_and_block_changes_go_on_the_open_incidents_timeline(
+    agent, responder, django_capture_on_commit_callbacks
+):
+    incident = Incident.objects.create(
+        number=7, title="bad answers", severity="SEV2", failure_class=FailureClass.objects.first()
+    )
+    incident.agents.add(agent)
+    actor = Actor.person(responder)
+    with django_capture_on_commit_callbacks(execute=True):
+        containment.agent_degrade(agent=agent, level="retrieval", actor=actor, reason="to retrieval")
+    with django_capture_on_commit_callbacks(execute=True):
+        containment.agent_rollback(agent=agent, prompt_version="p1", model_version="m1", actor=actor, reason="pin p1")
+    with django_capture_on_commit_callbacks(execute=True):
+        containment.agent_block(agent=agent, kind="tenant", value="acme", ttl_seconds=60, actor=actor, reason="acme")
+    bodies = [e.body for e in TimelineEntry.objects.filter(incident=incident, kind="gate").order_by("id")]
+    assert len(bodies) == 3
+    assert "to retrieval" in bodies[0] and "pin p1" in bodies[1] and "acme" in bodies[2]

@@ -150,7 +150,9 @@ def _check_ladder(doc: dict[str, Any]) -> None:
         not isinstance(pinned, dict) or not all(isinstance(pinned.get(f), str) for f in PINNED_FIELDS)
     ):
         raise ValueError("pinned is not null nor {prompt_version, model_version}")
-    blocked = doc.get("blocked") or {}
+    blocked = doc.get("blocked")
+    if blocked is None:
+        return
     if not isinstance(blocked, dict):
         raise ValueError("blocked is not an object")
     for kind in BLOCK_KINDS:
