@@ -236,3 +236,15 @@ def test_api_block_and_unblock(agent, responder):
     lifted = api("/api/v1/agents/helpdesk/unblock", user=responder, body={"user": "u-1"})
     assert lifted.status_code == 200 and lifted.json()["blocked"]["users"] == []
     assert api("/api/v1/agents/helpdesk/unblock", user=responder, body={"user": "u-1"}).status_code == 409
+
+
+def test_an_agent_key_reads_the_new_fields_in_its_signed_gate(agent, responder):
+    key = api_key_create(agent=agent, scopes=["gate"])[1]
+    containment.agent_block(agent=agent, kind="session", value="s-1", ttl_seconds=60, actor=Actor.person(responder))
+    containment.agent_degrade(agent=agent, level="keyword", actor=Actor.person(responder))
+    body = Client().get("/api/v1/agents/helpdesk/gate", HTTP_AUTHORIZATION=f"Bearer {key}").json()
+    assert (body["level"], body["pinned"]) == ("keyword", None)
+    assert [e["id"] for e in body["blocked"]["sessions"]] == ["s-1"]
+    assert document_verify(body)
+    tampered = {**body, "level": "full"}
+    assert not document_verify(tampered)  # the new fields are inside what is signed
