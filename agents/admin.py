@@ -28,6 +28,11 @@ class AgentAdmin(admin.ModelAdmin):
         "disabled_tools",
         "budget_frozen",
         "gate_version",
+        # issue 15: changed on the agent page and the API (agents/containment.py)
+        "fallback_levels",
+        "level",
+        "pinned",
+        "blocks",
         "created_at",
         "updated_at",
     )

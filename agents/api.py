@@ -53,6 +53,22 @@ class BudgetSerializer(serializers.Serializer):
     session_step_cap = serializers.IntegerField(allow_null=True)
 
 
+class PinnedSerializer(serializers.Serializer):
+    prompt_version = serializers.CharField()
+    model_version = serializers.CharField()
+
+
+class BlockSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+class BlockedSerializer(serializers.Serializer):
+    sessions = BlockSerializer(many=True)
+    users = BlockSerializer(many=True)
+    tenants = BlockSerializer(many=True)
+
+
 class GateSerializer(serializers.Serializer):
     agent = serializers.CharField()
     state = serializers.ChoiceField(["active", "paused", "killed"])
@@ -67,6 +83,10 @@ class GateSerializer(serializers.Serializer):
     fleet_stopped = serializers.BooleanField()
     change_freeze = serializers.BooleanField()
     fallback_message = serializers.CharField(allow_blank=True)
+    level = serializers.CharField(help_text="the level of the fallback ladder the agent runs at")
+    levels = serializers.ListField(child=serializers.CharField(), help_text="the ladder, most capable first")
+    pinned = PinnedSerializer(allow_null=True, help_text="versions to run after a rollback; null: not pinned")
+    blocked = BlockedSerializer(help_text="blocked sessions, users and tenants, each until its expires_at")
     issued_at = serializers.IntegerField(help_text="when the server signed it, milliseconds since 1970 (UTC)")
     signature = serializers.CharField(
         help_text="Ed25519 by the server's gate key over the canonical JSON of every other field (base64)"

@@ -11,6 +11,7 @@ reconciler (a beat task) has rewritten every key from PostgreSQL.
 import json
 import logging
 from collections.abc import Iterable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +20,7 @@ from django.db import transaction
 
 from agents.models import Agent, AuditAction, AuditEntry, FleetGate, GateState
 from agents.signing import ISSUED_AT, content_of, document_sign, document_verify, now_ms
+from core import clock
 from core.redis import get_redis
 
 logger = logging.getLogger(__name__)
@@ -30,6 +32,22 @@ FLEET_KEY = "firebreak:fleet"
 
 def _money(value: Decimal | None) -> float | None:
     return float(value) if value is not None else None
+
+
+BLOCK_KINDS = ("session", "user", "tenant")
+
+
+def blocked_document(blocks: object, now: datetime) -> dict[str, list[dict[str, str]]]:
+    """``{"sessions": [...], "users": [...], "tenants": [...]}``, each ``{"id", "expires_at"}``; expired
+    blocks are left out (the reconciler re-publishes when one lapses)."""
+    out: dict[str, list[dict[str, str]]] = {f"{kind}s": [] for kind in BLOCK_KINDS}
+    for block in blocks if isinstance(blocks, list) else []:
+        expires = datetime.fromisoformat(block["expires_at"])
+        if block.get("kind") in BLOCK_KINDS and expires > now:
+            out[f"{block['kind']}s"].append({"id": block["id"], "expires_at": expires.isoformat()})
+    for entries in out.values():
+        entries.sort(key=lambda e: (e["id"], e["expires_at"]))
+    return out
 
 
 def gate_document(agent: Agent, fleet: FleetGate) -> dict[str, Any]:
@@ -59,6 +77,10 @@ def gate_document(agent: Agent, fleet: FleetGate) -> dict[str, Any]:
         "fleet_stopped": fleet.stopped,
         "change_freeze": fleet.change_freeze,
         "fallback_message": agent.fallback_message,
+        "level": agent.level or (agent.level_names or ["full"])[0],
+        "levels": agent.level_names,
+        "pinned": dict(agent.pinned) if agent.pinned else None,
+        "blocked": blocked_document(agent.blocks, clock.now()),
     }
 
 

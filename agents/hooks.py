@@ -8,6 +8,8 @@ here from its AppConfig.ready():
   resume (incidents: an agent linked to an open SEV1 needs an admin).
 - ``spend_estimators``: ``estimate(agent) -> Decimal | None``, the agent's
   median (p50) session spend (traces), used by the one-click budget freeze.
+- ``last_known_good_finders``: ``find(agent) -> {"prompt_version", "model_version"} | None``, the
+  versions of the agent's latest traces in the last window without alerts (incidents), used by rollback.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 
 resume_checks: list[Callable[[Agent, Actor], object]] = []
 spend_estimators: list[Callable[[Agent], Decimal | None]] = []
+last_known_good_finders: list[Callable[[Agent], dict[str, str] | None]] = []
 
 
 def session_spend_p50(agent: Agent) -> Decimal | None:
@@ -29,4 +32,12 @@ def session_spend_p50(agent: Agent) -> Decimal | None:
         value = estimate(agent)
         if value is not None:
             return value
+    return None
+
+
+def last_known_good(agent: Agent) -> dict[str, str] | None:
+    for find in last_known_good_finders:
+        found = find(agent)
+        if found is not None:
+            return found
     return None

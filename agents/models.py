@@ -26,6 +26,42 @@ class Environment(models.TextChoices):
     DEVELOPMENT = "development", "Development"
 
 
+# The fallback ladder (issue 15): what the agent may do at each level, most capable first. An agent
+# steps down it (degrade) instead of stopping outright, and back up when the trouble is over.
+DEFAULT_LEVELS = [
+    {"name": "full", "description": "Everything: the model, every allowed tool"},
+    {"name": "restricted", "description": "The model with read-only tools; nothing that writes or spends"},
+    {"name": "retrieval", "description": "Answers from retrieved documents only; no tools"},
+    {"name": "keyword", "description": "Keyword search results, no generated text"},
+    {"name": "static", "description": "The fallback message only"},
+]
+level_name_validator = RegexValidator(r"^[a-z0-9][a-z0-9_-]{0,39}$", "level names are 1-40 of a-z, 0-9, _ and -")
+
+
+def default_levels() -> list[dict[str, str]]:
+    return [dict(level) for level in DEFAULT_LEVELS]
+
+
+def levels_validate(levels: object) -> None:
+    """A ladder is a non-empty list of ``{"name", "description"}`` with distinct, well-formed names."""
+    if not isinstance(levels, list) or not levels:
+        raise ValidationError({"fallback_levels": "a non-empty list of levels"})
+    names = []
+    for level in levels:
+        if not isinstance(level, dict) or set(level) - {"name", "description"} or "name" not in level:
+            raise ValidationError({"fallback_levels": 'each level is {"name": ..., "description": ...}'})
+        name, description = level["name"], level.get("description", "")
+        if not isinstance(name, str) or not isinstance(description, str) or len(description) > 500:
+            raise ValidationError({"fallback_levels": "names and descriptions are text (descriptions <= 500)"})
+        try:
+            level_name_validator(name)
+        except ValidationError:
+            raise ValidationError({"fallback_levels": f"bad level name {name!r}: 1-40 of a-z, 0-9, _ and -"}) from None
+        names.append(name)
+    if len(set(names)) != len(names):
+        raise ValidationError({"fallback_levels": "level names are listed more than once"})
+
+
 class Agent(models.Model):
     """A registered agent and its gate: the state the SDK checks before every step."""
 
@@ -66,6 +102,12 @@ class Agent(models.Model):
         default=False, help_text="Registered for a gameday: its alerts, incidents and notifications say DRILL"
     )
     gate_version = models.PositiveBigIntegerField(default=1)
+    # Issue 15: the fallback ladder and the level the agent runs at, the pinned (rolled back)
+    # versions, and blocked sessions, users and tenants, each with an expiry (see agents/containment.py).
+    fallback_levels = models.JSONField(default=default_levels, blank=True, validators=[levels_validate])
+    level = models.CharField(max_length=40, default="full", blank=True)
+    pinned = models.JSONField(null=True, blank=True)
+    blocks = models.JSONField(default=list, blank=True)
 
     canary_webhook_url = models.URLField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -83,6 +125,12 @@ class Agent(models.Model):
             raise ValidationError({"high_risk_tools": f"not in allowed tools: {', '.join(sorted(unknown))}"})
         if len(set(self.allowed_tools)) != len(self.allowed_tools):
             raise ValidationError({"allowed_tools": "tools are listed more than once"})
+        if isinstance(self.fallback_levels, list) and self.level and self.level not in self.level_names:
+            raise ValidationError({"fallback_levels": f"the current level {self.level!r} must stay on the ladder"})
+
+    @property
+    def level_names(self) -> list[str]:
+        return [lv["name"] for lv in self.fallback_levels if isinstance(lv, dict) and "name" in lv]
 
     @property
     def is_stopped(self) -> bool:
@@ -134,6 +182,11 @@ class AuditAction(models.TextChoices):
     KEY_CREATE = "key_create", "API key made"
     KEY_REVOKE = "key_revoke", "API key revoked"
     CHANGE_RECORD = "change_record", "Change recorded"
+    DEGRADE = "degrade", "Level changed"
+    ROLLBACK = "rollback", "Rolled back (pinned)"
+    UNPIN = "unpin", "Unpinned"
+    BLOCK = "block", "Blocked"
+    UNBLOCK = "unblock", "Unblocked"
 
 
 class AuditEntry(models.Model):

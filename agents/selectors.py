@@ -1,9 +1,11 @@
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Count, QuerySet
 
 from agents.models import Agent, AuditEntry, ChangeEvent, FleetGate, GateState
+from core import clock
 
 
 def agent_list() -> QuerySet[Agent]:
@@ -92,3 +94,28 @@ def change_list_before(*, agent_ids: list[int], until: datetime, hours: int = 24
             agent_id__in=agent_ids, created_at__lte=until, created_at__gt=until - timedelta(hours=hours)
         ).select_related("agent")
     )
+
+
+def level_next(agent: Agent, *, down: bool) -> str | None:
+    """The level one step down (or up) the agent's fallback ladder from the current one; None at the end."""
+    names = agent.level_names
+    at = names.index(agent.level) if agent.level in names else 0
+    step = at + (1 if down else -1)
+    return names[step] if 0 <= step < len(names) else None
+
+
+def containment_panel(agent: Agent) -> dict[str, object]:
+    """The agent page's ladder (current level marked), next levels down and up, live blocks by expiry."""
+    now = clock.now()
+    blocks = [
+        {**b, "expires": datetime.fromisoformat(b["expires_at"])}
+        for b in agent.blocks
+        if datetime.fromisoformat(b["expires_at"]) > now
+    ]
+    return {
+        "ladder": [{**lv, "current": lv["name"] == agent.level} for lv in agent.fallback_levels],
+        "level_down": level_next(agent, down=True),
+        "level_up": level_next(agent, down=False),
+        "blocks": sorted(blocks, key=lambda b: b["expires"]),
+        "ladder_json": json.dumps(agent.fallback_levels, indent=1),
+    }

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from agents import views
+from agents import containment_views, views
 
 app_name = "agents"
 urlpatterns = [
@@ -18,4 +18,11 @@ urlpatterns = [
     path("<slug:slug>/budget/unfreeze", views.budget_unfreeze, name="budget-unfreeze"),
     path("<slug:slug>/budget/caps", views.budget_caps, name="budget-caps"),
     path("<slug:slug>/changes", views.change_record, name="change-record"),
+    path("<slug:slug>/degrade", containment_views.agent_degrade, name="agent-degrade"),
+    path("<slug:slug>/levels", containment_views.agent_levels, name="agent-levels"),
+    path("<slug:slug>/rollback", containment_views.agent_rollback, name="agent-rollback"),
+    path("<slug:slug>/unpin", containment_views.agent_unpin, name="agent-unpin"),
+    path("<slug:slug>/block", containment_views.agent_block, name="agent-block"),
+    path("<slug:slug>/unblock", containment_views.agent_unblock, name="agent-unblock"),
+    path("<slug:slug>/sessions/block", containment_views.sessions_block, name="sessions-block"),
 ]

@@ -59,6 +59,7 @@ def agent_detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
             "spend_p50": hooks.session_spend_p50(agent),
             "changes": selectors.change_list(agent=agent),
             "change_kinds": ChangeKind.choices,
+            **selectors.containment_panel(agent),
         },
     )
 

@@ -494,3 +494,9 @@ CELERY_BEAT_SCHEDULE["postmortems-overdue-notify"] = {
     "schedule": 3600.0,
     "options": {"expires": 3600},
 }
+
+# --- Issue 15, the gate's level, pinned and blocked (agents/containment.py, incidents/last_known_good.py) ---
+# Rollback pins the versions of the newest traces in the last window this wide without alerts on the agent,
+# looking back this many days.
+FIREBREAK_ROLLBACK_WINDOW_MINUTES = env_int("FIREBREAK_ROLLBACK_WINDOW_MINUTES", 60)
+FIREBREAK_ROLLBACK_LOOKBACK_DAYS = env_int("FIREBREAK_ROLLBACK_LOOKBACK_DAYS", 14)

@@ -23,6 +23,7 @@ class IncidentsConfig(AppConfig):
         from incidents.integrations.pagerduty import tasks as pagerduty_tasks  # noqa: F401
         from incidents.integrations.slack import receivers as slack_receivers
         from incidents.integrations.trackers import tasks as tracker_tasks  # noqa: F401
+        from incidents.last_known_good import last_known_good
         from incidents.notifications import receivers as notification_receivers
         from incidents.notifications import tasks as notification_tasks  # noqa: F401
         from incidents.notifications.routes import routes_configured
@@ -52,3 +53,5 @@ class IncidentsConfig(AppConfig):
             trace_hooks.user_links.append(user_links)
         if receivers.sev1_action_items_done not in hooks.closure_checks:
             hooks.closure_checks.append(receivers.sev1_action_items_done)
+        if last_known_good not in agent_hooks.last_known_good_finders:
+            agent_hooks.last_known_good_finders.append(last_known_good)

@@ -316,6 +316,7 @@ class DetectorSetting(models.Model):
         PAGE = "page", "Page on-call"
         PAUSE = "pause", "Pause the agent"
         DECLARE = "declare", "Declare an incident"
+        DEGRADE = "degrade", "Step the agent one level down its fallback ladder"
 
     detector = models.CharField(max_length=100)
     agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.CASCADE, related_name="detector_settings")

@@ -24,11 +24,15 @@ TRACE_LIMIT = 50
 TIMELINE_USER_LIMIT = 1000
 
 
+RUNNING_SESSIONS_MAX = 500
+
+
 class RunningAgent(TypedDict):
     slug: str
     name: str
     state: str
     running: int  # its traces of the signature still running
+    sessions: list[str]  # their session ids (the "stop these runs" button blocks them)
 
 
 class BlastUser(TypedDict):
@@ -167,12 +171,26 @@ def blast_radius(
     running_agents: list[RunningAgent] = []
     if totals["still_running"]:
         running_agents = [
-            {"slug": row["agent__slug"], "name": row["agent__name"], "state": row["agent__state"], "running": row["n"]}
+            {
+                "slug": row["agent__slug"],
+                "name": row["agent__name"],
+                "state": row["agent__state"],
+                "running": row["n"],
+                "sessions": [],
+            }
             for row in traces.filter(live)
             .values("agent__slug", "agent__name", "agent__state")
             .annotate(n=Count("id"))
             .order_by("agent__slug")
         ]
+        for running_agent in running_agents:
+            running_agent["sessions"] = list(
+                traces.filter(live, agent__slug=running_agent["slug"])
+                .exclude(session_id="")
+                .values_list("session_id", flat=True)
+                .distinct()
+                .order_by("session_id")[:RUNNING_SESSIONS_MAX]
+            )
     return BlastResult(
         signature=signature,
         since=since,

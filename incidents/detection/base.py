@@ -15,6 +15,7 @@ class Rule:
     PAGE = "page"  # notify + page on-call through PagerDuty (incidents.integrations.pagerduty)
     PAUSE = "pause"
     DECLARE = "declare"
+    DEGRADE = "degrade"  # step the agent one level down its fallback ladder (issue 15)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ import logging
 
 from django.db import transaction
 
+from agents.containment import agent_degrade_step
 from agents.models import Agent, GateState
 from agents.services import agent_pause
 from core.actors import Actor
@@ -71,9 +72,10 @@ def _apply_rule(rule: str, alert: Alert, agent: Agent, trace: Trace | None, find
 
 
 def alert_rule_apply(*, rule: str, alert: Alert, trace: Trace | None = None, span_id: str = "") -> str:
-    """Apply a detector's rule to its new alert: pause the alert's agent (pause, declare), declare an incident
-    (declare). Returns what it did not do and why ("" when it did all): an alert from outside that names no
-    agent pauses nothing, and its incident is declared without an agent."""
+    """Apply a detector's rule to its new alert: pause the alert's agent (pause, declare), step it one level
+    down its fallback ladder (degrade), declare an incident (declare). Returns what it did not do and why
+    ("" when it did all): an alert from outside that names no agent pauses nothing, and its incident is
+    declared without an agent."""
     agent, note = alert.agent, ""
     if rule == Rule.PAGE:  # notify (the alert itself) + page: the delivery commits with the alert, sent after
         alert_page(alert=alert)
@@ -82,6 +84,16 @@ def alert_rule_apply(*, rule: str, alert: Alert, trace: Trace | None = None, spa
             note = f"Rule {rule}: no registered agent is named on this alert, so no agent was paused."
         elif agent.state == GateState.ACTIVE:
             agent_pause(agent=agent, actor=Actor.detector(alert.detector), reason=f"Alert #{alert.pk}: {alert.title}")
+    if rule == Rule.DEGRADE:
+        if agent is None:
+            note = f"Rule {rule}: no registered agent is named on this alert, so no agent was degraded."
+        elif (
+            agent_degrade_step(
+                agent=agent, actor=Actor.detector(alert.detector), reason=f"Alert #{alert.pk}: {alert.title}"
+            )
+            is None
+        ):
+            note = f"Rule {rule}: {agent.slug} is already at the lowest level of its fallback ladder."
     if rule == Rule.DECLARE:
         incident_declare_from_alert(alert=alert, trace=trace, span_id=span_id)
     return note

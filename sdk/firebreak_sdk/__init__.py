@@ -10,6 +10,7 @@
 from .errors import (
     AgentKilled,
     AgentPaused,
+    Blocked,
     BudgetExceeded,
     BudgetFrozen,
     FirebreakStop,
@@ -17,6 +18,7 @@ from .errors import (
     GateUnavailable,
     GuardTripped,
     LoopDetected,
+    NoHandlerForLevel,
     ToolDisabled,
 )
 from .gate import GENERIC_FALLBACK, Gate
@@ -31,6 +33,7 @@ __all__ = [
     "GENERIC_FALLBACK",
     "AgentKilled",
     "AgentPaused",
+    "Blocked",
     "BudgetExceeded",
     "BudgetFrozen",
     "BudgetGuard",
@@ -41,6 +44,7 @@ __all__ = [
     "GuardTripped",
     "LoopDetected",
     "LoopGuard",
+    "NoHandlerForLevel",
     "Run",
     "Step",
     "ToolDisabled",

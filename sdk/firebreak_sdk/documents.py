@@ -15,6 +15,7 @@ import binascii
 import json
 import math
 import time
+from datetime import datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -29,6 +30,8 @@ GATE_STREAM_PATH = "/api/v1/agents/{slug}/gate/stream"  # HTTP Server-Sent Event
 STATES = frozenset({"active", "paused", "killed"})
 BUDGET_CAPS = ("session_cost_cap", "daily_cost_cap", "session_token_cap", "session_step_cap")
 BUDGET_FIELDS = ("frozen", *BUDGET_CAPS)
+BLOCK_KINDS = ("session", "user", "tenant")  # "blocked" holds "sessions", "users", "tenants"
+PINNED_FIELDS = ("prompt_version", "model_version")
 DOCUMENT_FIELDS = frozenset(
     {
         "agent",
@@ -42,6 +45,10 @@ DOCUMENT_FIELDS = frozenset(
         "budget",
         "fleet_stopped",
         "fallback_message",
+        "level",
+        "levels",
+        "pinned",
+        "blocked",
         "issued_at",
         "signature",
     }
@@ -117,6 +124,7 @@ def parse_document(
             isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0
         ):
             raise ValueError(f"budget.{cap} is {value!r}, not a non-negative number or null")
+    _check_ladder(doc)
     issued_at = doc.get("issued_at")
     if not isinstance(issued_at, int) or isinstance(issued_at, bool):
         raise ValueError(f"issued_at {issued_at!r} is not an integer: not a document the server signed")
@@ -128,6 +136,45 @@ def parse_document(
             f"{when} {abs(age):.0f} s from now, outside the {max_age:g} s window (a replay, or a clock off)"
         )
     return doc
+
+
+def _check_ladder(doc: dict[str, Any]) -> None:
+    """``level``, ``levels``, ``pinned`` and ``blocked`` (issue 15) are well formed when present."""
+    level, levels = doc.get("level"), doc.get("levels")
+    if level is not None and not isinstance(level, str):
+        raise ValueError(f"level {level!r} is not a name")
+    if levels is not None and (not isinstance(levels, list) or not all(isinstance(n, str) for n in levels)):
+        raise ValueError("levels is not a list of level names")
+    pinned = doc.get("pinned")
+    if pinned is not None and (
+        not isinstance(pinned, dict) or not all(isinstance(pinned.get(f), str) for f in PINNED_FIELDS)
+    ):
+        raise ValueError("pinned is not null nor {prompt_version, model_version}")
+    blocked = doc.get("blocked")
+    if blocked is None:
+        return
+    if not isinstance(blocked, dict):
+        raise ValueError("blocked is not an object")
+    for kind in BLOCK_KINDS:
+        entries = blocked.get(f"{kind}s") or []
+        if not isinstance(entries, list):
+            raise ValueError(f"blocked.{kind}s is not a list")
+        for entry in entries:
+            if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+                raise ValueError(f"blocked.{kind}s holds an entry without an id")
+            try:
+                datetime.fromisoformat(entry["expires_at"])
+            except (KeyError, TypeError, ValueError):
+                raise ValueError(f"blocked.{kind}s entry {entry.get('id')!r} has no valid expires_at") from None
+
+
+def blocked_until(doc: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """``{"session": {id: expiry as a Unix time}, "user": ..., "tenant": ...}`` from a parsed document."""
+    blocked = doc.get("blocked") or {}
+    return {
+        kind: {e["id"]: datetime.fromisoformat(e["expires_at"]).timestamp() for e in blocked.get(f"{kind}s") or []}
+        for kind in BLOCK_KINDS
+    }
 
 
 def _verify(doc: dict[str, Any], public_key: Ed25519PublicKey | None) -> None:

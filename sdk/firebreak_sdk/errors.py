@@ -6,8 +6,9 @@ to carry on: the point of the exception is that the agent stops.
 
 - :class:`GateClosed` — an operator (or the gate's absence) says stop:
   :class:`AgentKilled`, :class:`AgentPaused`, :class:`ToolDisabled`,
-  :class:`BudgetFrozen`, and :class:`GateUnavailable` (the gate could not be
-  read, so the SDK fails closed).
+  :class:`BudgetFrozen`, :class:`Blocked` (this session, user or tenant is
+  blocked), :class:`NoHandlerForLevel`, and :class:`GateUnavailable` (the gate
+  could not be read, so the SDK fails closed).
 - :class:`GuardTripped` — a local guard found a runaway run:
   :class:`LoopDetected`, :class:`BudgetExceeded`.
 """
@@ -99,6 +100,44 @@ class BudgetFrozen(GateClosed):
         by = f" by {self.changed_by}" if self.changed_by else ""
         why = f": {self.reason}" if self.reason else ""
         return f"budget of {self.agent} was frozen{by}, new runs are refused{why}"
+
+
+class Blocked(GateClosed):
+    """This session, user or tenant is blocked (until ``expires_at``); other sessions of the agent carry on.
+
+    ``kind`` is ``"session"``, ``"user"`` or ``"tenant"``; ``id`` the blocked one.
+    """
+
+    def __init__(
+        self,
+        agent: str,
+        kind: str,
+        id: str,
+        *,
+        expires_at: str = "",
+        reason: str = "",
+        changed_by: str = "",
+        version: int | None = None,
+    ) -> None:
+        self.kind = kind
+        self.id = id
+        self.expires_at = expires_at
+        super().__init__(agent, reason=reason, changed_by=changed_by, version=version)
+
+    def _message(self) -> str:
+        until = f" until {self.expires_at}" if self.expires_at else ""
+        return f"{self.kind} {self.id} of {self.agent} is blocked{until}"
+
+
+class NoHandlerForLevel(GateClosed):
+    """``Gate.by_level`` found no handler at the agent's level of the fallback ladder, nor below it."""
+
+    def __init__(self, agent: str, level: str, *, version: int | None = None) -> None:
+        self.level = level
+        super().__init__(agent, version=version)
+
+    def _message(self) -> str:
+        return f"{self.agent} runs at level {self.level!r} and no handler is given for it or any level below"
 
 
 class GateUnavailable(GateClosed):

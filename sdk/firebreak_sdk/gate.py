@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .documents import PublicKeyError, load_public_key, order, parse_document
-from .errors import AgentKilled, AgentPaused, BudgetFrozen, GateUnavailable, ToolDisabled
+from .documents import BLOCK_KINDS, PublicKeyError, blocked_until, load_public_key, order, parse_document
+from .errors import AgentKilled, AgentPaused, Blocked, BudgetFrozen, GateUnavailable, NoHandlerForLevel, ToolDisabled
 from .transports import EventStream, HttpTransport, RedisTransport, Unreadable
 
 __all__ = ["GENERIC_FALLBACK", "Gate"]
@@ -42,7 +42,7 @@ _MIN_POLL = 0.05  # seconds between re-reads while waiting out a pause without a
 class _Snapshot:
     """One accepted gate document, pre-digested for the hot path. Immutable: replaced, never changed."""
 
-    __slots__ = ("at", "disabled", "doc", "etag", "frozen", "open", "order", "raw", "state", "version")
+    __slots__ = ("at", "blocked", "disabled", "doc", "etag", "frozen", "open", "order", "raw", "state", "version")
 
     def __init__(self, doc: dict[str, Any], raw: bytes | str, etag: str | None, at: float) -> None:
         self.doc = doc
@@ -55,6 +55,7 @@ class _Snapshot:
         self.disabled = frozenset(doc.get("disabled_tools") or ())
         self.frozen = bool((doc.get("budget") or {}).get("frozen"))
         self.open = self.state == "active" and not doc.get("fleet_stopped")
+        self.blocked = blocked_until(doc)
 
     def touched(self, at: float) -> _Snapshot:
         return _Snapshot(self.doc, self.raw, self.etag, at)
@@ -171,17 +172,78 @@ class Gate:
 
     # --- checks ---------------------------------------------------------------
 
-    def check(self, tool: str | None = None) -> None:
+    def check(
+        self,
+        tool: str | None = None,
+        *,
+        session: str | None = None,
+        user: str | None = None,
+        tenant: str | None = None,
+    ) -> None:
         """Return if the agent may go on (and may call ``tool``); raise a ``GateClosed`` otherwise.
 
+        With ``session``, ``user`` or ``tenant``, also raise :class:`~firebreak_sdk.errors.Blocked` when
+        that one is blocked and its block has not expired; other sessions carry on.
         Budget freeze does not stop ``check()``: runs already in flight drain (see :meth:`begin_run`).
         """
         snap = self._snap
         if snap is None or not self._fresh(snap, time.monotonic()):
             snap = self._refresh()
-        if snap.open and (tool is None or tool not in snap.disabled):
-            return
-        self._closed(snap, tool)
+        if not snap.open or (tool is not None and tool in snap.disabled):
+            self._closed(snap, tool)  # returns only when a pause was waited out
+            snap = cast(_Snapshot, self._snap)
+        if session is not None or user is not None or tenant is not None:
+            self._check_blocked(snap, {"session": session, "user": user, "tenant": tenant})
+
+    def _check_blocked(self, snap: _Snapshot, who: dict[str, str | None]) -> None:
+        now = time.time()
+        for kind in BLOCK_KINDS:
+            key = who.get(kind)
+            until = snap.blocked[kind].get(key) if key is not None else None
+            if until is not None and until > now:
+                expires = next(e["expires_at"] for e in snap.doc["blocked"][f"{kind}s"] if e["id"] == key)
+                raise Blocked(self.agent, kind, str(key), expires_at=expires, **self._who(snap))
+
+    # --- the fallback ladder and rollback ------------------------------------
+
+    @property
+    def level(self) -> str:
+        """The level of the fallback ladder the agent runs at (``"full"`` from a server without ladders).
+
+        Reads the gate when the held copy is stale; raises ``GateUnavailable`` when it cannot (fail closed).
+        """
+        level = self._current().doc.get("level")
+        return level if isinstance(level, str) and level else "full"
+
+    @property
+    def levels(self) -> list[str]:
+        """The agent's ladder, most capable level first."""
+        snap = self._current()
+        levels = snap.doc.get("levels")
+        return list(levels) if isinstance(levels, list) and levels else [self.level]
+
+    @property
+    def pinned(self) -> dict[str, str] | None:
+        """``{"prompt_version", "model_version"}`` the agent must run (a rollback), or None when not pinned."""
+        pinned = self._current().doc.get("pinned")
+        return dict(pinned) if isinstance(pinned, dict) else None
+
+    def by_level(self, handlers: dict[str, Callable[..., Any]]) -> Callable[..., Any]:
+        """The handler for the current level, else for the nearest level below it that has one.
+
+        ``gate.by_level({"full": run_agent, "retrieval": answer_from_docs, "static": canned})(question)``.
+        A :meth:`check` first (a killed or paused agent raises). Raises
+        :class:`~firebreak_sdk.errors.NoHandlerForLevel` when neither the level nor any below has a handler.
+        """
+        self.check()
+        snap = self._current()
+        level = self.level
+        ladder = snap.doc.get("levels")
+        ladder = list(ladder) if isinstance(ladder, list) and level in ladder else [level]
+        for name in ladder[ladder.index(level) :]:
+            if name in handlers:
+                return handlers[name]
+        raise NoHandlerForLevel(self.agent, level, version=snap.version)
 
     def begin_run(self) -> None:
         """Call at the start of each new run/session: a :meth:`check`, and ``BudgetFrozen`` if new runs are refused."""
