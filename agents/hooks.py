@@ -7,7 +7,9 @@ here from its AppConfig.ready():
 - ``resume_checks``: ``check(agent, actor)`` raises PermissionDenied to refuse a
   resume (incidents: an agent linked to an open SEV1 needs an admin).
 - ``spend_estimators``: ``estimate(agent) -> Decimal | None``, the agent's
-  median (p50) session spend (traces), used by the one-click budget freeze.
+  median (p50) session spend (traces), shown on the agent page.
+- ``daily_spenders``: ``spend(agent) -> Decimal | None``, the agent's spend on runs
+  started in the current UTC day (traces), shown against the daily cost cap.
 """
 
 from __future__ import annotations
@@ -22,11 +24,20 @@ if TYPE_CHECKING:
 
 resume_checks: list[Callable[[Agent, Actor], object]] = []
 spend_estimators: list[Callable[[Agent], Decimal | None]] = []
+daily_spenders: list[Callable[[Agent], Decimal | None]] = []
 
 
 def session_spend_p50(agent: Agent) -> Decimal | None:
     for estimate in spend_estimators:
         value = estimate(agent)
+        if value is not None:
+            return value
+    return None
+
+
+def spend_today(agent: Agent) -> Decimal | None:
+    for spend in daily_spenders:
+        value = spend(agent)
         if value is not None:
             return value
     return None

@@ -62,6 +62,8 @@ class Agent(models.Model):
     session_token_cap = models.PositiveIntegerField(null=True, blank=True)
     session_step_cap = models.PositiveIntegerField(null=True, blank=True)
     budget_frozen = models.BooleanField(default=False, help_text="New runs refused; running ones drain")
+    # When the freeze began: runs the SDK started before it drain under the caps they started with.
+    budget_frozen_at = models.DateTimeField(null=True, blank=True)
     gate_version = models.PositiveBigIntegerField(default=1)
 
     canary_webhook_url = models.URLField(blank=True)

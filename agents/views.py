@@ -57,6 +57,7 @@ def agent_detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
             "fleet": selectors.fleet_gate_peek(),
             "pending_reason": selectors.reasons_pending(agents=[agent]).get(agent.pk),
             "spend_p50": hooks.session_spend_p50(agent),
+            "spend_today": hooks.spend_today(agent),
         },
     )
 

@@ -28,7 +28,7 @@ GATE_PATH = "/api/v1/agents/{slug}/gate"  # HTTP, under the Firebreak URL
 GATE_STREAM_PATH = "/api/v1/agents/{slug}/gate/stream"  # HTTP Server-Sent Events: the push path
 STATES = frozenset({"active", "paused", "killed"})
 BUDGET_CAPS = ("session_cost_cap", "daily_cost_cap", "session_token_cap", "session_step_cap")
-BUDGET_FIELDS = ("frozen", *BUDGET_CAPS)
+BUDGET_FIELDS = ("frozen", "frozen_at", *BUDGET_CAPS)
 DOCUMENT_FIELDS = frozenset(
     {
         "agent",
