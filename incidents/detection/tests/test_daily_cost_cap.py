@@ -86,3 +86,24 @@ def test_no_cap_or_under_it_pauses_nothing(make_agent, make_spans, ingest):
     assert [a for a in detect_batch(trace_pks=[pk]) if a.detector == "daily_cost_cap"] == []
     detect_scheduled(agents=[uncapped])
     assert Agent.objects.get(pk=uncapped.pk).state == GateState.ACTIVE
+
+
+def test_the_agent_page_shows_todays_spend_and_a_resume_over_the_cap_warns(
+    make_agent, make_spans, ingest, responder, make_client
+):
+    agent = make_agent("spender", daily_cost_cap=Decimal("1.00"), session_cost_cap=None)
+    client = make_client(responder)
+    _run(make_spans, ingest, "spender", 0.40)
+    page = client.get("/agents/spender/").content.decode()
+    assert "Spent today (UTC)" in page and "$0.40 of $1.00" in page and "over the daily cap" not in page
+
+    detect_batch(trace_pks=[_run(make_spans, ingest, "spender", 0.80)])
+    assert Agent.objects.get(pk=agent.pk).state == GateState.PAUSED
+    page = client.get("/agents/spender/").content.decode()
+    assert "$1.20 of $1.00" in page and "over the daily cap" in page
+
+    response = client.post("/agents/spender/resume", {"reason": "expected spend"}, follow=True)
+    assert Agent.objects.get(pk=agent.pk).state == GateState.ACTIVE
+    text = response.content.decode()
+    assert "spender resumed." in text
+    assert "over its daily cost cap of $1.00: it will not be paused again today for this cap" in text
