@@ -118,6 +118,7 @@ class AgentSerializer(serializers.ModelSerializer):
             "session_token_cap",
             "session_step_cap",
             "budget_frozen",
+            "budget_frozen_at",
             "gate_version",
             "created_at",
         ]
