@@ -47,6 +47,7 @@ def _agent_or_404(slug: str) -> Agent | None:
 
 class BudgetSerializer(serializers.Serializer):
     frozen = serializers.BooleanField()
+    frozen_at = serializers.DateTimeField(allow_null=True, help_text="When the freeze began; runs started before drain")
     session_cost_cap = serializers.FloatField(allow_null=True)
     daily_cost_cap = serializers.FloatField(allow_null=True)
     session_token_cap = serializers.IntegerField(allow_null=True)
@@ -138,6 +139,7 @@ class AgentSerializer(serializers.ModelSerializer):
             "session_token_cap",
             "session_step_cap",
             "budget_frozen",
+            "budget_frozen_at",
             "gate_version",
             "created_at",
         ]

@@ -64,6 +64,7 @@ def gate_document(agent: Agent, fleet: FleetGate) -> dict[str, Any]:
         "disabled_tools": list(agent.disabled_tools),
         "budget": {
             "frozen": agent.budget_frozen,
+            "frozen_at": agent.budget_frozen_at.isoformat() if agent.budget_frozen_at else None,
             "session_cost_cap": _money(agent.session_cost_cap),
             "daily_cost_cap": _money(agent.daily_cost_cap),
             "session_token_cap": agent.session_token_cap,

@@ -7,7 +7,9 @@ here from its AppConfig.ready():
 - ``resume_checks``: ``check(agent, actor)`` raises PermissionDenied to refuse a
   resume (incidents: an agent linked to an open SEV1 needs an admin).
 - ``spend_estimators``: ``estimate(agent) -> Decimal | None``, the agent's
-  median (p50) session spend (traces), used by the one-click budget freeze.
+  median (p50) session spend (traces), shown on the agent page.
+- ``daily_spenders``: ``spend(agent) -> Decimal | None``, the agent's spend on runs
+  started in the current UTC day (traces), shown against the daily cost cap.
 - ``last_known_good_finders``: ``find(agent) -> {"prompt_version", "model_version"} | None``, the
   versions of the agent's latest traces in the last window without alerts (incidents), used by rollback.
 """
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 resume_checks: list[Callable[[Agent, Actor], object]] = []
 spend_estimators: list[Callable[[Agent], Decimal | None]] = []
 last_known_good_finders: list[Callable[[Agent], dict[str, str] | None]] = []
+daily_spenders: list[Callable[[Agent], Decimal | None]] = []
 
 
 def session_spend_p50(agent: Agent) -> Decimal | None:
@@ -40,4 +43,12 @@ def last_known_good(agent: Agent) -> dict[str, str] | None:
         found = find(agent)
         if found is not None:
             return found
+    return None
+
+
+def spend_today(agent: Agent) -> Decimal | None:
+    for spend in daily_spenders:
+        value = spend(agent)
+        if value is not None:
+            return value
     return None

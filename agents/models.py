@@ -101,6 +101,8 @@ class Agent(models.Model):
     is_drill = models.BooleanField(
         default=False, help_text="Registered for a gameday: its alerts, incidents and notifications say DRILL"
     )
+    # When the freeze began: runs the SDK started before it drain under the caps they started with.
+    budget_frozen_at = models.DateTimeField(null=True, blank=True)
     gate_version = models.PositiveBigIntegerField(default=1)
     # Issue 15: the fallback ladder and the level the agent runs at, the pinned (rolled back)
     # versions, and blocked sessions, users and tenants, each with an expiry (see agents/containment.py).

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.db.models import Count, QuerySet
 
+from agents import hooks
 from agents.models import Agent, AuditEntry, ChangeEvent, FleetGate, GateState
 from core import clock
 
@@ -119,3 +120,18 @@ def containment_panel(agent: Agent) -> dict[str, object]:
         "blocks": sorted(blocks, key=lambda b: b["expires"]),
         "ladder_json": json.dumps(agent.fallback_levels, indent=1),
     }
+
+
+def daily_cap_warning(*, agent: Agent) -> str:
+    """A warning when the agent's spend on runs started this UTC day is over its daily cost cap ("" if not).
+
+    Said on resume: the cap pauses an agent once per day and cap, so one resumed over it runs on
+    until the cap is raised and crossed again, or someone pauses it."""
+    cap = agent.daily_cost_cap
+    spend = hooks.spend_today(agent) if cap is not None else None
+    if cap is None or spend is None or spend <= cap:
+        return ""
+    return (
+        f"{agent.slug} has spent ${spend:,.2f} today (UTC), over its daily cost cap of ${cap:,.2f}: "
+        "it will not be paused again today for this cap. Raise the cap if the spend is expected."
+    )

@@ -227,18 +227,15 @@ def agent_tool_enable(
 def agent_budget_freeze(
     *, agent: Agent, actor: Actor, reason: str = "", incident_number: int | None = None
 ) -> AuditEntry | None:
-    """Freeze the budget in one call: new runs refused, running ones drain, and the per-session
-    cost cap lowered to the agent's current p50 session spend (when that is known and lower).
-    None if already frozen."""
+    """Freeze the budget in one call: new runs refused, runs in flight drain under the caps they
+    started with. No cap is changed (the gate document says ``frozen_at``). None if already frozen."""
     reason = clean_reason(reason)
-    p50 = hooks.session_spend_p50(agent)
 
     def change(a: Agent) -> bool:
         if a.budget_frozen:
             return False
         a.budget_frozen = True
-        if p50 is not None and (a.session_cost_cap is None or p50 < a.session_cost_cap):
-            a.session_cost_cap = p50.quantize(Decimal("0.0001"))
+        a.budget_frozen_at = clock.now()
         return True
 
     return gate_change(
@@ -253,13 +250,14 @@ def agent_budget_freeze(
 
 @transaction.atomic
 def agent_budget_unfreeze(*, agent: Agent, actor: Actor, reason: str, incident_number: int | None = None) -> AuditEntry:
-    """Let new runs start again (the lowered cap stays until changed). A reason is required."""
+    """Let new runs start again; the caps are as they were before the freeze. A reason is required."""
     reason = clean_reason(reason, required=True)
 
     def change(a: Agent) -> bool:
         if not a.budget_frozen:
             return False
         a.budget_frozen = False
+        a.budget_frozen_at = None
         return True
 
     entry = gate_change(

@@ -60,6 +60,7 @@ def agent_detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
             "changes": selectors.change_list(agent=agent),
             "change_kinds": ChangeKind.choices,
             **selectors.containment_panel(agent),
+            "spend_today": hooks.spend_today(agent),
         },
     )
 
@@ -152,9 +153,8 @@ def agent_pause(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 @role_required(RESPONDER)
 def agent_resume(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     agent = _agent(slug)
-    return _run(
-        request, agent, services.agent_resume, f"{agent.slug} resumed.", agent=agent, incident_number=_incident(request)
-    )
+    message = " ".join(filter(None, [f"{agent.slug} resumed.", selectors.daily_cap_warning(agent=agent)]))
+    return _run(request, agent, services.agent_resume, message, agent=agent, incident_number=_incident(request))
 
 
 @require_POST

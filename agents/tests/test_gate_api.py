@@ -103,6 +103,34 @@ def test_responder_kills_over_the_api(agent, responder):
     assert (entry.actor, entry.reason, entry.incident_number) == (responder, "loop", 4)
 
 
+def test_budget_freeze_and_unfreeze_over_the_api_keep_the_caps(make_agent, responder):
+    agent = make_agent("spender", session_cost_cap=5, daily_cost_cap=40)
+    response = api("post", "/api/v1/agents/spender/budget/freeze", user=responder, body={"reason": "spiral"})
+    assert response.status_code == 200
+    budget = response.json()["budget"]
+    assert budget["frozen"] is True and budget["frozen_at"] and budget["session_cost_cap"] == 5.0
+    assert budget["daily_cost_cap"] == 40.0
+
+    before = Agent.objects.get(pk=agent.pk).gate_version
+    response = api("post", "/api/v1/agents/spender/budget/unfreeze", user=responder, body={"reason": ""})
+    assert response.status_code == 400 and "reason" in json.dumps(response.json())
+    assert Agent.objects.get(pk=agent.pk).gate_version == before  # nothing written
+
+    response = api("post", "/api/v1/agents/spender/budget/unfreeze", user=responder, body={"reason": "fixed"})
+    assert response.status_code == 200
+    assert response.json()["budget"] == {
+        "frozen": False,
+        "frozen_at": None,
+        "session_cost_cap": 5.0,
+        "daily_cost_cap": 40.0,
+        "session_token_cap": None,
+        "session_step_cap": None,
+    }
+    listed = api("get", "/api/v1/agents", user=responder).json()
+    rows = listed["results"] if isinstance(listed, dict) else listed
+    assert [row["budget_frozen_at"] for row in rows if row["slug"] == "spender"] == [None]
+
+
 def test_a_persons_api_key_acts_as_that_person(agent, responder):
     key = api_key_create(user=responder, scopes=["api"])[1]
     response = api("post", "/api/v1/agents/refund-agent/pause", key=key, body={"reason": "looks odd"})

@@ -143,23 +143,73 @@ def test_bad_tool_name_is_refused(make_agent, responder):
     assert Agent.objects.get(pk=agent.pk).disabled_tools == []
 
 
-def test_budget_freeze_caps_at_the_p50_session_spend(make_agent, responder, make_spans, ingest, redis_client, publish):
-    agent = make_agent("spender", session_cost_cap=Decimal("10"))
-    for cost in (0.10, 0.20, 0.30, 5.00):
+def test_budget_freeze_refuses_new_runs_and_changes_no_cap(
+    make_agent, responder, make_spans, ingest, redis_client, publish
+):
+    agent = make_agent("spender", session_cost_cap=Decimal("10"), daily_cost_cap=Decimal("100"))
+    for cost in (0.10, 0.20, 0.30, 5.00):  # the old freeze lowered the cap to this p50 (0.25)
         ingest(make_spans(agent="spender", steps=[{"kind": "llm", "cost": cost}]))
     publish(services.agent_budget_freeze, agent=agent, actor=Actor.person(responder), reason="cost spiral")
     agent.refresh_from_db()
-    assert agent.budget_frozen
-    assert agent.session_cost_cap == Decimal("0.2500")
+    assert agent.budget_frozen and agent.budget_frozen_at is not None
+    assert agent.session_cost_cap == Decimal("10")
     gate = doc(redis_client, "spender")
     assert gate["budget"]["frozen"] is True
-    assert gate["budget"]["session_cost_cap"] == 0.25
+    assert gate["budget"]["frozen_at"] == agent.budget_frozen_at.isoformat()
+    assert gate["budget"]["session_cost_cap"] == 10.0
     entry = AuditEntry.objects.get(agent=agent, action="budget_freeze")
-    assert entry.before["session_cost_cap"] == "10.0000"
+    assert entry.actor_label == responder.username and entry.reason == "cost spiral"
+    assert entry.before["budget_frozen"] is False and entry.after["budget_frozen"] is True
+    assert services.agent_budget_freeze(agent=agent, actor=Actor.person(responder)) is None  # already frozen
+
     with pytest.raises(ValidationError):
         services.agent_budget_unfreeze(agent=agent, actor=Actor.person(responder), reason="")
-    services.agent_budget_unfreeze(agent=agent, actor=Actor.person(responder), reason="spiral fixed")
-    assert not Agent.objects.get(pk=agent.pk).budget_frozen
+    assert Agent.objects.get(pk=agent.pk).budget_frozen  # nothing written
+    publish(services.agent_budget_unfreeze, agent=agent, actor=Actor.person(responder), reason="spiral fixed")
+    agent.refresh_from_db()
+    assert not agent.budget_frozen and agent.budget_frozen_at is None
+    assert (agent.session_cost_cap, agent.daily_cost_cap) == (Decimal("10"), Decimal("100"))
+    gate = doc(redis_client, "spender")
+    assert gate["budget"] == {
+        "frozen": False,
+        "frozen_at": None,
+        "session_cost_cap": 10.0,
+        "daily_cost_cap": 100.0,
+        "session_token_cap": None,
+        "session_step_cap": None,
+    }
+    assert AuditEntry.objects.filter(agent=agent, action="budget_unfreeze", reason="spiral fixed").count() == 1
+
+
+def test_the_migration_gives_back_a_cap_the_old_freeze_lowered(make_agent, responder):
+    """0009 restores the per-session cap an old freeze lowered to the p50, from the freeze's audit row."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    restore_caps = import_module("agents.migrations.0009_budget_frozen_at").restore_caps
+    lowered = make_agent("old-freeze", session_cost_cap=Decimal("0.2500"))
+    changed_since = make_agent("changed-since", session_cost_cap=Decimal("0.2500"))
+    Agent.objects.filter(pk__in=[lowered.pk, changed_since.pk]).update(budget_frozen=True)
+    for agent in (lowered, changed_since):
+        AuditEntry.objects.create(
+            agent=agent,
+            action="budget_freeze",
+            actor_label="erin",
+            before={"budget_frozen": False, "session_cost_cap": "10.0000"},
+            after={"budget_frozen": True, "session_cost_cap": "0.2500"},
+        )
+    AuditEntry.objects.create(agent=changed_since, action="budget_caps", actor_label="erin", after={})
+    version = Agent.objects.get(pk=lowered.pk).gate_version
+
+    restore_caps(apps, None)
+
+    lowered.refresh_from_db()
+    assert lowered.session_cost_cap == Decimal("10") and lowered.gate_version == version + 1
+    assert lowered.budget_frozen_at is not None
+    row = AuditEntry.objects.filter(agent=lowered, action="budget_caps").get()
+    assert row.after == {"session_cost_cap": "10.0000"} and "no longer changes caps" in row.reason
+    assert Agent.objects.get(pk=changed_since.pk).session_cost_cap == Decimal("0.2500")  # theirs stands
 
 
 def test_budget_caps_reject_negative_values(make_agent, responder):

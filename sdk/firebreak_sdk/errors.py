@@ -99,7 +99,7 @@ class BudgetFrozen(GateClosed):
     def _message(self) -> str:
         by = f" by {self.changed_by}" if self.changed_by else ""
         why = f": {self.reason}" if self.reason else ""
-        return f"budget of {self.agent} was frozen{by}, new runs are refused{why}"
+        return f"budget frozen: new runs refused for {self.agent}{by}{why}"
 
 
 class Blocked(GateClosed):

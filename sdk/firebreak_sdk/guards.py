@@ -117,8 +117,10 @@ class BudgetGuard:
     """A run's hard budget: call :meth:`before_model_call` before and :meth:`record` after each model call.
 
     With a ``gate``, each cap not given here follows the gate document's ``budget`` (the gate's latest copy,
-    so a cap an operator lowers mid-run applies at the next call). ``None`` means no cap. The daily cap is
-    fleet-wide and enforced by the server, not here. Raises :class:`~firebreak_sdk.errors.BudgetExceeded`.
+    so a cap an operator lowers mid-run applies at the next call). ``None`` means no cap. Make one guard per
+    run, at its start: it remembers the caps the run started with, and once the budget is frozen after that
+    (new runs refused) the run drains under those caps, whatever the frozen document says. The daily cap is
+    enforced by the server (it pauses the agent), not here. Raises :class:`~firebreak_sdk.errors.BudgetExceeded`.
     """
 
     def __init__(
@@ -138,8 +140,13 @@ class BudgetGuard:
         self._spent = 0.0
         self._tokens = 0
         self._steps = 0
+        self._started_caps: dict[str, Any] = {}
+        self._started_frozen = False
         if gate is not None:
-            gate._budget()  # read the gate now if it was never read: a run without its caps fails closed
+            # Read the gate now if it was never read: a run without its caps fails closed.
+            budget = gate._budget()
+            self._started_caps = {name: budget.get(name) for name in self._explicit}
+            self._started_frozen = bool(budget.get("frozen"))
 
     @property
     def spent(self) -> float:
@@ -157,9 +164,17 @@ class BudgetGuard:
         return self._steps
 
     @property
+    def started_caps(self) -> dict[str, float | None]:
+        """The gate document's caps when this run started (empty without a gate)."""
+        return dict(self._started_caps)
+
+    @property
     def caps(self) -> dict[str, float | None]:
-        """The caps in force now: explicit ones, else the gate document's."""
+        """The caps in force now: explicit ones, else the gate document's (the caps the run started with while
+        a freeze that came after its start lasts: a run in flight drains, it is not cut)."""
         budget = self.gate._budget() if self.gate is not None else {}
+        if budget.get("frozen") and not self._started_frozen:
+            budget = self._started_caps
         return {name: value if value is not None else budget.get(name) for name, value in self._explicit.items()}
 
     def before_model_call(self, estimated_cost: float = 0.0, estimated_tokens: int = 0) -> None:

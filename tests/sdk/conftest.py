@@ -36,6 +36,7 @@ def gate_doc(state: str = "active", version: object = 1, **overrides) -> dict:
         "disabled_tools": [],
         "budget": {
             "frozen": False,
+            "frozen_at": None,
             "session_cost_cap": 5.0,
             "daily_cost_cap": None,
             "session_token_cap": 200000,

@@ -204,7 +204,7 @@ def test_a_frozen_budget_refuses_new_runs_while_runs_in_flight_drain(make_gate, 
     with pytest.raises(BudgetFrozen) as caught:
         gate.begin_run()
     assert caught.value.changed_by == "erin"
-    assert "new runs are refused" in str(caught.value)
+    assert str(caught.value) == "budget frozen: new runs refused for refund-agent by erin: cost spike"
 
     gate.check()
     gate.check(tool="refund")

@@ -8,6 +8,7 @@ import pytest
 from firebreak_sdk import (
     AgentKilled,
     BudgetExceeded,
+    BudgetFrozen,
     BudgetGuard,
     FirebreakStop,
     GateUnavailable,
@@ -223,6 +224,40 @@ def test_a_cap_lowered_on_the_gate_applies_to_the_run_in_flight(make_gate, put, 
 
     with pytest.raises(BudgetExceeded, match=r"\$1\.5000 cap"):
         budget.before_model_call(estimated_cost=1.0)
+
+
+def test_a_run_in_flight_drains_under_its_starting_caps_through_a_freeze(make_gate, put, redis_client):
+    """A freeze refuses new runs; the run already going keeps the caps it started with, even when the frozen
+    document carries a lower cap (as an older server's freeze wrote), and is not cut."""
+    from .conftest import wait_subscribed, wait_until
+
+    put(gate_doc("active", version=1))  # session_cost_cap 5.0
+    gate = make_gate(max_staleness=60)
+    gate.begin_run()
+    budget = BudgetGuard(gate)
+    wait_subscribed(redis_client)
+    budget.record(cost=2.0)
+
+    frozen = gate_doc("active", version=2, changed_by="erin")
+    frozen["budget"].update(frozen=True, frozen_at="2026-12-02T02:00:00+00:00", session_cost_cap=0.25)
+    put(frozen)
+    wait_until(lambda: gate.state["version"] == 2, timeout=2)
+
+    assert budget.started_caps["session_cost_cap"] == 5.0
+    assert budget.caps["session_cost_cap"] == 5.0
+    budget.before_model_call(estimated_cost=2.5)  # drains: 2.0 + 2.5 is under the 5.0 it started with
+    budget.record(cost=2.5)
+    gate.check()
+    with pytest.raises(BudgetFrozen, match="budget frozen: new runs refused"):
+        gate.begin_run()
+    with pytest.raises(BudgetExceeded, match=r"\$5\.0000 cap"):
+        budget.before_model_call(estimated_cost=1.0)  # and its own cap still holds
+
+    unfrozen = gate_doc("active", version=3)
+    put(unfrozen)
+    wait_until(lambda: gate.state["version"] == 3, timeout=2)
+    gate.begin_run()
+    assert BudgetGuard(gate).caps["session_cost_cap"] == 5.0
 
 
 def test_a_budget_guard_on_an_unreadable_gate_fails_closed(make_gate):

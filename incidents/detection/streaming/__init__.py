@@ -7,6 +7,7 @@ loaded once for the whole batch by the runner.
 from incidents.detection.streaming import (  # noqa: F401
     action_repeat,
     context_growth,
+    daily_cost_cap,
     injection,
     model_change,
     ping_pong,
