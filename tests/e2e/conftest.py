@@ -18,6 +18,12 @@ def _reference_data(reference_data):
 
 
 @pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    """A desktop window by default (the header shows its links inline from 1,321 px); phone tests set 390."""
+    return {**browser_context_args, "viewport": {"width": 1400, "height": 900}}
+
+
+@pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     return {
         **browser_type_launch_args,
