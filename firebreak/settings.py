@@ -503,7 +503,7 @@ FIREBREAK_ROLLBACK_LOOKBACK_DAYS = env_int("FIREBREAK_ROLLBACK_LOOKBACK_DAYS", 1
 
 # --- OpenAPI enum names: choice sets that share a field name ("kind", "status") get names of their own,
 # so the schema is stable and `check --deploy` has no drf-spectacular warning.
-SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(  # type: ignore[index]
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(  # type: ignore[attr-defined]
     {
         "ActionItemKindEnum": "incidents.models.ActionItem.Kind",
         "ActionItemStatusEnum": "incidents.models.ActionItem.Status",
