@@ -52,7 +52,7 @@ def test_session_lists_its_runs_oldest_first_with_totals(viewer, make_client, ma
     body = make_client(viewer).get("/traces/sessions/s-1/").content.decode()
     assert trace_ids(body) == [early.trace_id, late.trace_id]
     assert "helper-bot" in body and "people-bot" in body
-    assert "1 error or killed" in body
+    assert "1 failed or killed" in body
 
 
 def test_user_lists_runs_across_sessions_newest_first(viewer, make_client, make_trace):
