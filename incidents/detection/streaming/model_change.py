@@ -7,8 +7,6 @@ maps to the first response model seen for it (``ModelSnapshot``); a later, diffe
 raises, once per (agent, expected, response) pair.
 """
 
-from django.db import IntegrityError, transaction
-
 from incidents.detection.base import Finding, Rule, Thresholds, detector
 from incidents.detection.streaming._steps import llm_steps
 from incidents.models import ModelSnapshot
@@ -33,14 +31,17 @@ def _baseline(trace: Trace, step: Step, expected: str, cache: dict[tuple[int, st
         )
         response = next(iter(found), None)
         if response is None:
-            try:
-                with transaction.atomic():
-                    ModelSnapshot.objects.create(
+            # ON CONFLICT DO NOTHING: two batches seeing a new name at once keep the first without an
+            # error in PostgreSQL's log; then read back whichever won.
+            ModelSnapshot.objects.bulk_create(
+                [
+                    ModelSnapshot(
                         agent_id=trace.agent_id, expected=expected, response=step.model[:200], first_trace=trace
                     )
-                response = step.model[:200]
-            except IntegrityError:  # another batch saw it first
-                response = ModelSnapshot.objects.get(agent_id=trace.agent_id, expected=expected).response
+                ],
+                ignore_conflicts=True,
+            )
+            response = ModelSnapshot.objects.get(agent_id=trace.agent_id, expected=expected).response
         cache[key] = response
     return cache[key]
 
