@@ -282,6 +282,19 @@ class PostMortemStartApi(APIView):
         return _read(incident, postmortem, status=201)
 
 
+def _postmortem_and_input(
+    number: int, serializer_class: type[serializers.Serializer], data: Any
+) -> tuple[Incident, PostMortem, dict[str, Any]] | Response:
+    """The incident's post-mortem and the validated body, or the 404/400 to answer (nothing written)."""
+    found = _postmortem_or_404(number)
+    if isinstance(found, Response):
+        return found
+    body = serializer_class(data=data)
+    if not body.is_valid():
+        return error("invalid input", 400, body.errors)
+    return (*found, body.validated_data)
+
+
 class PostMortemStatusSerializer(serializers.Serializer):
     status = serializers.ChoiceField(PostMortem.Status.choices)
 
@@ -297,16 +310,13 @@ class PostMortemStatusApi(APIView):
         tags=["incidents"],
     )
     def post(self, request: Request, number: int) -> Response:
-        found = _postmortem_or_404(number)
+        found = _postmortem_and_input(number, PostMortemStatusSerializer, request.data)
         if isinstance(found, Response):
             return found
-        incident, postmortem = found
-        data = PostMortemStatusSerializer(data=request.data)
-        if not data.is_valid():
-            return error("invalid input", 400, data.errors)
+        incident, postmortem, valid = found
         try:
             services.postmortem_status_set(
-                postmortem=postmortem, status=data.validated_data["status"], actor=Actor.from_request(request)
+                postmortem=postmortem, status=valid["status"], actor=Actor.from_request(request)
             )
         except ValidationError as exc:
             return service_error(exc)
@@ -341,17 +351,14 @@ class PostMortemTracesApi(APIView):
         return self._change(request, number, services.postmortem_trace_detach)
 
     def _change(self, request: Request, number: int, service: Any) -> Response:
-        found = _postmortem_or_404(number)
+        found = _postmortem_and_input(number, PostMortemTraceSerializer, request.data)
         if isinstance(found, Response):
             return found
-        incident, postmortem = found
-        data = PostMortemTraceSerializer(data=request.data)
-        if not data.is_valid():
-            return error("invalid input", 400, data.errors)
+        incident, postmortem, valid = found
         try:
-            trace = trace_get_by_ref(ref=data.validated_data["trace"])
+            trace = trace_get_by_ref(ref=valid["trace"])
         except Trace.DoesNotExist:
-            return error("invalid input", 400, {"trace": [f"no trace {data.validated_data['trace']!r}"]})
+            return error("invalid input", 400, {"trace": [f"no trace {valid['trace']!r}"]})
         try:
             service(postmortem=postmortem, trace=trace, actor=Actor.from_request(request))
         except ValidationError as exc:
@@ -377,25 +384,22 @@ class ActionItemsApi(APIView):
         tags=["incidents"],
     )
     def post(self, request: Request, number: int) -> Response:
-        found = _postmortem_or_404(number)
+        found = _postmortem_and_input(number, ActionItemAddSerializer, request.data)
         if isinstance(found, Response):
             return found
-        _, postmortem = found
-        data = ActionItemAddSerializer(data=request.data)
-        if not data.is_valid():
-            return error("invalid input", 400, data.errors)
+        _, postmortem, valid = found
         owner = None
-        if data.validated_data["owner"]:
-            owner = get_user_model().objects.filter(username=data.validated_data["owner"], is_active=True).first()
+        if valid["owner"]:
+            owner = get_user_model().objects.filter(username=valid["owner"], is_active=True).first()
             if owner is None:
-                return error("invalid input", 400, {"owner": [f"no active user {data.validated_data['owner']!r}"]})
+                return error("invalid input", 400, {"owner": [f"no active user {valid['owner']!r}"]})
         try:
             item = services.action_item_add(
                 postmortem=postmortem,
-                title=data.validated_data["title"],
-                kind=data.validated_data["kind"],
+                title=valid["title"],
+                kind=valid["kind"],
                 owner=owner,
-                due_date=data.validated_data["due_date"],
+                due_date=valid["due_date"],
                 actor=Actor.from_request(request),
             )
         except ValidationError as exc:
