@@ -19,21 +19,22 @@ logger = logging.getLogger(__name__)
 # PostgreSQL or Redis (the timeline lock) restarting is retried the same way.
 RETRY_FOR = (SlackUnavailable, OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
 MAX_RETRIES = 8
+# Every Slack task: retried with jittered backoff (up to 10 min apart) on faults that pass, never on a refusal.
+RETRYING: dict[str, Any] = {
+    "ignore_result": True,
+    "autoretry_for": RETRY_FOR,
+    "retry_backoff": True,
+    "retry_backoff_max": 600,
+    "retry_jitter": True,
+    "max_retries": MAX_RETRIES,
+}
 
 
 def _last_attempt(task: Task[Any, Any]) -> bool:
     return task.request.retries >= (task.max_retries or 0)
 
 
-@shared_task(
-    bind=True,
-    ignore_result=True,
-    autoretry_for=RETRY_FOR,
-    retry_backoff=True,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=MAX_RETRIES,
-)
+@shared_task(bind=True, **RETRYING)
 def slack_incident_channel_task(self: Task[Any, Any], incident_id: int) -> bool:
     try:
         with services.slack_attempt(last=_last_attempt(self)):
@@ -43,30 +44,14 @@ def slack_incident_channel_task(self: Task[Any, Any], incident_id: int) -> bool:
         return False
 
 
-@shared_task(
-    bind=True,
-    ignore_result=True,
-    autoretry_for=RETRY_FOR,
-    retry_backoff=True,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=MAX_RETRIES,
-)
+@shared_task(bind=True, **RETRYING)
 def slack_timeline_task(self: Task[Any, Any], incident_id: int) -> int:
     # An entry Slack refuses is given up inside the flush: only retryable faults leave it.
     with services.slack_attempt(last=_last_attempt(self)):
         return services.slack_timeline_flush(incident_id=incident_id)
 
 
-@shared_task(
-    bind=True,
-    ignore_result=True,
-    autoretry_for=RETRY_FOR,
-    retry_backoff=True,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=MAX_RETRIES,
-)
+@shared_task(bind=True, **RETRYING)
 def slack_alert_post_task(self: Task[Any, Any], alert_id: int) -> bool:
     try:
         with services.slack_attempt(last=_last_attempt(self)):
@@ -76,15 +61,7 @@ def slack_alert_post_task(self: Task[Any, Any], alert_id: int) -> bool:
         return False
 
 
-@shared_task(
-    bind=True,
-    ignore_result=True,
-    autoretry_for=RETRY_FOR,
-    retry_backoff=True,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=MAX_RETRIES,
-)
+@shared_task(bind=True, **RETRYING)
 def slack_alert_update_task(self: Task[Any, Any], alert_id: int, event: str = "") -> bool:
     try:
         with services.slack_attempt(last=_last_attempt(self)):
