@@ -39,9 +39,10 @@ NOUNS = {
     "span": "spans",
     "key": "keys",
 }
-ONE_PLURAL = re.compile(r"(?<![\w.,-])1 (?:[a-z]+ )?(" + "|".join(NOUNS.values()) + r")\b")
+# "#3 error" is step 3 with its error badge, not a count: a number after "#" is a step number.
+ONE_PLURAL = re.compile(r"(?<![\w.,#-])1 (?:[a-z]+ )?(" + "|".join(NOUNS.values()) + r")\b")
 MANY_SINGULAR = re.compile(
-    r"(?<![\w.,-])(0|[2-9]|\d{2,}) (" + "|".join(NOUNS) + r")\b(?![-_'’])(?! (?:" + "|".join(NOUNS.values()) + r")\b)"
+    r"(?<![\w.,#-])(0|[2-9]|\d{2,}) (" + "|".join(NOUNS) + r")\b(?![-_'’])(?! (?:" + "|".join(NOUNS.values()) + r")\b)"
 )  # "2 tool calls" is right: a singular noun used as an adjective before a plural one
 # Markdown that should have been rendered: bold/code marks, headings, links, list stars at line start.
 RAW_MARKDOWN = re.compile(r"\*\*\S|\S\*\*|`[^`\n]+`|^#{1,4} \S|\]\(https?://|^\* \S", re.M)
