@@ -64,7 +64,7 @@ def _cost_spiral(run: Any, i: int) -> str:
         model="gpt-4o",
         input="x" * 200,
         output="ok",
-        tokens_in=4000 * (i + 1),
+        tokens_in=400 * (i + 1),
         tokens_out=20,
         cost=0.01 * (i + 1),
         finish_reason="stop",
@@ -74,8 +74,10 @@ def _cost_spiral(run: Any, i: int) -> str:
 
 
 def _silent_model_change(run: Any, i: int) -> str:
+    """Asks for gpt-4o every time; the provider answers with one snapshot, then from the third call another."""
     run.llm(
         model="gpt-4o-2026-11-30" if i >= 2 else "gpt-4o-2024-08-06",
+        attributes={"gen_ai.request.model": "gpt-4o"},
         input=f"Answer ticket {i}",
         output="Done.",
         tokens_in=300,

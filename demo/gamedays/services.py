@@ -1,5 +1,7 @@
 """Gameday writes: start a drill (registering a drill agent when none is named), mark the clock, end it."""
 
+from decimal import Decimal
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Q
@@ -12,6 +14,10 @@ from core.actors import Actor
 from core.errors import Conflict
 from core.roles import RESPONDER
 from demo.gamedays.models import MARK_FIELDS, Gameday, GamedayMode, GamedayStatus, Scenario
+
+DRILL_SESSION_COST_CAP = Decimal("0.50")
+DRILL_SESSION_TOKEN_CAP = 100_000
+DRILL_SESSION_STEP_CAP = 200
 
 
 def _drill_slug(scenario: str) -> str:
@@ -46,6 +52,12 @@ def gameday_start(*, scenario: str, actor: Actor, agent: Agent | None = None, mo
             description=f"Drill agent registered for a {scenario} gameday.",
             environment="staging",
             allowed_tools=["lookup_order", "search", "send_email"],
+            # Guardrails as a production agent would have them, so each scenario meets what catches it:
+            # a cost spiral the session caps, a silent model change the expected model.
+            model_version="gpt-4o",
+            session_cost_cap=DRILL_SESSION_COST_CAP,
+            session_token_cap=DRILL_SESSION_TOKEN_CAP,
+            session_step_cap=DRILL_SESSION_STEP_CAP,
             actor=actor,
         )
         Agent.objects.filter(pk=agent.pk).update(is_drill=True)  # DRILL on its pages, alerts and notifications

@@ -50,3 +50,48 @@ def test_a_runaway_loop_drill_is_detected_and_auto_paused(reference_data, eager,
     # the process stopped at its gate, and its key was revoked when it ended
     assert _wait(lambda: not ApiKey.objects.filter(agent=agent, revoked_at__isnull=True).exists(), 15)
     assert Gameday.objects.get(pk=gid).injection_error == ""
+
+
+# The other five scenarios: (scenario, the detector that must see it, whether its default rule stops the agent).
+# Where the rule only notifies, the drill is the team's to contain: a responder's kill stops the process.
+SCENARIOS = [
+    ("tool-misuse", "tool_not_allowed", True),
+    ("context-drift", "truncation", False),
+    ("safety-bypass", "injection", True),
+    ("cost-spiral", "session_caps", True),
+    ("silent-model-change", "model_change", False),
+]
+
+
+@pytest.mark.parametrize(("scenario", "detector", "auto_contained"), SCENARIOS, ids=[s[0] for s in SCENARIOS])
+def test_each_drill_scenario_is_detected_by_its_detector_and_contained(
+    reference_data, eager, make_client, responder, scenario, detector, auto_contained
+):
+    client = make_client(responder)
+    r = client.post("/api/v1/gamedays", {"scenario": scenario}, content_type="application/json")
+    assert r.status_code == 201, r.content
+    gid, slug = r.json()["id"], r.json()["agent"]
+    agent = Agent.objects.get(slug=slug)
+
+    def timing(mark: str) -> float | None:
+        return client.get(f"/api/v1/gamedays/{gid}").json()["timings"][mark]
+
+    assert _wait(lambda: timing("detected") is not None, 60), Gameday.objects.get(pk=gid).injection_error
+    alerts = client.get("/api/v1/alerts", {"agent": slug}).json()
+    alerts = alerts["results"] if isinstance(alerts, dict) else alerts
+    assert detector in {a["detector"] for a in alerts}, alerts
+    if auto_contained:
+        assert _wait(lambda: timing("contained") is not None, 30)
+        agent.refresh_from_db()
+        assert agent.state == "paused"
+        assert agent.audit_entries.filter(action="pause", actor_label__startswith="detector").exists()
+    else:
+        agent.refresh_from_db()
+        assert agent.state == "active" and timing("contained") is None  # notify only: nobody has contained it
+        r = client.post(f"/api/v1/agents/{slug}/kill", {"reason": "drill"}, content_type="application/json")
+        assert r.status_code == 200, r.content
+        assert _wait(lambda: timing("contained") is not None, 10)
+    assert timing("detected") <= timing("contained")
+    # the process stopped at its gate (not by its time limit), and its key was revoked when it ended
+    assert _wait(lambda: not ApiKey.objects.filter(agent=agent, revoked_at__isnull=True).exists(), 15)
+    assert Gameday.objects.get(pk=gid).injection_error == ""
