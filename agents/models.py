@@ -218,6 +218,36 @@ class AuditEntry(models.Model):
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.agent or 'fleet'} by {self.actor_label}"
 
+    @property
+    def detail(self) -> str:
+        """What the change was, beyond its action, from the row's before and after: the level stepped to,
+        the versions pinned, the session, user or tenant blocked (and until when), the tool switched."""
+        before, after = self.before or {}, self.after or {}
+        if self.action == AuditAction.DEGRADE:
+            return f"{before.get('level', '?')} → {after.get('level', '?')}"
+        if self.action in (AuditAction.ROLLBACK, AuditAction.UNPIN):
+            pinned = after.get("pinned") if self.action == AuditAction.ROLLBACK else before.get("pinned")
+            if not isinstance(pinned, dict):
+                return ""
+            versions = [f"{k} {pinned[f'{k}_version']}" for k in ("prompt", "model") if pinned.get(f"{k}_version")]
+            return ("pinned to " if self.action == AuditAction.ROLLBACK else "was pinned to ") + (
+                ", ".join(versions) or "no versions"
+            )
+        if self.action in (AuditAction.BLOCK, AuditAction.UNBLOCK):
+            old, new = before.get("blocks") or [], after.get("blocks") or []
+            changed = [b for b in new if b not in old] if self.action == AuditAction.BLOCK else []
+            if self.action == AuditAction.UNBLOCK:
+                kept = {(b.get("kind"), b.get("id")) for b in new}
+                changed = [b for b in old if (b.get("kind"), b.get("id")) not in kept]
+            parts = []
+            for b in changed[:3]:
+                part = f"{b.get('kind', '?')} {b.get('id', '?')}"
+                if self.action == AuditAction.BLOCK and b.get("expires_at"):
+                    part += f" until {str(b['expires_at'])[:16].replace('T', ' ')} UTC"
+                parts.append(part)
+            return ", ".join(parts)
+        return self.tool
+
 
 class ApiKeyScope(models.TextChoices):
     INGEST = "ingest", "Send spans"

@@ -38,6 +38,7 @@ def on_gate_changed(
         actor=Actor(label=actor_label),
         reason=reason,
         incident_number=incident_number,
+        detail=audit_entry.detail if audit_entry is not None else "",
     )
     if action in STOPPING_ACTIONS:
         incident_auto_contain(agent=agent)

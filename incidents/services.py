@@ -646,16 +646,27 @@ def timeline_flag_record(*, trace: Trace, span_id: str, note: str, actor: Actor)
 
 @transaction.atomic
 def timeline_gate_record(
-    *, agent: Agent, action: str, action_label: str, actor: Actor, reason: str, incident_number: int | None
+    *,
+    agent: Agent,
+    action: str,
+    action_label: str,
+    actor: Actor,
+    reason: str,
+    incident_number: int | None,
+    detail: str = "",
 ) -> list[TimelineEntry]:
     """Put a gate change on the timeline of every open incident linked to the agent
-    (and of the incident the action named, if any)."""
+    (and of the incident the action named, if any). ``detail`` says what changed beyond the action:
+    "full → restricted", "pinned to prompt v3, model gpt-4o-2024-08-06", "session s-1 until …"."""
     incidents = (
         Incident.objects.filter(Q(agents=agent) | Q(number=incident_number or -1))
         .filter(status__in=OPEN_STATUSES)
         .distinct()
     )
-    body = f"{action_label}: `{agent.slug}` by {actor.label}"
+    body = f"{action_label}: `{agent.slug}`"
+    if detail:
+        body += f" ({detail})"
+    body += f" by {actor.label}"
     if reason:
         body += f" — {reason}"
     return [
@@ -664,7 +675,7 @@ def timeline_gate_record(
             kind=TimelineKind.GATE,
             body=body,
             actor=actor,
-            data={"agent": agent.slug, "action": action, "reason": reason},
+            data={"agent": agent.slug, "action": action, "reason": reason, "detail": detail},
         )
         for incident in incidents
     ]

@@ -90,11 +90,26 @@ def test_ladder_pin_and_block_changes_go_on_the_open_incidents_timeline(
     incident.agents.add(agent)
     actor = Actor.person(responder)
     with django_capture_on_commit_callbacks(execute=True):
-        containment.agent_degrade(agent=agent, level="retrieval", actor=actor, reason="to retrieval")
+        containment.agent_degrade(agent=agent, level="retrieval", actor=actor, reason="answers wrong")
     with django_capture_on_commit_callbacks(execute=True):
-        containment.agent_rollback(agent=agent, prompt_version="p1", model_version="m1", actor=actor, reason="pin p1")
+        containment.agent_rollback(agent=agent, prompt_version="p1", model_version="m1", actor=actor, reason="bad")
     with django_capture_on_commit_callbacks(execute=True):
-        containment.agent_block(agent=agent, kind="tenant", value="acme", ttl_seconds=60, actor=actor, reason="acme")
+        containment.agent_block(agent=agent, kind="tenant", value="acme", ttl_seconds=60, actor=actor, reason="abuse")
+    with django_capture_on_commit_callbacks(execute=True):
+        containment.agent_unblock(agent=agent, kind="tenant", value="acme", actor=actor)
+    with django_capture_on_commit_callbacks(execute=True):
+        containment.agent_unpin(agent=agent, actor=actor)
     bodies = [e.body for e in TimelineEntry.objects.filter(incident=incident, kind="gate").order_by("id")]
-    assert len(bodies) == 3
-    assert "to retrieval" in bodies[0] and "pin p1" in bodies[1] and "acme" in bodies[2]
+    assert len(bodies) == 5
+    # each entry names what changed, not only the action: the level, the versions, the target
+    assert "(full → retrieval)" in bodies[0] and "answers wrong" in bodies[0]
+    assert "(pinned to prompt p1, model m1)" in bodies[1]
+    until = (timezone.now() + timedelta(seconds=60)).strftime("%Y-%m-%d %H:%M")
+    assert "(tenant acme until " in bodies[2] and until[:13] in bodies[2]
+    assert "(tenant acme)" in bodies[3]
+    assert "(was pinned to prompt p1, model m1)" in bodies[4]
+    # and the agent page's audit history says the same
+    page = Client()
+    page.force_login(responder)
+    html = page.get("/agents/helpdesk/").content.decode()
+    assert "full → retrieval" in html and "pinned to prompt p1, model m1" in html
