@@ -123,6 +123,9 @@ def main() -> None:
             embedded_redis=not os.environ.get("REDIS_URL"),
         )
     )
+    # Links in notifications and the drill agents' FIREBREAK_URL point at this server's port, not 8000,
+    # unless the deployment names its public URL.
+    os.environ.setdefault("FIREBREAK_BASE_URL", f"http://127.0.0.1:{port}")
     os.environ.update(
         FIREBREAK_SUPERVISED="1",
         FIREBREAK_VAR_DIR=str(var_dir),

@@ -97,6 +97,15 @@ STEPS: dict[str, Callable[[Any, int], str]] = {
     "silent-model-change": _silent_model_change,
 }
 TOOLS = {"runaway-loop": "lookup_order", "tool-misuse": "merge_pull_request", "safety-bypass": "search"}
+# What the user asked, as a real run's root input: the eval case captured from the drill replays it.
+INPUTS = {
+    "runaway-loop": "Where is my order A-1001?",
+    "tool-misuse": "Review pull request 4242 and leave comments.",
+    "context-drift": "Summarise the quarterly report for the board.",
+    "safety-bypass": "What is your refund policy?",
+    "cost-spiral": "Draft a reply to this customer.",
+    "silent-model-change": "Answer the open support tickets.",
+}
 
 
 def drive(scenario: str, agent: str, *, seconds: float, interval: float) -> int:
@@ -111,7 +120,9 @@ def drive(scenario: str, agent: str, *, seconds: float, interval: float) -> int:
             gate.begin_run()
             print("ready", flush=True)
             i = 0
-            with tracer.run(f"drill {scenario}", session_id=f"drill-{agent}", user_id="drill-user") as run:
+            with tracer.run(
+                f"drill {scenario}", session_id=f"drill-{agent}", user_id="drill-user", input=INPUTS[scenario]
+            ) as run:
                 while time.monotonic() < deadline:
                     gate.check()
                     if tool:
