@@ -20,6 +20,7 @@ from .errors import (
     LoopDetected,
     NoHandlerForLevel,
     ToolDisabled,
+    ToolNotAllowed,
 )
 from .gate import GENERIC_FALLBACK, Gate
 from .guards import BudgetGuard, LoopGuard, action_hash, canonical_json
@@ -48,6 +49,7 @@ __all__ = [
     "Run",
     "Step",
     "ToolDisabled",
+    "ToolNotAllowed",
     "Tracer",
     "action_hash",
     "canonical_json",

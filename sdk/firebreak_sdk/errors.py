@@ -5,7 +5,7 @@ run, serve :meth:`Gate.fallback_response`, and let the run end. Never catch it
 to carry on: the point of the exception is that the agent stops.
 
 - :class:`GateClosed` — an operator (or the gate's absence) says stop:
-  :class:`AgentKilled`, :class:`AgentPaused`, :class:`ToolDisabled`,
+  :class:`AgentKilled`, :class:`AgentPaused`, :class:`ToolDisabled`, :class:`ToolNotAllowed`,
   :class:`BudgetFrozen`, :class:`Blocked` (this session, user or tenant is
   blocked), :class:`NoHandlerForLevel`, and :class:`GateUnavailable` (the gate
   could not be read, so the SDK fails closed).
@@ -91,6 +91,20 @@ class ToolDisabled(GateClosed):
         by = f" by {self.changed_by}" if self.changed_by else ""
         why = f": {self.reason}" if self.reason else ""
         return f"tool {self.tool} of {self.agent} was disabled{by}{why}"
+
+
+class ToolNotAllowed(GateClosed):
+    """The tool is not among the agent's ``allowed_tools``: that call is refused before it happens (the rest of
+    the agent carries on). ``allowed`` lists the tools it may call."""
+
+    def __init__(self, agent: str, tool: str, *, allowed: list[str] | None = None, version: int | None = None) -> None:
+        self.tool = tool
+        self.allowed = list(allowed or [])
+        super().__init__(agent, reason="not among the allowed tools", version=version)
+
+    def _message(self) -> str:
+        shown = ", ".join(self.allowed[:10]) + (", …" if len(self.allowed) > 10 else "")
+        return f"tool {self.tool} is not among {self.agent}'s allowed tools ({shown})"
 
 
 class BudgetFrozen(GateClosed):

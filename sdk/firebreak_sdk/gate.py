@@ -28,7 +28,16 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .documents import BLOCK_KINDS, PublicKeyError, blocked_until, load_public_key, order, parse_document
-from .errors import AgentKilled, AgentPaused, Blocked, BudgetFrozen, GateUnavailable, NoHandlerForLevel, ToolDisabled
+from .errors import (
+    AgentKilled,
+    AgentPaused,
+    Blocked,
+    BudgetFrozen,
+    GateUnavailable,
+    NoHandlerForLevel,
+    ToolDisabled,
+    ToolNotAllowed,
+)
 from .transports import EventStream, HttpTransport, RedisTransport, Unreadable
 
 __all__ = ["GENERIC_FALLBACK", "Gate"]
@@ -42,7 +51,9 @@ _MIN_POLL = 0.05  # seconds between re-reads while waiting out a pause without a
 class _Snapshot:
     """One accepted gate document, pre-digested for the hot path. Immutable: replaced, never changed."""
 
-    __slots__ = ("at", "blocked", "disabled", "doc", "etag", "frozen", "open", "order", "raw", "state", "version")
+    __slots__ = (
+        "allowed", "at", "blocked", "disabled", "doc", "etag", "frozen", "open", "order", "raw", "state", "version"
+    )  # fmt: skip
 
     def __init__(self, doc: dict[str, Any], raw: bytes | str, etag: str | None, at: float) -> None:
         self.doc = doc
@@ -53,6 +64,8 @@ class _Snapshot:
         self.etag = etag
         self.state: str = doc["state"]
         self.disabled = frozenset(doc.get("disabled_tools") or ())
+        # Empty: every tool allowed (an agent registered without a list), as the server's detector reads it.
+        self.allowed = frozenset(doc.get("allowed_tools") or ())
         self.frozen = bool((doc.get("budget") or {}).get("frozen"))
         self.open = self.state == "active" and not doc.get("fleet_stopped")
         self.blocked = blocked_until(doc)
@@ -184,12 +197,16 @@ class Gate:
 
         With ``session``, ``user`` or ``tenant``, also raise :class:`~firebreak_sdk.errors.Blocked` when
         that one is blocked and its block has not expired; other sessions carry on.
+        With ``tool``, raise :class:`~firebreak_sdk.errors.ToolDisabled` when an operator switched it off and
+        :class:`~firebreak_sdk.errors.ToolNotAllowed` when the agent's ``allowed_tools`` (non-empty) does not
+        name it: the call is refused before it happens.
         Budget freeze does not stop ``check()``: runs already in flight drain (see :meth:`begin_run`).
         """
         snap = self._snap
         if snap is None or not self._fresh(snap, time.monotonic()):
             snap = self._refresh()
-        if not snap.open or (tool is not None and tool in snap.disabled):
+        refused = tool is not None and (tool in snap.disabled or bool(snap.allowed and tool not in snap.allowed))
+        if not snap.open or refused:
             self._closed(snap, tool)  # returns only when a pause was waited out
             snap = cast(_Snapshot, self._snap)
         if session is not None or user is not None or tenant is not None:
@@ -425,6 +442,8 @@ class Gate:
             raise AgentPaused(self.agent, **who)
         if tool is not None and tool in snap.disabled:
             raise ToolDisabled(self.agent, tool, **who)
+        if tool is not None and snap.allowed and tool not in snap.allowed:
+            raise ToolNotAllowed(self.agent, tool, allowed=sorted(snap.allowed), version=snap.version)
 
     def _wait_out_pause(self, snap: _Snapshot) -> _Snapshot:
         """Block while paused; return the first non-paused document, or raise AgentPaused after pause_timeout."""

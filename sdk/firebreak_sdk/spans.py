@@ -122,6 +122,15 @@ class _Span:
         step.end(error=error)
         return step
 
+    def refused(self, stop: GateClosed, arguments: Any = None, *, tool: str | None = None) -> Step:
+        """Record a tool call the gate refused before it happened (``ToolNotAllowed``, ``ToolDisabled``, a kill or
+        pause met at the call): a ``tool`` step with status error, the stop's message as its error and the
+        attribute ``firebreak.refused`` naming the stop, so the incident shows what was stopped. The run is not
+        ended: a refused call is the agent's to answer (another tool, or the stop)."""
+        name = tool or getattr(stop, "tool", None) or "tool"
+        attributes = {"firebreak.refused": type(stop).__name__, "firebreak.refusal_reason": str(stop)}
+        return self.tool(name, arguments, error=str(stop), duration=0, attributes=attributes)
+
     def _finished(
         self, kind: str, name: str, duration: float | None, status: str | None, attributes: dict[str, Any] | None
     ) -> Step:

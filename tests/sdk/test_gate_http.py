@@ -8,7 +8,15 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from firebreak_sdk import GENERIC_FALLBACK, AgentKilled, AgentPaused, Gate, GateUnavailable, ToolDisabled
+from firebreak_sdk import (
+    GENERIC_FALLBACK,
+    AgentKilled,
+    AgentPaused,
+    Gate,
+    GateUnavailable,
+    ToolDisabled,
+    ToolNotAllowed,
+)
 
 from .conftest import AGENT, FALLBACK, content, free_port, gate_doc, signed
 
@@ -134,6 +142,21 @@ def test_paused_and_disabled_tools_behave_as_over_redis(server, make_gate):
     server.doc = gate_doc("paused", version=2)
     with pytest.raises(AgentPaused):
         gate.check()
+
+
+def test_a_tool_outside_the_allowed_tools_is_refused_before_the_call(server, make_gate):
+    server.doc = gate_doc("active", allowed_tools=["lookup_order", "send_email"], disabled_tools=["send_email"])
+    gate = make_gate(max_staleness=0)
+    with pytest.raises(ToolNotAllowed, match="issue_refund is not among refund-agent's allowed tools") as caught:
+        gate.check(tool="issue_refund")
+    assert (caught.value.tool, caught.value.allowed) == ("issue_refund", ["lookup_order", "send_email"])
+    with pytest.raises(ToolDisabled):  # allowed but switched off by an operator: the switch says so
+        gate.check(tool="send_email")
+    gate.check(tool="lookup_order")
+    gate.check()  # the agent itself carries on: only that call is refused
+
+    server.doc = gate_doc("active", version=2, allowed_tools=[])  # no list: every tool allowed
+    gate.check(tool="issue_refund")
 
 
 def test_a_304_keeps_the_cached_document_and_a_new_version_replaces_it(server, make_gate):

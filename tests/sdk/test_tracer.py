@@ -16,6 +16,7 @@ from firebreak_sdk import (
     AgentKilled,
     FirebreakStop,
     ToolDisabled,
+    ToolNotAllowed,
     action_hash,
     configure_opentelemetry,
 )
@@ -140,6 +141,25 @@ def test_a_run_that_raises_ends_in_error_and_a_gate_stop_ends_killed(firebreak, 
 
     trace = Trace.objects.get(trace_id=caught.trace_id)
     assert (trace.status, trace.root_output) == ("killed", "A person will follow up.")
+
+
+def test_a_refused_call_arrives_as_a_refusal_span_and_the_viewer_says_so(firebreak, make_tracer, client, make_user):
+    tracer = make_tracer(url=firebreak.url, api_key=firebreak.key)
+    with tracer.run(input="merge it") as run:
+        stop = ToolNotAllowed(AGENT, "merge_pull_request", allowed=["lookup_order"])
+        run.refused(stop, {"pr": 4242})
+        run.output = "I cannot merge pull requests."
+    assert tracer.flush(timeout=10)
+
+    trace = Trace.objects.get(trace_id=run.trace_id)
+    assert (trace.status, trace.error_count) == ("ok", 1)  # the run answered: one call refused, the run not stopped
+    step = Step.objects.get(trace=trace, kind="tool")
+    assert (step.tool_name, step.tool_arguments, step.status) == ("merge_pull_request", {"pr": 4242}, "error")
+    assert step.attributes["firebreak.refused"] == "ToolNotAllowed"
+    assert "not among refund-bot's allowed tools" in step.error_message
+    client.force_login(make_user("viewer"))
+    html = client.get(f"/traces/{trace.trace_id}/").content.decode()
+    assert "refused at the gate" in html
 
 
 def test_awkward_values_never_cost_a_batch(firebreak, make_tracer):

@@ -13,6 +13,7 @@ from typing import TypedDict
 
 from django.db import connection
 from django.db.models import Max, Q, QuerySet, TextField
+from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Left, Length
 
 from traces.models import Step, Trace
@@ -110,11 +111,13 @@ def _step_rows(trace: Trace) -> QuerySet[Step]:
 
 class StepContent(TypedDict):
     """What the steps of a window carry beside their columns (``input``, ``output`` and ``attributes`` are
-    deferred): the output's first STEP_TEXT_LIMIT characters and the lengths of output and input."""
+    deferred): the output's first STEP_TEXT_LIMIT characters, the lengths of output and input, and the stop's name
+    when the gate refused the call (the ``firebreak.refused`` attribute of a refusal span)."""
 
     output_head: str
     output_len: int
     input_len: int
+    refused: str | None
 
 
 def _with_content(ids: list[int]) -> list[Step]:
@@ -133,6 +136,7 @@ def _with_content(ids: list[int]) -> list[Step]:
             output_head=Left("output", STEP_TEXT_LIMIT),
             output_len=Length("output"),
             input_len=Length("input"),
+            refused=KeyTextTransform("firebreak.refused", "attributes"),  # a call the gate refused (its stop)
         )
         .order_by("started_at", "id")
     )

@@ -89,3 +89,14 @@ def test_ping_pong_within_one_trace(make_agent, make_spans, ingest):
 
 def test_unknown_pks_are_ignored(db):
     assert detect_batch(trace_pks=[987654321]) == []
+
+
+def test_a_call_refused_at_the_gate_still_raises_tool_misuse_and_says_it_was_refused(make_agent, make_spans, ingest):
+    make_agent("reviewer", allowed_tools=["read_diff"])
+    refused = {"kind": "tool", "tool": "merge_pull_request", "args": {"pr": 1}, "status": "error",
+               "attributes": {"firebreak.refused": "ToolNotAllowed"}}  # fmt: skip
+    ingest(make_spans(agent="reviewer", trace_id="9" * 32, steps=[refused]))
+    (alert,) = detect_batch(trace_pks=[_trace_pk("9" * 32)])
+    assert alert.detector == "tool_not_allowed"
+    assert alert.title == "reviewer tried merge_pull_request, outside its allowed tools (refused at the gate)"
+    assert alert.details["refused"] is True
