@@ -249,3 +249,55 @@ def test_no_key_is_401_and_a_viewer_is_403(agent, viewer):
     c.force_login(viewer)
     assert c.post(URL, data=body, content_type=PB).status_code == 403
     assert not Trace.objects.exists()
+
+
+def _langchain_openinference_run(tracer):
+    """The attribute shapes OpenInference's LangChain instrumentor sends for a LangGraph run: a root CHAIN,
+    a node CHAIN with ``metadata.langgraph_node``, and an LLM span whose ``output.value`` is LangChain's raw
+    ``generations`` payload beside the flattened output messages."""
+    generations = {"generations": [[{"text": "", "message": {"kwargs": {"content": "Order 9 is on its way."}}}]]}
+    with tracer.start_as_current_span("LangGraph") as root:
+        root.set_attribute("openinference.span.kind", "CHAIN")
+        root.set_attribute("input.value", json.dumps({"messages": [["user", "where is order 9?"]]}))
+        with tracer.start_as_current_span("agent") as node:
+            node.set_attribute("openinference.span.kind", "CHAIN")
+            node.set_attribute("metadata", json.dumps({"langgraph_step": 1, "langgraph_node": "agent"}))
+            with tracer.start_as_current_span("ChatOpenAI") as llm:
+                llm.set_attribute("openinference.span.kind", "LLM")
+                llm.set_attribute("llm.model_name", "gpt-4o-mini")
+                llm.set_attribute("input.value", json.dumps({"messages": [[{"kwargs": {"content": "x"}}]]}))
+                llm.set_attribute("input.mime_type", "application/json")
+                llm.set_attribute("llm.input_messages.0.message.role", "user")
+                llm.set_attribute("llm.input_messages.0.message.content", "where is order 9?")
+                llm.set_attribute("output.value", json.dumps(generations))
+                llm.set_attribute("output.mime_type", "application/json")
+                llm.set_attribute("llm.output_messages.0.message.role", "assistant")
+                llm.set_attribute("llm.output_messages.0.message.content", "Order 9 is on its way.")
+
+
+def test_openinference_langchain_spans_read_as_messages_with_the_graph_as_the_agent(agent, key):
+    assert post(protobuf(record(_langchain_openinference_run)), key).status_code == 200
+    steps = {s.name: s for s in Step.objects.all()}
+    assert steps["LangGraph"].kind == "agent"  # the top-level chain is the run, not "other"
+    assert (steps["agent"].kind, steps["agent"].agent_name) == ("other", "agent")
+    llm = steps["ChatOpenAI"]
+    assert (llm.kind, llm.model, llm.agent_name) == ("llm", "gpt-4o-mini", "")
+    assert llm.output == "assistant: Order 9 is on its way."  # the message, not the raw generations JSON
+    assert llm.input == "user: where is order 9?"
+
+
+def test_genai_message_arrays_read_as_text(agent, key):
+    def run(tracer):
+        with tracer.start_as_current_span("chat gpt-4o") as span:
+            span.set_attribute("gen_ai.operation.name", "chat")
+            span.set_attribute("gen_ai.request.model", "gpt-4o")
+            span.set_attribute("gen_ai.input.messages", json.dumps(
+                [{"role": "user", "parts": [{"type": "text", "content": "refund order 9"}]}]))  # fmt: skip
+            span.set_attribute("gen_ai.output.messages", json.dumps([{"role": "assistant", "parts": [
+                {"type": "text", "content": "Looking it up."},
+                {"type": "tool_call", "name": "lookup_order", "arguments": {"order": 9}}]}]))  # fmt: skip
+
+    assert post(protobuf(record(run)), key).status_code == 200
+    llm = Step.objects.get(kind="llm")
+    assert llm.input == "user: refund order 9"
+    assert llm.output == 'assistant: Looking it up. [tool call lookup_order({"order": 9})]'

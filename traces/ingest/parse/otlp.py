@@ -151,6 +151,55 @@ def _flattened_messages(attrs: Attributes, prefix: str) -> str:
     return "\n".join(lines)
 
 
+def _genai_messages(value: JsonValue) -> str:
+    """The GenAI conventions' ``gen_ai.input.messages`` / ``gen_ai.output.messages`` (a JSON array of
+    ``{"role", "parts": [{"type": "text", "content"}, ...]}``) as "role: text" lines; "" when it is not that."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            return ""
+    if not isinstance(value, list) or not value:
+        return ""
+    lines = []
+    for message in value:
+        if not isinstance(message, dict):
+            return ""
+        parts = message.get("parts")
+        if not isinstance(parts, list):
+            return ""
+        texts = []
+        for part in parts:
+            if not isinstance(part, dict):
+                continue
+            if part.get("type") == "text":
+                texts.append(_text(part.get("content")))
+            elif part.get("type") == "tool_call":
+                texts.append(f"[tool call {_text(part.get('name'))}({_text(part.get('arguments'))})]")
+            elif part.get("type") == "tool_call_response":
+                texts.append(f"[tool result {_text(part.get('response'))}]")
+        role = _text(message.get("role"))
+        lines.append(f"{role}: {' '.join(t for t in texts if t)}" if role else " ".join(texts))
+    return "\n".join(lines)[:MAX_TEXT]
+
+
+def _sub_agent(attrs: Attributes) -> str:
+    """The sub-agent or graph node a span belongs to: the conventions' names, else LangGraph's node from
+    OpenInference's ``metadata`` (a JSON object with ``langgraph_node``)."""
+    name = _first(attrs, SUB_AGENT)
+    if name:
+        return _text(name)[:200]
+    metadata = attrs.get("metadata")
+    if isinstance(metadata, str) and "langgraph_node" in metadata:
+        try:
+            metadata = json.loads(metadata)
+        except (ValueError, RecursionError):
+            return ""
+    if isinstance(metadata, dict) and metadata.get("langgraph_node"):
+        return _text(metadata["langgraph_node"])[:200]
+    return ""
+
+
 def _flattened_tool_call(attrs: Attributes) -> tuple[str, JsonValue]:
     """The first tool call an LLM span asked for (OpenInference), as (name, arguments)."""
     name = attrs.get("llm.output_messages.0.message.tool_calls.0.tool_call.function.name")
@@ -244,14 +293,31 @@ def map_span(
 
     # Flattened message attributes are rare on tool and agent spans: look for them once.
     flat = any(k.startswith(_BULKY_PREFIXES) for k in attrs)
-    span_input = _text(_first(attrs, INPUT))
+    span_input = span_output = ""
+    if kind == "llm":
+        # A model call reads as its messages whichever instrumentor sent it: OpenInference's flattened
+        # messages, OpenLLMetry's gen_ai.prompt/completion.N, the GenAI conventions' message arrays, before
+        # input.value / output.value, which OpenInference fills with the framework's raw run payload
+        # (LangChain's {"generations": [[...]]}).
+        if flat:
+            span_input = _flattened_messages(attrs, "llm.input_messages.") or _flattened_messages(
+                attrs, "gen_ai.prompt."
+            )
+            span_output = _flattened_messages(attrs, "llm.output_messages.") or _flattened_messages(
+                attrs, "gen_ai.completion."
+            )
+        span_input = span_input or _genai_messages(attrs.get("gen_ai.input.messages"))
+        span_output = span_output or _genai_messages(attrs.get("gen_ai.output.messages"))
+    span_input = span_input or _text(_first(attrs, INPUT))
     if not span_input and flat:
         span_input = _flattened_messages(attrs, "llm.input_messages.") or _flattened_messages(attrs, "gen_ai.prompt.")
-    span_output = _text(_first(attrs, TOOL_RESULT) or _first(attrs, OUTPUT))
+    span_output = span_output or _text(_first(attrs, TOOL_RESULT) or _first(attrs, OUTPUT))
     if not span_output and flat:
         span_output = _flattened_messages(attrs, "llm.output_messages.") or _flattened_messages(
             attrs, "gen_ai.completion."
         )
+    if kind == "other" and attrs.get("openinference.span.kind") == "CHAIN" and not parent_span_id:
+        kind = "agent"  # a framework's top-level run (LangGraph's "LangGraph" chain) is the agent's run
 
     error_message = status_message if status_code == 2 else ""
     if status_code == 2 and not error_message:
@@ -287,7 +353,7 @@ def map_span(
         model=_text(_first(attrs, MODEL))[:200],
         model_version=_text(attrs.get("firebreak.model_version") or resource.get("firebreak.model_version"))[:200],
         prompt_version=_text(attrs.get("firebreak.prompt_version") or resource.get("firebreak.prompt_version"))[:200],
-        agent_name=_text(_first(attrs, SUB_AGENT))[:200],
+        agent_name=_sub_agent(attrs),
         tool_name=tool_name,
         tool_arguments=tool_args,
         input=span_input,
