@@ -121,16 +121,69 @@ def _cost(value: object) -> Decimal:
 
 
 def _json_or_text(value: JsonValue) -> JsonValue:
-    """Tool arguments arrive as a JSON string in most conventions; keep structure when it parses."""
-    if value is None or isinstance(value, dict | list):
+    """Tool arguments arrive as a JSON string in most conventions; keep structure when it parses to an object
+    or an array, else the value as sent (OpenInference sends a one-argument call's value alone: "9")."""
+    if value is None or isinstance(value, list):
         return value
+    if isinstance(value, dict):
+        return _unwrapped(value)
     if isinstance(value, str):
         try:
             parsed = json.loads(value)
         except (ValueError, RecursionError):  # not JSON, or nested too deep to parse: kept as text
             return {"input": value}
-        return parsed if isinstance(parsed, dict | list) else {"input": parsed}
+        if isinstance(parsed, dict):
+            return _unwrapped(parsed)
+        return parsed if isinstance(parsed, list) else {"input": value}
     return {"input": value}
+
+
+# OpenLLMetry's LangChain instrumentor wraps what a run got and gave in the callback's envelope:
+# {"inputs": ..., "tags", "metadata", "kwargs"} or {"input_str", "inputs", ...} and {"outputs": ...} /
+# {"output": ..., "kwargs"}. An envelope needs one of its markers (or is {"outputs"} alone), so a tool's own
+# arguments named "output" or "inputs" are never taken for one.
+_ENVELOPE_KEYS = {"inputs", "input_str", "outputs", "output", "tags", "metadata", "kwargs"}
+_ENVELOPE_MARKERS = {"input_str", "tags", "metadata", "kwargs"}
+
+
+def _unwrapped(value: dict[str, JsonValue]) -> JsonValue:
+    """A framework's callback envelope around a payload, opened (its ``inputs``, ``outputs`` or ``output``);
+    anything else as it is."""
+    keys = value.keys()
+    if keys <= _ENVELOPE_KEYS and (keys & _ENVELOPE_MARKERS or keys == {"outputs"}):
+        for key in ("inputs", "outputs", "output"):
+            if key in value:
+                inner = value[key]
+                return _unwrapped(inner) if isinstance(inner, dict) else inner
+    return value
+
+
+def _message_content(value: JsonValue) -> JsonValue:
+    """A LangChain message (serialised ``{"lc": 1, "kwargs": {"content"}}`` or dumped ``{"type": "ai",
+    "data": {"content"}}``) as its content; anything else as it is."""
+    if not isinstance(value, dict):
+        return value
+    kwargs, data = value.get("kwargs"), value.get("data")
+    if value.get("lc") == 1 and isinstance(kwargs, dict) and isinstance(kwargs.get("content"), str):
+        return kwargs["content"]
+    if isinstance(value.get("type"), str) and isinstance(data, dict) and isinstance(data.get("content"), str):
+        return data["content"]
+    return value
+
+
+def _readable(value: JsonValue) -> str:
+    """A span's input or output as text: a framework's envelope opened (``_unwrapped``) and a LangChain
+    message read as its content (``_message_content``); other text as it was sent."""
+    parsed: JsonValue = value
+    if isinstance(value, str) and value[:1] == "{":
+        try:
+            parsed = json.loads(value)
+        except (ValueError, RecursionError):
+            return _text(value)
+    if not isinstance(parsed, dict):
+        return _text(value)
+    opened = _message_content(_unwrapped(parsed))
+    return _text(value) if opened is parsed else _text(opened)
 
 
 def _flattened_messages(attrs: Attributes, prefix: str) -> str:
@@ -308,10 +361,10 @@ def map_span(
             )
         span_input = span_input or _genai_messages(attrs.get("gen_ai.input.messages"))
         span_output = span_output or _genai_messages(attrs.get("gen_ai.output.messages"))
-    span_input = span_input or _text(_first(attrs, INPUT))
+    span_input = span_input or _readable(_first(attrs, INPUT))
     if not span_input and flat:
         span_input = _flattened_messages(attrs, "llm.input_messages.") or _flattened_messages(attrs, "gen_ai.prompt.")
-    span_output = span_output or _text(_first(attrs, TOOL_RESULT) or _first(attrs, OUTPUT))
+    span_output = span_output or _readable(_first(attrs, TOOL_RESULT) or _first(attrs, OUTPUT))
     if not span_output and flat:
         span_output = _flattened_messages(attrs, "llm.output_messages.") or _flattened_messages(
             attrs, "gen_ai.completion."
