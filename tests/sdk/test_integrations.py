@@ -1,0 +1,212 @@
+"""The framework integrations (firebreak_sdk.integrations) in real agent processes against a real Firebreak.
+
+Each framework runs in its own virtual environment (``make integration-venvs`` builds var/venvs/<framework>:
+their pins conflict), so each agent is a separate process started with that venv's python, running a real
+agent of that framework driven by a scripted local model (tests/sdk/integration_agents/). The agent has a
+key of its own against ``live_server``; a responder kills it through the API between two of its steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from agents.keys.services import api_key_create
+from traces.models import Step, Trace
+
+SCRIPTS = Path(__file__).with_name("integration_agents")
+ALLOWED = ["lookup_order", "send_email"]
+
+
+def venv_python(framework: str) -> Path:
+    """The python of var/venvs/<framework>; a missing venv fails the test with the command that builds it."""
+    python = Path(settings.VAR_DIR) / "venvs" / framework / "bin" / "python"
+    if not python.exists():
+        pytest.fail(f"no virtual environment for {framework} at {python.parent.parent}: run `make integration-venvs`")
+    return python
+
+
+class AgentProcess:
+    """An agent script under its framework's venv; its JSON lines are read as they come."""
+
+    def __init__(self, framework: str, script: str, slug: str, scenario: str, *, url: str, key: str) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FIREBREAK_", "PYTHON", "VIRTUAL_ENV"))}
+        env |= {
+            "FIREBREAK_URL": url,
+            "FIREBREAK_API_KEY": key,
+            "FIREBREAK_GATE_PUBLIC_KEY": os.environ["FIREBREAK_GATE_PUBLIC_KEY"],
+        }
+        self.proc = subprocess.Popen(
+            [str(venv_python(framework)), str(SCRIPTS / script), slug, scenario],
+            env=env,
+            cwd=SCRIPTS,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.seen: list[dict[str, Any]] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                self.lines.put(json.loads(line))
+
+    def sees(self, timeout: float = 60.0, **expected: Any) -> dict[str, Any]:
+        """The first line from now on in which every expected key has its value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=min(0.5, max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                if time.monotonic() < deadline and self.reader.is_alive():
+                    continue  # still running: wait on; ended: it will say nothing more
+                raise AssertionError(
+                    f"the agent never said {expected}; it said {self.seen}; {self._stderr()}"
+                ) from None
+            self.seen.append(line)
+            if all(line.get(k) == v for k, v in expected.items()):
+                return line
+
+    def send(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+
+    def wait(self) -> int:
+        return self.proc.wait(timeout=60)
+
+    def _stderr(self) -> str:
+        if self.proc.poll() is None:
+            return "(still running)"
+        assert self.proc.stderr is not None
+        return "stderr: " + self.proc.stderr.read()[-3000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def firebreak(live_server, reference_data, make_agent):
+    """A real Firebreak and a factory of agents (allowed tools: lookup_order, send_email) with their keys."""
+
+    def agent(slug: str, **kwargs: Any) -> SimpleNamespace:
+        registered = make_agent(slug, allowed_tools=ALLOWED, **kwargs)
+        _, key = api_key_create(agent=registered, scopes=["ingest", "gate"])
+        return SimpleNamespace(slug=slug, agent=registered, key=key)
+
+    return SimpleNamespace(url=live_server.url, agent=agent)
+
+
+@pytest.fixture
+def run_agent(firebreak):
+    processes: list[AgentProcess] = []
+
+    def start(framework: str, script: str, slug: str, scenario: str, key: str) -> AgentProcess:
+        process = AgentProcess(framework, script, slug, scenario, url=firebreak.url, key=key)
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        process.stop()
+
+
+def steps_of(trace_id: str) -> list[Step]:
+    return list(Step.objects.filter(trace__trace_id=trace_id).order_by("started_at"))
+
+
+# --- LangGraph / LangChain ------------------------------------------------------------------------------------
+
+
+LANGGRAPH = ("langgraph", "langgraph_agent.py")
+
+
+def test_langgraph_run_sends_its_llm_and_tool_spans_to_firebreak(firebreak, run_agent):
+    agent = firebreak.agent("lg-normal")
+    process = run_agent(*LANGGRAPH, agent.slug, "normal", agent.key)
+    done = process.sees(event="done")
+    assert process.wait() == 0
+    assert done["answer"] == "Refunded order 42."
+    assert done["calls"] == {"lookup_order": 1, "send_email": 1}
+
+    trace = Trace.objects.get(trace_id=done["trace_id"])
+    assert (trace.agent.slug, trace.status, trace.session_id, trace.user_id) == (agent.slug, "ok", "conv-7", "user-42")
+    assert trace.root_output == "Refunded order 42."
+    kinds = [(s.kind, s.tool_name or s.model) for s in steps_of(done["trace_id"]) if s.kind != "agent"]
+    assert kinds == [
+        ("llm", "scripted-1"),
+        ("tool", "lookup_order"),
+        ("llm", "scripted-1"),
+        ("tool", "send_email"),
+        ("llm", "scripted-1"),
+    ]
+    llm = next(s for s in steps_of(done["trace_id"]) if s.kind == "llm")
+    assert (llm.tokens_in, llm.tokens_out, llm.finish_reason) == (40, 20, "tool_calls")
+    tool = next(s for s in steps_of(done["trace_id"]) if s.tool_name == "lookup_order")
+    assert tool.tool_arguments == {"order_id": "42"}
+    assert "$30, paid" in json.dumps(tool.output)
+
+
+def test_langgraph_kill_between_steps_stops_the_next_tool_call(firebreak, run_agent, make_client, responder):
+    agent = firebreak.agent("lg-kill")
+    process = run_agent(*LANGGRAPH, agent.slug, "kill", agent.key)
+    process.sees(event="tool", name="lookup_order", calls=1)
+    process.sees(event="model", turn=2, waiting=True)  # its gate check passed; it answers when told
+    killed = make_client(responder).post(
+        f"/api/v1/agents/{agent.slug}/kill", {"reason": "refunding everyone"}, content_type="application/json"
+    )
+    assert killed.status_code == 200, killed.content
+    process.send("go")  # the model answers with a second lookup_order call: on_tool_start meets the kill
+
+    stopped = process.sees(event="stopped")
+    assert process.wait() == 3
+    assert (stopped["error"], stopped["reason"]) == ("AgentKilled", "refunding everyone")
+    assert stopped["calls"] == {"lookup_order": 1}  # the second call never ran
+    trace = Trace.objects.get(trace_id=stopped["trace_id"])
+    assert trace.status == "killed"
+    refused = [s for s in steps_of(stopped["trace_id"]) if s.attributes.get("firebreak.refused")]
+    assert [(s.tool_name, s.attributes["firebreak.refused"], s.tool_arguments) for s in refused] == [
+        ("lookup_order", "AgentKilled", {"order_id": "43"})
+    ]
+
+
+def test_langgraph_tool_outside_allowed_tools_is_refused_before_it_runs(firebreak, run_agent):
+    agent = firebreak.agent("lg-refused")
+    process = run_agent(*LANGGRAPH, agent.slug, "refused", agent.key)
+    stopped = process.sees(event="stopped")
+    assert process.wait() == 3
+    assert stopped["error"] == "ToolNotAllowed"
+    assert "drop_tables is not among lg-refused's allowed tools" in stopped["message"]
+    assert stopped["calls"] == {}
+    refused = [s for s in steps_of(stopped["trace_id"]) if s.kind == "tool"]
+    assert [(s.tool_name, s.status, s.attributes.get("firebreak.refused")) for s in refused] == [
+        ("drop_tables", "error", "ToolNotAllowed")
+    ]
+
+
+def test_langgraph_budget_guard_refuses_the_model_call_past_the_token_cap(firebreak, run_agent):
+    # 60 tokens a call: the third call is refused, 120 tokens being spent of 100
+    agent = firebreak.agent("lg-budget", session_token_cap=100)
+    process = run_agent(*LANGGRAPH, agent.slug, "budget", agent.key)
+    stopped = process.sees(event="stopped")
+    assert process.wait() == 3
+    assert (stopped["error"], stopped["reason"]) == ("BudgetExceeded", "session_token_cap")
+    assert stopped["calls"] == {"lookup_order": 2}
+    assert [s.kind for s in steps_of(stopped["trace_id"]) if s.kind != "agent"] == ["llm", "tool", "llm", "tool"]
