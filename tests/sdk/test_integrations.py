@@ -210,3 +210,72 @@ def test_langgraph_budget_guard_refuses_the_model_call_past_the_token_cap(firebr
     assert (stopped["error"], stopped["reason"]) == ("BudgetExceeded", "session_token_cap")
     assert stopped["calls"] == {"lookup_order": 2}
     assert [s.kind for s in steps_of(stopped["trace_id"]) if s.kind != "agent"] == ["llm", "tool", "llm", "tool"]
+
+
+# --- OpenAI Agents SDK ------------------------------------------------------------------------------------------
+
+
+OPENAI_AGENTS = ("openai-agents", "openai_agents_agent.py")
+
+
+def test_openai_agents_run_sends_its_llm_and_tool_spans_to_firebreak(firebreak, run_agent):
+    agent = firebreak.agent("oa-normal")
+    process = run_agent(*OPENAI_AGENTS, agent.slug, "normal", agent.key)
+    done = process.sees(event="done")
+    assert process.wait() == 0
+    assert (done["answer"], done["calls"]) == ("Refunded order 42.", {"lookup_order": 1, "send_email": 1})
+
+    trace = Trace.objects.get(trace_id=done["trace_id"])
+    assert (trace.agent.slug, trace.status, trace.session_id, trace.user_id) == (agent.slug, "ok", "conv-7", "user-42")
+    assert trace.root_output == "Refunded order 42."
+    steps = steps_of(done["trace_id"])
+    assert [(s.kind, s.tool_name or s.model) for s in steps if s.kind != "agent"] == [
+        ("llm", "scripted-1"),
+        ("tool", "lookup_order"),
+        ("llm", "scripted-1"),
+        ("tool", "send_email"),
+        ("llm", "scripted-1"),
+    ]
+    llm = next(s for s in steps if s.kind == "llm")
+    assert (llm.tokens_in, llm.tokens_out, llm.finish_reason) == (40, 20, "tool_calls")
+    tool = next(s for s in steps if s.tool_name == "lookup_order")
+    assert tool.tool_arguments == {"order_id": "42"}
+    assert "$30, paid" in json.dumps(tool.output)
+
+
+def test_openai_agents_kill_trips_the_tool_guardrail_before_the_next_tool_call(
+    firebreak, run_agent, make_client, responder
+):
+    agent = firebreak.agent("oa-kill")
+    process = run_agent(*OPENAI_AGENTS, agent.slug, "kill", agent.key)
+    process.sees(event="tool", name="lookup_order", calls=1)
+    process.sees(event="model", turn=2, waiting=True)
+    killed = make_client(responder).post(
+        f"/api/v1/agents/{agent.slug}/kill", {"reason": "refunding everyone"}, content_type="application/json"
+    )
+    assert killed.status_code == 200, killed.content
+    process.send("go")
+
+    stopped = process.sees(event="stopped")
+    assert process.wait() == 3
+    assert (stopped["error"], stopped["stop"]) == ("ToolInputGuardrailTripwireTriggered", "AgentKilled")
+    assert stopped["reason"] == "refunding everyone"
+    assert stopped["calls"] == {"lookup_order": 1}
+    assert Trace.objects.get(trace_id=stopped["trace_id"]).status == "killed"
+    refused = [s for s in steps_of(stopped["trace_id"]) if s.attributes.get("firebreak.refused")]
+    assert [(s.tool_name, s.attributes["firebreak.refused"], s.tool_arguments) for s in refused] == [
+        ("lookup_order", "AgentKilled", {"order_id": "43"})
+    ]
+
+
+def test_openai_agents_tool_outside_allowed_tools_is_rejected_and_the_model_told(firebreak, run_agent):
+    agent = firebreak.agent("oa-refused")
+    process = run_agent(*OPENAI_AGENTS, agent.slug, "refused", agent.key)
+    done = process.sees(event="done")
+    assert process.wait() == 0
+    assert (done["answer"], done["calls"]) == ("I may not drop tables.", {})
+    steps = steps_of(done["trace_id"])
+    refused = [s for s in steps if s.kind == "tool"]
+    assert [(s.tool_name, s.status, s.attributes.get("firebreak.refused")) for s in refused] == [
+        ("drop_tables", "error", "ToolNotAllowed")
+    ]
