@@ -39,8 +39,8 @@ from __future__ import annotations
 import importlib
 import json
 import time
-from datetime import datetime
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from ..errors import FirebreakStop, GateClosed, ToolDisabled, ToolNotAllowed
@@ -64,7 +64,7 @@ __all__ = ["FirebreakRunHooks", "FirebreakTracingProcessor", "guard_tools"]
 Price = Callable[[str | None, int, int], float]
 
 
-class FirebreakRunHooks(RunHooks):  # type: ignore[misc]
+class FirebreakRunHooks(RunHooks):
     """Run hooks: gate checks before every model and tool call, the budget guard, a Firebreak run per run.
 
     ``session`` / ``user`` / ``tenant`` go to every check and to the run. ``price(model, tokens_in,
@@ -227,7 +227,7 @@ def guard_tools(tools: Sequence[Any], hooks: FirebreakRunHooks) -> list[Any]:
     return list(tools)
 
 
-class FirebreakTracingProcessor(TracingProcessor):  # type: ignore[misc]
+class FirebreakTracingProcessor(TracingProcessor):
     """Sends the Agents SDK's traces to Firebreak: a run per trace, an llm step per generation or response
     span, a tool step per function span. ``agents.add_trace_processor(FirebreakTracingProcessor(tracer))``
     (or ``set_trace_processors([...])`` to send them nowhere else). For agents that do not use

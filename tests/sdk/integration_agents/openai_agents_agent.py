@@ -12,14 +12,16 @@ is rejected by the guardrail, the model is told and answers), ``budget``.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections import Counter
 from typing import Any
 
-os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")
+from agents.models.interface import Model
+from firebreak_sdk import FirebreakStop, Gate, Tracer
+from firebreak_sdk.integrations.openai_agents import FirebreakRunHooks, guard_tools
+from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
 
-from agents import (  # noqa: E402 - after the environment that keeps the SDK's trace export off
+from agents import (
     Agent,
     ModelResponse,
     Runner,
@@ -28,10 +30,6 @@ from agents import (  # noqa: E402 - after the environment that keeps the SDK's 
     function_tool,
     set_tracing_disabled,
 )
-from agents.models.interface import Model  # noqa: E402
-from firebreak_sdk import FirebreakStop, Gate, Tracer  # noqa: E402
-from firebreak_sdk.integrations.openai_agents import FirebreakRunHooks, guard_tools  # noqa: E402
-from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText  # noqa: E402
 
 CALLS: Counter[str] = Counter()
 
@@ -128,7 +126,7 @@ class ScriptedModel(Model):
 
 def main() -> int:
     slug, scenario = sys.argv[1], sys.argv[2]
-    set_tracing_disabled(True)
+    set_tracing_disabled(True)  # the SDK's own trace export (to OpenAI) is off: no network
     # max_staleness=0: every check reads the gate, so the check right after the test's kill sees it (the test
     # server has no gate stream to push it); timeout=5: the test server is slow on a loaded machine
     gate = Gate.from_env(slug, max_staleness=0.0, subscribe=False, timeout=5.0)
