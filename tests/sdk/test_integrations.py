@@ -14,6 +14,7 @@ import queue
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -132,99 +133,33 @@ def steps_of(trace_id: str) -> list[Step]:
     return list(Step.objects.filter(trace__trace_id=trace_id).order_by("started_at"))
 
 
-# --- LangGraph / LangChain ------------------------------------------------------------------------------------
+# --- one process per framework: a normal run, a refused tool, the budget, then the kill ---------------------------
 
 
-LANGGRAPH = ("langgraph", "langgraph_agent.py")
+@dataclass(frozen=True)
+class Framework:
+    venv: str
+    script: str
+    finish_reason: str  # the first model call's (a tool call), as the framework reports it
+    refusal_ends_run: bool  # the refused call aborts the run (LangGraph), or the model is told and answers
+    killed_by: str  # what the process catches when the kill meets the next tool call
 
 
-def test_langgraph_run_sends_its_llm_and_tool_spans_to_firebreak(firebreak, run_agent):
-    agent = firebreak.agent("lg-normal")
-    process = run_agent(*LANGGRAPH, agent.slug, "normal", agent.key)
-    done = process.sees(event="done")
-    assert process.wait() == 0
-    assert done["answer"] == "Refunded order 42."
-    assert done["calls"] == {"lookup_order": 1, "send_email": 1}
-
-    trace = Trace.objects.get(trace_id=done["trace_id"])
-    assert (trace.agent.slug, trace.status, trace.session_id, trace.user_id) == (agent.slug, "ok", "conv-7", "user-42")
-    assert trace.root_output == "Refunded order 42."
-    kinds = [(s.kind, s.tool_name or s.model) for s in steps_of(done["trace_id"]) if s.kind != "agent"]
-    assert kinds == [
-        ("llm", "scripted-1"),
-        ("tool", "lookup_order"),
-        ("llm", "scripted-1"),
-        ("tool", "send_email"),
-        ("llm", "scripted-1"),
-    ]
-    llm = next(s for s in steps_of(done["trace_id"]) if s.kind == "llm")
-    assert (llm.tokens_in, llm.tokens_out, llm.finish_reason) == (40, 20, "tool_calls")
-    tool = next(s for s in steps_of(done["trace_id"]) if s.tool_name == "lookup_order")
-    assert tool.tool_arguments == {"order_id": "42"}
-    assert "$30, paid" in json.dumps(tool.output)
+LANGGRAPH = Framework("langgraph", "langgraph_agent.py", "tool_calls", True, "AgentKilled")
+OPENAI_AGENTS = Framework(
+    "openai-agents", "openai_agents_agent.py", "tool_calls", False, "ToolInputGuardrailTripwireTriggered"
+)
+PYDANTIC_AI = Framework("pydantic-ai", "pydantic_ai_agent.py", "tool_call", False, "AgentKilled")
 
 
-def test_langgraph_kill_between_steps_stops_the_next_tool_call(firebreak, run_agent, make_client, responder):
-    agent = firebreak.agent("lg-kill")
-    process = run_agent(*LANGGRAPH, agent.slug, "kill", agent.key)
-    process.sees(event="tool", name="lookup_order", calls=1)
-    process.sees(event="model", turn=2, waiting=True)  # its gate check passed; it answers when told
-    killed = make_client(responder).post(
-        f"/api/v1/agents/{agent.slug}/kill", {"reason": "refunding everyone"}, content_type="application/json"
-    )
-    assert killed.status_code == 200, killed.content
-    process.send("go")  # the model answers with a second lookup_order call: on_tool_start meets the kill
+def check_framework(framework: Framework, firebreak, run_agent, make_client, responder) -> None:
+    # 60 tokens a model call, a cap of 150 a run: the normal run's third call passes, the budget run's fourth not
+    agent = firebreak.agent(f"{framework.venv}-bot", session_token_cap=150)
+    process = run_agent(framework.venv, framework.script, agent.slug, "normal,refused,budget,kill", agent.key)
 
-    stopped = process.sees(event="stopped")
-    assert process.wait() == 3
-    assert (stopped["error"], stopped["reason"]) == ("AgentKilled", "refunding everyone")
-    assert stopped["calls"] == {"lookup_order": 1}  # the second call never ran
-    trace = Trace.objects.get(trace_id=stopped["trace_id"])
-    assert trace.status == "killed"
-    refused = [s for s in steps_of(stopped["trace_id"]) if s.attributes.get("firebreak.refused")]
-    assert [(s.tool_name, s.attributes["firebreak.refused"], s.tool_arguments) for s in refused] == [
-        ("lookup_order", "AgentKilled", {"order_id": "43"})
-    ]
-
-
-def test_langgraph_tool_outside_allowed_tools_is_refused_before_it_runs(firebreak, run_agent):
-    agent = firebreak.agent("lg-refused")
-    process = run_agent(*LANGGRAPH, agent.slug, "refused", agent.key)
-    stopped = process.sees(event="stopped")
-    assert process.wait() == 3
-    assert stopped["error"] == "ToolNotAllowed"
-    assert "drop_tables is not among lg-refused's allowed tools" in stopped["message"]
-    assert stopped["calls"] == {}
-    refused = [s for s in steps_of(stopped["trace_id"]) if s.kind == "tool"]
-    assert [(s.tool_name, s.status, s.attributes.get("firebreak.refused")) for s in refused] == [
-        ("drop_tables", "error", "ToolNotAllowed")
-    ]
-
-
-def test_langgraph_budget_guard_refuses_the_model_call_past_the_token_cap(firebreak, run_agent):
-    # 60 tokens a call: the third call is refused, 120 tokens being spent of 100
-    agent = firebreak.agent("lg-budget", session_token_cap=100)
-    process = run_agent(*LANGGRAPH, agent.slug, "budget", agent.key)
-    stopped = process.sees(event="stopped")
-    assert process.wait() == 3
-    assert (stopped["error"], stopped["reason"]) == ("BudgetExceeded", "session_token_cap")
-    assert stopped["calls"] == {"lookup_order": 2}
-    assert [s.kind for s in steps_of(stopped["trace_id"]) if s.kind != "agent"] == ["llm", "tool", "llm", "tool"]
-
-
-# --- OpenAI Agents SDK ------------------------------------------------------------------------------------------
-
-
-OPENAI_AGENTS = ("openai-agents", "openai_agents_agent.py")
-
-
-def test_openai_agents_run_sends_its_llm_and_tool_spans_to_firebreak(firebreak, run_agent):
-    agent = firebreak.agent("oa-normal")
-    process = run_agent(*OPENAI_AGENTS, agent.slug, "normal", agent.key)
-    done = process.sees(event="done")
-    assert process.wait() == 0
+    # A normal run: its llm and tool spans land in Firebreak as one trajectory.
+    done = process.sees(scenario="normal", event="done")
     assert (done["answer"], done["calls"]) == ("Refunded order 42.", {"lookup_order": 1, "send_email": 1})
-
     trace = Trace.objects.get(trace_id=done["trace_id"])
     assert (trace.agent.slug, trace.status, trace.session_id, trace.user_id) == (agent.slug, "ok", "conv-7", "user-42")
     assert trace.root_output == "Refunded order 42."
@@ -237,45 +172,61 @@ def test_openai_agents_run_sends_its_llm_and_tool_spans_to_firebreak(firebreak, 
         ("llm", "scripted-1"),
     ]
     llm = next(s for s in steps if s.kind == "llm")
-    assert (llm.tokens_in, llm.tokens_out, llm.finish_reason) == (40, 20, "tool_calls")
+    assert (llm.tokens_in, llm.tokens_out, llm.finish_reason) == (40, 20, framework.finish_reason)
     tool = next(s for s in steps if s.tool_name == "lookup_order")
     assert tool.tool_arguments == {"order_id": "42"}
     assert "$30, paid" in json.dumps(tool.output)
 
+    # A tool outside allowed_tools is refused before it runs, and the refusal is a span.
+    refused = process.sees(scenario="refused", event="stopped" if framework.refusal_ends_run else "done")
+    assert refused["calls"] == {}
+    if framework.refusal_ends_run:
+        assert refused["error"] == "ToolNotAllowed"
+        assert f"drop_tables is not among {agent.slug}'s allowed tools" in refused["message"]
+    else:
+        assert refused["answer"] == "I may not drop tables."
+    tools = [s for s in steps_of(refused["trace_id"]) if s.kind == "tool"]
+    assert [(s.tool_name, s.status, s.attributes.get("firebreak.refused")) for s in tools] == [
+        ("drop_tables", "error", "ToolNotAllowed")
+    ]
 
-def test_openai_agents_kill_trips_the_tool_guardrail_before_the_next_tool_call(
-    firebreak, run_agent, make_client, responder
-):
-    agent = firebreak.agent("oa-kill")
-    process = run_agent(*OPENAI_AGENTS, agent.slug, "kill", agent.key)
-    process.sees(event="tool", name="lookup_order", calls=1)
-    process.sees(event="model", turn=2, waiting=True)
+    # The budget guard refuses the model call that the gate's token cap does not leave room for.
+    budget = process.sees(scenario="budget", event="stopped")
+    assert (budget["error"], budget["reason"]) == ("BudgetExceeded", "session_token_cap")
+    assert budget["calls"] == {"lookup_order": 3}
+    assert [s.kind for s in steps_of(budget["trace_id"]) if s.kind != "agent"] == ["llm", "tool"] * 3
+
+    # Killed through the API between the model's answer and the tool call it asks for: that call never runs.
+    process.sees(scenario="kill", event="tool", name="lookup_order", calls=1)
+    process.sees(scenario="kill", event="model", turn=2, waiting=True)  # its gate check passed; it waits
     killed = make_client(responder).post(
         f"/api/v1/agents/{agent.slug}/kill", {"reason": "refunding everyone"}, content_type="application/json"
     )
     assert killed.status_code == 200, killed.content
     process.send("go")
-
-    stopped = process.sees(event="stopped")
+    stopped = process.sees(scenario="kill", event="stopped")
     assert process.wait() == 3
-    assert (stopped["error"], stopped["stop"]) == ("ToolInputGuardrailTripwireTriggered", "AgentKilled")
+    assert (stopped["error"], stopped.get("stop", stopped["error"])) == (framework.killed_by, "AgentKilled")
     assert stopped["reason"] == "refunding everyone"
     assert stopped["calls"] == {"lookup_order": 1}
     assert Trace.objects.get(trace_id=stopped["trace_id"]).status == "killed"
-    refused = [s for s in steps_of(stopped["trace_id"]) if s.attributes.get("firebreak.refused")]
-    assert [(s.tool_name, s.attributes["firebreak.refused"], s.tool_arguments) for s in refused] == [
+    refusals = [s for s in steps_of(stopped["trace_id"]) if s.attributes.get("firebreak.refused")]
+    assert [(s.tool_name, s.attributes["firebreak.refused"], s.tool_arguments) for s in refusals] == [
         ("lookup_order", "AgentKilled", {"order_id": "43"})
     ]
 
 
-def test_openai_agents_tool_outside_allowed_tools_is_rejected_and_the_model_told(firebreak, run_agent):
-    agent = firebreak.agent("oa-refused")
-    process = run_agent(*OPENAI_AGENTS, agent.slug, "refused", agent.key)
-    done = process.sees(event="done")
-    assert process.wait() == 0
-    assert (done["answer"], done["calls"]) == ("I may not drop tables.", {})
-    steps = steps_of(done["trace_id"])
-    refused = [s for s in steps if s.kind == "tool"]
-    assert [(s.tool_name, s.status, s.attributes.get("firebreak.refused")) for s in refused] == [
-        ("drop_tables", "error", "ToolNotAllowed")
-    ]
+def test_langgraph_agent_is_traced_refused_budgeted_and_stopped_by_a_kill(firebreak, run_agent, make_client, responder):
+    check_framework(LANGGRAPH, firebreak, run_agent, make_client, responder)
+
+
+def test_openai_agents_agent_is_traced_refused_budgeted_and_stopped_by_a_kill(
+    firebreak, run_agent, make_client, responder
+):
+    check_framework(OPENAI_AGENTS, firebreak, run_agent, make_client, responder)
+
+
+def test_pydantic_ai_agent_is_traced_refused_budgeted_and_stopped_by_a_kill(
+    firebreak, run_agent, make_client, responder
+):
+    check_framework(PYDANTIC_AI, firebreak, run_agent, make_client, responder)

@@ -36,6 +36,7 @@ response and function spans) as Firebreak runs, for agents that keep their own h
 
 from __future__ import annotations
 
+import copy
 import importlib
 import json
 import time
@@ -62,6 +63,7 @@ TracingProcessor: Any = _sdk.TracingProcessor
 __all__ = ["FirebreakRunHooks", "FirebreakTracingProcessor", "guard_tools"]
 
 Price = Callable[[str | None, int, int], float]
+_GUARDRAIL = "firebreak_gate"
 
 
 class FirebreakRunHooks(RunHooks):
@@ -100,7 +102,7 @@ class FirebreakRunHooks(RunHooks):
         self._llm_input: Any = None
         self._tools: dict[str, tuple[float, Any]] = {}
         self._checked: set[str] = set()  # tool calls the guardrail already let through
-        self.tool_guardrail: Any = ToolInputGuardrail(guardrail_function=self._guardrail, name="firebreak_gate")
+        self.tool_guardrail: Any = ToolInputGuardrail(guardrail_function=self._guardrail, name=_GUARDRAIL)
 
     # --- the run ---------------------------------------------------------------------------------------------
 
@@ -216,15 +218,18 @@ class FirebreakRunHooks(RunHooks):
 
 
 def guard_tools(tools: Sequence[Any], hooks: FirebreakRunHooks) -> list[Any]:
-    """The same function tools, each with ``hooks.tool_guardrail`` added to its ``tool_input_guardrails`` (the
-    tool objects are changed in place and returned). Other kinds of tool are returned as they are: the hooks'
-    ``on_tool_start`` checks them."""
+    """Copies of the function tools, each with ``hooks.tool_guardrail`` (and no other Firebreak guardrail, so
+    tools guarded for an earlier run can be guarded again) in its ``tool_input_guardrails``; the caller's
+    tools are left as they were. Other kinds of tool are returned as they are: the hooks' ``on_tool_start``
+    checks them."""
+    guarded: list[Any] = []
     for tool in tools:
         if isinstance(tool, FunctionTool):
-            guardrails = list(tool.tool_input_guardrails or [])
-            if hooks.tool_guardrail not in guardrails:
-                tool.tool_input_guardrails = [*guardrails, hooks.tool_guardrail]
-    return list(tools)
+            tool = copy.copy(tool)
+            others = [g for g in tool.tool_input_guardrails or [] if getattr(g, "name", None) != _GUARDRAIL]
+            tool.tool_input_guardrails = [*others, hooks.tool_guardrail]
+        guarded.append(tool)
+    return guarded
 
 
 class FirebreakTracingProcessor(TracingProcessor):

@@ -46,13 +46,17 @@ SCRIPTS: dict[str, list[dict[str, Any]]] = {
     "budget": [
         {"tool": "lookup_order", "args": {"order_id": "42"}},
         {"tool": "lookup_order", "args": {"order_id": "43"}},
+        {"tool": "lookup_order", "args": {"order_id": "44"}},
         {"answer": "never reached"},
     ],
 }
 
 
+SCENARIO = ""
+
+
 def say(**fields: Any) -> None:
-    print(json.dumps(fields), flush=True)
+    print(json.dumps({"scenario": SCENARIO, **fields}), flush=True)
 
 
 def lookup_order(order_id: str) -> str:
@@ -124,12 +128,9 @@ def build_graph(script: list[dict[str, Any]], gate: Gate) -> Any:
     return graph.compile()
 
 
-def main() -> int:
-    slug, scenario = sys.argv[1], sys.argv[2]
-    # max_staleness=0: every check reads the gate, so the check right after the test's kill sees it (the test
-    # server has no gate stream to push it); timeout=5: the test server is slow on a loaded machine
-    gate = Gate.from_env(slug, max_staleness=0.0, subscribe=False, timeout=5.0)
-    tracer = Tracer.from_env(slug, flush_interval=0.05)
+def run(slug: str, scenario: str, gate: Gate, tracer: Tracer) -> int:
+    """One framework run of the scenario's script, with a fresh handler; its outcome as the last line."""
+    CALLS.clear()
     handler = FirebreakCallbackHandler(gate, tracer, session="conv-7", user="user-42", name="refund-run")
     graph = build_graph(SCRIPTS[scenario], gate)
     try:
@@ -146,6 +147,21 @@ def main() -> int:
     trace_id = handler.last_run.trace_id if handler.last_run else None
     say(event="done", answer=result["messages"][-1].content, calls=CALLS, trace_id=trace_id)
     return 0
+
+
+def main() -> int:
+    """``langgraph_agent.py <slug> <scenario>[,<scenario>...]``: the scenarios one after the other (one
+    process: the framework's import is the slow part); the exit status is the last one's."""
+    global SCENARIO
+    slug, scenarios = sys.argv[1], sys.argv[2].split(",")
+    # max_staleness=0: every check reads the gate, so the check right after the test's kill sees it (the test
+    # server has no gate stream to push it); timeout=5: the test server is slow on a loaded machine
+    gate = Gate.from_env(slug, max_staleness=0.0, subscribe=False, timeout=5.0)
+    tracer = Tracer.from_env(slug, flush_interval=0.05)
+    status = 0
+    for SCENARIO in scenarios:
+        status = run(slug, SCENARIO, gate, tracer)
+    return status
 
 
 if __name__ == "__main__":

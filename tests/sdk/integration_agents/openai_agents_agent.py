@@ -51,13 +51,17 @@ SCRIPTS: dict[str, list[dict[str, Any]]] = {
     "budget": [
         {"tool": "lookup_order", "args": {"order_id": "42"}},
         {"tool": "lookup_order", "args": {"order_id": "43"}},
+        {"tool": "lookup_order", "args": {"order_id": "44"}},
         {"answer": "never reached"},
     ],
 }
 
 
+SCENARIO = ""
+
+
 def say(**fields: Any) -> None:
-    print(json.dumps(fields, default=str), flush=True)
+    print(json.dumps({"scenario": SCENARIO, **fields}, default=str), flush=True)
 
 
 @function_tool
@@ -124,13 +128,9 @@ class ScriptedModel(Model):
         raise NotImplementedError("the scripted model does not stream")
 
 
-def main() -> int:
-    slug, scenario = sys.argv[1], sys.argv[2]
-    set_tracing_disabled(True)  # the SDK's own trace export (to OpenAI) is off: no network
-    # max_staleness=0: every check reads the gate, so the check right after the test's kill sees it (the test
-    # server has no gate stream to push it); timeout=5: the test server is slow on a loaded machine
-    gate = Gate.from_env(slug, max_staleness=0.0, subscribe=False, timeout=5.0)
-    tracer = Tracer.from_env(slug, flush_interval=0.05)
+def run(slug: str, scenario: str, gate: Gate, tracer: Tracer) -> int:
+    """One framework run of the scenario's script, with fresh hooks; its outcome as the last line."""
+    CALLS.clear()
     hooks = FirebreakRunHooks(gate, tracer, session="conv-7", user="user-42", name="refund-run")
     agent = Agent(
         name="refunds",
@@ -154,6 +154,22 @@ def main() -> int:
         return 3
     say(event="done", answer=result.final_output, calls=CALLS, trace_id=trace_id)
     return 0
+
+
+def main() -> int:
+    """``openai_agents_agent.py <slug> <scenario>[,<scenario>...]``: the scenarios one after the other (one
+    process: the framework's import is the slow part); the exit status is the last one's."""
+    global SCENARIO
+    slug, scenarios = sys.argv[1], sys.argv[2].split(",")
+    set_tracing_disabled(True)  # the SDK's own trace export (to OpenAI) is off: no network
+    # max_staleness=0: every check reads the gate, so the check right after the test's kill sees it (the test
+    # server has no gate stream to push it); timeout=5: the test server is slow on a loaded machine
+    gate = Gate.from_env(slug, max_staleness=0.0, subscribe=False, timeout=5.0)
+    tracer = Tracer.from_env(slug, flush_interval=0.05)
+    status = 0
+    for SCENARIO in scenarios:
+        status = run(slug, SCENARIO, gate, tracer)
+    return status
 
 
 if __name__ == "__main__":
