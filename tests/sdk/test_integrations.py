@@ -143,11 +143,17 @@ class Framework:
     finish_reason: str  # the first model call's (a tool call), as the framework reports it
     refusal_ends_run: bool  # the refused call aborts the run (LangGraph), or the model is told and answers
     killed_by: str  # what the process catches when the kill meets the next tool call
+    scenarios: str = "normal,refused,budget,kill"
 
 
 LANGGRAPH = Framework("langgraph", "langgraph_agent.py", "tool_calls", True, "AgentKilled")
 OPENAI_AGENTS = Framework(
-    "openai-agents", "openai_agents_agent.py", "tool_calls", False, "ToolInputGuardrailTripwireTriggered"
+    "openai-agents",
+    "openai_agents_agent.py",
+    "tool_calls",
+    False,
+    "ToolInputGuardrailTripwireTriggered",
+    scenarios="normal,refused,budget,processor,kill",
 )
 PYDANTIC_AI = Framework("pydantic-ai", "pydantic_ai_agent.py", "tool_call", False, "AgentKilled")
 
@@ -155,7 +161,7 @@ PYDANTIC_AI = Framework("pydantic-ai", "pydantic_ai_agent.py", "tool_call", Fals
 def check_framework(framework: Framework, firebreak, run_agent, make_client, responder) -> None:
     # 60 tokens a model call, a cap of 150 a run: the normal run's third call passes, the budget run's fourth not
     agent = firebreak.agent(f"{framework.venv}-bot", session_token_cap=150)
-    process = run_agent(framework.venv, framework.script, agent.slug, "normal,refused,budget,kill", agent.key)
+    process = run_agent(framework.venv, framework.script, agent.slug, framework.scenarios, agent.key)
 
     # A normal run: its llm and tool spans land in Firebreak as one trajectory.
     done = process.sees(scenario="normal", event="done")
@@ -195,6 +201,17 @@ def check_framework(framework: Framework, firebreak, run_agent, make_client, res
     assert (budget["error"], budget["reason"]) == ("BudgetExceeded", "session_token_cap")
     assert budget["calls"] == {"lookup_order": 3}
     assert [s.kind for s in steps_of(budget["trace_id"]) if s.kind != "agent"] == ["llm", "tool"] * 3
+
+    if "processor" in framework.scenarios:
+        # Without the hooks: the framework's own trace, sent by its tracing processor, is a run in Firebreak.
+        traced = process.sees(scenario="processor", event="done")
+        assert (traced["answer"], traced["calls"]) == ("Order 42 is paid.", {"lookup_order": 1})
+        trace = Trace.objects.get(trace_id=traced["trace_id"])
+        assert (trace.status, trace.session_id, trace.user_id) == ("ok", "conv-7", "user-42")
+        tools = [s for s in steps_of(traced["trace_id"]) if s.kind == "tool"]
+        assert [(s.tool_name, s.tool_arguments, s.status) for s in tools] == [
+            ("lookup_order", {"order_id": "42"}, "ok")
+        ]
 
     # Killed through the API between the model's answer and the tool call it asks for: that call never runs.
     process.sees(scenario="kill", event="tool", name="lookup_order", calls=1)

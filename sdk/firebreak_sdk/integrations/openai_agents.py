@@ -241,11 +241,12 @@ class FirebreakTracingProcessor(TracingProcessor):
 
     def __init__(self, tracer: Tracer) -> None:
         self.tracer = tracer
+        self.last_run: Run | None = None  # the run of the latest trace started
         self._runs: dict[str, Run] = {}
 
     def on_trace_start(self, trace: Any) -> None:
         metadata = getattr(trace, "metadata", None) or {}
-        self._runs[trace.trace_id] = self.tracer.run(
+        self._runs[trace.trace_id] = self.last_run = self.tracer.run(
             getattr(trace, "name", None), session_id=getattr(trace, "group_id", None), user_id=metadata.get("user_id")
         )
 

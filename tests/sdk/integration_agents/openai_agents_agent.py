@@ -6,7 +6,8 @@ SDK's own trace export is off). Prints the same JSON lines as langgraph_agent.py
 is reported as ``{"event": "stopped", "error": "ToolInputGuardrailTripwireTriggered", "stop": <the stop>}``.
 
 Scenarios: ``normal``, ``kill`` (the model waits on stdin before its second answer), ``refused`` (drop_tables
-is rejected by the guardrail, the model is told and answers), ``budget``.
+is rejected by the guardrail, the model is told and answers), ``budget``, ``processor`` (no hooks: the SDK's
+own traces through FirebreakTracingProcessor).
 """
 
 from __future__ import annotations
@@ -18,16 +19,18 @@ from typing import Any
 
 from agents.models.interface import Model
 from firebreak_sdk import FirebreakStop, Gate, Tracer
-from firebreak_sdk.integrations.openai_agents import FirebreakRunHooks, guard_tools
+from firebreak_sdk.integrations.openai_agents import FirebreakRunHooks, FirebreakTracingProcessor, guard_tools
 from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
 
 from agents import (
     Agent,
     ModelResponse,
+    RunConfig,
     Runner,
     ToolInputGuardrailTripwireTriggered,
     Usage,
     function_tool,
+    set_trace_processors,
     set_tracing_disabled,
 )
 
@@ -47,6 +50,10 @@ SCRIPTS: dict[str, list[dict[str, Any]]] = {
     "refused": [
         {"tool": "drop_tables", "args": {"table": "orders"}},
         {"answer": "I may not drop tables."},
+    ],
+    "processor": [
+        {"tool": "lookup_order", "args": {"order_id": "42"}},
+        {"answer": "Order 42 is paid."},
     ],
     "budget": [
         {"tool": "lookup_order", "args": {"order_id": "42"}},
@@ -128,9 +135,27 @@ class ScriptedModel(Model):
         raise NotImplementedError("the scripted model does not stream")
 
 
+def run_traced_only(tracer: Tracer) -> int:
+    """The ``processor`` scenario: no hooks; the Agents SDK's own tracing, sent by FirebreakTracingProcessor."""
+    processor = FirebreakTracingProcessor(tracer)
+    set_trace_processors([processor])  # in place of the SDK's exporter to OpenAI: no network
+    set_tracing_disabled(False)
+    agent = Agent(name="refunds", instructions="Refund orders.", model=ScriptedModel(SCRIPTS["processor"]),
+                  tools=[lookup_order])  # fmt: skip
+    config = RunConfig(group_id="conv-7", trace_metadata={"user_id": "user-42"})
+    result = Runner.run_sync(agent, "Is order 42 paid?", run_config=config)
+    set_tracing_disabled(True)
+    tracer.flush(timeout=10)
+    trace_id = processor.last_run.trace_id if processor.last_run else None
+    say(event="done", answer=result.final_output, calls=CALLS, trace_id=trace_id)
+    return 0
+
+
 def run(slug: str, scenario: str, gate: Gate, tracer: Tracer) -> int:
     """One framework run of the scenario's script, with fresh hooks; its outcome as the last line."""
     CALLS.clear()
+    if scenario == "processor":
+        return run_traced_only(tracer)
     hooks = FirebreakRunHooks(gate, tracer, session="conv-7", user="user-42", name="refund-run")
     agent = Agent(
         name="refunds",
