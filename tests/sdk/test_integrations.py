@@ -143,17 +143,19 @@ class Framework:
     finish_reason: str  # the first model call's (a tool call), as the framework reports it
     refusal_ends_run: bool  # the refused call aborts the run (LangGraph), or the model is told and answers
     killed_by: str  # what the process catches when the kill meets the next tool call
-    scenarios: str = "normal,refused,budget,kill"
+    scenarios: str = "normal,refused,budget,pause,kill"
 
 
-LANGGRAPH = Framework("langgraph", "langgraph_agent.py", "tool_calls", True, "AgentKilled")
+LANGGRAPH = Framework(
+    "langgraph", "langgraph_agent.py", "tool_calls", True, "AgentKilled", "normal,async,refused,budget,pause,kill"
+)
 OPENAI_AGENTS = Framework(
     "openai-agents",
     "openai_agents_agent.py",
     "tool_calls",
     False,
     "ToolInputGuardrailTripwireTriggered",
-    scenarios="normal,refused,budget,processor,kill",
+    scenarios="normal,refused,budget,processor,pause,kill",
 )
 PYDANTIC_AI = Framework("pydantic-ai", "pydantic_ai_agent.py", "tool_call", False, "AgentKilled")
 
@@ -182,6 +184,12 @@ def check_framework(framework: Framework, firebreak, run_agent, make_client, res
     tool = next(s for s in steps if s.tool_name == "lookup_order")
     assert tool.tool_arguments == {"order_id": "42"}
     assert "$30, paid" in json.dumps(tool.output)
+
+    if "async" in framework.scenarios:
+        # The same run through the framework's async API: checked, traced, answered alike.
+        done = process.sees(scenario="async", event="done")
+        assert (done["answer"], done["calls"]) == ("Refunded order 42.", {"lookup_order": 1, "send_email": 1})
+        assert [s.kind for s in steps_of(done["trace_id"]) if s.kind != "agent"] == ["llm", "tool"] * 2 + ["llm"]
 
     # A tool outside allowed_tools is refused before it runs, and the refusal is a span.
     refused = process.sees(scenario="refused", event="stopped" if framework.refusal_ends_run else "done")
@@ -212,6 +220,23 @@ def check_framework(framework: Framework, firebreak, run_agent, make_client, res
         assert [(s.tool_name, s.tool_arguments, s.status) for s in tools] == [
             ("lookup_order", {"order_id": "42"}, "ok")
         ]
+
+    # Paused through the API between the model's answer and its tool call: that call never runs, the run
+    # stops with the framework's cancellation and the pause's reason; resumed, the agent runs again.
+    client = make_client(responder)
+    process.sees(scenario="pause", event="model", turn=2, waiting=True)
+    paused = client.post(f"/api/v1/agents/{agent.slug}/pause", {"reason": "checking refunds"}, "application/json")
+    assert paused.status_code == 200, paused.content
+    process.send("go")
+    stopped = process.sees(scenario="pause", event="stopped")
+    assert (stopped["error"], stopped.get("stop", stopped["error"])) == (
+        framework.killed_by.replace("AgentKilled", "AgentPaused"),
+        "AgentPaused",
+    )
+    assert (stopped["reason"], stopped["calls"]) == ("checking refunds", {"lookup_order": 1})
+    resumed = client.post(f"/api/v1/agents/{agent.slug}/resume", {"reason": "refunds are fine"}, "application/json")
+    assert resumed.status_code == 200, resumed.content
+    process.send("resumed")
 
     # Killed through the API between the model's answer and the tool call it asks for: that call never runs.
     process.sees(scenario="kill", event="tool", name="lookup_order", calls=1)

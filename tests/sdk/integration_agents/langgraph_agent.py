@@ -6,13 +6,15 @@ FIREBREAK_API_KEY and FIREBREAK_GATE_PUBLIC_KEY set. Prints one JSON object a li
 stdin before answering), ``{"event": "tool", "name", "calls"}`` each time a tool really runs, then
 ``{"event": "done", ...}`` or ``{"event": "stopped", "error", "reason", ...}`` with the tools' call counts.
 
-Scenarios: ``normal`` (lookup_order, send_email, answer), ``kill`` (the model waits before its second
+Scenarios: ``normal`` (lookup_order, send_email, answer), ``async`` (the same through ``ainvoke``), ``pause``
+(as ``kill``), ``kill`` (the model waits before its second
 answer, a lookup_order call: the test kills the agent meanwhile), ``refused`` (the model calls drop_tables,
-a tool outside the agent's allowed_tools), ``budget`` (three model calls of 60 tokens each).
+a tool outside the agent's allowed_tools), ``budget`` (lookup_order three times, 60 tokens a model call).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections import Counter
@@ -35,6 +37,11 @@ SCRIPTS: dict[str, list[dict[str, Any]]] = {
         {"answer": "Refunded order 42."},
     ],
     "kill": [
+        {"tool": "lookup_order", "args": {"order_id": "42"}},
+        {"tool": "lookup_order", "args": {"order_id": "43"}, "wait": True},
+        {"answer": "never reached"},
+    ],
+    "pause": [
         {"tool": "lookup_order", "args": {"order_id": "42"}},
         {"tool": "lookup_order", "args": {"order_id": "43"}, "wait": True},
         {"answer": "never reached"},
@@ -132,9 +139,13 @@ def run(slug: str, scenario: str, gate: Gate, tracer: Tracer) -> int:
     """One framework run of the scenario's script, with a fresh handler; its outcome as the last line."""
     CALLS.clear()
     handler = FirebreakCallbackHandler(gate, tracer, session="conv-7", user="user-42", name="refund-run")
-    graph = build_graph(SCRIPTS[scenario], gate)
+    graph = build_graph(SCRIPTS["normal" if scenario == "async" else scenario], gate)
+    inputs: Any = {"messages": [("user", "Please refund order 42")]}
     try:
-        result = graph.invoke({"messages": [("user", "Please refund order 42")]}, config={"callbacks": [handler]})
+        if scenario == "async":  # the same run through ainvoke: the callbacks and the stop work there too
+            result = asyncio.run(graph.ainvoke(inputs, config={"callbacks": [handler]}))
+        else:
+            result = graph.invoke(inputs, config={"callbacks": [handler]})
     except FirebreakStop as stop:
         tracer.flush(timeout=10)
         trace_id = handler.last_run.trace_id if handler.last_run else None
@@ -161,6 +172,8 @@ def main() -> int:
     status = 0
     for SCENARIO in scenarios:
         status = run(slug, SCENARIO, gate, tracer)
+        if SCENARIO == "pause":
+            sys.stdin.readline()  # the test resumes the agent, then lets the next scenario start
     return status
 
 

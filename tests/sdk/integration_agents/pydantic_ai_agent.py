@@ -33,6 +33,11 @@ SCRIPTS: dict[str, list[dict[str, Any]]] = {
         {"tool": "lookup_order", "args": {"order_id": "43"}, "wait": True},
         {"answer": "never reached"},
     ],
+    "pause": [
+        {"tool": "lookup_order", "args": {"order_id": "42"}},
+        {"tool": "lookup_order", "args": {"order_id": "43"}, "wait": True},
+        {"answer": "never reached"},
+    ],
     "refused": [
         {"tool": "drop_tables", "args": {"table": "orders"}},
         {"answer": "I may not drop tables."},
@@ -128,6 +133,8 @@ def main() -> int:
     status = 0
     for SCENARIO in scenarios:
         status = run(slug, SCENARIO, gate, tracer)
+        if SCENARIO == "pause":
+            sys.stdin.readline()  # the test resumes the agent, then lets the next scenario start
     return status
 
 
