@@ -25,6 +25,8 @@ from django.conf import settings
 from agents.keys.services import api_key_create
 from traces.models import Step, Trace
 
+pytestmark = pytest.mark.slow  # each test starts an agent process and imports its framework (seconds)
+
 SCRIPTS = Path(__file__).with_name("integration_agents")
 ALLOWED = ["lookup_order", "send_email"]
 
