@@ -145,11 +145,16 @@ class Framework:
     finish_reason: str  # the first model call's (a tool call), as the framework reports it
     refusal_ends_run: bool  # the refused call aborts the run (LangGraph), or the model is told and answers
     killed_by: str  # what the process catches when the kill meets the next tool call
-    scenarios: str = "normal,refused,budget,pause,kill"
+    scenarios: str = "normal,blocked,refused,budget,pause,kill"
 
 
 LANGGRAPH = Framework(
-    "langgraph", "langgraph_agent.py", "tool_calls", True, "AgentKilled", "normal,async,refused,budget,pause,kill"
+    "langgraph",
+    "langgraph_agent.py",
+    "tool_calls",
+    True,
+    "AgentKilled",
+    "normal,async,blocked,refused,budget,pause,kill",
 )
 OPENAI_AGENTS = Framework(
     "openai-agents",
@@ -157,7 +162,7 @@ OPENAI_AGENTS = Framework(
     "tool_calls",
     False,
     "ToolInputGuardrailTripwireTriggered",
-    scenarios="normal,refused,budget,processor,pause,kill",
+    scenarios="normal,blocked,refused,budget,processor,pause,kill",
 )
 PYDANTIC_AI = Framework("pydantic-ai", "pydantic_ai_agent.py", "tool_call", False, "AgentKilled")
 
@@ -165,6 +170,13 @@ PYDANTIC_AI = Framework("pydantic-ai", "pydantic_ai_agent.py", "tool_call", Fals
 def check_framework(framework: Framework, firebreak, run_agent, make_client, responder) -> None:
     # 60 tokens a model call, a cap of 150 a run: the normal run's third call passes, the budget run's fourth not
     agent = firebreak.agent(f"{framework.venv}-bot", session_token_cap=150)
+    client = make_client(responder)
+    blocked = client.post(
+        f"/api/v1/agents/{agent.slug}/block",
+        {"session": "conv-blocked", "reason": "leaking data", "ttl_seconds": 600},
+        "application/json",
+    )
+    assert blocked.status_code == 200, blocked.content
     process = run_agent(framework.venv, framework.script, agent.slug, framework.scenarios, agent.key)
 
     # A normal run: its llm and tool spans land in Firebreak as one trajectory.
@@ -192,6 +204,11 @@ def check_framework(framework: Framework, firebreak, run_agent, make_client, res
         done = process.sees(scenario="async", event="done")
         assert (done["answer"], done["calls"]) == ("Refunded order 42.", {"lookup_order": 1, "send_email": 1})
         assert [s.kind for s in steps_of(done["trace_id"]) if s.kind != "agent"] == ["llm", "tool"] * 2 + ["llm"]
+
+    # The session blocked before the process started is refused at its run's first check; the others run.
+    refused_session = process.sees(scenario="blocked", event="stopped")
+    assert (refused_session["error"], refused_session["calls"]) == ("Blocked", {})
+    assert f"session conv-blocked of {agent.slug} is blocked until" in refused_session["message"]
 
     # A tool outside allowed_tools is refused before it runs, and the refusal is a span.
     refused = process.sees(scenario="refused", event="stopped" if framework.refusal_ends_run else "done")
@@ -225,7 +242,6 @@ def check_framework(framework: Framework, firebreak, run_agent, make_client, res
 
     # Paused through the API between the model's answer and its tool call: that call never runs, the run
     # stops with the framework's cancellation and the pause's reason; resumed, the agent runs again.
-    client = make_client(responder)
     process.sees(scenario="pause", event="model", turn=2, waiting=True)
     paused = client.post(f"/api/v1/agents/{agent.slug}/pause", {"reason": "checking refunds"}, "application/json")
     assert paused.status_code == 200, paused.content

@@ -46,6 +46,10 @@ SCRIPTS: dict[str, list[dict[str, Any]]] = {
         {"tool": "lookup_order", "args": {"order_id": "43"}, "wait": True},
         {"answer": "never reached"},
     ],
+    "blocked": [  # run as session conv-blocked, which the test blocks before the process starts
+        {"tool": "lookup_order", "args": {"order_id": "42"}},
+        {"answer": "never reached"},
+    ],
     "refused": [
         {"tool": "drop_tables", "args": {"table": "orders"}},
         {"answer": "never reached"},
@@ -60,6 +64,10 @@ SCRIPTS: dict[str, list[dict[str, Any]]] = {
 
 
 SCENARIO = ""
+
+
+def session_of(scenario: str) -> str:
+    return "conv-blocked" if scenario == "blocked" else "conv-7"
 
 
 def say(**fields: Any) -> None:
@@ -118,9 +126,9 @@ class ScriptedChatModel(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 
-def build_graph(script: list[dict[str, Any]], gate: Gate) -> Any:
+def build_graph(script: list[dict[str, Any]], gate: Gate, session: str) -> Any:
     model = ScriptedChatModel(script=script)
-    tools = guard_tools([lookup_order, send_email, drop_tables], gate, session="conv-7", user="user-42")
+    tools = guard_tools([lookup_order, send_email, drop_tables], gate, session=session, user="user-42")
 
     def agent(state: MessagesState) -> dict[str, Any]:
         return {"messages": [model.invoke(state["messages"])]}
@@ -138,8 +146,8 @@ def build_graph(script: list[dict[str, Any]], gate: Gate) -> Any:
 def run(slug: str, scenario: str, gate: Gate, tracer: Tracer) -> int:
     """One framework run of the scenario's script, with a fresh handler; its outcome as the last line."""
     CALLS.clear()
-    handler = FirebreakCallbackHandler(gate, tracer, session="conv-7", user="user-42", name="refund-run")
-    graph = build_graph(SCRIPTS["normal" if scenario == "async" else scenario], gate)
+    handler = FirebreakCallbackHandler(gate, tracer, session=session_of(scenario), user="user-42", name="refund-run")
+    graph = build_graph(SCRIPTS["normal" if scenario == "async" else scenario], gate, session_of(scenario))
     inputs: Any = {"messages": [("user", "Please refund order 42")]}
     try:
         if scenario == "async":  # the same run through ainvoke: the callbacks and the stop work there too

@@ -52,6 +52,10 @@ SCRIPTS: dict[str, list[dict[str, Any]]] = {
         {"tool": "lookup_order", "args": {"order_id": "43"}, "wait": True},
         {"answer": "never reached"},
     ],
+    "blocked": [  # run as session conv-blocked, which the test blocks before the process starts
+        {"tool": "lookup_order", "args": {"order_id": "42"}},
+        {"answer": "never reached"},
+    ],
     "refused": [
         {"tool": "drop_tables", "args": {"table": "orders"}},
         {"answer": "I may not drop tables."},
@@ -70,6 +74,10 @@ SCRIPTS: dict[str, list[dict[str, Any]]] = {
 
 
 SCENARIO = ""
+
+
+def session_of(scenario: str) -> str:
+    return "conv-blocked" if scenario == "blocked" else "conv-7"
 
 
 def say(**fields: Any) -> None:
@@ -161,7 +169,7 @@ def run(slug: str, scenario: str, gate: Gate, tracer: Tracer) -> int:
     CALLS.clear()
     if scenario == "processor":
         return run_traced_only(tracer)
-    hooks = FirebreakRunHooks(gate, tracer, session="conv-7", user="user-42", name="refund-run")
+    hooks = FirebreakRunHooks(gate, tracer, session=session_of(scenario), user="user-42", name="refund-run")
     agent = Agent(
         name="refunds",
         instructions="Refund orders.",

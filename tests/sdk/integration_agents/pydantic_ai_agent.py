@@ -38,6 +38,10 @@ SCRIPTS: dict[str, list[dict[str, Any]]] = {
         {"tool": "lookup_order", "args": {"order_id": "43"}, "wait": True},
         {"answer": "never reached"},
     ],
+    "blocked": [  # run as session conv-blocked, which the test blocks before the process starts
+        {"tool": "lookup_order", "args": {"order_id": "42"}},
+        {"answer": "never reached"},
+    ],
     "refused": [
         {"tool": "drop_tables", "args": {"table": "orders"}},
         {"answer": "I may not drop tables."},
@@ -52,6 +56,10 @@ SCRIPTS: dict[str, list[dict[str, Any]]] = {
 
 
 SCENARIO = ""
+
+
+def session_of(scenario: str) -> str:
+    return "conv-blocked" if scenario == "blocked" else "conv-7"
 
 
 def say(**fields: Any) -> None:
@@ -104,7 +112,7 @@ def scripted(script: list[dict[str, Any]]) -> FunctionModel:
 def run(slug: str, scenario: str, gate: Gate, tracer: Tracer) -> int:
     """One agent run of the scenario's script, with a fresh capability; its outcome as the last line."""
     CALLS.clear()
-    firebreak = FirebreakCapability(gate, tracer, session="conv-7", user="user-42", name="refund-run")
+    firebreak = FirebreakCapability(gate, tracer, session=session_of(scenario), user="user-42", name="refund-run")
     agent = Agent(scripted(SCRIPTS[scenario]), tools=[lookup_order, send_email, drop_tables], capabilities=[firebreak])
     try:
         result = agent.run_sync("Please refund order 42")
