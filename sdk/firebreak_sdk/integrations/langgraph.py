@@ -119,7 +119,7 @@ class FirebreakCallbackHandler(BaseCallbackHandler):
     def _finish(self, run_id: UUID, *, output: Any = None, error: BaseException | None = None) -> None:
         if run_id != self._root:
             return
-        run, self.run, self._root = self.run, None, None
+        run, self.run, self._root, self.budget = self.run, None, None, None
         if run is not None:
             if output is not None:
                 run.output = _plain(output)

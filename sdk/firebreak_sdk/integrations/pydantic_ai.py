@@ -26,11 +26,14 @@ Pydantic AI's own lifecycle hooks (``pydantic_ai.capabilities.AbstractCapability
   result and the run goes on); a kill or a pause is raised and ends the run. Each is a refusal span;
 - ``after_tool_execute`` / ``on_tool_execute_error``: a tool span.
 
-One capability per conversation (it holds the run in progress); a run at a time.
+Each run works on its own copy of the capability (``for_run``), so one agent can serve many conversations at
+once: give ``session=`` and ``user=`` as functions of the run's context (``lambda ctx: ctx.deps.user_id``).
+``capability.last_run`` is the latest run's.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from typing import Any
@@ -47,12 +50,15 @@ from ..tracer import Tracer
 __all__ = ["FirebreakCapability"]
 
 Price = Callable[[str | None, int, int], float]
+Who = str | Callable[[Any], str | None] | None  # an id, or a function of the run's RunContext giving it
 
 
 class FirebreakCapability(AbstractCapability[Any]):
     """Gate checks before every model request and tool call, the budget guard, a Firebreak run per agent run.
 
-    ``session`` / ``user`` / ``tenant`` go to every check and to the run. ``price(model, tokens_in,
+    ``session`` / ``user`` / ``tenant`` go to every check and to the run: each a string, or a function of the
+    run's ``RunContext`` (``session=lambda ctx: ctx.deps.conversation_id``) for an agent that serves many
+    conversations; each run gets its own copy of the capability (``for_run``). ``price(model, tokens_in,
     tokens_out)`` returns a model call's cost (without it only tokens and steps count). ``tracer`` None: no
     spans, enforcement only.
     """
@@ -62,18 +68,19 @@ class FirebreakCapability(AbstractCapability[Any]):
         gate: Gate,
         tracer: Tracer | None = None,
         *,
-        session: str | None = None,
-        user: str | None = None,
-        tenant: str | None = None,
+        session: Who = None,
+        user: Who = None,
+        tenant: Who = None,
         name: str | None = None,
         price: Price | None = None,
         estimated_cost: float = 0.0,
     ) -> None:
         self.gate = gate
         self.tracer = tracer
-        self.session = session
-        self.user = user
-        self.tenant = tenant
+        self._who = {"session": session, "user": user, "tenant": tenant}
+        self.session = session if isinstance(session, str) else None
+        self.user = user if isinstance(user, str) else None
+        self.tenant = tenant if isinstance(tenant, str) else None
         self.name = name
         self.price = price
         self.estimated_cost = estimated_cost
@@ -82,6 +89,18 @@ class FirebreakCapability(AbstractCapability[Any]):
         self.budget: BudgetGuard | None = None
         self._llm_started = 0.0
         self._tools: dict[str, float] = {}
+        self._parent: FirebreakCapability | None = None
+
+    async def for_run(self, ctx: Any) -> FirebreakCapability:
+        """A copy for this run (an agent may serve several runs at once), with ``session``, ``user`` and
+        ``tenant`` read from the run's context where they were given as functions of it."""
+        mine = copy.copy(self)
+        mine._parent = self
+        mine.run = mine.budget = None
+        mine._tools = {}
+        for kind, given in self._who.items():
+            setattr(mine, kind, given(ctx) if callable(given) else given)
+        return mine
 
     def _check(self, tool: str | None = None) -> None:
         self.gate.check(tool, session=self.session, user=self.user, tenant=self.tenant)
@@ -93,6 +112,8 @@ class FirebreakCapability(AbstractCapability[Any]):
             self.run = self.last_run = self.tracer.run(
                 self.name, session_id=self.session, user_id=self.user, input=_plain(getattr(ctx, "prompt", None))
             )
+            if self._parent is not None:
+                self._parent.last_run = self.run
         try:
             self.gate.begin_run()
             self._check()

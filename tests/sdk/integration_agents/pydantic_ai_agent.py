@@ -109,13 +109,13 @@ def scripted(script: list[dict[str, Any]]) -> FunctionModel:
     return FunctionModel(answer, model_name="scripted-1")
 
 
-def run(slug: str, scenario: str, gate: Gate, tracer: Tracer) -> int:
-    """One agent run of the scenario's script, with a fresh capability; its outcome as the last line."""
+def run(scenario: str, agent: Agent[dict[str, str], str], firebreak: FirebreakCapability, tracer: Tracer) -> int:
+    """One run of the shared agent with the scenario's model and session; its outcome as the last line."""
     CALLS.clear()
-    firebreak = FirebreakCapability(gate, tracer, session=session_of(scenario), user="user-42", name="refund-run")
-    agent = Agent(scripted(SCRIPTS[scenario]), tools=[lookup_order, send_email, drop_tables], capabilities=[firebreak])
     try:
-        result = agent.run_sync("Please refund order 42")
+        result = agent.run_sync(
+            "Please refund order 42", model=scripted(SCRIPTS[scenario]), deps={"session": session_of(scenario)}
+        )
     except FirebreakStop as stop:
         tracer.flush(timeout=10)
         trace_id = firebreak.last_run.trace_id if firebreak.last_run else None
@@ -138,9 +138,16 @@ def main() -> int:
     # server has no gate stream to push it); timeout=5: the test server is slow on a loaded machine
     gate = Gate.from_env(slug, max_staleness=0.0, subscribe=False, timeout=5.0)
     tracer = Tracer.from_env(slug, flush_interval=0.05)
+    # One agent and one capability for every run, as a service would have: each run's session comes from its deps
+    firebreak = FirebreakCapability(
+        gate, tracer, session=lambda ctx: ctx.deps["session"], user="user-42", name="refund-run"
+    )
+    agent: Agent[dict[str, str], str] = Agent(
+        deps_type=dict, tools=[lookup_order, send_email, drop_tables], capabilities=[firebreak]
+    )
     status = 0
     for SCENARIO in scenarios:
-        status = run(slug, SCENARIO, gate, tracer)
+        status = run(SCENARIO, agent, firebreak, tracer)
         if SCENARIO == "pause":
             sys.stdin.readline()  # the test resumes the agent, then lets the next scenario start
     return status
