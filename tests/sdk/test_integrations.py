@@ -204,6 +204,7 @@ def check_framework(framework: Framework, firebreak, run_agent, make_client, res
         done = process.sees(scenario="async", event="done")
         assert (done["answer"], done["calls"]) == ("Refunded order 42.", {"lookup_order": 1, "send_email": 1})
         assert [s.kind for s in steps_of(done["trace_id"]) if s.kind != "agent"] == ["llm", "tool"] * 2 + ["llm"]
+        assert Trace.objects.get(trace_id=done["trace_id"]).session_id == "thread-9"  # LangGraph's thread_id
 
     # The session blocked before the process started is refused at its run's first check; the others run.
     refused_session = process.sees(scenario="blocked", event="stopped")

@@ -60,7 +60,8 @@ class FirebreakCallbackHandler(BaseCallbackHandler):
 
     ``gate``: the agent's :class:`~firebreak_sdk.Gate`; ``tracer``: its :class:`~firebreak_sdk.Tracer` (None:
     no spans). ``session`` / ``user`` / ``tenant`` go to every check (a blocked one raises ``Blocked``) and
-    to the run. ``price(model, tokens_in, tokens_out)`` returns a model call's cost for the budget and the
+    to the run; without ``session``, a LangGraph run's ``thread_id`` (``config["configurable"]``) is its
+    session. ``price(model, tokens_in, tokens_out)`` returns a model call's cost for the budget and the
     span (without it only tokens and steps count). ``estimated_cost`` is passed to
     ``before_model_call`` so a call that would pass the cost cap is refused before it is made.
     """
@@ -82,7 +83,8 @@ class FirebreakCallbackHandler(BaseCallbackHandler):
     ) -> None:
         self.gate = gate
         self.tracer = tracer
-        self.session = session
+        self._session = session
+        self.session = session  # the run's: ``session``, else LangGraph's thread_id
         self.user = user
         self.tenant = tenant
         self.name = name
@@ -97,11 +99,15 @@ class FirebreakCallbackHandler(BaseCallbackHandler):
 
     # --- the run ---------------------------------------------------------------------------------------
 
-    def _begin(self, run_id: UUID, parent_run_id: UUID | None, name: str, input: Any) -> None:
+    def _begin(
+        self, run_id: UUID, parent_run_id: UUID | None, name: str, input: Any, metadata: dict[str, Any] | None = None
+    ) -> None:
         """Open a Firebreak run at the root of a LangChain run (the first callback without a parent)."""
         if parent_run_id is not None or self._root is not None:
             return
         self._root = run_id
+        thread = (metadata or {}).get("thread_id")  # LangGraph's conversation: config["configurable"]["thread_id"]
+        self.session = self._session or (str(thread) if thread is not None else None)
         self._llm.clear()
         self._tools.clear()
         if self.tracer is not None:
@@ -141,7 +147,8 @@ class FirebreakCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        self._begin(run_id, parent_run_id, str(kwargs.get("name") or (serialized or {}).get("name") or ""), inputs)
+        name = str(kwargs.get("name") or (serialized or {}).get("name") or "")
+        self._begin(run_id, parent_run_id, name, inputs, kwargs.get("metadata"))
 
     def on_chain_end(self, outputs: dict[str, Any] | Any, *, run_id: UUID, **kwargs: Any) -> None:
         self._finish(run_id, output=_last_message(outputs))

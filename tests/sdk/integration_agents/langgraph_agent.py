@@ -150,8 +150,10 @@ def run(slug: str, scenario: str, gate: Gate, tracer: Tracer) -> int:
     graph = build_graph(SCRIPTS["normal" if scenario == "async" else scenario], gate, session_of(scenario))
     inputs: Any = {"messages": [("user", "Please refund order 42")]}
     try:
-        if scenario == "async":  # the same run through ainvoke: the callbacks and the stop work there too
-            result = asyncio.run(graph.ainvoke(inputs, config={"callbacks": [handler]}))
+        if scenario == "async":  # the same run through ainvoke, its session LangGraph's thread_id
+            handler = FirebreakCallbackHandler(gate, tracer, user="user-42", name="refund-run")
+            config: Any = {"callbacks": [handler], "configurable": {"thread_id": "thread-9"}}
+            result = asyncio.run(graph.ainvoke(inputs, config=config))
         else:
             result = graph.invoke(inputs, config={"callbacks": [handler]})
     except FirebreakStop as stop:
