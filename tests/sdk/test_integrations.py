@@ -236,10 +236,14 @@ def check_framework(framework: Framework, firebreak, run_agent, make_client, res
         assert (traced["answer"], traced["calls"]) == ("Order 42 is paid.", {"lookup_order": 1})
         trace = Trace.objects.get(trace_id=traced["trace_id"])
         assert (trace.status, trace.session_id, trace.user_id) == ("ok", "conv-7", "user-42")
-        tools = [s for s in steps_of(traced["trace_id"]) if s.kind == "tool"]
-        assert [(s.tool_name, s.tool_arguments, s.status) for s in tools] == [
-            ("lookup_order", {"order_id": "42"}, "ok")
+        steps = [s for s in steps_of(traced["trace_id"]) if s.kind != "agent"]
+        assert [(s.kind, s.tool_name or s.model) for s in steps] == [
+            ("llm", "scripted-1"),
+            ("tool", "lookup_order"),
+            ("llm", "scripted-1"),
         ]
+        assert (steps[0].tokens_in, steps[0].tokens_out) == (40, 20)
+        assert (steps[1].tool_arguments, steps[1].status) == ({"order_id": "42"}, "ok")
 
     # Paused through the API between the model's answer and its tool call: that call never runs, the run
     # stops with the framework's cancellation and the pause's reason; resumed, the agent runs again.

@@ -30,6 +30,7 @@ from agents import (
     ToolInputGuardrailTripwireTriggered,
     Usage,
     function_tool,
+    generation_span,
     set_trace_processors,
     set_tracing_disabled,
 )
@@ -142,6 +143,10 @@ class ScriptedModel(Model):
                 )
             ]
         usage = Usage(requests=1, input_tokens=40, output_tokens=20, total_tokens=60)
+        # A generation span, as the SDK's own chat-completions model records one (a no-op while tracing is off)
+        with generation_span(model=self.model, input=[{"role": "user", "content": "Please refund order 42"}]) as span:
+            span.span_data.output = [item.model_dump() for item in output]
+            span.span_data.usage = {"input_tokens": 40, "output_tokens": 20}
         return ModelResponse(output=output, usage=usage, response_id=None)
 
     def stream_response(self, *args: Any, **kwargs: Any) -> Any:
