@@ -9,7 +9,7 @@ VAR     ?= $(if $(FIREBREAK_VAR_DIR),$(FIREBREAK_VAR_DIR),$(CURDIR)/var)
 # PYTEST_ARGS adds options, e.g. PYTEST_ARGS="-m 'not slow and not e2e'" for a quick loop.
 TEST_WORKERS ?= auto
 
-.PHONY: run test install chromium services stop lint format bench clean
+.PHONY: run test install chromium services stop lint format bench clean integration-venvs
 
 $(VENV)/.installed: pyproject.toml sdk/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,9 +40,27 @@ run: services
 	@echo "Firebreak on http://127.0.0.1:$(PORT)  (supervised: a crashed process is restarted; Ctrl-C stops all)"
 	PORT=$(PORT) FIREBREAK_VAR_DIR=$(VAR) $(PY) -m firebreak.supervise
 
+# Framework integrations (sdk/firebreak_sdk/integrations): each framework's real package in its own venv under
+# var/venvs/<framework> (their pins conflict), with the SDK installed editable and that framework's extra.
+# tests/sdk/test_integrations.py runs its agent scripts with these pythons. A stamp per venv keeps it idempotent.
+INTEGRATION_FRAMEWORKS := langgraph openai-agents pydantic-ai
+INTEGRATION_VENVS := $(VAR)/venvs
+UV := $(VENV)/bin/uv
+
+$(UV): $(VENV)/.installed
+	$(PY) -m pip install -q "uv>=0.13" 2>&1 | grep -v "is ignored" || true
+	@test -x $@ && touch $@
+
+$(INTEGRATION_VENVS)/%/.installed: sdk/pyproject.toml | $(UV)
+	@test -x $(INTEGRATION_VENVS)/$*/bin/python || $(UV) venv -q --python $(PYTHON) $(INTEGRATION_VENVS)/$*
+	$(UV) pip install -q --python $(INTEGRATION_VENVS)/$*/bin/python -e "./sdk[$*]"
+	@touch $@
+
+integration-venvs: $(foreach f,$(INTEGRATION_FRAMEWORKS),$(INTEGRATION_VENVS)/$(f)/.installed)
+
 # Each worker has its own test database and Redis (see conftest.py); when REDIS_URL's server is shared,
 # the modules that listen on Redis pub/sub run on one worker, one after the other.
-test: install chromium
+test: install chromium integration-venvs
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 stop:
