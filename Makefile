@@ -56,7 +56,13 @@ $(INTEGRATION_VENVS)/%/.installed: sdk/pyproject.toml | $(UV)
 	$(UV) pip install -q --python $(INTEGRATION_VENVS)/$*/bin/python -e "./sdk[$*]"
 	@touch $@
 
-integration-venvs: $(foreach f,$(INTEGRATION_FRAMEWORKS),$(INTEGRATION_VENVS)/$(f)/.installed)
+# The frameworks' own instrumentors (OpenInference, OpenLLMetry) for tests/sdk/test_instrumentors.py.
+$(INTEGRATION_VENVS)/instrumentors/.installed: tests/sdk/instrumentors/requirements.txt sdk/pyproject.toml | $(UV)
+	@test -x $(INTEGRATION_VENVS)/instrumentors/bin/python || $(UV) venv -q --python $(PYTHON) $(INTEGRATION_VENVS)/instrumentors
+	$(UV) pip install -q --python $(INTEGRATION_VENVS)/instrumentors/bin/python -r tests/sdk/instrumentors/requirements.txt -e ./sdk
+	@touch $@
+
+integration-venvs: $(foreach f,$(INTEGRATION_FRAMEWORKS) instrumentors,$(INTEGRATION_VENVS)/$(f)/.installed)
 
 # Each worker has its own test database and Redis (see conftest.py); when REDIS_URL's server is shared,
 # the modules that listen on Redis pub/sub run on one worker, one after the other.
