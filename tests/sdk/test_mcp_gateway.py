@@ -1,0 +1,165 @@
+"""firebreak-mcp-gateway as a real process in front of a real MCP server process, driven by the real MCP client,
+against a real Firebreak (live_server for ingest and the API, the gate server for the push stream)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import anyio
+import pytest
+from django.core.asgi import get_asgi_application
+from mcp import ClientSession, StdioServerParameters, stdio_client
+
+from agents.gate_server import GateServer
+from agents.keys.services import api_key_create
+from agents.tests.gate_server_thread import RunningServer
+from traces.models import Step
+
+from .conftest import wait_until
+
+pytestmark = pytest.mark.slow
+
+SERVER = Path(__file__).with_name("mcp_echo_server.py")
+GATEWAY = str(Path(sys.executable).with_name("firebreak-mcp-gateway"))
+AGENT = "support-bot"
+
+
+@pytest.fixture
+def gate_server(reference_data):
+    with RunningServer(GateServer(get_asgi_application())) as running:
+        yield running
+
+
+@pytest.fixture
+def make_firebreak(live_server, gate_server, make_agent):
+    """An agent with ``allowed_tools``, its ingest+gate key, and the gateway's environment for it."""
+
+    def make(slug: str, allowed_tools: list[str]) -> SimpleNamespace:
+        agent = make_agent(slug, allowed_tools=allowed_tools)
+        _, key = api_key_create(agent=agent, scopes=["ingest", "gate"])
+        env = {
+            "FIREBREAK_URL": live_server.url,
+            "FIREBREAK_GATE_URL": gate_server.url,  # the push path: the gate stream
+            "FIREBREAK_API_KEY": key,
+            "FIREBREAK_GATE_PUBLIC_KEY": os.environ["FIREBREAK_GATE_PUBLIC_KEY"],
+        }
+        return SimpleNamespace(agent=agent, env=env, gate_server=gate_server)
+
+    return make
+
+
+@pytest.fixture
+def firebreak(make_firebreak):
+    """support-bot may call lookup_order and echo, not issue_refund."""
+    return make_firebreak(AGENT, ["lookup_order", "echo"])
+
+
+def calls(count_file: Path) -> list[str]:
+    """The tool calls the MCP server actually served, in order."""
+    return count_file.read_text().split() if count_file.exists() else []
+
+
+def through_gateway(env: dict[str, str], *args: str, body: Callable[[ClientSession], Awaitable[None]]) -> None:
+    """Start the gateway (``args``: its command line) with the real MCP client over stdio and run ``body``."""
+
+    async def main() -> None:
+        params = StdioServerParameters(command=GATEWAY, args=list(args), env=env)
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            await body(session)
+
+    anyio.run(main)
+
+
+def test_tools_pass_through_with_a_span_and_a_tool_outside_allowed_tools_is_refused_before_the_call(
+    firebreak, tmp_path
+):
+    count = tmp_path / "calls"
+
+    async def body(session: ClientSession) -> None:
+        listed = await session.list_tools()
+        assert sorted(t.name for t in listed.tools) == ["echo", "issue_refund", "lookup_order"]
+        assert next(t for t in listed.tools if t.name == "lookup_order").input_schema["required"] == ["order_id"]
+
+        result = await session.call_tool("lookup_order", {"order_id": 42})
+        assert not result.is_error
+        assert result.content[0].text == "order 42: delivered, total $30"
+
+        refused = await session.call_tool("issue_refund", {"order_id": 42, "amount": 30})
+        assert refused.is_error
+        assert refused.content[0].text.startswith("tool issue_refund is not among support-bot's allowed tools")
+        assert calls(count) == ["lookup_order"]  # the refund never reached the server
+
+        still = await session.call_tool("echo", {"text": "still here"})  # the refusal stopped that call only
+        assert (still.is_error, still.content[0].text) == (False, "still here")
+
+    through_gateway(firebreak.env, "--agent", AGENT, "--", sys.executable, str(SERVER), str(count), body=body)
+    assert calls(count) == ["lookup_order", "echo"]
+
+    wait_until(lambda: Step.objects.filter(trace__agent=firebreak.agent, kind="tool").count() == 3, timeout=15)
+    steps = {s.tool_name: s for s in Step.objects.filter(trace__agent=firebreak.agent, kind="tool")}
+    lookup = steps["lookup_order"]
+    assert (lookup.status, lookup.tool_arguments, lookup.output) == (
+        "ok",
+        {"order_id": 42},
+        "order 42: delivered, total $30",
+    )
+    refund = steps["issue_refund"]
+    assert refund.status == "error"
+    assert refund.attributes["firebreak.refused"] == "ToolNotAllowed"
+    assert refund.tool_arguments == {"order_id": 42, "amount": 30}
+    assert len({s.trace_id for s in steps.values()}) == 1  # one run for the gateway session
+
+
+def test_after_a_kill_through_the_api_the_next_call_is_an_error_naming_the_kill_and_never_reaches_the_server(
+    firebreak, tmp_path, make_client, responder
+):
+    count = tmp_path / "calls"
+
+    async def body(session: ClientSession) -> None:
+        assert not (await session.call_tool("lookup_order", {"order_id": 1})).is_error
+        wait_until(lambda: firebreak.gate_server.app.stream_count() >= 1, timeout=10)  # the gateway listens
+
+        response = await anyio.to_thread.run_sync(
+            lambda: make_client(responder).post(
+                f"/api/v1/agents/{AGENT}/kill", {"reason": "looping on refunds"}, content_type="application/json"
+            )
+        )
+        assert response.status_code == 200, response.content
+        await anyio.sleep(0.3)  # the push crosses two processes; the bench measures how fast (p99 in README)
+
+        result = await session.call_tool("lookup_order", {"order_id": 2})
+        assert result.is_error
+        assert result.content[0].text == f"{AGENT} was killed by {responder.username}: looping on refunds"
+        assert calls(count) == ["lookup_order"]  # the server's count did not move
+
+    through_gateway(firebreak.env, "--agent", AGENT, "--", sys.executable, str(SERVER), str(count), body=body)
+
+    wait_until(lambda: Step.objects.filter(trace__agent=firebreak.agent, kind="tool").count() == 2, timeout=15)
+    refused = Step.objects.get(trace__agent=firebreak.agent, kind="tool", tool_arguments={"order_id": 2})
+    assert refused.attributes["firebreak.refused"] == "AgentKilled"
+
+
+def test_two_servers_behind_one_gateway_are_named_name_dot_tool_and_checked_by_those_names(make_firebreak, tmp_path):
+    desk = make_firebreak("desk-bot", ["a.lookup_order", "b.echo"])
+    orders, crm = tmp_path / "orders", tmp_path / "crm"
+    server = f"{sys.executable} {SERVER}"
+
+    async def body(session: ClientSession) -> None:
+        names = sorted(t.name for t in (await session.list_tools()).tools)
+        assert names == [f"{p}.{t}" for p in ("a", "b") for t in ("echo", "issue_refund", "lookup_order")]
+        result = await session.call_tool("b.echo", {"text": "to b"})
+        assert (result.is_error, result.content[0].text) == (False, "to b")
+        result = await session.call_tool("a.lookup_order", {"order_id": 3})
+        assert (result.is_error, result.content[0].text) == (False, "order 3: delivered, total $30")
+        refused = await session.call_tool("a.issue_refund", {"order_id": 3, "amount": 5})
+        assert refused.is_error and "a.issue_refund is not among desk-bot's allowed tools" in refused.content[0].text
+
+    through_gateway(
+        desk.env, "--agent", "desk-bot", "--server", f"a={server} {orders}", "--server", f"b={server} {crm}", body=body
+    )
+    assert (calls(orders), calls(crm)) == (["lookup_order"], ["echo"])  # each call reached its own server, once
