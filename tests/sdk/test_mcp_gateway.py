@@ -13,6 +13,7 @@ import anyio
 import pytest
 from django.core.asgi import get_asgi_application
 from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.types import CallToolResult, TextContent
 
 from agents.gate_server import GateServer
 from agents.keys.services import api_key_create
@@ -58,6 +59,13 @@ def firebreak(make_firebreak):
     return make_firebreak(AGENT, ["lookup_order", "echo"])
 
 
+def text(result: CallToolResult) -> str:
+    """The text of a tool result (one text block, as the test server and the gateway's refusals answer)."""
+    (block,) = result.content
+    assert isinstance(block, TextContent), block
+    return block.text
+
+
 def calls(count_file: Path) -> list[str]:
     """The tool calls the MCP server actually served, in order."""
     return count_file.read_text().split() if count_file.exists() else []
@@ -87,15 +95,15 @@ def test_tools_pass_through_with_a_span_and_a_tool_outside_allowed_tools_is_refu
 
         result = await session.call_tool("lookup_order", {"order_id": 42})
         assert not result.is_error
-        assert result.content[0].text == "order 42: delivered, total $30"
+        assert text(result) == "order 42: delivered, total $30"
 
         refused = await session.call_tool("issue_refund", {"order_id": 42, "amount": 30})
         assert refused.is_error
-        assert refused.content[0].text.startswith("tool issue_refund is not among support-bot's allowed tools")
+        assert text(refused).startswith("tool issue_refund is not among support-bot's allowed tools")
         assert calls(count) == ["lookup_order"]  # the refund never reached the server
 
         still = await session.call_tool("echo", {"text": "still here"})  # the refusal stopped that call only
-        assert (still.is_error, still.content[0].text) == (False, "still here")
+        assert (still.is_error, text(still)) == (False, "still here")
 
     through_gateway(firebreak.env, "--agent", AGENT, "--", sys.executable, str(SERVER), str(count), body=body)
     assert calls(count) == ["lookup_order", "echo"]
@@ -134,7 +142,7 @@ def test_after_a_kill_through_the_api_the_next_call_is_an_error_naming_the_kill_
 
         result = await session.call_tool("lookup_order", {"order_id": 2})
         assert result.is_error
-        assert result.content[0].text == f"{AGENT} was killed by {responder.username}: looping on refunds"
+        assert text(result) == f"{AGENT} was killed by {responder.username}: looping on refunds"
         assert calls(count) == ["lookup_order"]  # the server's count did not move
 
     through_gateway(firebreak.env, "--agent", AGENT, "--", sys.executable, str(SERVER), str(count), body=body)
@@ -153,11 +161,11 @@ def test_two_servers_behind_one_gateway_are_named_name_dot_tool_and_checked_by_t
         names = sorted(t.name for t in (await session.list_tools()).tools)
         assert names == [f"{p}.{t}" for p in ("a", "b") for t in ("echo", "issue_refund", "lookup_order")]
         result = await session.call_tool("b.echo", {"text": "to b"})
-        assert (result.is_error, result.content[0].text) == (False, "to b")
+        assert (result.is_error, text(result)) == (False, "to b")
         result = await session.call_tool("a.lookup_order", {"order_id": 3})
-        assert (result.is_error, result.content[0].text) == (False, "order 3: delivered, total $30")
+        assert (result.is_error, text(result)) == (False, "order 3: delivered, total $30")
         refused = await session.call_tool("a.issue_refund", {"order_id": 3, "amount": 5})
-        assert refused.is_error and "a.issue_refund is not among desk-bot's allowed tools" in refused.content[0].text
+        assert refused.is_error and "a.issue_refund is not among desk-bot's allowed tools" in text(refused)
 
     through_gateway(
         desk.env, "--agent", "desk-bot", "--server", f"a={server} {orders}", "--server", f"b={server} {crm}", body=body

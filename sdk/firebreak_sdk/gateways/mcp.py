@@ -26,14 +26,18 @@ variables: the agent's key stays with the gateway.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import logging
 import os
 import shlex
+import signal
+import stat
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +49,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
+from mcp.shared.message import SessionMessage
 
 from ..errors import GateClosed
 from ..gate import Gate
@@ -57,6 +62,8 @@ log = logging.getLogger("firebreak_sdk.gateways.mcp")
 
 SEPARATOR = "."  # NAME.tool when the gateway fronts several servers
 MAX_OUTPUT_CHARS = 64 * 1024  # a tool span keeps this much of the result's text
+SHUTDOWN_FLUSH = 1.5  # seconds to send the last spans at exit, inside an MCP client's grace period
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # one JSON-RPC line from the agent
 MAX_OPEN_RUNS = 1000  # streamable HTTP sessions with a run open at once
 
 
@@ -86,6 +93,82 @@ class Upstream:
 
     def __str__(self) -> str:
         return self.url or shlex.join(self.command)
+
+
+class _PassThroughSession(ClientSession):
+    """The gateway's session to an upstream: results pass through as the server sent them.
+
+    ``ClientSession.call_tool`` checks structured content against the tool's output schema (about 1 ms a
+    call). The gateway relays that schema in ``tools/list`` and the result unchanged, so the agent's own
+    client checks it; checking it here too would only add latency, and answer a bad result with an error
+    the agent's client did not ask for.
+    """
+
+    async def validate_tool_result(self, name: str, result: types.CallToolResult) -> None:
+        return None
+
+
+def _is_pipe(fd: int) -> bool:
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+@asynccontextmanager
+async def _stdio_pipes() -> AsyncIterator[tuple[Any, Any]]:
+    """MCP over this process's stdin/stdout on the event loop's own pipe transports.
+
+    ``mcp.server.stdio.stdio_server`` reads and writes through a worker thread, a hop each way per message;
+    on a busy machine those hops are most of what a gateway adds to a call. Both must be pipes or sockets
+    (:func:`_is_pipe`).
+    """
+    loop = asyncio.get_running_loop()
+    stdin = os.fdopen(os.dup(0), "rb", buffering=0)
+    stdout = os.fdopen(os.dup(1), "wb", buffering=0)
+    try:
+        reader = asyncio.StreamReader(limit=MAX_MESSAGE_BYTES, loop=loop)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop), stdin)
+        transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, stdout)
+    except BaseException:
+        stdin.close()
+        stdout.close()
+        raise
+    writer = asyncio.StreamWriter(transport, protocol, None, loop)
+    os.dup2(2, 1)  # stray prints (ours, a library's) go to stderr, never onto the wire
+    read_in, read_out = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+    write_in, write_out = anyio.create_memory_object_stream[SessionMessage](0)
+
+    async def read_lines() -> None:
+        async with read_in:
+            while line := await reader.readline():
+                if not line.strip():
+                    continue
+                try:
+                    message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+                except Exception as exc:  # the session answers a malformed message; the connection goes on
+                    await read_in.send(exc)
+                    continue
+                await read_in.send(SessionMessage(message))
+
+    async def write_lines() -> None:
+        async with write_out:
+            async for message in write_out:
+                writer.write(message.message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n")
+                await writer.drain()
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read_lines)
+            tg.start_soon(write_lines)
+            try:
+                yield read_out, write_in
+            finally:
+                tg.cancel_scope.cancel()
+    finally:
+        transport.close()
+        stdin.close()
 
 
 @dataclass
@@ -165,10 +248,13 @@ class McpGateway:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        for held in list(self._runs.values()):
-            held.run.end()
-        self._runs.clear()
+        self.end_runs()
         await self._stack.aclose()
+
+    def end_runs(self) -> None:
+        """End every open run (its spans go to the tracer); a later call starts a new one."""
+        while self._runs:
+            self._runs.pop(next(iter(self._runs))).run.end()
 
     async def _connect(self, upstream: Upstream) -> ClientSession:
         if upstream.url:
@@ -178,7 +264,7 @@ class McpGateway:
                 command=upstream.command[0], args=list(upstream.command[1:]), env=_upstream_env()
             )
             read, write = await self._stack.enter_async_context(stdio_client(params))
-        session = await self._stack.enter_async_context(ClientSession(read, write))
+        session = await self._stack.enter_async_context(_PassThroughSession(read, write))
         await session.initialize()
         return session
 
@@ -265,7 +351,9 @@ class McpGateway:
 
     async def serve_stdio(self) -> None:
         """Serve one agent over this process's stdin/stdout until it disconnects."""
-        async with stdio_server() as (read, write):
+        # stdin or stdout not a pipe (a file, a terminal): mcp's own transport, through a thread
+        transport = _stdio_pipes() if _is_pipe(0) and _is_pipe(1) else stdio_server()
+        async with transport as (read, write):
             await self.server.run(read, write, self.server.create_initialization_options())
 
     async def serve_http(self, host: str, port: int) -> None:
@@ -334,33 +422,45 @@ def parse_args(argv: Sequence[str]) -> Options:
     return Options(args.agent, upstreams, listen)
 
 
-async def _amain(options: Options) -> None:
-    gate = Gate.from_env(options.agent)
-    tracer = Tracer.from_env(options.agent)
-    try:
-        with contextlib.suppress(GateClosed):
-            gate.check()  # read the gate now: the first call need not wait for it (a closed gate is answered per call)
-        async with McpGateway(options.agent, options.upstreams, gate=gate, tracer=tracer) as gateway:
-            if options.listen:
-                await gateway.serve_http(*options.listen)
-            else:
-                await gateway.serve_stdio()
-    finally:
-        tracer.close()
-        gate.close()
+async def _serve(gateway: McpGateway, listen: tuple[str, int] | None) -> None:
+    with contextlib.suppress(GateClosed):
+        gateway.gate.check()  # read the gate now, not at the first call (a closed gate is answered per call)
+    async with gateway:
+        if listen:
+            await gateway.serve_http(*listen)
+        else:
+            await gateway.serve_stdio()
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(sys.argv[1:] if argv is None else argv)
     # stdout is the MCP channel in stdio mode: everything the gateway says goes to stderr.
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="firebreak-mcp-gateway: %(message)s")
+    # An MCP client ends a stdio server by closing its stdin, then SIGTERM after a grace period (2 s in the
+    # Python SDK): either way the runs are ended and the spans sent before the process goes.
+    signal.signal(signal.SIGTERM, _terminated)
+    gate = Gate.from_env(options.agent)
+    tracer = Tracer.from_env(options.agent)
     try:
-        anyio.run(_amain, options)
+        gateway = McpGateway(options.agent, options.upstreams, gate=gate, tracer=tracer)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    try:
+        anyio.run(_serve, gateway, options.listen)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
         log.error("%s: %s", type(exc).__name__, exc)
         return 1
+    finally:
+        gateway.end_runs()
+        tracer.close(timeout=SHUTDOWN_FLUSH)
+        gate.close()
     return 0
 
 
