@@ -1,7 +1,8 @@
 """A real MCP server for the gateway's tests and bench: ``lookup_order``, ``issue_refund`` and ``echo`` over stdio.
 
-Usage: ``mcp_echo_server.py [COUNT_FILE]``. With a count file, every tool call appends one line (the tool's
-name) to it before answering, so a test can prove that a refused call never reached the server.
+Usage: ``mcp_echo_server.py [COUNT_FILE] [--http PORT]``. With a count file, every tool call appends one line
+(the tool's name) to it before answering, so a test can prove that a refused call never reached the server.
+With ``--http PORT`` it serves streamable HTTP at ``http://127.0.0.1:PORT/mcp`` instead of stdio.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import sys
 
 from mcp.server.mcpserver import MCPServer
 
-COUNT_FILE = sys.argv[1] if len(sys.argv) > 1 else ""
+ARGS = sys.argv[1:]
+HTTP_PORT = int(ARGS.pop(ARGS.index("--http") + 1)) if "--http" in ARGS else None
+COUNT_FILE = next((a for a in ARGS if a != "--http"), "")
 
 app = MCPServer("orders")
 
@@ -43,4 +46,7 @@ def echo(text: str) -> str:
 
 
 if __name__ == "__main__":
-    app.run()
+    if HTTP_PORT is None:
+        app.run()
+    else:
+        app.run("streamable-http", host="127.0.0.1", port=HTTP_PORT)

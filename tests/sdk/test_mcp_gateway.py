@@ -4,6 +4,8 @@ against a real Firebreak (live_server for ingest and the API, the gate server fo
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -13,6 +15,7 @@ import anyio
 import pytest
 from django.core.asgi import get_asgi_application
 from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 
 from agents.gate_server import GateServer
@@ -20,7 +23,7 @@ from agents.keys.services import api_key_create
 from agents.tests.gate_server_thread import RunningServer
 from traces.models import Step
 
-from .conftest import wait_until
+from .conftest import free_port, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -64,6 +67,11 @@ def text(result: CallToolResult) -> str:
     (block,) = result.content
     assert isinstance(block, TextContent), block
     return block.text
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def calls(count_file: Path) -> list[str]:
@@ -171,3 +179,42 @@ def test_two_servers_behind_one_gateway_are_named_name_dot_tool_and_checked_by_t
         desk.env, "--agent", "desk-bot", "--server", f"a={server} {orders}", "--server", f"b={server} {crm}", body=body
     )
     assert (calls(orders), calls(crm)) == (["lookup_order"], ["echo"])  # each call reached its own server, once
+
+
+def test_over_streamable_http_both_ways_the_gateway_lists_calls_and_refuses(make_firebreak, tmp_path):
+    """The agent reaches the gateway at --listen, and the gateway reaches a server given by URL."""
+    http = make_firebreak("http-bot", ["lookup_order"])
+    count = tmp_path / "calls"
+    server_port, gateway_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIREBREAK_")}
+    server = subprocess.Popen([sys.executable, str(SERVER), str(count), "--http", str(server_port)], env=env)
+    upstream = f"orders=http://127.0.0.1:{server_port}/mcp"
+    gateway = subprocess.Popen(
+        [GATEWAY, "--agent", "http-bot", "--listen", f"127.0.0.1:{gateway_port}", "--server", upstream],
+        env=env | http.env,
+    )
+
+    async def main() -> None:
+        async with (
+            streamable_http_client(f"http://127.0.0.1:{gateway_port}/mcp") as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            listed = await session.list_tools()
+            assert sorted(t.name for t in listed.tools) == ["echo", "issue_refund", "lookup_order"]  # one server
+            result = await session.call_tool("lookup_order", {"order_id": 7})
+            assert (result.is_error, text(result)) == (False, "order 7: delivered, total $30")
+            refused = await session.call_tool("echo", {"text": "hi"})
+            assert refused.is_error and text(refused).startswith("tool echo is not among http-bot's allowed tools")
+
+    try:
+        wait_until(lambda: listening(gateway_port) and listening(server_port), timeout=30, interval=0.1)
+        anyio.run(main)
+    finally:
+        for process in (gateway, server):
+            process.terminate()
+            process.wait(timeout=10)
+    assert calls(count) == ["lookup_order"]
+    wait_until(lambda: Step.objects.filter(trace__agent=http.agent, kind="tool").count() == 2, timeout=15)
+    trace = Step.objects.filter(trace__agent=http.agent, kind="tool").first().trace
+    assert trace.session_id  # the run of this MCP session carries its Mcp-Session-Id
