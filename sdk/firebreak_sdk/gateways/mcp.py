@@ -51,6 +51,13 @@ from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 
+try:  # libuv's event loop when installed (the mcp extra asks for it): less loop overhead per relayed message
+    import uvloop  # noqa: F401 - anyio picks it up by name
+
+    HAVE_UVLOOP = True
+except ImportError:  # pragma: no cover - the plain asyncio loop works, slower
+    HAVE_UVLOOP = False
+
 from ..errors import GateClosed
 from ..gate import Gate
 from ..spans import Run
@@ -451,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", exc)
         return 2
     try:
-        anyio.run(_serve, gateway, options.listen)
+        anyio.run(_serve, gateway, options.listen, backend_options={"use_uvloop": HAVE_UVLOOP})
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
