@@ -10,6 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import anyio
 import pytest
@@ -18,9 +19,11 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 
+from agents import services
 from agents.gate_server import GateServer
 from agents.keys.services import api_key_create
 from agents.tests.gate_server_thread import RunningServer
+from core.actors import Actor
 from traces.models import Step
 
 from .conftest import free_port, wait_until
@@ -181,7 +184,9 @@ def test_two_servers_behind_one_gateway_are_named_name_dot_tool_and_checked_by_t
     assert (calls(orders), calls(crm)) == (["lookup_order"], ["echo"])  # each call reached its own server, once
 
 
-def test_over_streamable_http_both_ways_the_gateway_lists_calls_and_refuses(make_firebreak, tmp_path):
+def test_over_streamable_http_both_ways_with_a_run_per_session_and_new_runs_refused_when_the_budget_freezes(
+    make_firebreak, tmp_path
+):
     """The agent reaches the gateway at --listen, and the gateway reaches a server given by URL."""
     http = make_firebreak("http-bot", ["lookup_order"])
     count = tmp_path / "calls"
@@ -194,18 +199,28 @@ def test_over_streamable_http_both_ways_the_gateway_lists_calls_and_refuses(make
         env=env | http.env,
     )
 
+    def session() -> Any:
+        return streamable_http_client(f"http://127.0.0.1:{gateway_port}/mcp")
+
     async def main() -> None:
-        async with (
-            streamable_http_client(f"http://127.0.0.1:{gateway_port}/mcp") as (read, write),
-            ClientSession(read, write) as session,
-        ):
-            await session.initialize()
-            listed = await session.list_tools()
+        async with session() as (read, write), ClientSession(read, write) as first:
+            await first.initialize()
+            listed = await first.list_tools()
             assert sorted(t.name for t in listed.tools) == ["echo", "issue_refund", "lookup_order"]  # one server
-            result = await session.call_tool("lookup_order", {"order_id": 7})
+            result = await first.call_tool("lookup_order", {"order_id": 7})
             assert (result.is_error, text(result)) == (False, "order 7: delivered, total $30")
-            refused = await session.call_tool("echo", {"text": "hi"})
+            refused = await first.call_tool("echo", {"text": "hi"})
             assert refused.is_error and text(refused).startswith("tool echo is not among http-bot's allowed tools")
+
+            services.agent_budget_freeze(agent=http.agent, actor=Actor.system("tests"), reason="cost spiral")
+            await anyio.sleep(0.3)  # the push reaches the gateway
+            async with session() as (read2, write2), ClientSession(read2, write2) as second:
+                await second.initialize()
+                new_run = await second.call_tool("lookup_order", {"order_id": 8})
+                assert new_run.is_error
+                assert text(new_run).startswith("budget frozen: new runs refused for http-bot"), text(new_run)
+            in_flight = await first.call_tool("lookup_order", {"order_id": 9})  # a run in flight drains
+            assert (in_flight.is_error, text(in_flight)) == (False, "order 9: delivered, total $30")
 
     try:
         wait_until(lambda: listening(gateway_port) and listening(server_port), timeout=30, interval=0.1)
@@ -214,7 +229,10 @@ def test_over_streamable_http_both_ways_the_gateway_lists_calls_and_refuses(make
         for process in (gateway, server):
             process.terminate()
             process.wait(timeout=10)
-    assert calls(count) == ["lookup_order"]
-    wait_until(lambda: Step.objects.filter(trace__agent=http.agent, kind="tool").count() == 2, timeout=15)
-    trace = Step.objects.filter(trace__agent=http.agent, kind="tool").first().trace
-    assert trace.session_id  # the run of this MCP session carries its Mcp-Session-Id
+    assert calls(count) == ["lookup_order", "lookup_order"]  # orders 7 and 9; 8 was refused
+    wait_until(lambda: Step.objects.filter(trace__agent=http.agent, kind="tool").count() == 4, timeout=15)
+    steps = Step.objects.filter(trace__agent=http.agent, kind="tool").select_related("trace")
+    frozen = next(s for s in steps if s.tool_arguments == {"order_id": 8})
+    assert frozen.attributes["firebreak.refused"] == "BudgetFrozen"
+    sessions = {s.trace.session_id for s in steps}  # a run per MCP session, under its Mcp-Session-Id
+    assert len(sessions) == 2 and all(sessions)

@@ -38,7 +38,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -51,17 +51,17 @@ from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 
+from ..errors import GateClosed
+from ..gate import Gate
+from ..spans import Run
+from ..tracer import Tracer
+
 try:  # libuv's event loop when installed (the mcp extra asks for it): less loop overhead per relayed message
     import uvloop  # noqa: F401 - anyio picks it up by name
 
     HAVE_UVLOOP = True
 except ImportError:  # pragma: no cover - the plain asyncio loop works, slower
     HAVE_UVLOOP = False
-
-from ..errors import GateClosed
-from ..gate import Gate
-from ..spans import Run
-from ..tracer import Tracer
 
 __all__ = ["McpGateway", "Upstream", "main", "parse_args"]
 
@@ -190,7 +190,7 @@ class _SessionRun:
 
     run: Run
     session_id: str
-    calls: int = field(default=0)
+    begun: bool = False  # the session's run passed gate.begin_run() (refused while the budget is frozen)
 
 
 def _upstream_env() -> dict[str, str]:
@@ -309,8 +309,10 @@ class McpGateway:
     async def call(self, name: str, arguments: dict[str, Any], *, request: object = None) -> types.CallToolResult:
         """One ``tools/call``: the gate first, then the upstream; a span either way. Never raises for a refusal."""
         held = self._run_for(request)
-        held.calls += 1
         try:
+            if not held.begun:  # a new session is a new run: refused while the budget is frozen, as begin_run says
+                self.gate.begin_run()
+                held.begun = True
             # In memory while the push path is alive (well under a microsecond); otherwise one bounded re-read
             # (the gate's timeout, 0.5 s), which this call has to wait for anyway: no thread hop on the hot path.
             self.gate.check(tool=name, session=held.session_id)
