@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import pytest
 from django.core.asgi import get_asgi_application
+from firebreak_sdk.gateways.mcp import parse_args
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
@@ -27,8 +28,6 @@ from core.actors import Actor
 from traces.models import Step
 
 from .conftest import free_port, wait_until
-
-pytestmark = pytest.mark.slow
 
 SERVER = Path(__file__).with_name("mcp_echo_server.py")
 GATEWAY = str(Path(sys.executable).with_name("firebreak-mcp-gateway"))
@@ -94,6 +93,7 @@ def through_gateway(env: dict[str, str], *args: str, body: Callable[[ClientSessi
     anyio.run(main)
 
 
+@pytest.mark.slow
 def test_tools_pass_through_with_a_span_and_a_tool_outside_allowed_tools_is_refused_before_the_call(
     firebreak, tmp_path
 ):
@@ -134,6 +134,7 @@ def test_tools_pass_through_with_a_span_and_a_tool_outside_allowed_tools_is_refu
     assert len({s.trace_id for s in steps.values()}) == 1  # one run for the gateway session
 
 
+@pytest.mark.slow
 def test_after_a_kill_through_the_api_the_next_call_is_an_error_naming_the_kill_and_never_reaches_the_server(
     firebreak, tmp_path, make_client, responder
 ):
@@ -163,6 +164,7 @@ def test_after_a_kill_through_the_api_the_next_call_is_an_error_naming_the_kill_
     assert refused.attributes["firebreak.refused"] == "AgentKilled"
 
 
+@pytest.mark.slow
 def test_two_servers_behind_one_gateway_are_named_name_dot_tool_and_checked_by_those_names(make_firebreak, tmp_path):
     desk = make_firebreak("desk-bot", ["a.lookup_order", "b.echo"])
     orders, crm = tmp_path / "orders", tmp_path / "crm"
@@ -184,6 +186,7 @@ def test_two_servers_behind_one_gateway_are_named_name_dot_tool_and_checked_by_t
     assert (calls(orders), calls(crm)) == (["lookup_order"], ["echo"])  # each call reached its own server, once
 
 
+@pytest.mark.slow
 def test_over_streamable_http_both_ways_with_a_run_per_session_and_new_runs_refused_when_the_budget_freezes(
     make_firebreak, tmp_path
 ):
@@ -236,3 +239,36 @@ def test_over_streamable_http_both_ways_with_a_run_per_session_and_new_runs_refu
     assert frozen.attributes["firebreak.refused"] == "BudgetFrozen"
     sessions = {s.trace.session_id for s in steps}  # a run per MCP session, under its Mcp-Session-Id
     assert len(sessions) == 2 and all(sessions)
+
+
+def test_the_command_line_names_servers_only_when_there_are_several():
+    one = parse_args(["--agent", "a", "--", "python", "server.py", "--flag"])
+    assert [(u.name, u.command) for u in one.upstreams] == [(None, ("python", "server.py", "--flag"))]
+    named_alone = parse_args(["--agent", "a", "--server", "orders=python 'my server.py'"])
+    assert [(u.name, u.command) for u in named_alone.upstreams] == [(None, ("python", "my server.py"))]
+    several = parse_args(["--agent", "a", "--server", "x=python s.py", "--server", "y=http://127.0.0.1:9/mcp"])
+    assert [(u.name, u.command, u.url) for u in several.upstreams] == [
+        ("x", ("python", "s.py"), None),
+        ("y", (), "http://127.0.0.1:9/mcp"),
+    ]
+    assert several.upstreams[1].exposed("lookup") == "y.lookup"
+    assert parse_args(["--agent", "a", "--listen", "127.0.0.1:8765", "--", "srv"]).listen == ("127.0.0.1", 8765)
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--agent", "a"], "give the server command after --, or --server NAME=<command or URL>"),
+        (["--", "python", "s.py"], "the following arguments are required: --agent"),
+        (["--agent", "a", "--server", "python s.py"], "expected NAME=<command or URL>"),
+        (["--agent", "a", "--server", "a.b=python s.py"], "NAME without '.'"),
+        (["--agent", "a", "--server", "x="], "an empty command"),
+        (["--agent", "a", "--server", "x=s", "--", "python", "t.py"], "name every server"),
+        (["--agent", "a", "--listen", "8765", "--", "s"], "expected HOST:PORT"),
+    ],
+)
+def test_a_bad_command_line_exits_2_and_says_what_is_wrong(argv, says, capsys):
+    with pytest.raises(SystemExit) as exited:
+        parse_args(argv)
+    assert exited.value.code == 2
+    assert says in capsys.readouterr().err
