@@ -216,7 +216,7 @@ def test_over_streamable_http_both_ways_with_a_run_per_session_and_new_runs_refu
             assert refused.is_error and text(refused).startswith("tool echo is not among http-bot's allowed tools")
 
             services.agent_budget_freeze(agent=http.agent, actor=Actor.system("tests"), reason="cost spiral")
-            await anyio.sleep(0.3)  # the push reaches the gateway
+            await anyio.sleep(0.5)  # the push reaches the gateway
             async with session() as (read2, write2), ClientSession(read2, write2) as second:
                 await second.initialize()
                 new_run = await second.call_tool("lookup_order", {"order_id": 8})
@@ -272,3 +272,18 @@ def test_a_bad_command_line_exits_2_and_says_what_is_wrong(argv, says, capsys):
         parse_args(argv)
     assert exited.value.code == 2
     assert says in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_server_that_cannot_start_stops_the_gateway_with_its_name_and_why():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIREBREAK_")}
+    gateway = subprocess.run(
+        [GATEWAY, "--agent", "a", "--server", "orders=/nonexistent/orders-server", "--server", "crm=/bin/true"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert gateway.returncode == 1
+    assert "MCP server orders (/nonexistent/orders-server) did not start: FileNotFoundError" in gateway.stderr

@@ -63,7 +63,7 @@ try:  # libuv's event loop when installed (the mcp extra asks for it): less loop
 except ImportError:  # pragma: no cover - the plain asyncio loop works, slower
     HAVE_UVLOOP = False
 
-__all__ = ["McpGateway", "Upstream", "main", "parse_args"]
+__all__ = ["McpGateway", "Upstream", "UpstreamUnavailable", "main", "parse_args"]
 
 log = logging.getLogger("firebreak_sdk.gateways.mcp")
 
@@ -209,6 +209,19 @@ def _result_text(result: types.CallToolResult) -> str:
     return text[:MAX_OUTPUT_CHARS]
 
 
+class UpstreamUnavailable(RuntimeError):
+    """An MCP server behind the gateway could not be started or reached."""
+
+
+def _describe(exc: BaseException) -> str:
+    """What went wrong, from the first exception inside any exception groups (anyio wraps task failures)."""
+    inner = getattr(exc, "exceptions", None)  # BaseExceptionGroup, or its backport on Python 3.10
+    while isinstance(inner, tuple) and inner and isinstance(inner[0], BaseException):
+        exc = inner[0]
+        inner = getattr(exc, "exceptions", None)
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _refusal(message: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(text=message)], is_error=True)
 
@@ -245,13 +258,23 @@ class McpGateway:
     # --- lifecycle -----------------------------------------------------------------------------------------
 
     async def __aenter__(self) -> McpGateway:
+        upstream = self.upstreams[0]
         try:
             for upstream in self.upstreams:
                 self._connected.append(_Connected(upstream, await self._connect(upstream)))
             await self.refresh_tools()
-        except BaseException:
-            await self._stack.aclose()
-            raise
+        except BaseException as exc:
+            failure = exc
+            try:
+                await self._stack.aclose()
+            except BaseException as closing:  # a transport's own failure (an unreachable URL) surfaces here
+                failure = closing
+            if not isinstance(failure, Exception):  # cancelled, interrupted: not the server's fault
+                raise
+            named = f"{upstream.name} " if upstream.name else ""
+            raise UpstreamUnavailable(
+                f"MCP server {named}({upstream}) did not start: {_describe(failure)}"
+            ) from failure
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -464,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        log.error("%s: %s", type(exc).__name__, exc)
+        log.error("%s", exc if isinstance(exc, UpstreamUnavailable) else _describe(exc))
         return 1
     finally:
         gateway.end_runs()
