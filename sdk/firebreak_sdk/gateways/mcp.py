@@ -44,6 +44,7 @@ from typing import Any
 import anyio
 import mcp_types as types
 import uvicorn
+from anyio.abc import TaskGroup, TaskStatus
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.context import ServerRequestContext
@@ -213,13 +214,18 @@ class UpstreamUnavailable(RuntimeError):
     """An MCP server behind the gateway could not be started or reached."""
 
 
-def _describe(exc: BaseException) -> str:
-    """What went wrong, from the first exception inside any exception groups (anyio wraps task failures)."""
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside any exception groups (anyio wraps task failures), or ``exc`` itself."""
     inner = getattr(exc, "exceptions", None)  # BaseExceptionGroup, or its backport on Python 3.10
-    while isinstance(inner, tuple) and inner and isinstance(inner[0], BaseException):
-        exc = inner[0]
-        inner = getattr(exc, "exceptions", None)
-    return f"{type(exc).__name__}: {exc}"
+    if isinstance(inner, tuple) and inner:
+        return [leaf for e in inner if isinstance(e, BaseException) for leaf in _leaves(e)]
+    return [exc]
+
+
+def _describe(exc: BaseException) -> str:
+    """What went wrong, from the first exception inside any exception groups."""
+    leaf = _leaves(exc)[0]
+    return f"{type(leaf).__name__}: {leaf}"
 
 
 def _refusal(message: str) -> types.CallToolResult:
@@ -246,7 +252,8 @@ class McpGateway:
         self._connected: list[_Connected] = []
         self._tools: dict[str, tuple[_Connected, str]] = {}  # exposed name -> (upstream, its own tool name)
         self._runs: dict[str, _SessionRun] = {}  # by Mcp-Session-Id ("" over stdio), oldest first
-        self._stack = contextlib.AsyncExitStack()
+        self._holders: TaskGroup | None = None
+        self._closing = anyio.Event()
         self.server: Server[Any] = Server(
             f"firebreak-mcp-gateway:{agent}",
             version="1",
@@ -258,45 +265,61 @@ class McpGateway:
     # --- lifecycle -----------------------------------------------------------------------------------------
 
     async def __aenter__(self) -> McpGateway:
-        upstream = self.upstreams[0]
+        """Start or reach every upstream server at once (each held open by a task of the gateway's task group)."""
+        self._holders = holders = anyio.create_task_group()
+        await holders.__aenter__()
+        sessions: dict[int, ClientSession] = {}
         try:
-            for upstream in self.upstreams:
-                self._connected.append(_Connected(upstream, await self._connect(upstream)))
+            async with anyio.create_task_group() as starting:
+                for index, upstream in enumerate(self.upstreams):
+                    starting.start_soon(self._start, holders, index, upstream, sessions)
+            self._connected = [_Connected(u, sessions[i]) for i, u in enumerate(self.upstreams)]
             await self.refresh_tools()
         except BaseException as exc:
-            failure = exc
-            try:
-                await self._stack.aclose()
-            except BaseException as closing:  # a transport's own failure (an unreachable URL) surfaces here
-                failure = closing
-            if not isinstance(failure, Exception):  # cancelled, interrupted: not the server's fault
-                raise
-            named = f"{upstream.name} " if upstream.name else ""
-            raise UpstreamUnavailable(
-                f"MCP server {named}({upstream}) did not start: {_describe(failure)}"
-            ) from failure
+            self._closing.set()
+            holders.cancel_scope.cancel()
+            with contextlib.suppress(BaseException):  # the failure is the one raised below
+                await holders.__aexit__(None, None, None)
+            failure = next((e for e in _leaves(exc) if isinstance(e, UpstreamUnavailable)), None)
+            if failure is not None:
+                raise failure from exc
+            raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.end_runs()
-        await self._stack.aclose()
+        self._closing.set()
+        if self._holders is not None:
+            await self._holders.__aexit__(None, None, None)
 
     def end_runs(self) -> None:
         """End every open run (its spans go to the tracer); a later call starts a new one."""
         while self._runs:
             self._runs.pop(next(iter(self._runs))).run.end()
 
-    async def _connect(self, upstream: Upstream) -> ClientSession:
-        if upstream.url:
-            read, write = await self._stack.enter_async_context(streamable_http_client(upstream.url))
-        else:
-            params = StdioServerParameters(
-                command=upstream.command[0], args=list(upstream.command[1:]), env=_upstream_env()
-            )
-            read, write = await self._stack.enter_async_context(stdio_client(params))
-        session = await self._stack.enter_async_context(_PassThroughSession(read, write))
-        await session.initialize()
-        return session
+    async def _start(
+        self, holders: TaskGroup, index: int, upstream: Upstream, sessions: dict[int, ClientSession]
+    ) -> None:
+        try:
+            sessions[index] = await holders.start(self._hold, upstream)
+        except Exception as exc:
+            named = f"{upstream.name} " if upstream.name else ""
+            raise UpstreamUnavailable(f"MCP server {named}({upstream}) did not start: {_describe(exc)}") from exc
+
+    async def _hold(self, upstream: Upstream, *, task_status: TaskStatus[ClientSession]) -> None:
+        """Connect to ``upstream``, hand over its initialized session, and keep it open until the gateway closes."""
+        async with contextlib.AsyncExitStack() as stack:
+            if upstream.url:
+                read, write = await stack.enter_async_context(streamable_http_client(upstream.url))
+            else:
+                params = StdioServerParameters(
+                    command=upstream.command[0], args=list(upstream.command[1:]), env=_upstream_env()
+                )
+                read, write = await stack.enter_async_context(stdio_client(params))
+            session = await stack.enter_async_context(_PassThroughSession(read, write))
+            await session.initialize()
+            task_status.started(session)
+            await self._closing.wait()
 
     # --- tools ---------------------------------------------------------------------------------------------
 
