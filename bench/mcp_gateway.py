@@ -1,0 +1,274 @@
+"""The MCP gateway's cost and its stop: added latency per tool call, and kill → next call refused.
+
+Usage: .venv/bin/python bench/mcp_gateway.py [--calls 1000] [--kills 20]
+
+Runs in a scratch database (``firebreak_bench_mcp``, made and dropped on the project's PostgreSQL) and its own
+Redis logical database, with the servers of ``make run``: the gate server (uvicorn) in front of gunicorn. The
+gateway (``firebreak-mcp-gateway``, a real process) gets only FIREBREAK_URL, its agent's key and the public
+key, so it hears the gate over the gate stream, and sends a tool span per call to ingest.
+
+- Added latency: one MCP client holds two stdio sessions, one straight to the MCP server
+  (``tests/sdk/mcp_echo_server.py``), one through the gateway to another copy of it; ``--calls`` calls of
+  ``echo`` each, interleaved (direct, gateway, direct, ...), after a warm-up. Reported: p50/p99 of each path
+  and of the added latency (each gateway call minus the direct call just before it).
+- Kill: while one task calls through the gateway back to back, the benchmark kills the agent, alternately
+  over the API and by calling ``agent_kill`` (the service the API calls) in this process; the figure is the
+  time to the first refused call's answer, from the kill sent, from the kill returned (0 when the
+  refusal came first), and from the kill's publish on Redis (heard by a subscriber in this process, as the
+  gate server hears it): what the push path and the gateway add once the kill is written. ``--kills``
+  rounds of each, with a resume between them.
+- The gateway process's CPU time per call, a figure the machine's other load inflates less than latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import gate_push
+import httpx
+from gate import Reconciler
+from mcp import ClientSession, StdioServerParameters, stdio_client
+
+from harness import _proc_stats, django_setup, gate_front, gunicorn, quantiles, summary
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER = ROOT / "tests" / "sdk" / "mcp_echo_server.py"
+GATEWAY = str(Path(sys.executable).with_name("firebreak-mcp-gateway"))
+AGENT = "mcp-bench"
+REDIS_DB = 10  # the bench's own logical database
+ADDED_P99_TARGET_MS = 2.0
+KILL_P99_TARGET_MS = 50.0
+
+
+def prepare() -> tuple[str, str, str]:
+    """Migrate the scratch database; the agent with its ingest+gate key; an admin's API key; the public key."""
+    from agents.keys.services import api_key_create  # after django_setup(), as every project import here
+    from agents.services import agent_register
+    from agents.signing import public_key_text
+    from core.actors import Actor
+
+    from harness import bench_user
+
+    agent = agent_register(slug=AGENT, name="MCP bench", actor=Actor.system("bench"), allowed_tools=["echo"])
+    _, agent_key = api_key_create(agent=agent, scopes=["ingest", "gate"], name="bench")
+    _, user_key = api_key_create(user=bench_user(), scopes=["api"], name="bench")
+    return agent_key, user_key, public_key_text()
+
+
+def kill_in_process() -> None:
+    """``agent_kill`` as the API calls it, from this process: commit, Redis copy, publish; no HTTP in between."""
+    from django.db import connection  # after django_setup()
+
+    from agents.models import Agent
+    from agents.services import agent_kill
+    from core.actors import Actor
+
+    try:
+        agent_kill(agent=Agent.objects.get(slug=AGENT), actor=Actor.system("bench"), reason="bench: kill")
+    finally:
+        connection.close()  # a worker thread's connection
+
+
+class KillHeard:
+    """A Redis subscriber to the agent's gate channel, as the gate server is: when each kill was published."""
+
+    def __init__(self) -> None:
+        from agents.gate import CHANNEL  # after django_setup()
+        from core.redis import get_redis
+
+        self.at: list[float] = []
+        self.pubsub = get_redis().pubsub()
+        self.pubsub.subscribe(CHANNEL.format(slug=AGENT))
+        self.thread = threading.Thread(target=self._listen, daemon=True)
+        self.thread.start()
+
+    def _listen(self) -> None:
+        for message in self.pubsub.listen():
+            if message["type"] == "message" and b'"state":"killed"' in message["data"].replace(b" ", b""):
+                self.at.append(time.perf_counter())
+
+    def after(self, moment: float) -> float | None:
+        return next((t for t in self.at if t >= moment), None)
+
+
+def child_cpu(marker: bytes) -> float:
+    """CPU seconds used so far by this process's children whose command line contains ``marker``."""
+    total = 0.0
+    for pid, (_, ppid, cpu) in _proc_stats().items():
+        if ppid == os.getpid():
+            try:
+                if marker in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    total += cpu
+            except OSError:
+                continue
+    return total
+
+
+def gateway_cpu() -> float:
+    return child_cpu(b"firebreak-mcp-gateway")
+
+
+def server_cpu() -> float:
+    """The MCP server the direct path calls (the gateway's own copy is its child, not this process's)."""
+    return child_cpu(b"mcp_echo_server.py")
+
+
+def text_of(result: Any) -> str:
+    return str(getattr(result.content[0], "text", "")) if result.content else ""
+
+
+async def measure(base: str, agent_key: str, user_key: str, public_key: str, n_calls: int, n_kills: int) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIREBREAK_")}
+    gateway_env = env | {"FIREBREAK_URL": base, "FIREBREAK_API_KEY": agent_key, "FIREBREAK_GATE_PUBLIC_KEY": public_key}
+    direct = StdioServerParameters(command=sys.executable, args=[str(SERVER)], env=env)
+    fronted = StdioServerParameters(
+        command=GATEWAY, args=["--agent", AGENT, "--", sys.executable, str(SERVER)], env=gateway_env
+    )
+    out: dict[str, list[float]] = {"direct": [], "gateway": [], "added": []}
+    async with (
+        stdio_client(direct) as (dr, dw),
+        ClientSession(dr, dw) as straight,
+        stdio_client(fronted) as (gr, gw),
+        ClientSession(gr, gw) as through,
+        httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {user_key}"}, timeout=30) as api,
+    ):
+        await straight.initialize()
+        await through.initialize()
+        args = {"text": "order 42: delivered, total $30"}
+        for _ in range(100):  # warm-up: connections, caches, the gate read
+            await straight.call_tool("echo", args)
+            result = await through.call_tool("echo", args)
+            if result.is_error:
+                raise RuntimeError(f"the gateway refused the warm-up call: {text_of(result)}")
+        cpu_before, server_before = gateway_cpu(), server_cpu()
+        for _ in range(n_calls):
+            t0 = time.perf_counter()
+            await straight.call_tool("echo", args)
+            t1 = time.perf_counter()
+            result = await through.call_tool("echo", args)
+            t2 = time.perf_counter()
+            if result.is_error:
+                raise RuntimeError(f"a call through the gateway failed: {text_of(result)}")
+            out["direct"].append((t1 - t0) * 1000)
+            out["gateway"].append((t2 - t1) * 1000)
+            out["added"].append(((t2 - t1) - (t1 - t0)) * 1000)
+        out["cpu"] = [(gateway_cpu() - cpu_before) / n_calls * 1000]
+        out["server_cpu"] = [(server_cpu() - server_before) / n_calls * 1000]
+
+        heard = KillHeard()
+        for round_ in range(2 * n_kills):
+            refused_at: list[float] = []
+            by_api = round_ % 2 == 0  # alternate: over the API (gunicorn), and the service called in this process
+
+            async def caller(refused_at: list[float]) -> None:
+                while True:
+                    answer = await through.call_tool("echo", args)
+                    if answer.is_error:
+                        refused_at.append(time.perf_counter())
+                        if "was killed" not in text_of(answer):
+                            raise RuntimeError(f"refused, but not by the kill: {text_of(answer)}")
+                        return
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(caller, refused_at)
+                await anyio.sleep(0.2)  # the caller is mid-stream of successful calls
+                sent = time.perf_counter()
+                if by_api:
+                    response = await api.post(f"/api/v1/agents/{AGENT}/kill", json={"reason": "bench: kill"})
+                    if response.status_code != 200:
+                        raise RuntimeError(f"kill answered {response.status_code}: {response.text[:300]}")
+                else:
+                    await anyio.to_thread.run_sync(kill_in_process)
+                returned = time.perf_counter()
+            prefix = "kill_api" if by_api else "kill_service"
+            out.setdefault(prefix, []).append((refused_at[0] - sent) * 1000)
+            out.setdefault(f"{prefix}_after", []).append(max(0.0, refused_at[0] - returned) * 1000)
+            published = heard.after(sent)
+            if published is None:
+                raise RuntimeError("the kill was never published")
+            out.setdefault("kill_published", []).append((refused_at[0] - published) * 1000)
+            response = await api.post(f"/api/v1/agents/{AGENT}/resume", json={"reason": "bench: next round"})
+            if response.status_code != 200:
+                raise RuntimeError(f"resume answered {response.status_code}: {response.text[:300]}")
+            deadline = time.monotonic() + 10
+            while (await through.call_tool("echo", args)).is_error:  # the resume has reached the gateway
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the gateway never saw the resume")
+                await anyio.sleep(0.01)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=1000, help="calls on each path, interleaved")
+    parser.add_argument("--kills", type=int, default=20, help="kill → refused rounds")
+    args = parser.parse_args()
+    started = time.monotonic()
+    gate_push.SCRATCH_DB = "firebreak_bench_mcp"  # its scratch helpers, on a database of this benchmark's own
+    url = gate_push.scratch_database()
+    os.environ["DATABASE_URL"] = url
+    os.environ["FIREBREAK_REDIS_DB"] = str(REDIS_DB)
+    django_setup()
+    from core.redis import get_redis  # after django_setup()
+
+    get_redis().flushdb()
+    try:
+        agent_key, user_key, public_key = prepare()
+        with Reconciler(), gunicorn(1, 4, timeout=120) as (web, _), gate_front(web) as base:
+            print(f"MCP gateway benchmark: stdio, gate server {base} in front of gunicorn gthread 1×4", flush=True)
+            out = anyio.run(measure, base, agent_key, user_key, public_key, args.calls, args.kills)
+    finally:
+        from django.db import connections  # after django_setup()
+
+        connections.close_all()
+        gate_push.drop_scratch(url)
+    for label, key in (("direct client→server", "direct"), ("through the gateway", "gateway"), ("added", "added")):
+        q = quantiles(out[key])
+        print(
+            f"tools/call {label:<22} n={len(out[key]):,}  p50 {q['p50']:6.3f} ms  p99 {q['p99']:6.3f} ms  "
+            f"max {q['max']:7.3f} ms",
+            flush=True,
+        )
+    print(
+        f"CPU per call: gateway process {out['cpu'][0]:.3f} ms (its tracer and gate stream included), "
+        f"the MCP server itself {out['server_cpu'][0]:.3f} ms",
+        flush=True,
+    )
+    for label, key in (
+        ("API request sent", "kill_api"),
+        ("API response returned", "kill_api_after"),
+        ("agent_kill() called", "kill_service"),
+        ("agent_kill() returned", "kill_service_after"),
+        ("kill published", "kill_published"),
+    ):
+        if len(out.get(key, [])) < 2:
+            continue
+        q = quantiles(out[key])
+        print(
+            f"kill → next call refused, from the {label:<22} n={len(out[key])}  p50 {q['p50']:6.1f} ms  "
+            f"p99 {q['p99']:6.1f} ms  max {q['max']:6.1f} ms",
+            flush=True,
+        )
+    added = quantiles(out["added"])["p99"]
+    kill = quantiles(out["kill_published"])["p99"] if len(out.get("kill_published", [])) >= 2 else float("nan")
+    summary(
+        [
+            f"  added latency per tool call p99 ≤ {ADDED_P99_TARGET_MS:g} ms: "
+            f"{'met' if added <= ADDED_P99_TARGET_MS else 'NOT met'} ({added:.3f} ms)",
+            f"  kill → next call refused p99 ≤ {KILL_P99_TARGET_MS:g} ms: "
+            f"{'met' if kill <= KILL_P99_TARGET_MS else 'NOT met'} ({kill:.1f} ms from the kill's publish on Redis: "
+            "gate server, gate stream, the gateway's next call)",
+        ],
+        started,
+    )
+
+
+if __name__ == "__main__":
+    main()
