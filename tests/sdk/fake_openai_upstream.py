@@ -78,14 +78,26 @@ async def chat(request: Request) -> Response:
         message = {"role": "assistant", "content": "".join(chunks)}
         choice = {"index": 0, "message": message, "finish_reason": "stop"}
         return JSONResponse(
-            {"id": "chatcmpl-1", "object": "chat.completion", "created": created, "model": model,
-             "choices": [choice], "usage": usage}  # fmt: skip
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "choices": [choice],
+                "usage": usage,
+            }
         )
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
     def chunk(delta: dict[str, Any], finish: str | None, **extra: Any) -> bytes:
-        event = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": created, "model": model,
-                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}  # fmt: skip
+        event = {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
         return f"data: {json.dumps(event)}\n\n".encode()
 
     async def events() -> AsyncIterator[bytes]:
@@ -99,8 +111,14 @@ async def chat(request: Request) -> Response:
                 sent += 1
             yield chunk({}, "stop")
             if include_usage:
-                event = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": created, "model": model,
-                         "choices": [], "usage": usage}  # fmt: skip
+                event = {
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": [],
+                    "usage": usage,
+                }
                 yield f"data: {json.dumps(event)}\n\n".encode()
             yield b"data: [DONE]\n\n"
             stats["streams_finished"] += 1
@@ -121,8 +139,15 @@ async def responses(request: Request) -> Response:
     content = [{"type": "output_text", "text": text, "annotations": []}]
     message = {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed", "content": content}
     return JSONResponse(
-        {"id": "resp_1", "object": "response", "created_at": int(time.time()), "model": model, "status": "completed",
-         "output": [message], "usage": usage}  # fmt: skip
+        {
+            "id": "resp_1",
+            "object": "response",
+            "created_at": int(time.time()),
+            "model": model,
+            "status": "completed",
+            "output": [message],
+            "usage": usage,
+        }
     )
 
 
@@ -133,21 +158,25 @@ async def embeddings(request: Request) -> Response:
     for i, text in enumerate(inputs):
         vector = [float(len(str(text))), float(i), 0.5]
         if body.get("encoding_format") == "base64":  # what the openai client asks for by default
-            data.append({"object": "embedding", "index": i,
-                         "embedding": base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()})  # fmt: skip
+            packed = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": i, "embedding": packed})
         else:
             data.append({"object": "embedding", "index": i, "embedding": vector})
     tokens = _words(inputs)
     return JSONResponse(
-        {"object": "list", "data": data, "model": body.get("model"), "usage": {"prompt_tokens": tokens,
-         "total_tokens": tokens}}  # fmt: skip
+        {
+            "object": "list",
+            "data": data,
+            "model": body.get("model"),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
     )
 
 
 async def models(request: Request) -> Response:
     await _seen(request, "models")
-    return JSONResponse({"object": "list", "data": [{"id": "scripted", "object": "model", "created": 0,
-                                                     "owned_by": "firebreak-tests"}]})  # fmt: skip
+    model = {"id": "scripted", "object": "model", "created": 0, "owned_by": "firebreak-tests"}
+    return JSONResponse({"object": "list", "data": [model]})
 
 
 async def read_stats(request: Request) -> Response:

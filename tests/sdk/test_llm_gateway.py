@@ -258,7 +258,10 @@ def test_the_upstream_key_replaces_the_clients_and_a_forced_tool_outside_the_all
     client.chat.completions.create(model="scripted", messages=HELLO)
     assert upstream.stats()["authorization"] == "Bearer upstream-secret"
 
-    tools = [{"type": "function", "function": {"name": n, "parameters": {"type": "object"}}} for n in ("lookup_order", "issue_refund")]
+    tools = [
+        {"type": "function", "function": {"name": n, "parameters": {"type": "object"}}}
+        for n in ("lookup_order", "issue_refund")
+    ]
     forced = {"type": "function", "function": {"name": "lookup_order"}}
     client.chat.completions.create(model="scripted", messages=HELLO, tools=tools, tool_choice=forced)
     calls = upstream.calls()

@@ -1,4 +1,4 @@
-"""``firebreak-llm-gateway``: an OpenAI-compatible proxy that checks the agent's gate and budget before every model call.
+"""``firebreak-llm-gateway``: an OpenAI-compatible proxy checking the agent's gate and budget before each model call.
 
 An agent (any code, any framework) is made stoppable by pointing its OpenAI ``base_url`` at the gateway::
 
@@ -217,8 +217,9 @@ class _StreamReader:
                     self.out.finish_reason = choice["finish_reason"]
             if event.get("usage"):
                 usage = event["usage"]
-                self.out.tokens_in, self.out.tokens_out = _int(usage.get("prompt_tokens")), _int(
-                    usage.get("completion_tokens")
+                self.out.tokens_in, self.out.tokens_out = (
+                    _int(usage.get("prompt_tokens")),
+                    _int(usage.get("completion_tokens")),
                 )
                 if not choices and self.hide_usage:
                     return False
@@ -406,8 +407,8 @@ class LLMGateway:
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            error = {"message": "the request body must be a JSON object", "type": "invalid_request_error"}
-            return JSONResponse({"error": {**error, "code": "invalid_json", "param": None}}, 400)
+            invalid = {"message": "the request body must be a JSON object", "type": "invalid_request_error"}
+            return JSONResponse({"error": {**invalid, "code": "invalid_json", "param": None}}, 400)
         session, user = self._who(request, body)
         try:
             held = self._admit(session, user, body)
@@ -446,7 +447,8 @@ class LLMGateway:
     ) -> Response:
         hide_usage = False
         if kind == "chat":  # usage comes in a last chunk only when asked for: ask, and hide it if the client did not
-            options = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
+            given = body.get("stream_options")
+            options: dict[str, Any] = given if isinstance(given, dict) else {}
             if not options.get("include_usage"):
                 body = {**body, "stream_options": {**options, "include_usage": True}}
                 hide_usage = True
@@ -583,8 +585,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(else the client's Authorization is passed through).",
     )
     parser.add_argument("--agent", required=True, help="the agent's slug in Firebreak")
-    parser.add_argument("--upstream", required=True, help="the model API's OpenAI base URL, e.g. https://api.openai.com/v1")
-    parser.add_argument("--listen", type=_listen, default=("127.0.0.1", 8787), help="HOST:PORT (default 127.0.0.1:8787)")
+    parser.add_argument(
+        "--upstream", required=True, help="the model API's OpenAI base URL, e.g. https://api.openai.com/v1"
+    )
+    parser.add_argument(
+        "--listen", type=_listen, default=("127.0.0.1", 8787), help="HOST:PORT (default 127.0.0.1:8787)"
+    )
     parser.add_argument(
         "--price",
         type=_price,
