@@ -40,6 +40,7 @@ from typing import Any
 import aiohttp
 import uvicorn
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -442,8 +443,15 @@ class LLMGateway:
             if ok:
                 _OUTCOMES[kind](data, out)
         error = None if ok else f"upstream answered {status}: {content[:500].decode(errors='replace')}"
-        self._record(held, kind, body, out, started, error=error)
-        return Response(content, status, media_type=media_type)
+        # The budget counts the usage before the answer leaves (the session's next call sees it); the span is
+        # encoded after the answer is sent, off the call's latency.
+        model, cost = self._count(held, body, out)
+        duration = time.monotonic() - started
+
+        async def span() -> None:
+            self._span(held, kind, body, out, model, cost, duration, error)
+
+        return Response(content, status, media_type=media_type, background=BackgroundTask(span))
 
     async def _stream(
         self,
@@ -549,12 +557,30 @@ class LLMGateway:
         error: str | None = None,
         stop: GateClosed | None = None,
     ) -> None:
-        """The call's span, and its usage counted against the session's budget."""
+        """The call's usage counted against the session's budget, and its span."""
+        self._span(held, kind, body, out, *self._count(held, body, out), time.monotonic() - started, error, stop)
+
+    def _count(self, held: _Session, body: dict[str, Any], out: _Outcome) -> tuple[str | None, float]:
+        """Count the call's tokens and cost against the session's budget; its model and cost."""
         model = out.model or (body.get("model") if isinstance(body.get("model"), str) else None)
         price = self.prices.get(str(body.get("model"))) or self.prices.get(str(model))
         cost = price.cost(out.tokens_in, out.tokens_out) if price is not None else 0.0
         held.budget.record(cost=cost, tokens=out.tokens_in + out.tokens_out)
         held.last = time.monotonic()
+        return model, cost
+
+    @staticmethod
+    def _span(
+        held: _Session,
+        kind: str,
+        body: dict[str, Any],
+        out: _Outcome,
+        model: str | None,
+        cost: float,
+        duration: float,
+        error: str | None = None,
+        stop: GateClosed | None = None,
+    ) -> None:
         attributes: dict[str, Any] = {"firebreak.gateway": "llm", "gen_ai.operation.name": kind}
         if stop is not None:
             attributes.update({"firebreak.refused": type(stop).__name__, "firebreak.refusal_reason": str(stop)})
@@ -568,7 +594,7 @@ class LLMGateway:
             cost=cost,
             finish_reason=out.finish_reason,
             error=error,
-            duration=time.monotonic() - started,
+            duration=duration,
             attributes=attributes,
         )
 
