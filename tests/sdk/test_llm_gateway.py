@@ -16,14 +16,14 @@ from types import SimpleNamespace
 import httpx
 import openai
 import pytest
+from firebreak_sdk import AgentKilled, Blocked, BudgetExceeded, BudgetFrozen, GateUnavailable, ToolNotAllowed
+from firebreak_sdk.gateways.llm import Price, build_parser, error_body, parse_price, refusal_status
 from openai import OpenAI
 
 from agents.keys.services import api_key_create
 from traces.models import Step, Trace
 
 from .conftest import free_port, wait_until
-
-pytestmark = pytest.mark.slow
 
 UPSTREAM_SCRIPT = Path(__file__).with_name("fake_openai_upstream.py")
 AGENT = "llm-bot"
@@ -137,6 +137,7 @@ def llm_steps(agent) -> list[Step]:
     return list(Step.objects.filter(trace__agent=agent, kind="llm").order_by("started_at"))
 
 
+@pytest.mark.slow  # a Firebreak, an upstream and a gateway process
 def test_calls_pass_through_and_their_spans_land_in_firebreak(firebreak, start_gateway, upstream):
     fb = firebreak()
     gateway = start_gateway(fb, "--price", "scripted=1,2")
@@ -178,6 +179,7 @@ def test_calls_pass_through_and_their_spans_land_in_firebreak(firebreak, start_g
     assert (trace.user_id, trace.status, trace.step_count) == ("u-7", "ok", 5)
 
 
+@pytest.mark.slow  # a Firebreak, an upstream and a gateway process
 def test_a_killed_agents_call_raises_with_the_kills_reason_and_never_reaches_the_upstream(
     firebreak, start_gateway, upstream, kill
 ):
@@ -210,6 +212,7 @@ def test_a_killed_agents_call_raises_with_the_kills_reason_and_never_reaches_the
     assert upstream.stats()["calls"] == calls
 
 
+@pytest.mark.slow  # a Firebreak, an upstream and a gateway process
 def test_a_kill_during_a_stream_cuts_it_and_closes_the_upstream_connection(firebreak, start_gateway, upstream, kill):
     fb = firebreak()
     client = start_gateway(fb).client(**{"X-Firebreak-Session": "s-stream"})
@@ -231,6 +234,7 @@ def test_a_kill_during_a_stream_cuts_it_and_closes_the_upstream_connection(fireb
     assert step.output.startswith("w1 w2 w3")
 
 
+@pytest.mark.slow  # a Firebreak, an upstream and a gateway process
 def test_the_budget_cap_refuses_the_next_call_once_the_sessions_usage_crossed_it(firebreak, start_gateway, upstream):
     fb = firebreak(session_cost_cap=Decimal("0.02"))
     gateway = start_gateway(fb, "--price", "scripted=1,2")  # each call: $0.008
@@ -249,6 +253,7 @@ def test_the_budget_cap_refuses_the_next_call_once_the_sessions_usage_crossed_it
     assert upstream.calls() == calls + 4
 
 
+@pytest.mark.slow  # a Firebreak, an upstream and a gateway process
 def test_the_upstream_key_replaces_the_clients_and_a_forced_tool_outside_the_allowed_set_is_refused(
     firebreak, start_gateway, upstream
 ):
@@ -273,3 +278,43 @@ def test_the_upstream_key_replaces_the_clients_and_a_forced_tool_outside_the_all
     # tools the model may pick are the model's business: without a forced choice the call passes
     client.chat.completions.create(model="scripted", messages=HELLO, tools=tools, tool_choice="auto")
     assert upstream.calls() == calls + 1
+
+
+@pytest.mark.slow  # a Firebreak, an upstream and a gateway process
+def test_an_unreadable_gate_fails_closed_with_503_and_nothing_reaches_the_upstream(firebreak, start_gateway, upstream):
+    fb = firebreak()
+    fb.url = f"http://127.0.0.1:{free_port()}"  # nothing listens there: the gate cannot be read
+    client = start_gateway(fb).client()
+    calls = upstream.calls()
+    with pytest.raises(openai.InternalServerError) as raised:
+        client.chat.completions.create(model="scripted", messages=HELLO)
+    assert raised.value.status_code == 503 and raised.value.body["code"] == "GateUnavailable"
+    assert "failing closed" in raised.value.message
+    assert upstream.calls() == calls
+
+
+# --- the parts without processes ----------------------------------------------------------------------------
+
+
+def test_refusals_map_to_the_statuses_the_openai_client_understands():
+    assert refusal_status(AgentKilled("a", reason="x")) == 403
+    assert refusal_status(ToolNotAllowed("a", "t")) == 403
+    assert refusal_status(Blocked("a", "session", "s")) == 403
+    assert refusal_status(BudgetExceeded("over", limit="session_cost_cap")) == 429
+    assert refusal_status(BudgetFrozen("a")) == 429
+    assert refusal_status(GateUnavailable("a", reason="down")) == 503
+    assert error_body(AgentKilled("a", reason="runaway", changed_by="alice")) == {
+        "error": {"message": "a was killed by alice: runaway", "type": "firebreak_gate_closed", "code": "AgentKilled",
+                  "param": None}
+    }  # fmt: skip
+
+
+def test_a_price_is_model_equals_two_numbers_and_anything_else_is_refused_before_start(capsys):
+    assert parse_price("gpt-4o=0.0025,0.01") == ("gpt-4o", Price(0.0025, 0.01))
+    assert Price(1, 2).cost(2, 3) == pytest.approx(0.008)
+    for bad in ("gpt-4o", "gpt-4o=1", "=1,2", "gpt-4o=a,b", "gpt-4o=-1,2"):
+        with pytest.raises(ValueError, match="price"):
+            parse_price(bad)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--agent", "a", "--upstream", "http://x/v1", "--price", "gpt-4o=1"])
+    assert "expected model=in_per_1k,out_per_1k" in capsys.readouterr().err

@@ -51,7 +51,7 @@ from ..guards import BudgetGuard
 from ..spans import Run
 from ..tracer import Tracer
 
-__all__ = ["LLMGateway", "Price", "error_body", "main", "parse_price", "refusal_status"]
+__all__ = ["LLMGateway", "Price", "build_parser", "error_body", "main", "parse_price", "refusal_status"]
 
 log = logging.getLogger("firebreak_sdk.gateways.llm")
 
