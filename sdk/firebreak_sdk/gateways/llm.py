@@ -300,6 +300,7 @@ class LLMGateway:
         self._client = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.timeout, connect=10.0),
             connector=aiohttp.TCPConnector(limit=0),
+            cookie_jar=aiohttp.DummyCookieJar(),  # an upstream's cookies are not shared between the agent's calls
             read_bufsize=2**22,  # a stream's event is one line: a whole response.completed can be long
         )
         sweeper = asyncio.create_task(self._sweep())
