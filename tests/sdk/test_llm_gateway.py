@@ -210,6 +210,10 @@ def test_a_killed_agents_call_raises_with_the_kills_reason_and_never_reaches_the
     with pytest.raises(openai.PermissionDeniedError, match="refunding everyone"):
         client.embeddings.create(model="embedder", input="hi")
     assert upstream.stats()["calls"] == calls
+    # the session's trajectory shows the refused call and ends as killed
+    trace = wait_until(lambda: Trace.objects.filter(agent=fb.agent, status="killed").first(), timeout=15)
+    refused = trace.steps.get(name="refused")
+    assert refused.status == "error" and refused.attributes["firebreak.refused"] == "AgentKilled"
 
 
 @pytest.mark.slow  # a Firebreak, an upstream and a gateway process

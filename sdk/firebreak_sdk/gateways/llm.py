@@ -395,7 +395,7 @@ class LLMGateway:
         if held is not None:  # the session's trajectory shows what was refused
             tool = getattr(stop, "tool", None)
             if isinstance(stop, GateClosed) and tool is not None:
-                held.run.refused(stop, body.get("tools"), tool=tool)
+                held.run.refused(stop, {"tool_choice": body.get("tool_choice")}, tool=tool)
             else:
                 held.run.llm(
                     name="refused",
