@@ -138,17 +138,30 @@ async def responses(request: Request) -> Response:
     usage["total_tokens"] = usage["input_tokens"] + usage["output_tokens"]
     content = [{"type": "output_text", "text": text, "annotations": []}]
     message = {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed", "content": content}
-    return JSONResponse(
-        {
-            "id": "resp_1",
-            "object": "response",
-            "created_at": int(time.time()),
-            "model": model,
-            "status": "completed",
-            "output": [message],
-            "usage": usage,
-        }
-    )
+    response = {
+        "id": "resp_1",
+        "object": "response",
+        "created_at": int(time.time()),
+        "model": model,
+        "status": "completed",
+        "output": [message],
+        "usage": usage,
+    }
+    if not body.get("stream"):
+        return JSONResponse(response)
+
+    async def events() -> AsyncIterator[bytes]:
+        started = {**response, "status": "in_progress", "output": [], "usage": None}
+        typed = [("response.created", {"response": started})]
+        for i, word in enumerate(_answer(model, _last_user_text(body.get("input")))):
+            delta = {"item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": word, "logprobs": []}
+            typed.append(("response.output_text.delta", delta))
+        typed.append(("response.completed", {"response": response}))
+        for n, (kind, fields) in enumerate(typed):
+            yield f"event: {kind}\ndata: {json.dumps({'type': kind, 'sequence_number': n, **fields})}\n\n".encode()
+        stats["streams_finished"] += 1
+
+    return StreamingResponse(events(), media_type="text/event-stream")
 
 
 async def embeddings(request: Request) -> Response:

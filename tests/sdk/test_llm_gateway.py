@@ -21,6 +21,7 @@ from firebreak_sdk.gateways.llm import Price, build_parser, error_body, parse_pr
 from openai import OpenAI
 
 from agents.keys.services import api_key_create
+from core.redis import gate_redis_url
 from traces.models import Step, Trace
 
 from .conftest import free_port, wait_until
@@ -54,7 +55,9 @@ class Upstream:
 
 
 class Gateway:
-    def __init__(self, agent: str, key: str, firebreak_url: str, upstream: Upstream, *args: str, **env: str) -> None:
+    def __init__(
+        self, agent: str, key: str, firebreak_url: str, upstream: Upstream, *args: str, redis: bool, **env: str
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         environ = {k: v for k, v in os.environ.items() if not k.startswith("FIREBREAK_")}
@@ -64,6 +67,8 @@ class Gateway:
             "FIREBREAK_GATE_PUBLIC_KEY": os.environ["FIREBREAK_GATE_PUBLIC_KEY"],
             **env,
         }
+        if redis:  # the gate over Redis, kills pushed on its channel (live_server, WSGI, has no gate stream)
+            environ["FIREBREAK_REDIS_URL"] = gate_redis_url()
         command = [sys.executable, "-m", "firebreak_sdk.gateways.llm", "--agent", agent]
         command += ["--upstream", f"{upstream.url}/v1", "--listen", f"127.0.0.1:{self.port}", *args]
         self.proc = subprocess.Popen(command, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -112,8 +117,8 @@ def firebreak(live_server, reference_data, make_agent):
 def start_gateway(upstream) -> Iterator:
     gateways: list[Gateway] = []
 
-    def start(fb: SimpleNamespace, *args: str, **env: str) -> Gateway:
-        gateway = Gateway(fb.agent.slug, fb.key, fb.url, upstream, *args, **env)
+    def start(fb: SimpleNamespace, *args: str, redis: bool = True, **env: str) -> Gateway:
+        gateway = Gateway(fb.agent.slug, fb.key, fb.url, upstream, *args, redis=redis, **env)
         gateways.append(gateway)
         return gateway
 
@@ -155,28 +160,33 @@ def test_calls_pass_through_and_their_spans_land_in_firebreak(firebreak, start_g
 
     response = client.responses.create(model="scripted", input="hello again there")
     assert response.output_text == "echo: hello again there"
+    events = list(client.responses.create(model="scripted", input="stream me", stream=True))
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "echo: stream me"
+    assert events[-1].type == "response.completed"
     embeddings = client.embeddings.create(model="embedder", input=["one two", "three"])
     assert [e.embedding[1] for e in embeddings.data] == [0.0, 1.0]
     assert [m.id for m in client.models.list()] == ["scripted"]
     after = upstream.stats()["calls"]
     assert {k: after[k] - before[k] for k in ("chat", "responses", "embeddings")} == {
-        "chat": 2, "responses": 1, "embeddings": 1,
+        "chat": 2, "responses": 2, "embeddings": 1,
     }  # fmt: skip
 
-    steps = wait_until(lambda: (s := llm_steps(fb.agent)) and len(s) == 4 and s, timeout=15)
-    chat, stream, resp, emb = steps
+    steps = wait_until(lambda: (s := llm_steps(fb.agent)) and len(s) == 5 and s, timeout=15)
+    chat, stream, resp, resp_stream, emb = steps
     assert (chat.model, chat.tokens_in, chat.tokens_out, chat.finish_reason) == ("scripted", 2, 3, "stop")
     assert chat.cost == Decimal("0.008")  # 2 in at $1/1k + 3 out at $2/1k
     assert "echo: hello there" in chat.output and "hello there" in chat.input
     assert (stream.tokens_in, stream.tokens_out, stream.finish_reason, stream.status) == (2, 3, "stop", "ok")
     assert stream.output == "echo: hello there"
     assert (resp.name, resp.tokens_in, resp.tokens_out, resp.finish_reason) == ("responses", 3, 4, "stop")
+    assert (resp_stream.output, resp_stream.tokens_in, resp_stream.tokens_out) == ("echo: stream me", 2, 3)
+    assert resp_stream.finish_reason == "stop"
     assert (emb.name, emb.tokens_in, emb.model) == ("embeddings", 3, "embedder")
     assert len({s.trace_id for s in steps}) == 1  # one run for the session
 
     gateway.stop()  # ends the session's run: the trajectory gets its session and user
     trace = wait_until(lambda: Trace.objects.filter(agent=fb.agent, session_id="conv-1").first(), timeout=15)
-    assert (trace.user_id, trace.status, trace.step_count) == ("u-7", "ok", 5)
+    assert (trace.user_id, trace.status, trace.step_count) == ("u-7", "ok", 6)
 
 
 @pytest.mark.slow  # a Firebreak, an upstream and a gateway process
@@ -288,7 +298,7 @@ def test_the_upstream_key_replaces_the_clients_and_a_forced_tool_outside_the_all
 def test_an_unreadable_gate_fails_closed_with_503_and_nothing_reaches_the_upstream(firebreak, start_gateway, upstream):
     fb = firebreak()
     fb.url = f"http://127.0.0.1:{free_port()}"  # nothing listens there: the gate cannot be read
-    client = start_gateway(fb).client()
+    client = start_gateway(fb, redis=False).client()
     calls = upstream.calls()
     with pytest.raises(openai.InternalServerError) as raised:
         client.chat.completions.create(model="scripted", messages=HELLO)

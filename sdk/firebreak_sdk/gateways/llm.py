@@ -372,6 +372,13 @@ class LLMGateway:
             user = body["user"]
         return session, user
 
+    async def _check(self, session: str | None, user: str | None) -> None:
+        """``gate.check`` on the loop while changes are pushed (no I/O), else in a thread (it may read over HTTP)."""
+        if self.gate.subscribed:
+            self.gate.check(session=session, user=user)
+        else:
+            await asyncio.to_thread(self.gate.check, session=session, user=user)
+
     def _admit(self, session: str | None, user: str | None, body: dict[str, Any]) -> _Session:
         """The gate, the forced tool and the session's budget; raises the ``FirebreakStop`` that refuses the call."""
         self.gate.check(session=session, user=user)
@@ -421,7 +428,10 @@ class LLMGateway:
             return JSONResponse({"error": {**invalid, "code": "invalid_json", "param": None}}, 400)
         session, user = self._who(request, body)
         try:
-            held = self._admit(session, user, body)
+            if self.gate.subscribed:  # changes are pushed: a check is a lookup (a Redis GET at most)
+                held = self._admit(session, user, body)
+            else:  # not pushed (yet): a check may read the gate over HTTP, which must not stall every call
+                held = await asyncio.to_thread(self._admit, session, user, body)
         except FirebreakStop as stop:
             return self._refuse(stop, session, user, body)
         if body.get("stream") is True and kind != "embeddings":
@@ -512,7 +522,7 @@ class LLMGateway:
                 pending = asyncio.ensure_future(resp.content.readline())
                 try:
                     while not (await asyncio.wait({pending}, timeout=WATCH_INTERVAL))[0]:
-                        self.gate.check(session=session, user=user)
+                        await self._check(session, user)
                 except GateClosed:
                     pending.cancel()
                     raise
@@ -522,7 +532,7 @@ class LLMGateway:
                     event.append(line)
                     continue
                 if event:
-                    self.gate.check(session=session, user=user)
+                    await self._check(session, user)
                     data = "\n".join(x[5:].lstrip() for x in event if x.startswith("data:"))
                     if reader.feed(data):
                         yield ("\n".join(event) + "\n\n").encode()
