@@ -2,7 +2,7 @@
 
 ``python tests/sdk/fake_openai_upstream.py <port>``. Deterministic: a chat answer is ``"echo: <last user
 message>"``, usage counts words (prompt: every message's words; completion: the answer's). Model
-``scripted-slow`` streams 40 words ``w1 … w40``, one chunk every 50 ms (time to kill mid-answer).
+``scripted-slow`` streams 200 words ``w1 … w200``, one chunk every 50 ms (time to kill mid-answer).
 ``GET /_stats`` says what it saw: calls per route, the last ``Authorization``, streams finished and cut.
 """
 
@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-SLOW_WORDS = 40
+SLOW_WORDS = 200  # 10 s in all: a kill under load still lands mid-answer; a test that cuts it waits no longer
 SLOW_INTERVAL = 0.05
 
 stats: dict[str, Any] = {
