@@ -152,7 +152,7 @@ async def responses(request: Request) -> Response:
 
     async def events() -> AsyncIterator[bytes]:
         started = {**response, "status": "in_progress", "output": [], "usage": None}
-        typed = [("response.created", {"response": started})]
+        typed: list[tuple[str, dict[str, Any]]] = [("response.created", {"response": started})]
         for i, word in enumerate(_answer(model, _last_user_text(body.get("input")))):
             delta = {"item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": word, "logprobs": []}
             typed.append(("response.output_text.delta", delta))
