@@ -3,6 +3,7 @@
 ``python tests/sdk/fake_openai_upstream.py <port>``. Deterministic: a chat answer is ``"echo: <last user
 message>"``, usage counts words (prompt: every message's words; completion: the answer's). Model
 ``scripted-slow`` streams 200 words ``w1 … w200``, one chunk every 50 ms (time to kill mid-answer).
+Model ``missing`` answers 404.
 ``GET /_stats`` says what it saw: calls per route, the last ``Authorization``, streams finished and cut.
 """
 
@@ -70,6 +71,9 @@ async def _seen(request: Request, route: str) -> dict[str, Any]:
 async def chat(request: Request) -> Response:
     body = await _seen(request, "chat")
     model = body.get("model", "scripted")
+    if model == "missing":  # an upstream error, passed through by the gateway
+        error = {"message": "The model `missing` does not exist", "type": "invalid_request_error"}
+        return JSONResponse({"error": {**error, "code": "model_not_found", "param": None}}, 404)
     chunks = _answer(model, _last_user_text(body.get("messages")))
     usage = {"prompt_tokens": _words(body.get("messages")), "completion_tokens": len(chunks)}
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]

@@ -164,16 +164,19 @@ def test_calls_pass_through_and_their_spans_land_in_firebreak(firebreak, start_g
     events = list(client.responses.create(model="scripted", input="stream me", stream=True))
     assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "echo: stream me"
     assert events[-1].type == "response.completed"
+    with pytest.raises(openai.NotFoundError, match="does not exist") as raised:  # the upstream's error, as it sent it
+        client.chat.completions.create(model="missing", messages=HELLO)
+    assert raised.value.body["code"] == "model_not_found"
     embeddings = client.embeddings.create(model="embedder", input=["one two", "three"])
     assert [e.embedding[1] for e in embeddings.data] == [0.0, 1.0]
     assert [m.id for m in client.models.list()] == ["scripted"]
     after = upstream.stats()["calls"]
     assert {k: after[k] - before[k] for k in ("chat", "responses", "embeddings")} == {
-        "chat": 2, "responses": 2, "embeddings": 1,
+        "chat": 3, "responses": 2, "embeddings": 1,
     }  # fmt: skip
 
-    steps = wait_until(lambda: (s := llm_steps(fb.agent)) and len(s) == 5 and s, timeout=15)
-    chat, stream, resp, resp_stream, emb = steps
+    steps = wait_until(lambda: (s := llm_steps(fb.agent)) and len(s) == 6 and s, timeout=15)
+    chat, stream, resp, resp_stream, failed, emb = steps
     assert (chat.model, chat.tokens_in, chat.tokens_out, chat.finish_reason) == ("scripted", 2, 3, "stop")
     assert chat.cost == Decimal("0.008")  # 2 in at $1/1k + 3 out at $2/1k
     assert "echo: hello there" in chat.output and "hello there" in chat.input
@@ -183,11 +186,12 @@ def test_calls_pass_through_and_their_spans_land_in_firebreak(firebreak, start_g
     assert (resp_stream.output, resp_stream.tokens_in, resp_stream.tokens_out) == ("echo: stream me", 2, 3)
     assert resp_stream.finish_reason == "stop"
     assert (emb.name, emb.tokens_in, emb.model) == ("embeddings", 3, "embedder")
+    assert (failed.status, failed.model) == ("error", "missing") and "upstream answered 404" in failed.error_message
     assert len({s.trace_id for s in steps}) == 1  # one run for the session
 
     gateway.stop()  # ends the session's run: the trajectory gets its session and user
     trace = wait_until(lambda: Trace.objects.filter(agent=fb.agent, session_id="conv-1").first(), timeout=15)
-    assert (trace.user_id, trace.status, trace.step_count) == ("u-7", "ok", 6)
+    assert (trace.user_id, trace.status, trace.step_count) == ("u-7", "ok", 7)
 
 
 @pytest.mark.slow  # a Firebreak, an upstream and a gateway process
