@@ -20,7 +20,9 @@ from firebreak_sdk import AgentKilled, Blocked, BudgetExceeded, BudgetFrozen, Ga
 from firebreak_sdk.gateways.llm import Price, build_parser, error_body, parse_price, refusal_status
 from openai import OpenAI
 
+from agents import containment
 from agents.keys.services import api_key_create
+from core.actors import Actor
 from core.redis import gate_redis_url
 from traces.models import Step, Trace
 
@@ -273,8 +275,8 @@ def test_the_budget_cap_refuses_the_next_call_once_the_sessions_usage_crossed_it
 
 
 @pytest.mark.slow  # a Firebreak, an upstream and a gateway process
-def test_the_upstream_key_replaces_the_clients_and_a_forced_tool_outside_the_allowed_set_is_refused(
-    firebreak, start_gateway, upstream
+def test_the_upstream_key_a_forced_tool_outside_the_allowed_set_and_a_blocked_user(
+    firebreak, start_gateway, upstream, responder
 ):
     fb = firebreak(allowed_tools=["lookup_order"])
     gateway = start_gateway(fb, FIREBREAK_UPSTREAM_API_KEY="upstream-secret")
@@ -296,6 +298,22 @@ def test_the_upstream_key_replaces_the_clients_and_a_forced_tool_outside_the_all
     assert upstream.calls() == calls
     # tools the model may pick are the model's business: without a forced choice the call passes
     client.chat.completions.create(model="scripted", messages=HELLO, tools=tools, tool_choice="auto")
+    assert upstream.calls() == calls + 1
+
+    # a blocked user (the body's `user`) is refused; other users carry on
+    containment.agent_block(agent=fb.agent, kind="user", value="u-bad", ttl_seconds=60, actor=Actor.person(responder))
+
+    def blocked() -> openai.PermissionDeniedError | None:
+        try:
+            client.chat.completions.create(model="scripted", messages=HELLO, user="u-bad")
+        except openai.PermissionDeniedError as exc:
+            return exc
+        time.sleep(0.02)  # the block is on its way (pushed)
+        return None
+
+    assert wait_until(blocked, timeout=10).body["code"] == "Blocked"
+    calls = upstream.calls()
+    client.chat.completions.create(model="scripted", messages=HELLO, user="u-good")
     assert upstream.calls() == calls + 1
 
 
