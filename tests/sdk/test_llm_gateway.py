@@ -253,6 +253,7 @@ def test_a_kill_during_a_stream_cuts_it_and_closes_the_upstream_connection(fireb
     assert step.status == "error" and "stream cut by the gate" in step.error_message
     assert step.attributes["firebreak.refused"] == "AgentKilled"
     assert step.output.startswith("w1 w2 w3")
+    assert wait_until(lambda: Trace.objects.filter(agent=fb.agent, session_id="s-stream", status="killed").exists())
 
 
 @pytest.mark.slow  # a Firebreak, an upstream and a gateway process

@@ -247,9 +247,10 @@ class _StreamReader:
 class _Session:
     """One session's run (its trajectory) and budget."""
 
-    __slots__ = ("budget", "last", "run")
+    __slots__ = ("budget", "key", "last", "run")
 
-    def __init__(self, run: Run, budget: BudgetGuard) -> None:
+    def __init__(self, key: str, run: Run, budget: BudgetGuard) -> None:
+        self.key = key
         self.run = run
         self.budget = budget
         self.last = time.monotonic()
@@ -391,7 +392,7 @@ class LLMGateway:
             self.gate.begin_run()  # a frozen budget refuses new sessions; those in flight drain
             budget = BudgetGuard(self.gate)
             run = self.tracer.run(f"{self.gate.agent} via llm gateway", session_id=session, user_id=user)
-            held = self.sessions[key] = _Session(run, budget)
+            held = self.sessions[key] = _Session(key, run, budget)
         held.last = time.monotonic()
         held.budget.before_model_call()
         return held
@@ -556,6 +557,9 @@ class LLMGateway:
                 resp.close()
             out = reader.outcome()
             self._record(held, kind, body, out, started, error=error, stop=stop)
+            if stop is not None and not isinstance(stop, GateUnavailable):
+                held.run.set_error(stop)  # killed, paused or blocked mid-answer: the trajectory ends as stopped
+                self._end_session(held.key)
 
     def _record(
         self,
