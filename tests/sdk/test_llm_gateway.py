@@ -30,6 +30,7 @@ from .conftest import free_port, wait_until
 from .fake_openai_upstream import SLOW_WORDS
 
 UPSTREAM_SCRIPT = Path(__file__).with_name("fake_openai_upstream.py")
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "llm_gateway_agent.py"
 AGENT = "llm-bot"
 HELLO = [{"role": "user", "content": "hello there"}]  # 2 prompt tokens; answer "echo: hello there", 3 tokens
 
@@ -201,7 +202,15 @@ def test_a_killed_agents_call_raises_with_the_kills_reason_and_never_reaches_the
     firebreak, start_gateway, upstream, kill
 ):
     fb = firebreak()
-    client = start_gateway(fb).client()
+    gateway = start_gateway(fb)
+    client = gateway.client()
+    # the example agent runs through the gateway: two answers and a streamed one
+    example = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--gateway", f"{gateway.url}/v1", "--model", "scripted"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "OPENAI_API_KEY": "client-key"},
+    )  # fmt: skip
+    assert example.returncode == 0, example.stderr
+    assert "echo: Write five short sentences" in example.stdout
     client.chat.completions.create(model="scripted", messages=HELLO)
     kill(AGENT, "refunding everyone")
 
@@ -231,6 +240,15 @@ def test_a_killed_agents_call_raises_with_the_kills_reason_and_never_reaches_the
     trace = wait_until(lambda: Trace.objects.filter(agent=fb.agent, status="killed").first(), timeout=15)
     refused = trace.steps.get(name="refused")
     assert refused.status == "error" and refused.attributes["firebreak.refused"] == "AgentKilled"
+
+    # the example agent stops on the refusal and says why
+    example = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--gateway", f"{gateway.url}/v1", "--model", "scripted"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "OPENAI_API_KEY": "client-key"},
+    )  # fmt: skip
+    assert example.returncode == 3, example.stderr
+    assert "stopped by Firebreak: AgentKilled: llm-bot was killed by" in example.stderr
+    assert "refunding everyone" in example.stderr
 
 
 @pytest.mark.slow  # a Firebreak, an upstream and a gateway process
