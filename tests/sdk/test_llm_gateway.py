@@ -319,6 +319,12 @@ def test_the_upstream_key_a_forced_tool_outside_the_allowed_set_and_a_blocked_us
     client.chat.completions.create(model="scripted", messages=HELLO, tools=tools, tool_choice="auto")
     assert upstream.calls() == calls + 1
 
+    # a body that is not a JSON object is answered 400, never forwarded
+    for bad in (b"not json", b"[1, 2]"):
+        answer = httpx.post(f"{gateway.url}/v1/chat/completions", content=bad, timeout=10)
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_json"
+    assert upstream.calls() == calls + 1
+
     # a blocked user (the body's `user`) is refused; other users carry on
     containment.agent_block(agent=fb.agent, kind="user", value="u-bad", ttl_seconds=60, actor=Actor.person(responder))
 
