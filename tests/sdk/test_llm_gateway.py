@@ -17,7 +17,7 @@ import httpx
 import openai
 import pytest
 from firebreak_sdk import AgentKilled, Blocked, BudgetExceeded, BudgetFrozen, GateUnavailable, ToolNotAllowed
-from firebreak_sdk.gateways.llm import Price, build_parser, error_body, parse_price, refusal_status
+from firebreak_sdk.gateways.llm import Price, build_parser, error_body, main, parse_price, refusal_status
 from openai import OpenAI
 
 from agents import containment
@@ -371,7 +371,7 @@ def test_refusals_map_to_the_statuses_the_openai_client_understands():
     }  # fmt: skip
 
 
-def test_a_price_is_model_equals_two_numbers_and_anything_else_is_refused_before_start(capsys):
+def test_bad_arguments_are_refused_before_start_with_what_is_wrong(capsys):
     assert parse_price("gpt-4o=0.0025,0.01") == ("gpt-4o", Price(0.0025, 0.01))
     assert Price(1, 2).cost(2, 3) == pytest.approx(0.008)
     for bad in ("gpt-4o", "gpt-4o=1", "=1,2", "gpt-4o=a,b", "gpt-4o=-1,2"):
@@ -380,3 +380,11 @@ def test_a_price_is_model_equals_two_numbers_and_anything_else_is_refused_before
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--agent", "a", "--upstream", "http://x/v1", "--price", "gpt-4o=1"])
     assert "expected model=in_per_1k,out_per_1k" in capsys.readouterr().err
+    for args, says in (
+        (["--upstream", "api.openai.com"], "expected an http:// or https:// URL"),
+        (["--upstream", "http://x/v1", "--listen", "8787"], "expected HOST:PORT"),
+        (["--upstream", "http://x/v1", "--session-idle", "0"], "must be more than 0 seconds"),
+    ):
+        with pytest.raises(SystemExit):
+            main(["--agent", "a", *args])  # refused before a gate, a tracer or a server is made
+        assert says in capsys.readouterr().err

@@ -660,7 +660,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.upstream.startswith(("http://", "https://")):
+        parser.error(
+            f"--upstream {args.upstream!r}: expected an http:// or https:// URL, e.g. https://api.openai.com/v1"
+        )
+    if args.session_idle <= 0 or args.timeout <= 0:
+        parser.error("--session-idle and --timeout must be more than 0 seconds")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per span batch otherwise
     gate = Gate.from_env(args.agent)
