@@ -1,245 +1,47 @@
-"""``firebreak-llm-gateway``: an OpenAI-compatible proxy checking the agent's gate and budget before each model call.
-
-An agent (any code, any framework) is made stoppable by pointing its OpenAI ``base_url`` at the gateway::
-
-    firebreak-llm-gateway --agent refund-agent --upstream https://api.openai.com/v1 --listen 127.0.0.1:8787
-    OpenAI(base_url="http://127.0.0.1:8787/v1", api_key=...)
-
-For ``POST /v1/chat/completions`` (``stream: true`` too), ``/v1/responses`` and ``/v1/embeddings`` it
-
-- checks the gate (:class:`~firebreak_sdk.gate.Gate`, subscribed: a kill arrives pushed) with the call's session
-  and user (headers ``X-Firebreak-Session`` / ``X-Firebreak-User``, else the body's ``user``), and a ``tool_choice``
-  that names a tool against the agent's allowed tools;
-- keeps one :class:`~firebreak_sdk.guards.BudgetGuard` per session (caps from the gate; tokens and cost from the
-  upstream's ``usage``, cost from ``--price``) and one run (trajectory) per session, ended when it is idle;
-- forwards the call, and while a stream is relayed watches the gate: a kill cuts it (an SSE error event, then
-  the upstream connection is closed);
-- records one ``llm`` span per call (model, input messages, output text, tokens, cost, finish reason, duration).
-
-A refused call never reaches the upstream; it is answered in OpenAI's error shape
-``{"error": {"message", "type": "firebreak_gate_closed", "code": "<the stop's class>"}}`` with 403 (killed,
-paused, blocked, tool not allowed or disabled), 429 (budget exceeded or frozen) or 503 (gate unreadable).
-``GET /v1/models`` is passed through. Upstream key: ``FIREBREAK_UPSTREAM_API_KEY``, else the client's
-``Authorization``. Firebreak credentials: ``FIREBREAK_URL``, ``FIREBREAK_API_KEY``, ``FIREBREAK_GATE_PUBLIC_KEY``.
-"""
+"""The LLM gateway's ASGI app: admission (gate, forced tool, the session's budget), forwarding, the stream relay
+that a kill cuts, and one span per call in one run per session."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
-import logging
-import os
-import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import uvicorn
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ..errors import BudgetExceeded, BudgetFrozen, FirebreakStop, GateClosed, GateUnavailable
-from ..gate import Gate
-from ..guards import BudgetGuard
-from ..spans import Run
-from ..tracer import Tracer
+from ...errors import FirebreakStop, GateClosed, GateUnavailable
+from ...gate import Gate
+from ...guards import BudgetGuard
+from ...spans import Run
+from ...tracer import Tracer
+from .shapes import (
+    INPUT_FIELD,
+    OUTCOMES,
+    Outcome,
+    Price,
+    StreamReader,
+    error_body,
+    named_tool,
+    refusal_status,
+    upstream_error,
+)
 
-__all__ = ["LLMGateway", "Price", "build_parser", "error_body", "main", "parse_price", "refusal_status"]
+__all__ = ["LLMGateway"]
 
-log = logging.getLogger("firebreak_sdk.gateways.llm")
-
-ERROR_TYPE = "firebreak_gate_closed"
 SESSION_HEADER = "x-firebreak-session"
 USER_HEADER = "x-firebreak-user"
 # Headers of the client's request the upstream needs; everything else (hop-by-hop, X-Firebreak-*) stays here.
 FORWARDED_HEADERS = ("openai-organization", "openai-project", "openai-beta", "accept", "user-agent")
 UPSTREAM_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, ValueError)  # ValueError: an over-long line
 WATCH_INTERVAL = 0.02  # seconds: while an upstream stream is silent, how often the gate is looked at
-
-
-@dataclass(frozen=True)
-class Price:
-    """USD per 1,000 input tokens and per 1,000 output tokens of one model."""
-
-    input_per_1k: float
-    output_per_1k: float
-
-    def cost(self, tokens_in: int, tokens_out: int) -> float:
-        return tokens_in / 1000 * self.input_per_1k + tokens_out / 1000 * self.output_per_1k
-
-
-def parse_price(text: str) -> tuple[str, Price]:
-    """``"gpt-4o=0.0025,0.01"`` → ``("gpt-4o", Price(0.0025, 0.01))``; ``ValueError`` says what is wrong."""
-    model, sep, prices = text.partition("=")
-    parts = prices.split(",")
-    if not sep or not model.strip() or len(parts) != 2:
-        raise ValueError(f"price {text!r}: expected model=in_per_1k,out_per_1k")
-    try:
-        price = Price(float(parts[0]), float(parts[1]))
-    except ValueError:
-        raise ValueError(f"price {text!r}: prices must be numbers") from None
-    if price.input_per_1k < 0 or price.output_per_1k < 0:
-        raise ValueError(f"price {text!r}: prices must not be negative")
-    return model.strip(), price
-
-
-def refusal_status(stop: FirebreakStop) -> int:
-    """The HTTP status a refusal is answered with: 503 gate unreadable, 429 budget, 403 every other stop."""
-    if isinstance(stop, GateUnavailable):
-        return 503
-    if isinstance(stop, BudgetExceeded | BudgetFrozen):
-        return 429
-    return 403
-
-
-def error_body(stop: FirebreakStop) -> dict[str, Any]:
-    """OpenAI's error shape for a refusal: the openai client raises with ``message`` as its text."""
-    return {"error": {"message": str(stop), "type": ERROR_TYPE, "code": type(stop).__name__, "param": None}}
-
-
-def _upstream_error(message: str, code: str) -> dict[str, Any]:
-    return {"error": {"message": message, "type": "firebreak_upstream_error", "code": code, "param": None}}
-
-
-def _named_tool(tool_choice: Any) -> str | None:
-    """The tool a ``tool_choice`` forces (chat: ``{"type": "function", "function": {"name"}}``; responses:
-    ``{"type": "function", "name"}``), or None for ``auto`` / ``none`` / ``required`` / anything else."""
-    if not isinstance(tool_choice, dict):
-        return None
-    function = tool_choice.get("function")
-    name = function.get("name") if isinstance(function, dict) else tool_choice.get("name")
-    return name if isinstance(name, str) and name else None
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and value >= 0 else 0
-
-
-# --- what a call said: usage, output text, finish reason, per API --------------------------------------------
-
-
-@dataclass
-class _Outcome:
-    model: str | None = None
-    tokens_in: int = 0
-    tokens_out: int = 0
-    output: Any = None
-    finish_reason: str | None = None
-
-
-def _chat_outcome(data: dict[str, Any], out: _Outcome) -> None:
-    usage = data.get("usage") or {}
-    out.tokens_in, out.tokens_out = _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
-    choices = data.get("choices") or [{}]
-    first = choices[0] if isinstance(choices[0], dict) else {}
-    message = first.get("message") or {}
-    out.output = message.get("content")
-    if out.output is None and message.get("tool_calls"):
-        out.output = message["tool_calls"]
-    out.finish_reason = first.get("finish_reason")
-
-
-def _responses_finish(data: dict[str, Any]) -> str | None:
-    status = data.get("status")
-    if status == "incomplete":
-        reason = (data.get("incomplete_details") or {}).get("reason")
-        return "length" if reason == "max_output_tokens" else str(reason or "incomplete")
-    items = data.get("output") or []
-    if any(isinstance(item, dict) and item.get("type") == "function_call" for item in items):
-        return "tool_calls"
-    return "stop" if status == "completed" else status
-
-
-def _responses_text(data: dict[str, Any]) -> str:
-    texts = []
-    for item in data.get("output") or []:
-        for part in (item.get("content") or []) if isinstance(item, dict) else []:
-            if isinstance(part, dict) and part.get("type") == "output_text":
-                texts.append(str(part.get("text", "")))
-    return "".join(texts)
-
-
-def _responses_outcome(data: dict[str, Any], out: _Outcome) -> None:
-    usage = data.get("usage") or {}
-    out.tokens_in, out.tokens_out = _int(usage.get("input_tokens")), _int(usage.get("output_tokens"))
-    out.output = _responses_text(data)
-    out.finish_reason = _responses_finish(data)
-
-
-def _embeddings_outcome(data: dict[str, Any], out: _Outcome) -> None:
-    usage = data.get("usage") or {}
-    out.tokens_in = _int(usage.get("prompt_tokens"))
-    out.output = f"{len(data.get('data') or [])} embeddings"
-
-
-_OUTCOMES: dict[str, Callable[[dict[str, Any], _Outcome], None]] = {
-    "chat": _chat_outcome,
-    "responses": _responses_outcome,
-    "embeddings": _embeddings_outcome,
-}
-_INPUT_FIELD = {"chat": "messages", "responses": "input", "embeddings": "input"}
-
-
-class _StreamReader:
-    """Folds a relayed stream's events into an outcome. ``feed`` returns False for the usage-only chunk the
-    gateway asked for itself (``stream_options.include_usage``), which the client did not ask to see."""
-
-    def __init__(self, kind: str, hide_usage: bool) -> None:
-        self.kind = kind
-        self.hide_usage = hide_usage
-        self.out = _Outcome()
-        self.text: list[str] = []
-        self.chunks = 0
-
-    def feed(self, data: str) -> bool:
-        if not data or data == "[DONE]":
-            return True
-        try:
-            event = json.loads(data)
-        except ValueError:
-            return True
-        if not isinstance(event, dict):
-            return True
-        self.chunks += 1
-        if self.kind == "chat":
-            self.out.model = event.get("model") or self.out.model
-            choices = event.get("choices") or []
-            for choice in choices:
-                delta = choice.get("delta") or {}
-                if isinstance(delta.get("content"), str):
-                    self.text.append(delta["content"])
-                if choice.get("finish_reason"):
-                    self.out.finish_reason = choice["finish_reason"]
-            if event.get("usage"):
-                usage = event["usage"]
-                self.out.tokens_in, self.out.tokens_out = (
-                    _int(usage.get("prompt_tokens")),
-                    _int(usage.get("completion_tokens")),
-                )
-                if not choices and self.hide_usage:
-                    return False
-        else:  # responses: typed events; the final one carries the whole response with its usage
-            kind = event.get("type")
-            if kind == "response.output_text.delta" and isinstance(event.get("delta"), str):
-                self.text.append(event["delta"])
-            elif kind in ("response.completed", "response.incomplete", "response.failed"):
-                response = event.get("response") or {}
-                _responses_outcome(response, self.out)
-                self.out.model = response.get("model") or self.out.model
-        return True
-
-    def outcome(self) -> _Outcome:
-        if self.text:
-            self.out.output = "".join(self.text)
-        return self.out
-
 
 # --- sessions -----------------------------------------------------------------------------------------------
 
@@ -349,7 +151,7 @@ class LLMGateway:
             async with self.client.get(url, headers=self._headers(request)) as resp:
                 content, status, media_type = await resp.read(), resp.status, resp.headers.get("content-type")
         except UPSTREAM_ERRORS as exc:
-            return JSONResponse(_upstream_error(f"upstream unreachable: {exc!r}", "upstream_unreachable"), 502)
+            return JSONResponse(upstream_error(f"upstream unreachable: {exc!r}", "upstream_unreachable"), 502)
         return Response(content, status, media_type=media_type)
 
     # --- one model call -------------------------------------------------------------------------------------
@@ -383,7 +185,7 @@ class LLMGateway:
     def _admit(self, session: str | None, user: str | None, body: dict[str, Any]) -> _Session:
         """The gate, the forced tool and the session's budget; raises the ``FirebreakStop`` that refuses the call."""
         self.gate.check(session=session, user=user)
-        tool = _named_tool(body.get("tool_choice"))
+        tool = named_tool(body.get("tool_choice"))
         if tool is not None:
             self.gate.check(tool=tool)
         key = session or (f"user:{user}" if user else "default")
@@ -442,9 +244,9 @@ class LLMGateway:
             async with self.client.post(self.upstream + path, data=raw, headers=self._headers(request)) as resp:
                 content, status, media_type = await resp.read(), resp.status, resp.headers.get("content-type")
         except UPSTREAM_ERRORS as exc:
-            self._record(held, kind, body, _Outcome(), started, error=f"upstream unreachable: {exc!r}")
-            return JSONResponse(_upstream_error(f"upstream unreachable: {exc!r}", "upstream_unreachable"), 502)
-        out = _Outcome()
+            self._record(held, kind, body, Outcome(), started, error=f"upstream unreachable: {exc!r}")
+            return JSONResponse(upstream_error(f"upstream unreachable: {exc!r}", "upstream_unreachable"), 502)
+        out = Outcome()
         try:
             data = json.loads(content)
         except ValueError:
@@ -453,7 +255,7 @@ class LLMGateway:
         if isinstance(data, dict):
             out.model = data.get("model") if isinstance(data.get("model"), str) else None
             if ok:
-                _OUTCOMES[kind](data, out)
+                OUTCOMES[kind](data, out)
         error = None if ok else f"upstream answered {status}: {content[:500].decode(errors='replace')}"
         # The budget counts the usage before the answer leaves (the session's next call sees it); the span is
         # encoded after the answer is sent, off the call's latency.
@@ -486,24 +288,24 @@ class LLMGateway:
         try:
             resp = await self.client.post(self.upstream + path, json=body, headers=self._headers(request))
         except UPSTREAM_ERRORS as exc:
-            self._record(held, kind, body, _Outcome(), started, error=f"upstream unreachable: {exc!r}")
-            return JSONResponse(_upstream_error(f"upstream unreachable: {exc!r}", "upstream_unreachable"), 502)
+            self._record(held, kind, body, Outcome(), started, error=f"upstream unreachable: {exc!r}")
+            return JSONResponse(upstream_error(f"upstream unreachable: {exc!r}", "upstream_unreachable"), 502)
         if not 200 <= resp.status < 300:
             try:
                 content = await resp.read()
             finally:
                 resp.release()
             error = f"upstream answered {resp.status}: {content[:500].decode(errors='replace')}"
-            self._record(held, kind, body, _Outcome(), started, error=error)
+            self._record(held, kind, body, Outcome(), started, error=error)
             return Response(content, resp.status, media_type=resp.headers.get("content-type"))
-        reader = _StreamReader(kind, hide_usage)
+        reader = StreamReader(kind, hide_usage)
         relay = self._relay(resp, reader, held, kind, body, session, user, started)
         return StreamingResponse(relay, media_type="text/event-stream", headers={"cache-control": "no-cache"})
 
     async def _relay(
         self,
         resp: aiohttp.ClientResponse,
-        reader: _StreamReader,
+        reader: StreamReader,
         held: _Session,
         kind: str,
         body: dict[str, Any],
@@ -547,7 +349,7 @@ class LLMGateway:
             yield f"data: {json.dumps(error_body(closed))}\n\n".encode()
         except UPSTREAM_ERRORS as exc:
             error = f"upstream stream failed: {exc!r}"
-            yield f"data: {json.dumps(_upstream_error(error, 'upstream_stream_failed'))}\n\n".encode()
+            yield f"data: {json.dumps(upstream_error(error, 'upstream_stream_failed'))}\n\n".encode()
         finally:
             if pending is not None and not pending.done():  # the client left while the upstream was silent
                 pending.cancel()
@@ -566,7 +368,7 @@ class LLMGateway:
         held: _Session,
         kind: str,
         body: dict[str, Any],
-        out: _Outcome,
+        out: Outcome,
         started: float,
         *,
         error: str | None = None,
@@ -575,7 +377,7 @@ class LLMGateway:
         """The call's usage counted against the session's budget, and its span."""
         self._span(held, kind, body, out, *self._count(held, body, out), time.monotonic() - started, error, stop)
 
-    def _count(self, held: _Session, body: dict[str, Any], out: _Outcome) -> tuple[str | None, float]:
+    def _count(self, held: _Session, body: dict[str, Any], out: Outcome) -> tuple[str | None, float]:
         """Count the call's tokens and cost against the session's budget; its model and cost."""
         model = out.model or (body.get("model") if isinstance(body.get("model"), str) else None)
         price = self.prices.get(str(body.get("model"))) or self.prices.get(str(model))
@@ -589,7 +391,7 @@ class LLMGateway:
         held: _Session,
         kind: str,
         body: dict[str, Any],
-        out: _Outcome,
+        out: Outcome,
         model: str | None,
         cost: float,
         duration: float,
@@ -602,7 +404,7 @@ class LLMGateway:
         held.run.llm(
             name=kind if kind != "chat" else "chat.completions",
             model=model,
-            input=body.get(_INPUT_FIELD[kind]),
+            input=body.get(INPUT_FIELD[kind]),
             output=out.output,
             tokens_in=out.tokens_in,
             tokens_out=out.tokens_out,
@@ -612,81 +414,3 @@ class LLMGateway:
             duration=duration,
             attributes=attributes,
         )
-
-
-# --- the command ------------------------------------------------------------------------------------------
-
-
-def _listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"--listen {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8787")
-    return host or "127.0.0.1", int(port)
-
-
-def _price(text: str) -> tuple[str, Price]:
-    try:
-        return parse_price(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="firebreak-llm-gateway",
-        description="An OpenAI-compatible proxy that checks the agent's Firebreak gate and budget before every "
-        "model call, cuts streams when the agent is killed and records an LLM span per call. Credentials: "
-        "FIREBREAK_URL, FIREBREAK_API_KEY, FIREBREAK_GATE_PUBLIC_KEY; upstream key: FIREBREAK_UPSTREAM_API_KEY "
-        "(else the client's Authorization is passed through).",
-    )
-    parser.add_argument("--agent", required=True, help="the agent's slug in Firebreak")
-    parser.add_argument(
-        "--upstream", required=True, help="the model API's OpenAI base URL, e.g. https://api.openai.com/v1"
-    )
-    parser.add_argument(
-        "--listen", type=_listen, default=("127.0.0.1", 8787), help="HOST:PORT (default 127.0.0.1:8787)"
-    )
-    parser.add_argument(
-        "--price",
-        type=_price,
-        action="append",
-        default=[],
-        metavar="MODEL=IN_PER_1K,OUT_PER_1K",
-        help="USD per 1,000 input and output tokens of a model, for the budget's cost (repeat; default 0)",
-    )
-    parser.add_argument("--session-idle", type=float, default=600.0, help="seconds before an idle session's run ends")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds an upstream call may take")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not args.upstream.startswith(("http://", "https://")):
-        parser.error(
-            f"--upstream {args.upstream!r}: expected an http:// or https:// URL, e.g. https://api.openai.com/v1"
-        )
-    if args.session_idle <= 0 or args.timeout <= 0:
-        parser.error("--session-idle and --timeout must be more than 0 seconds")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per span batch otherwise
-    gate = Gate.from_env(args.agent)
-    tracer = Tracer.from_env(args.agent)
-    gateway = LLMGateway(
-        gate=gate,
-        tracer=tracer,
-        upstream=args.upstream,
-        prices=dict(args.price),
-        upstream_api_key=os.environ.get("FIREBREAK_UPSTREAM_API_KEY") or None,
-        session_idle=args.session_idle,
-        timeout=args.timeout,
-    )
-    host, port = args.listen
-    config = uvicorn.Config(gateway.app, host=host, port=port, log_level="warning", access_log=False)
-    log.info("firebreak-llm-gateway for %s: http://%s:%d/v1 → %s", args.agent, host, port, gateway.upstream)
-    uvicorn.Server(config).run()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
