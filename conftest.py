@@ -59,6 +59,7 @@ PUBSUB_MODULES = (
     "tests/sdk/test_agent_process.py",
     "tests/sdk/test_gate_redis.py",
     "tests/sdk/test_guards.py",
+    "tests/sdk/test_llm_gateway.py",  # its gateway process subscribes to the gate channel
     "tests/e2e/test_gate_sdk.py",
     "tests/e2e/test_kill.py",
     "tests/test_gate_incident_rules.py",  # publishes on the channel test_gate_services listens to
