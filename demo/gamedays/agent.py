@@ -4,8 +4,10 @@ Usage: ``python -m demo.gamedays.agent --scenario runaway-loop --agent drill-run
 ``FIREBREAK_URL``, ``FIREBREAK_API_KEY`` (an agent key with the ingest and gate scopes) and
 ``FIREBREAK_GATE_PUBLIC_KEY`` in the environment. Before each step it checks the gate; each step goes
 out through the SDK's tracer to the real ingest endpoint and is flushed at once, so the detectors see the
-failure as it happens. It prints ``stopped <Exception> <reason>`` and exits 0 when the gate stops it,
-exits 2 when ``--seconds`` pass first. Only the SDK and the standard library: no Django here.
+failure as it happens. A tool the gate refuses before the call (tool-misuse: outside the agent's allowed
+tools) is recorded as a refusal span and tried again, as an agent whose model insists would. It prints
+``stopped <Exception> <reason>`` and exits 0 when the gate stops it, exits 2 when ``--seconds`` pass first.
+Only the SDK and the standard library: no Django here.
 """
 
 import argparse
@@ -14,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from firebreak_sdk import FirebreakStop, Gate, Tracer
+from firebreak_sdk import FirebreakStop, Gate, ToolDisabled, ToolNotAllowed, Tracer
 
 SCENARIOS = (
     "runaway-loop",
@@ -31,8 +33,12 @@ def _runaway_loop(run: Any, i: int) -> str:
     return "lookup_order"
 
 
+def _tool_misuse_arguments(i: int) -> dict[str, Any]:
+    return {"pr": 4242 + i}
+
+
 def _tool_misuse(run: Any, i: int) -> str:
-    run.tool("merge_pull_request", arguments={"pr": 4242 + i}, output={"merged": True}, duration=0.01)
+    run.tool("merge_pull_request", arguments=_tool_misuse_arguments(i), output={"merged": True}, duration=0.01)
     return "merge_pull_request"
 
 
@@ -97,6 +103,8 @@ STEPS: dict[str, Callable[[Any, int], str]] = {
     "silent-model-change": _silent_model_change,
 }
 TOOLS = {"runaway-loop": "lookup_order", "tool-misuse": "merge_pull_request", "safety-bypass": "search"}
+# A tool the gate refuses before the call (outside allowed_tools): the attempt is recorded as a refusal span.
+REFUSED_ARGUMENTS: dict[str, Callable[[int], dict[str, Any]]] = {"tool-misuse": _tool_misuse_arguments}
 # What the user asked, as a real run's root input: the eval case captured from the drill replays it.
 INPUTS = {
     "runaway-loop": "Where is my order A-1001?",
@@ -125,9 +133,12 @@ def drive(scenario: str, agent: str, *, seconds: float, interval: float) -> int:
             ) as run:
                 while time.monotonic() < deadline:
                     gate.check()
-                    if tool:
-                        gate.check(tool=tool)
-                    step(run, i)
+                    try:
+                        if tool:
+                            gate.check(tool=tool)
+                        step(run, i)
+                    except (ToolNotAllowed, ToolDisabled) as refused:  # that call only: the agent tries again
+                        run.refused(refused, REFUSED_ARGUMENTS.get(scenario, lambda n: {"attempt": n})(i))
                     tracer.flush(timeout=5.0)
                     i += 1
                     time.sleep(interval)

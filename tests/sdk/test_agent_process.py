@@ -20,7 +20,7 @@ SCRIPT = Path(__file__).with_name("agent_loop.py")
         pytest.param(60.0, id="subscription-only"),  # re-reads never happen in time: the publish must do it
     ],
 )
-def test_a_published_kill_stops_a_looping_agent_process_within_one_second(redis_client, redis_url, put, max_staleness):
+def test_a_published_kill_stops_a_looping_agent_process_before_any_re_read(redis_client, redis_url, put, max_staleness):
     put(gate_doc("active", version=1))
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIREBREAK_")}
     env["FIREBREAK_REDIS_URL"] = redis_url
@@ -39,9 +39,9 @@ def test_a_published_kill_stops_a_looping_agent_process_within_one_second(redis_
         assert agent.poll() is None, "the agent stopped before the kill"
 
         put(gate_doc("killed", version=2, reason="looping on refunds", changed_by="alice"))
-        killed_at = time.monotonic()
-        agent.wait(timeout=5)
-        elapsed = time.monotonic() - killed_at
+        # Subscription-only re-reads after 60 s: stopping within this wait, only the publish can have done it.
+        # How fast (milliseconds) is bench/gate.py's figure; a bound here would measure the machine's load.
+        agent.wait(timeout=20)
     finally:
         if agent.poll() is None:
             agent.kill()
@@ -52,4 +52,3 @@ def test_a_published_kill_stops_a_looping_agent_process_within_one_second(redis_
     assert (
         stderr.strip().splitlines()[-1].endswith("AgentKilled: refund-agent was killed by alice: looping on refunds")
     ), stderr
-    assert elapsed < 1.0, f"the agent took {elapsed:.3f} s to stop"

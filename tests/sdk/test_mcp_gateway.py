@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,6 +16,7 @@ from typing import Any
 import anyio
 import pytest
 from django.core.asgi import get_asgi_application
+from django.db import connections
 from firebreak_sdk.gateways.mcp import parse_args
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -81,6 +83,26 @@ def calls(count_file: Path) -> list[str]:
     return count_file.read_text().split() if count_file.exists() else []
 
 
+def run_async(main: Callable[[], Awaitable[None]]) -> None:
+    """``anyio.run(main)`` in a thread of its own: the browser tests leave Playwright's event loop running in
+    the worker's main thread, where a second loop cannot start. The thread's database connections close after."""
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            anyio.run(main)
+        except BaseException as exc:  # re-raised in the test's thread
+            failure.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
 def through_gateway(env: dict[str, str], *args: str, body: Callable[[ClientSession], Awaitable[None]]) -> None:
     """Start the gateway (``args``: its command line) with the real MCP client over stdio and run ``body``."""
 
@@ -90,7 +112,7 @@ def through_gateway(env: dict[str, str], *args: str, body: Callable[[ClientSessi
             await session.initialize()
             await body(session)
 
-    anyio.run(main)
+    run_async(main)
 
 
 @pytest.mark.slow
@@ -227,7 +249,7 @@ def test_over_streamable_http_both_ways_with_a_run_per_session_and_new_runs_refu
 
     try:
         wait_until(lambda: listening(gateway_port) and listening(server_port), timeout=30, interval=0.1)
-        anyio.run(main)
+        run_async(main)
     finally:
         for process in (gateway, server):
             process.terminate()
