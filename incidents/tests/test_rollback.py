@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from agents import containment
 from agents.models import Agent, AuditEntry
+from core import clock
 from core.actors import Actor
 from incidents.alerts.services import alert_raise
 from incidents.models import FailureClass, Incident, TimelineEntry
@@ -32,14 +33,16 @@ def test_last_known_good_skips_windows_with_alerts(agent, settings):
     from incidents.last_known_good import last_known_good
 
     settings.FIREBREAK_ROLLBACK_WINDOW_MINUTES = 60
-    now = timezone.now()
+    # Half past an hour: the trace of 5 minutes ago and the alert now share one aligned window, whenever it runs.
+    now = timezone.now().replace(minute=30, second=0, microsecond=0) - timedelta(hours=1)
     for i, (ago, prompt) in enumerate([(timedelta(hours=5), "p1"), (timedelta(minutes=5), "p2")]):
         Trace.objects.create(
             agent=agent, trace_id=f"{i:032x}", started_at=now - ago, prompt_version=prompt, model_version="m1"
         )
-    assert last_known_good(agent) == {"prompt_version": "p2", "model_version": "m1"}
-    alert_raise(detector="loop", agent=agent, fingerprint="fp-lkg", title="looping")
-    assert last_known_good(agent) == {"prompt_version": "p1", "model_version": "m1"}
+    with clock.at(now):
+        assert last_known_good(agent) == {"prompt_version": "p2", "model_version": "m1"}
+        alert_raise(detector="loop", agent=agent, fingerprint="fp-lkg", title="looping")
+        assert last_known_good(agent) == {"prompt_version": "p1", "model_version": "m1"}
 
 
 def test_api_rollback_pins_the_last_known_good(agent, responder):
