@@ -65,10 +65,14 @@ PUBSUB_MODULES = (
     "tests/test_gate_incident_rules.py",  # publishes on the channel test_gate_services listens to
 )
 
+# Of those, the ones whose tests flush the tables (live_server, transactional_db) besides the browser tests: they
+# go in the transactional unit, which runs last, never in one that ordinary tests follow on the same worker.
+TRANSACTIONAL_PUBSUB_MODULES = ("tests/sdk/test_llm_gateway.py",)
+
 
 class _PubSubTogether(LoadScopeScheduling):
     """xdist's load scheduling (each test its own unit), except PUBSUB_MODULES: two units, one for
-    the browser tests and one for the rest.
+    the transactional tests (the browser tests and TRANSACTIONAL_PUBSUB_MODULES) and one for the rest.
 
     Units go out in collection order, where pytest-django puts the transactional (browser) tests
     last: a unit mixing both would flush the tables, and the data the migrations seeded, before
@@ -80,7 +84,8 @@ class _PubSubTogether(LoadScopeScheduling):
         module = nodeid.split("::")[0]
         if module not in PUBSUB_MODULES:
             return nodeid
-        return "redis-pubsub-e2e" if module.startswith("tests/e2e/") else "redis-pubsub"
+        transactional = module.startswith("tests/e2e/") or module in TRANSACTIONAL_PUBSUB_MODULES
+        return "redis-pubsub-transactional" if transactional else "redis-pubsub"
 
 
 @pytest.hookimpl(optionalhook=True)
