@@ -12,6 +12,7 @@ within the run (``Step.agent_name``).
 """
 
 import json
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -144,6 +145,9 @@ def _json_or_text(value: JsonValue) -> JsonValue:
 # arguments named "output" or "inputs" are never taken for one.
 _ENVELOPE_KEYS = {"inputs", "input_str", "outputs", "output", "tags", "metadata", "kwargs"}
 _ENVELOPE_MARKERS = {"input_str", "tags", "metadata", "kwargs"}
+# The first key of an envelope or a LangChain message as their instrumentors write them: other JSON text is
+# kept as sent without being parsed.
+_ENVELOPE_START = re.compile(r'\{\s*"(?:inputs|input_str|outputs|output|tags|metadata|kwargs|lc|type)"')
 
 
 def _unwrapped(value: dict[str, JsonValue]) -> JsonValue:
@@ -175,7 +179,7 @@ def _readable(value: JsonValue) -> str:
     """A span's input or output as text: a framework's envelope opened (``_unwrapped``) and a LangChain
     message read as its content (``_message_content``); other text as it was sent."""
     parsed: JsonValue = value
-    if isinstance(value, str) and value[:1] == "{":
+    if isinstance(value, str) and _ENVELOPE_START.match(value):  # parse only what may be one: ingest's hot path
         try:
             parsed = json.loads(value)
         except (ValueError, RecursionError):
