@@ -3,6 +3,7 @@ against a real Firebreak (live_server for ingest and the API, the gate server fo
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -20,7 +21,7 @@ from django.db import connections
 from firebreak_sdk.gateways.mcp import parse_args
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult, TextContent, TextResourceContents
 
 from agents import services
 from agents.gate_server import GateServer
@@ -184,6 +185,87 @@ def test_after_a_kill_through_the_api_the_next_call_is_an_error_naming_the_kill_
     wait_until(lambda: Step.objects.filter(trace__agent=firebreak.agent, kind="tool").count() == 2, timeout=15)
     refused = Step.objects.get(trace__agent=firebreak.agent, kind="tool", tool_arguments={"order_id": 2})
     assert refused.attributes["firebreak.refused"] == "AgentKilled"
+
+
+@pytest.mark.slow
+def test_one_server_is_relayed_whole_so_its_resources_reach_the_agent_while_tool_calls_are_checked(firebreak, tmp_path):
+    """With one server over stdio the gateway relays every message, not only tools: the server's resources
+    pass through unchanged, while tools/call is still checked."""
+    count = tmp_path / "calls"
+
+    async def body(session: ClientSession) -> None:
+        resources = await session.list_resources()
+        assert [str(r.uri) for r in resources.resources] == ["orders://policy"]
+        (policy,) = (await session.read_resource("orders://policy")).contents
+        assert isinstance(policy, TextResourceContents) and policy.text == "Refunds over $100 need a human."
+        refused = await session.call_tool("issue_refund", {"order_id": 5, "amount": 500})
+        assert refused.is_error and "not among support-bot's allowed tools" in text(refused)
+
+    through_gateway(firebreak.env, "--agent", AGENT, "--", sys.executable, str(SERVER), str(count), body=body)
+    assert calls(count) == []
+
+
+@pytest.mark.slow
+def test_a_tool_call_hidden_in_a_json_rpc_batch_is_checked_like_any_other(firebreak, tmp_path):
+    """An agent speaking raw JSON-RPC cannot slip a refused call past the gate inside a batch."""
+    count = tmp_path / "calls"
+    gateway = subprocess.Popen(
+        [GATEWAY, "--agent", AGENT, "--", sys.executable, str(SERVER), str(count)],
+        env={k: v for k, v in os.environ.items() if not k.startswith("FIREBREAK_")} | firebreak.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert gateway.stdin is not None and gateway.stdout is not None
+
+    def send(message: Any) -> None:
+        gateway.stdin.write(json.dumps(message).encode() + b"\n")
+        gateway.stdin.flush()
+
+    def call(request_id: int, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        params = {"name": tool, "arguments": arguments}
+        return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+
+    try:
+        client = {"name": "raw", "version": "1"}
+        init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": client}
+        send({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init})
+        assert json.loads(gateway.stdout.readline())["id"] == 0
+        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        send([call(1, "lookup_order", {"order_id": 1}), call(2, "issue_refund", {"order_id": 1, "amount": 900})])
+        answers = json.loads(gateway.stdout.readline())  # the refusal comes first: the gateway answers at once
+        assert [a["id"] for a in answers] == [2]
+        assert answers[0]["result"]["isError"] is True
+        assert "issue_refund is not among support-bot's allowed tools" in answers[0]["result"]["content"][0]["text"]
+    finally:
+        gateway.stdin.close()
+        gateway.wait(timeout=30)
+    assert "issue_refund" not in calls(count)
+
+
+@pytest.mark.slow
+def test_a_server_that_dies_mid_call_answers_that_call_with_an_error_and_the_gateway_exits_with_it(
+    make_firebreak, tmp_path
+):
+    crashy = make_firebreak("crashy-bot", ["lookup_order", "crash"])
+    count = tmp_path / "calls"
+    answers: list[CallToolResult] = []
+
+    async def body(session: ClientSession) -> None:
+        assert not (await session.call_tool("lookup_order", {"order_id": 1})).is_error
+        answers.append(await session.call_tool("crash", {}))
+
+    args = ("--agent", "crashy-bot", "--", sys.executable, str(SERVER), str(count), "--crash")
+    through_gateway(crashy.env, *args, body=body)
+    (crashed,) = answers
+    assert crashed.is_error
+    assert text(crashed) == "the MCP server behind the gateway exited (code 3) before answering"
+    assert calls(count) == ["lookup_order", "crash"]
+    wait_until(lambda: Step.objects.filter(trace__agent=crashy.agent, tool_name="crash").exists(), timeout=15)
+    step = Step.objects.get(trace__agent=crashy.agent, tool_name="crash")
+    assert (step.status, step.error_message) == (
+        "error",
+        "the MCP server behind the gateway exited (code 3) before answering",
+    )
 
 
 @pytest.mark.slow

@@ -56,6 +56,7 @@ from ..errors import GateClosed
 from ..gate import Gate
 from ..spans import Run
 from ..tracer import Tracer
+from .mcp_relay import relay_stdio
 
 try:  # libuv's event loop when installed (the mcp extra asks for it): less loop overhead per relayed message
     import uvloop  # noqa: F401 - anyio picks it up by name
@@ -477,14 +478,29 @@ def parse_args(argv: Sequence[str]) -> Options:
     return Options(args.agent, upstreams, listen)
 
 
-async def _serve(gateway: McpGateway, listen: tuple[str, int] | None) -> None:
+def relayable(options: Options) -> bool:
+    """One server started from a command, the agent on this process's stdin/stdout (pipes): the relay serves it
+    (``mcp_relay``), with nothing to rename or multiplex."""
+    (first, *others) = options.upstreams
+    return not others and options.listen is None and bool(first.command) and _is_pipe(0) and _is_pipe(1)
+
+
+async def _serve(gateway: McpGateway, options: Options) -> int:
     with contextlib.suppress(GateClosed):
         gateway.gate.check()  # read the gate now, not at the first call (a closed gate is answered per call)
+    if relayable(options):
+        command = options.upstreams[0].command
+        try:
+            gate, tracer = gateway.gate, gateway.tracer
+            return await relay_stdio(gateway.agent, command, gate=gate, tracer=tracer, env=_upstream_env())
+        except OSError as exc:
+            raise UpstreamUnavailable(f"MCP server ({shlex.join(command)}) did not start: {_describe(exc)}") from exc
     async with gateway:
-        if listen:
-            await gateway.serve_http(*listen)
+        if options.listen:
+            await gateway.serve_http(*options.listen)
         else:
             await gateway.serve_stdio()
+    return 0
 
 
 def _terminated(signum: int, frame: object) -> None:
@@ -506,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", exc)
         return 2
     try:
-        anyio.run(_serve, gateway, options.listen, backend_options={"use_uvloop": HAVE_UVLOOP})
+        code = anyio.run(_serve, gateway, options, backend_options={"use_uvloop": HAVE_UVLOOP})
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
@@ -516,7 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         gateway.end_runs()
         tracer.close(timeout=SHUTDOWN_FLUSH)
         gate.close()
-    return 0
+    return code
 
 
 if __name__ == "__main__":
