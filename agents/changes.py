@@ -114,6 +114,8 @@ def gate_change(
         gate_version=locked.gate_version,
     )
     publish_on_commit([locked], {locked.pk: entry}, action=action, actor=actor, reason=reason, incident=incident_number)
-    # The caller's object reflects the new state too.
-    agent.refresh_from_db()
+    # The caller's object reflects the new state too: copied from the locked row, not read again (a query
+    # inside the transaction would hold the lock, and the publish, that much longer).
+    for field in Agent._meta.concrete_fields:
+        setattr(agent, field.attname, getattr(locked, field.attname))
     return entry
