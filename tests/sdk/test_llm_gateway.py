@@ -173,6 +173,10 @@ def test_calls_pass_through_and_their_spans_land_in_firebreak(firebreak, start_g
     embeddings = client.embeddings.create(model="embedder", input=["one two", "three"])
     assert [e.embedding[1] for e in embeddings.data] == [0.0, 1.0]
     assert [m.id for m in client.models.list()] == ["scripted"]
+    unknown = httpx.post(f"{gateway.url}/v1/completions", json={"prompt": "hi"})  # legacy: not served
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "not_found")
+    wrong = httpx.get(f"{gateway.url}/v1/chat/completions")
+    assert (wrong.status_code, wrong.headers["allow"]) == (405, "POST")
     after = upstream.stats()["calls"]
     assert {k: after[k] - before[k] for k in ("chat", "responses", "embeddings")} == {
         "chat": 3, "responses": 2, "embeddings": 1,

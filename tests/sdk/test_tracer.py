@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -20,6 +20,7 @@ from firebreak_sdk import (
     action_hash,
     configure_opentelemetry,
 )
+from firebreak_sdk.encode import iso_time
 from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -272,3 +273,13 @@ def test_opentelemetry_spans_arrive_over_otlp(firebreak):
     assert trace.agent == firebreak.agent
     assert trace.step_count == 2
     assert Step.objects.get(trace=trace, name="execute_tool lookup_order").tool_name == "lookup_order"
+
+
+@pytest.mark.parametrize(
+    "ns", [0, 999_999_000, 1_700_000_000_123_456_789, 1_700_000_001_000_000_000, 4102444799_999_999_000]
+)
+def test_span_times_are_written_as_datetime_writes_them_whatever_second_came_before(ns):
+    seconds, rest = divmod(ns, 1_000_000_000)
+    expected = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=rest // 1000)
+    assert iso_time(ns) == expected.isoformat(timespec="microseconds")
+    assert iso_time(ns + 1000) == (expected + timedelta(microseconds=1)).isoformat(timespec="microseconds")

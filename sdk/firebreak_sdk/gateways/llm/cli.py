@@ -83,7 +83,15 @@ def main(argv: list[str] | None = None) -> int:
         timeout=args.timeout,
     )
     host, port = args.listen
-    config = uvicorn.Config(gateway.app, host=host, port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        gateway.app,
+        host=host,
+        port=port,
+        interface="asgi3",  # a bound method: uvicorn would take it for ASGI 2
+        proxy_headers=False,  # agents call it directly; nothing reads the client's address
+        log_level="warning",
+        access_log=False,
+    )
     log.info("firebreak-llm-gateway for %s: http://%s:%d/v1 → %s", args.agent, host, port, gateway.upstream)
     uvicorn.Server(config).run()
     return 0
