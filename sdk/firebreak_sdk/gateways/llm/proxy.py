@@ -101,12 +101,13 @@ class LLMGateway:
             return
         path: str = scope["path"]
         route = self._routes.get(path) or (self._routes["/v1/models"] if path.startswith("/v1/models/") else None)
+        response: Response
         if route is None:
-            message = {"message": f"no route {path}", "type": "invalid_request_error", "code": "not_found"}
-            response: Response = JSONResponse({"error": {**message, "param": None}}, 404)
+            error = {"message": f"no route {path}", "type": "invalid_request_error", "code": "not_found", "param": None}
+            response = JSONResponse({"error": error}, 404)
         elif scope["method"] != route[0]:
-            message = {"message": f"{path} takes {route[0]}", "type": "invalid_request_error", "code": None}
-            response = JSONResponse({"error": {**message, "param": None}}, 405, headers={"allow": route[0]})
+            error = {"message": f"{path} takes {route[0]}", "type": "invalid_request_error", "code": None, "param": None}
+            response = JSONResponse({"error": error}, 405, headers={"allow": route[0]})
         else:
             response = await route[1](Request(scope, receive))
         await response(scope, receive, send)
