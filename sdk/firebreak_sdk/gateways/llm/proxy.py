@@ -106,7 +106,12 @@ class LLMGateway:
             error = {"message": f"no route {path}", "type": "invalid_request_error", "code": "not_found", "param": None}
             response = JSONResponse({"error": error}, 404)
         elif scope["method"] != route[0]:
-            error = {"message": f"{path} takes {route[0]}", "type": "invalid_request_error", "code": None, "param": None}
+            error = {
+                "message": f"{path} takes {route[0]}",
+                "type": "invalid_request_error",
+                "code": None,
+                "param": None,
+            }
             response = JSONResponse({"error": error}, 405, headers={"allow": route[0]})
         else:
             response = await route[1](Request(scope, receive))
