@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -305,6 +306,20 @@ def gate_front(upstream: str) -> Iterator[str]:
     command += ["--log-level", "warning"]
     with _http_server("the gate server", command, {**os.environ, "FIREBREAK_WEB_UPSTREAM": upstream}, port):
         yield f"http://127.0.0.1:{port}"
+
+
+def warm_workers(api: Any, slug: str, n: int = 16) -> None:
+    """Gate changes from ``n`` threads at once through ``api`` (an ``httpx.Client`` on the gate server): a tool of
+    ``slug`` disabled and enabled again by each, so every gunicorn worker has served a gate change (its imports,
+    connections, signing key) before a kill is timed. A worker's first request costs ~0.5 s here."""
+
+    def change(i: int) -> None:
+        for action in ("disable", "enable"):
+            response = api.post(f"/api/v1/agents/{slug}/tools/warm-{i}/{action}", json={"reason": "bench warm-up"})
+            response.raise_for_status()
+
+    with ThreadPoolExecutor(n) as pool:
+        list(pool.map(change, range(n)))
 
 
 @contextlib.contextmanager

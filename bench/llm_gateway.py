@@ -39,6 +39,7 @@ from harness import (
     quantiles,
     say,
     summary,
+    warm_workers,
 )
 
 AGENT = "bench-llm-gateway"
@@ -129,6 +130,7 @@ def kill_to_refusal(api: httpx.Client, gateway: str, env: dict[str, str], rounds
     caller = ChildProcess("the calling agent", [sys.executable, str(CALLER), "llm", gateway], env)
     from_send, from_answer = [], []
     try:
+        warm_workers(api, AGENT)  # every gunicorn worker has served a kill before one is timed
         for _ in range(rounds):
             caller.send("go")
             caller.expect("running", timeout=30)
@@ -169,7 +171,7 @@ def main() -> None:
     upstream_url, gateway_url = f"http://127.0.0.1:{upstream_port}", f"http://127.0.0.1:{gateway_port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIREBREAK_")}
     lines: list[str] = []
-    with Reconciler(), gunicorn(2, 4) as (web, _), gate_front(web) as base:
+    with Reconciler(), gunicorn(3, 4) as (web, _), gate_front(web) as base:
         upstream = subprocess.Popen([sys.executable, str(UPSTREAM_SCRIPT), str(upstream_port)], env=env)
         env |= {"FIREBREAK_URL": base, "FIREBREAK_API_KEY": key, "FIREBREAK_GATE_PUBLIC_KEY": public_key}
         command = [sys.executable, "-m", "firebreak_sdk.gateways.llm", "--agent", AGENT]

@@ -38,7 +38,7 @@ import httpx
 from gate import Reconciler
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
-from harness import ChildProcess, _proc_stats, django_setup, gate_front, gunicorn, quantiles, summary
+from harness import ChildProcess, _proc_stats, django_setup, gate_front, gunicorn, quantiles, summary, warm_workers
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = ROOT / "tests" / "sdk" / "mcp_echo_server.py"
@@ -67,16 +67,11 @@ def prepare() -> tuple[str, str, str]:
 
 def kill_in_process() -> None:
     """``agent_kill`` as the API calls it, from this process: commit, Redis copy, publish; no HTTP in between."""
-    from django.db import connection  # after django_setup()
-
-    from agents.models import Agent
+    from agents.models import Agent  # after django_setup()
     from agents.services import agent_kill
     from core.actors import Actor
 
-    try:
-        agent_kill(agent=Agent.objects.get(slug=AGENT), actor=Actor.system("bench"), reason="bench: kill")
-    finally:
-        connection.close()  # a worker thread's connection
+    agent_kill(agent=Agent.objects.get(slug=AGENT), actor=Actor.system("bench"), reason="bench: kill")
 
 
 class KillHeard:
@@ -180,6 +175,7 @@ def kills(base: str, agent_key: str, user_key: str, public_key: str, n_kills: in
     headers = {"Authorization": f"Bearer {user_key}"}
     try:
         with httpx.Client(base_url=base, headers=headers, timeout=30) as api:
+            warm_workers(api, AGENT)  # every gunicorn worker has served a kill before one is timed
             for round_ in range(2 * n_kills):
                 by_api = round_ % 2 == 0  # alternate: over the API (gunicorn), and the service called in this process
                 caller.send("go")
@@ -228,8 +224,12 @@ def main() -> None:
     get_redis().flushdb()
     try:
         agent_key, user_key, public_key = prepare()
-        with Reconciler(), gunicorn(1, 4, timeout=120) as (web, _), gate_front(web) as base:
-            print(f"MCP gateway benchmark: stdio, gate server {base} in front of gunicorn gthread 1×4", flush=True)
+        with Reconciler(), gunicorn(3, 4, timeout=120) as (web, _), gate_front(web) as base:
+            print(
+                f"MCP gateway benchmark: stdio, gate server {base} in front of gunicorn gthread 3×4 "
+                "(as make run serves it)",
+                flush=True,
+            )
             out = anyio.run(measure, base, agent_key, public_key, args.calls)
             out |= kills(base, agent_key, user_key, public_key, args.kills)
     finally:
