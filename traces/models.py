@@ -131,7 +131,8 @@ class Step(models.Model):
         constraints = [models.UniqueConstraint(fields=["trace", "span_id"], name="step_unique_span")]
         indexes = [
             models.Index(fields=["trace", "started_at", "id"]),
-            models.Index(fields=["tool_name"], condition=~models.Q(tool_name=""), name="step_tool_idx"),
+            # tool first, then the trace: "which traces called X" is read from the index alone
+            models.Index(fields=["tool_name", "trace"], condition=~models.Q(tool_name=""), name="step_tool_trace_idx"),
             models.Index(fields=["action_hash"], condition=~models.Q(action_hash=""), name="step_action_idx"),
             BrinIndex(fields=["started_at"], name="step_started_brin"),
         ]

@@ -88,10 +88,13 @@ class BlastResult:
         }
 
 
-def _matching_steps(signature: BlastSignature) -> QuerySet[Step]:
-    steps = Step.objects.filter(trace=OuterRef("pk"))
+def _matching_steps(signature: BlastSignature, since: datetime) -> QuerySet[Step]:
+    # A trace starts with its earliest step (ingest keeps the least start), so a trace of the window has no step
+    # before ``since``: the bound is free to add, and lets the planner read only the window's steps (the BRIN
+    # index on started_at; partitions by day once the table is partitioned).
+    steps = Step.objects.filter(trace=OuterRef("pk"), started_at__gte=since)
     if signature.tool:
-        # The redundant ``<> ''`` lets the planner prove the partial index step_tool_idx applies.
+        # The redundant ``<> ''`` lets the planner prove the partial index step_tool_trace_idx applies.
         steps = steps.filter(tool_name=signature.tool).exclude(tool_name="")
     if signature.action_hash:
         steps = steps.filter(action_hash=signature.action_hash).exclude(action_hash="")
@@ -118,7 +121,7 @@ def blast_traces(*, signature: BlastSignature, since: datetime, until: datetime)
     if signature.input_class:
         qs = qs.filter(input_class=signature.input_class)
     if signature.has_step_criteria:
-        qs = qs.filter(Exists(_matching_steps(signature)))
+        qs = qs.filter(Exists(_matching_steps(signature, since)))
     return qs.order_by()
 
 

@@ -61,7 +61,8 @@ def trace_list(
     if input_class:
         qs = qs.filter(input_class=input_class)
     if tool:
-        qs = qs.filter(Exists(Step.objects.filter(trace=OuterRef("pk"), tool_name=tool)))
+        # The redundant ``<> ''`` lets the planner prove the partial index step_tool_trace_idx applies.
+        qs = qs.filter(Exists(Step.objects.filter(trace=OuterRef("pk"), tool_name=tool).exclude(tool_name="")))
     if since:
         qs = qs.filter(started_at__gte=since)
     if until:
