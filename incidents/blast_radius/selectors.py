@@ -7,12 +7,17 @@ the partial indexes on ``tool_name`` and ``action_hash``); trace-level criteria 
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
 from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, TextField
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Substr
 from django.utils import timezone
 
@@ -144,6 +149,22 @@ def blast_users(
     return qs[:limit] if limit is not None else qs
 
 
+@contextmanager
+def _matched(traces: QuerySet[Trace]) -> Iterator[QuerySet[Trace]]:
+    """The matching trajectories computed once, into a temporary table, for the several counts and lists a blast
+    radius reads: the step criteria (a semi-join over the steps, the costly part) run once, not once per read.
+    Yields the traces whose id is in it; the table is dropped on leaving (and with the transaction)."""
+    table = f"blast_matched_{uuid.uuid4().hex[:12]}"
+    sql, params = traces.values("id").query.sql_with_params()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE {table} ON COMMIT DROP AS {sql}", params)
+        cursor.execute(f"ANALYZE {table}")  # the planner then knows how many matched
+        try:
+            yield Trace.objects.filter(id__in=RawSQL(f"SELECT id FROM {table}", ())).order_by()  # noqa: S611 - our name
+        finally:
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+
+
 def blast_radius(
     *,
     signature: BlastSignature,
@@ -152,48 +173,49 @@ def blast_radius(
     limit_users: int = TIMELINE_USER_LIMIT,
     limit_traces: int = TRACE_LIMIT,
 ) -> BlastResult:
-    """Count what the signature touched in [since, until): four queries, none looping over rows.
+    """Count what the signature touched in [since, until): the matching trajectories found once, then four
+    queries over them, none looping over rows.
 
     A run counts as still running while it is marked running and sent a span in the last
     ``FIREBREAK_RUN_QUIET_MINUTES``; one that stopped sending without ending is counted as quiet, not as
     containment failing.
     """
-    traces = blast_traces(signature=signature, since=since, until=until)
-    heard = timezone.now() - timedelta(minutes=settings.FIREBREAK_RUN_QUIET_MINUTES)
-    live = Q(status=TraceStatus.RUNNING, updated_at__gte=heard)
-    totals = traces.aggregate(
-        trajectories=Count("id"),
-        distinct_users=Count("user_id", distinct=True, filter=~Q(user_id="")),
-        still_running=Count("id", filter=live),
-        quiet=Count("id", filter=Q(status=TraceStatus.RUNNING, updated_at__lt=heard)),
-    )
-    user_ids = list(
-        traces.exclude(user_id="").values_list("user_id", flat=True).distinct().order_by("user_id")[:limit_users]
-    )
-    recent = list(traces.select_related("agent").order_by("-started_at", "-id")[:limit_traces])
-    running_agents: list[RunningAgent] = []
-    if totals["still_running"]:
-        running_agents = [
-            {
-                "slug": row["agent__slug"],
-                "name": row["agent__name"],
-                "state": row["agent__state"],
-                "running": row["n"],
-                "sessions": [],
-            }
-            for row in traces.filter(live)
-            .values("agent__slug", "agent__name", "agent__state")
-            .annotate(n=Count("id"))
-            .order_by("agent__slug")
-        ]
-        for running_agent in running_agents:
-            running_agent["sessions"] = list(
-                traces.filter(live, agent__slug=running_agent["slug"])
-                .exclude(session_id="")
-                .values_list("session_id", flat=True)
-                .distinct()
-                .order_by("session_id")[:RUNNING_SESSIONS_MAX]
-            )
+    with _matched(blast_traces(signature=signature, since=since, until=until)) as traces:
+        heard = timezone.now() - timedelta(minutes=settings.FIREBREAK_RUN_QUIET_MINUTES)
+        live = Q(status=TraceStatus.RUNNING, updated_at__gte=heard)
+        totals = traces.aggregate(
+            trajectories=Count("id"),
+            distinct_users=Count("user_id", distinct=True, filter=~Q(user_id="")),
+            still_running=Count("id", filter=live),
+            quiet=Count("id", filter=Q(status=TraceStatus.RUNNING, updated_at__lt=heard)),
+        )
+        user_ids = list(
+            traces.exclude(user_id="").values_list("user_id", flat=True).distinct().order_by("user_id")[:limit_users]
+        )
+        recent = list(traces.select_related("agent").order_by("-started_at", "-id")[:limit_traces])
+        running_agents: list[RunningAgent] = []
+        if totals["still_running"]:
+            running_agents = [
+                {
+                    "slug": row["agent__slug"],
+                    "name": row["agent__name"],
+                    "state": row["agent__state"],
+                    "running": row["n"],
+                    "sessions": [],
+                }
+                for row in traces.filter(live)
+                .values("agent__slug", "agent__name", "agent__state")
+                .annotate(n=Count("id"))
+                .order_by("agent__slug")
+            ]
+            for running_agent in running_agents:
+                running_agent["sessions"] = list(
+                    traces.filter(live, agent__slug=running_agent["slug"])
+                    .exclude(session_id="")
+                    .values_list("session_id", flat=True)
+                    .distinct()
+                    .order_by("session_id")[:RUNNING_SESSIONS_MAX]
+                )
     return BlastResult(
         signature=signature,
         since=since,
