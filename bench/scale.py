@@ -180,7 +180,7 @@ def reads(repeat: int) -> list[str]:
     big = Trace.objects.get(trace_id=hashlib.md5(b"big-trace").hexdigest())
     agents = list(Agent.objects.filter(slug__startswith="scale-"))
 
-    def radius(since: Any, **criteria: str) -> Callable[[], Any]:
+    def radius(since: Any, **criteria: Any) -> Callable[[], Any]:
         return lambda: blast_radius(signature=BlastSignature(**criteria), since=since, until=now)
 
     def rare_pages() -> None:

@@ -464,3 +464,7 @@ class ModelSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.agent} {self.expected} -> {self.response}"
+
+
+# Hourly rollups the scheduled detectors read (their own module: incidents/detection/models.py).
+from incidents.detection.models import DetectorRollup, RolledHour  # noqa: E402, F401

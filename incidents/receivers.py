@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Collection
+from datetime import datetime
 
 from django.core.exceptions import PermissionDenied
 
@@ -9,6 +10,7 @@ from agents.models import Agent, AuditAction, AuditEntry
 from core.actors import Actor
 from core.roles import ADMIN
 from incidents.detection.backlog import detection_backlog_record
+from incidents.detection.scheduled.rollup import rollups_forget
 from incidents.detection.tasks import detect_batch_task
 from incidents.models import OPEN_STATUSES, ActionItem, Incident, PostMortem, Severity
 from incidents.services import incident_auto_contain, timeline_flag_record, timeline_gate_record
@@ -44,12 +46,22 @@ def on_gate_changed(
         incident_auto_contain(agent=agent)
 
 
-def on_spans_ingested(sender: object, *, trace_pks: Collection[int], backfill: bool = False, **kwargs: object) -> None:
+def on_spans_ingested(
+    sender: object,
+    *,
+    trace_pks: Collection[int],
+    backfill: bool = False,
+    oldest: datetime | None = None,
+    **kwargs: object,
+) -> None:
     """A batch committed: queue the streaming detectors for its traces; with the broker down, remember the
-    batch in PostgreSQL (drained when the broker is back), so its detection is late but never lost.
+    batch in PostgreSQL (drained when the broker is back), so its detection is late but never lost. Spans of
+    hours already rolled up for the scheduled detectors have those hours rolled again when next read.
 
     A backfill (past traces imported after the fact) is not detected: its alerts would be raised now, and
     their rules pause agents and declare incidents for what was handled months ago."""
+    if oldest is not None:
+        rollups_forget(since=oldest)
     if not trace_pks or backfill:
         return
     try:

@@ -88,9 +88,15 @@ def trace_ingest(*, spans: list[Span], key_agent: Agent | None = None, backfill:
         if result.stored:
             trace_pks = sorted(result.trace_ids.values())
             agents = sorted(set(agent_ids.values()))
+            oldest = min(s.start for s in spans)
             transaction.on_commit(
                 lambda: spans_ingested.send(
-                    sender=trace_ingest, trace_pks=trace_pks, agent_ids=agents, stored=result.stored, backfill=backfill
+                    sender=trace_ingest,
+                    trace_pks=trace_pks,
+                    agent_ids=agents,
+                    stored=result.stored,
+                    backfill=backfill,
+                    oldest=oldest,
                 )
             )
             if not backfill:

@@ -4,7 +4,8 @@ from django.dispatch import Signal
 
 # Sent after a batch of spans has committed.
 # kwargs: trace_pks (list[int]: traces that gained steps), agent_ids (list[int]), stored (int),
-# backfill (bool: past traces imported after the fact, not live traffic).
+# backfill (bool: past traces imported after the fact, not live traffic), oldest (datetime: the earliest start
+# of a span in the batch; rollups of the hours from there on are counted again).
 spans_ingested = Signal()
 
 # Sent after a responder's flag on a step has committed (traces.services.trace_flag).

@@ -1,14 +1,15 @@
-"""Token-length distribution drift of LLM outputs: last hour against the 7-day baseline."""
+"""Token-length distribution drift of LLM outputs: last hour against the 7-day baseline (from hourly rollups)."""
 
 import math
 from datetime import datetime
+from typing import Any
 
 from agents.models import Agent
 from incidents.detection.base import Finding, Rule, Thresholds, detector
 from incidents.detection.scheduled._sql import FROM_STEPS, bounds, fetchall
+from incidents.detection.scheduled.rollup import MAX_BINS, ROLLUP_BIN, counts, raw_counts
 
 NAME = "length_drift"
-MAX_BINS = 200  # outputs longer than MAX_BINS * bin share the last bin
 
 
 def kl_divergence(window: dict[int, int], baseline: dict[int, int], *, alpha: float = 0.5) -> float:
@@ -38,14 +39,13 @@ def run(*, agent: Agent, settings: Thresholds, now: datetime) -> list[Finding]:
     The histogram is built in PostgreSQL (GROUP BY window flag, bin). Small samples inflate KL by about
     (bins - 1) / (2 n); that bias is subtracted so an hour of ordinary traffic does not look like drift.
     """
-    params = bounds(agent_id=agent.pk, now=now, settings=settings) | {"bin": int(settings["bin"]), "cap": MAX_BINS}
-    rows = fetchall(
-        f"""SELECT s.started_at >= %(wstart)s AS win, LEAST(s.tokens_out / %(bin)s, %(cap)s) AS b, count(*)
-            {FROM_STEPS} AND s.kind = 'llm' AND s.tokens_out > 0 GROUP BY 1, 2""",
-        params,
-    )
-    window = {b: n for win, b, n in rows if win}
-    baseline = {b: n for win, b, n in rows if not win}
+    width = int(settings["bin"])
+    span = bounds(agent_id=agent.pk, now=now, settings=settings)
+    if width % ROLLUP_BIN == 0:  # the rollups' bins merge into this width
+        window = raw_counts(agent_id=agent.pk, since=span["wstart"], until=now).bins(width)
+        baseline = counts(agent_id=agent.pk, since=span["bstart"], until=span["wstart"]).bins(width)
+    else:  # a width the rollups cannot give: the steps, as before the rollups
+        window, baseline = _raw_histograms(span | {"bin": width, "cap": MAX_BINS})
     nw, nb = sum(window.values()), sum(baseline.values())
     if nw < settings["min_samples"] or nb < settings["min_samples"]:
         return []
@@ -69,7 +69,17 @@ def run(*, agent: Agent, settings: Thresholds, now: datetime) -> list[Finding]:
                 "baseline_n": nb,
                 "window_mean_tokens": round(mean_w),
                 "baseline_mean_tokens": round(mean_b),
-                "window_start": params["wstart"].isoformat(),
+                "window_start": span["wstart"].isoformat(),
             },
         )
     ]
+
+
+def _raw_histograms(params: dict[str, Any]) -> tuple[dict[int, int], dict[int, int]]:
+    """Window and baseline histograms of ``bin``-token bins read from the steps (GROUP BY window flag, bin)."""
+    rows = fetchall(
+        f"""SELECT s.started_at >= %(wstart)s AS win, LEAST(s.tokens_out / %(bin)s, %(cap)s) AS b, count(*)
+            {FROM_STEPS} AND s.kind = 'llm' AND s.tokens_out > 0 GROUP BY 1, 2""",
+        params,
+    )
+    return {b: n for win, b, n in rows if win}, {b: n for win, b, n in rows if not win}

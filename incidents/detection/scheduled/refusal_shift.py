@@ -1,19 +1,13 @@
-"""Share of LLM outputs that are refusals, last hour against the 7-day baseline."""
+"""Share of LLM outputs that are refusals, last hour against the 7-day baseline (read from hourly rollups)."""
 
 from datetime import datetime
 
 from agents.models import Agent
 from incidents.detection.base import Finding, Rule, Thresholds, detector
-from incidents.detection.scheduled._sql import FROM_STEPS, bounds, fetchall
+from incidents.detection.scheduled._sql import bounds
+from incidents.detection.scheduled.rollup import counts, raw_counts
 
 NAME = "refusal_shift"
-_APOS = "['’]"
-# Case-insensitive POSIX regex matched in PostgreSQL (``~*``) against the start of the output.
-REFUSAL_RE = (
-    rf"^\W*(i can{_APOS}?t|i cannot|i{_APOS}m sorry,? but i can{_APOS}?t|i am sorry,? but i can(no|{_APOS})t"
-    rf"|i am unable to|i{_APOS}m unable to|i{_APOS}m not able to|i won{_APOS}t be able to help)"
-    r"( help| assist| do that| comply| provide| support|\M)"
-)
 
 
 @detector(
@@ -25,16 +19,11 @@ REFUSAL_RE = (
 )
 def run(*, agent: Agent, settings: Thresholds, now: datetime) -> list[Finding]:
     """Fire when the window's refusal share ≥ baseline share + ``delta`` and refusals ≥ ``min_refusals``."""
-    params = bounds(agent_id=agent.pk, now=now, settings=settings) | {"re": REFUSAL_RE}
-    [(wn, wr, bn, br, sample)] = fetchall(
-        f"""SELECT count(*) FILTER (WHERE s.started_at >= %(wstart)s),
-                   count(*) FILTER (WHERE s.started_at >= %(wstart)s AND s.output ~* %(re)s),
-                   count(*) FILTER (WHERE s.started_at < %(wstart)s),
-                   count(*) FILTER (WHERE s.started_at < %(wstart)s AND s.output ~* %(re)s),
-                   max(s.trace_id) FILTER (WHERE s.started_at >= %(wstart)s AND s.output ~* %(re)s)
-            {FROM_STEPS} AND s.kind = 'llm'""",
-        params,
-    )
+    span = bounds(agent_id=agent.pk, now=now, settings=settings)
+    window = raw_counts(agent_id=agent.pk, since=span["wstart"], until=now)
+    baseline = counts(agent_id=agent.pk, since=span["bstart"], until=span["wstart"])
+    wn, wr, sample = window.llm_outputs, window.llm_refusals, window.refusal_trace
+    bn, br = baseline.llm_outputs, baseline.llm_refusals
     if wn < settings["min_samples"] or wr < settings["min_refusals"]:
         return []
     share_w, share_b = wr / wn, (br / bn if bn else 0.0)

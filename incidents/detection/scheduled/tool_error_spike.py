@@ -1,16 +1,13 @@
-"""Tool error rate (errors and HTTP 4xx answers), last hour against the 7-day baseline."""
+"""Tool error rate (errors and HTTP 4xx answers), last hour against the 7-day baseline (from hourly rollups)."""
 
 from datetime import datetime
 
 from agents.models import Agent
 from incidents.detection.base import Finding, Rule, Thresholds, detector
-from incidents.detection.scheduled._sql import FROM_STEPS, bounds, fetchall
+from incidents.detection.scheduled._sql import bounds
+from incidents.detection.scheduled.rollup import counts, raw_counts
 
 NAME = "tool_error_spike"
-# An error status, or a 4xx code in the error message / at the start of the output / as a status field.
-IS_ERROR = r"""(s.status = 'error'
-    OR s.error_message ~ '(^|[^0-9.])4[0-9]{2}([^0-9]|$)'
-    OR s.output ~* '^\W*(HTTP[/0-9. ]*)?4[0-9]{2}\M|"status(_code)?"\s*:\s*4[0-9]{2}\M')"""
 
 
 @detector(
@@ -22,16 +19,11 @@ IS_ERROR = r"""(s.status = 'error'
 )
 def run(*, agent: Agent, settings: Thresholds, now: datetime) -> list[Finding]:
     """Fire when window error rate ≥ ``factor`` x max(baseline rate, ``min_baseline_rate``), errors ≥ ``min_errors``."""
-    params = bounds(agent_id=agent.pk, now=now, settings=settings)
-    [(wn, we, bn, be, sample)] = fetchall(
-        f"""SELECT count(*) FILTER (WHERE s.started_at >= %(wstart)s),
-                   count(*) FILTER (WHERE s.started_at >= %(wstart)s AND {IS_ERROR}),
-                   count(*) FILTER (WHERE s.started_at < %(wstart)s),
-                   count(*) FILTER (WHERE s.started_at < %(wstart)s AND {IS_ERROR}),
-                   max(s.trace_id) FILTER (WHERE s.started_at >= %(wstart)s AND {IS_ERROR})
-            {FROM_STEPS} AND s.kind = 'tool'""",
-        params,
-    )
+    span = bounds(agent_id=agent.pk, now=now, settings=settings)
+    window = raw_counts(agent_id=agent.pk, since=span["wstart"], until=now)
+    baseline = counts(agent_id=agent.pk, since=span["bstart"], until=span["wstart"])
+    wn, we, sample = window.tool_calls, window.tool_errors, window.error_trace
+    bn, be = baseline.tool_calls, baseline.tool_errors
     if we < settings["min_errors"]:
         return []
     rate_w, rate_b = we / wn, (be / bn if bn else 0.0)

@@ -3,7 +3,7 @@
 from django.db import connection
 
 from incidents.detection.base import Finding, Rule, Thresholds, detector
-from incidents.detection.scheduled.refusal_shift import REFUSAL_RE
+from incidents.detection.scheduled.rollup import REFUSAL_RE
 from traces.models import Trace
 
 NAME = "refusal_burst"

@@ -12,6 +12,9 @@ from agents.models import Agent, GateState
 from incidents.detection.base import registry
 from incidents.detection.engine import detector_settings
 from incidents.detection.health import health_get, health_scores_compute
+from incidents.detection.models import RolledHour
+from incidents.detection.scheduled.rollup import counts, raw_counts
+from traces.models import Step
 
 NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 REFUSAL = "I'm sorry, but I can't help with that."
@@ -54,10 +57,10 @@ def test_length_drift_fires_on_longer_outputs_and_not_on_stable_ones(make_agent,
     agent = make_agent("writer")
     traffic(agent, 120, *BASE, _llm())
     traffic(agent, 40, *WINDOW, _llm())
-    assert _run("length_drift", agent) == []
     drifted = make_agent("drifter")
     traffic(drifted, 120, *BASE, _llm())
     traffic(drifted, 40, *WINDOW, _llm(tokens=lambda i, rng: rng.randint(600, 900)))
+    assert _run("length_drift", agent) == []
     [finding] = _run("length_drift", drifted)
     assert finding.details["kl"] >= 0.15
 
@@ -172,3 +175,30 @@ def test_health_score_orders_killed_below_healthy(make_agent, traffic):
     got = health_get(agent_slugs=["healthy", "dead", "unknown"])
     assert got["healthy"] == {"score": 100, "trend": [100, 100]}
     assert got["unknown"] == {"score": None, "trend": []}
+
+
+def test_the_baseline_is_read_from_hourly_rollups_that_count_what_the_steps_count(make_agent, traffic):
+    agent = make_agent("rolled")
+    refusal = _llm(output=lambda i: REFUSAL if i % 4 == 0 else "Your order shipped yesterday.")
+    traffic(agent, 200, *BASE, refusal)
+    since, until = BASE[0] - timedelta(minutes=30), BASE[1] + timedelta(minutes=30)
+    raw = raw_counts(agent_id=agent.pk, since=since, until=until)
+    rolled = counts(agent_id=agent.pk, since=since, until=until)
+    assert (rolled.llm_outputs, rolled.llm_refusals, rolled.length_bins) == (200, 50, raw.length_bins)
+    assert RolledHour.objects.count() == 71  # every whole hour of the range (3 days less an hour), all agents
+    # Read again, the rolled hours come from their rows, not from the steps: deleting the steps shows it.
+    Step.objects.filter(trace__agent=agent).delete()
+    assert counts(agent_id=agent.pk, since=since, until=until).llm_outputs == 200
+    assert raw_counts(agent_id=agent.pk, since=since, until=until).llm_outputs == 0
+
+
+def test_spans_arriving_for_hours_already_rolled_are_counted_when_next_read(
+    make_agent, traffic, django_capture_on_commit_callbacks
+):
+    agent = make_agent("late")
+    traffic(agent, 50, *BASE, _llm())
+    since, until = BASE[0], BASE[1]
+    assert counts(agent_id=agent.pk, since=since, until=until).llm_outputs == 50
+    with django_capture_on_commit_callbacks(execute=True):  # ingest's signal after commit, as in production
+        traffic(agent, 30, *BASE, _llm())  # a spool drained after an outage: spans of hours already rolled
+    assert counts(agent_id=agent.pk, since=since, until=until).llm_outputs == 80
