@@ -26,7 +26,7 @@ import logging
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -100,9 +100,17 @@ class Pattern:
     fold: bool = False
     # Or a cheap regex every match also matches.
     hint: re.Pattern[str] | None = None
+    # The needles as one regex: one C-level search per text instead of a Python loop over the needles (a span
+    # has ~20 texts and there are 11 patterns: the loop was most of ingest's CPU per span).
+    needle_regex: re.Pattern[str] | None = field(init=False, default=None, compare=False, repr=False)
 
-    def may_match(self, text: str, lower: str) -> bool:
-        if self.needles and not any(n in (lower if self.fold else text) for n in self.needles):
+    def __post_init__(self) -> None:
+        if self.needles:
+            flags = re.IGNORECASE if self.fold else 0
+            object.__setattr__(self, "needle_regex", re.compile("|".join(map(re.escape, self.needles)), flags))
+
+    def may_match(self, text: str) -> bool:
+        if self.needle_regex is not None and self.needle_regex.search(text) is None:
             return False
         return self.hint is None or self.hint.search(text) is not None
 
@@ -170,6 +178,20 @@ class Scrubber:
     keys: tuple[str, ...]
     patterns: tuple[Pattern, ...]
     secret: bytes
+    # Every pattern's cheap test in one regex: a text it does not match (most of them: names, ids, prose without
+    # a digit run) skips the per-pattern loop. None when a pattern has no cheap test.
+    gate: re.Pattern[str] | None = field(init=False, default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        tests = []
+        for p in self.patterns:
+            if p.hint is not None:
+                tests.append(p.hint.pattern)
+            elif p.needle_regex is not None:
+                tests.append(f"(?i:{p.needle_regex.pattern})" if p.fold else p.needle_regex.pattern)
+            else:
+                return
+        object.__setattr__(self, "gate", re.compile("|".join(f"(?:{t})" for t in tests)))
 
     def placeholder(self, kind: str, secret: str) -> str:
         digest = hmac.new(self.secret, f"{kind}\x00{secret}".encode("utf-8", "surrogatepass"), hashlib.sha256)
@@ -183,9 +205,10 @@ class Scrubber:
         """``value`` with NUL replaced and every secret pattern's match replaced by its placeholder."""
         if "\x00" in value:
             value = value.replace("\x00", NUL_REPLACEMENT)
-        lower = value.lower()
+        if self.gate is not None and self.gate.search(value) is None:
+            return value
         for p in self.patterns:
-            if p.may_match(value, lower):
+            if p.may_match(value):
                 value = p.regex.sub(lambda m, p=p: self._sub(p, m), value)  # type: ignore[misc]
         return value
 
