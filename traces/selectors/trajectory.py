@@ -218,7 +218,7 @@ def step_search(*, trace: Trace, query: str, limit: int = SEARCH_LIMIT) -> StepW
 
     ``more_after`` says more than ``limit`` steps matched.
     """
-    # One ILIKE over the fields joined (the trigram index step_search_trgm holds that text), not one per field.
+    # One ILIKE over the fields joined, not one per field.
     text = query.replace(SEARCH_FIELD_SEPARATOR, "")
     matches = _step_rows(trace).filter(IContains(StepSearchText(), text))
     ids, more = _page_ids(matches, ("started_at", "id"), limit)
