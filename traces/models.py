@@ -170,9 +170,7 @@ class StepPayload(models.Model):
     data = models.BinaryField(help_text="zlib-compressed UTF-8 text (JSON text for arguments and attributes)")
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["trace", "span_id", "field"], name="step_payload_unique_field")
-        ]
+        constraints = [models.UniqueConstraint(fields=["trace", "span_id", "field"], name="step_payload_unique_field")]
         indexes = [BrinIndex(fields=["started_at"], name="step_payload_started_brin")]
 
     def __str__(self) -> str:

@@ -74,8 +74,8 @@ def trace_ingest(*, spans: list[Span], key_agent: Agent | None = None, backfill:
     Every string of every span is scrubbed (``span_scrub``) and action hashes computed before anything is
     written. A value over ``traces.ingest.payloads.APART_BYTES`` (input, output, tool arguments, one
     attribute) is stored compressed in ``StepPayload``, in the same transaction, and the step row keeps a
-    preview (``payloads_split``); ``spans`` themselves are not changed by that. Raises IngestError (nothing written) when a span names an agent
-    the key may not write for, or an unknown agent. After commit,
+    preview (``payloads_split``); ``spans`` themselves are not changed by that. Raises IngestError
+    (nothing written) when a span names an agent the key may not write for, or an unknown agent. After commit,
     ``traces.signals.spans_ingested`` is sent with the traces that gained steps. ``backfill`` marks
     an import of past traces (the demo history): the signal says so, and live detection skips it.
     """

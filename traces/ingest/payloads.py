@@ -88,7 +88,9 @@ def payloads_split(span: Span) -> tuple[Span, list[Payload]]:
             attributes[key] = text[:PREVIEW_CHARS]
     if not payloads:
         if APART_KEY in span.attributes:  # only ingest says what is stored apart
-            return dataclasses.replace(span, attributes={k: v for k, v in span.attributes.items() if k != APART_KEY}), []
+            return dataclasses.replace(
+                span, attributes={k: v for k, v in span.attributes.items() if k != APART_KEY}
+            ), []
         return span, []
     attributes = attributes if attributes is not None else dict(span.attributes)
     attributes[APART_KEY] = cast(JsonValue, {p.field: p.size for p in payloads})

@@ -13,6 +13,7 @@ from agents.keys.services import api_key_create
 from traces.ingest.payloads import APART_BYTES, APART_KEY, PREVIEW_CHARS, payloads_split
 from traces.ingest.spans import Span
 from traces.models import Step, StepPayload, Trace
+from traces.tests.conftest import T0
 from traces.tests.otel_helpers import protobuf, record
 from traces.tests.test_ingest_api import batch, span
 
@@ -112,13 +113,13 @@ def test_a_span_sent_twice_stores_its_payload_once(key):
 
 
 def test_values_under_the_bound_stay_in_the_row():
-    s = Span(trace_id="a" * 32, span_id="b" * 16, name="n", start=None, output="x" * APART_BYTES)  # type: ignore[arg-type]
+    s = Span(trace_id="a" * 32, span_id="b" * 16, name="n", start=T0, output="x" * APART_BYTES)
     row, payloads = payloads_split(s)
     assert row is s and payloads == []
 
 
 def test_a_sender_cannot_claim_values_are_stored_apart():
-    s = Span(trace_id="a" * 32, span_id="b" * 16, name="n", start=None, attributes={APART_KEY: {"output": 9}})  # type: ignore[arg-type]
+    s = Span(trace_id="a" * 32, span_id="b" * 16, name="n", start=T0, attributes={APART_KEY: {"output": 9}})
     row, payloads = payloads_split(s)
     assert APART_KEY not in row.attributes and payloads == []
     assert s.attributes == {APART_KEY: {"output": 9}}  # the span passed in is never changed
