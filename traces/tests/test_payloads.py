@@ -189,3 +189,12 @@ def test_a_body_over_the_limit_is_a_413_and_writes_nothing(key, settings):
     response = post(NATIVE, json.dumps(batch(span(output=big_text(2 * MIB)))), key)
     assert response.status_code == 413
     assert not StepPayload.objects.exists() and not Trace.objects.exists()
+
+
+def test_the_trace_api_says_which_values_are_stored_apart(key, viewer_client):
+    output = big_text(100 * 1024)
+    assert post(NATIVE, json.dumps(batch(span(output=output))), key).status_code == 200
+    body = viewer_client.get(f"/api/v1/traces/{'a' * 32}?agent=support").json()
+    (step,) = body["steps"]
+    assert step["stored_apart"] == {"output": len(output.encode())}
+    assert step["output"] == output[:PREVIEW_CHARS]
