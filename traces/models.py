@@ -158,7 +158,8 @@ class StepPayload(models.Model):
     and a constraint on it would tie every partition to this table. Payload rows go with their trace:
     deleting the trace deletes them (the trace key cascades), and retention that drops a window of steps
     drops the payload rows of that window with them (``started_at`` is the step's own start time, so the
-    same range or partition bound selects both).
+    same range or partition bound selects both). The trace key is ON DELETE CASCADE in the database
+    (migration 0006), so a trace deleted with SQL takes its payloads too.
     """
 
     trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="payloads", db_index=False)

@@ -198,3 +198,11 @@ def test_the_trace_api_says_which_values_are_stored_apart(key, viewer_client):
     (step,) = body["steps"]
     assert step["stored_apart"] == {"output": len(output.encode())}
     assert step["output"] == output[:PREVIEW_CHARS]
+
+
+def test_payload_rows_go_with_their_trace_even_when_it_is_deleted_with_sql(key):
+    assert post(NATIVE, json.dumps(batch(span(output=big_text(100 * 1024)))), key).status_code == 200
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM traces_step")
+        cur.execute("DELETE FROM traces_trace")
+    assert not StepPayload.objects.exists()
