@@ -72,7 +72,7 @@ def main() -> None:
     agent, _ = Agent.objects.get_or_create(slug=AGENT, defaults={"name": AGENT})
     _, key = api_key_create(agent=agent, scopes=["ingest"])
     client = Client()
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    auth = {"Authorization": f"Bearer {key}"}
     rng = random.Random(args.seed)
     words = Corpus(rng)
     bodies = [
@@ -118,14 +118,14 @@ def main() -> None:
     summary = []
     bound = payloads.APART_BYTES
     # Untimed: the first requests pay for imports, connections and caches.
-    response = client.post("/api/v1/ingest", data=bodies[0], content_type="application/json", **auth)
+    response = client.post("/api/v1/ingest", data=bodies[0], content_type="application/json", headers=auth)
     assert response.status_code == 200, response.content[:300]
     for mode in ("apart", "inline"):
         clean()
         payloads.APART_BYTES = bound if mode == "apart" else 1024 * MIB
         t = time.perf_counter()
         for body in bodies:
-            response = client.post("/api/v1/ingest", data=body, content_type="application/json", **auth)
+            response = client.post("/api/v1/ingest", data=body, content_type="application/json", headers=auth)
             assert response.status_code == 200, response.content[:300]
         took = time.perf_counter() - t
         step_bytes, payload_bytes = sizes()
@@ -145,7 +145,7 @@ def main() -> None:
             "start_time": "2026-11-20T10:00:00+00:00", "output": big}  # fmt: skip
     body = json.dumps({"spans": [span]}).encode()
     t = time.perf_counter()
-    response = client.post("/api/v1/ingest", data=body, content_type="application/json", **auth)
+    response = client.post("/api/v1/ingest", data=body, content_type="application/json", headers=auth)
     took = time.perf_counter() - t
     assert response.status_code == 200, response.content[:300]
     client.force_login(harness.bench_user())
