@@ -23,6 +23,9 @@ PREVIEW_KEY = "firebreak.preview"  # tool arguments stored apart: the row keeps 
 # about three times as long for a ratio within a few percent on the data that matters (text, JSON).
 ZLIB_LEVEL = 1
 TEXT, JSON = "text/plain", "application/json"
+# Tuples, not ``str | int``: a union is built on every isinstance call, and this runs for every span.
+_SCALARS = (str, int, float, bool)
+_CONTAINERS = (list, dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +38,14 @@ class Payload:
     data: bytes
 
 
+# A text of at most this many characters is at most APART_BYTES bytes (4 bytes a character at most): callers
+# compare len() with it inline before calling _over, which runs for every text of every span.
+_SURELY_SMALL = APART_BYTES // 4
+
+
 def _over(text: str) -> bool:
     # Characters bound bytes from below (and a quarter of them from above): encode only when it can matter.
-    return len(text) > APART_BYTES or (len(text) * 4 > APART_BYTES and len(text.encode()) > APART_BYTES)
+    return len(text) > APART_BYTES or len(text.encode()) > APART_BYTES
 
 
 def _payload(field: str, text: str, content_type: str) -> Payload:
@@ -60,15 +68,13 @@ def payloads_split(span: Span) -> tuple[Span, list[Payload]]:
     """
     payloads: list[Payload] = []
     changes: dict[str, object] = {}
-    for name in ("input", "output"):
-        text = getattr(span, name)
-        if _over(text):
-            payload = _payload(name, text, TEXT)
-            payloads.append(payload)
+    for name, text in (("input", span.input), ("output", span.output)):
+        if len(text) > _SURELY_SMALL and _over(text):
+            payloads.append(_payload(name, text, TEXT))
             changes[name] = text[:PREVIEW_CHARS]
-    if span.tool_arguments is not None and not isinstance(span.tool_arguments, str | int | float | bool):
+    if span.tool_arguments is not None and not isinstance(span.tool_arguments, _SCALARS):
         text = _json_text(span.tool_arguments)
-        if _over(text):
+        if len(text) > _SURELY_SMALL and _over(text):
             payload = _payload("tool_arguments", text, JSON)
             payloads.append(payload)
             changes["tool_arguments"] = {PREVIEW_KEY: text[:PREVIEW_CHARS], APART_KEY: payload.size}
@@ -76,11 +82,11 @@ def payloads_split(span: Span) -> tuple[Span, list[Payload]]:
     for key, value in span.attributes.items():
         if isinstance(value, str):
             text, content_type = value, TEXT
-        elif isinstance(value, list | dict):
+        elif isinstance(value, _CONTAINERS):
             text, content_type = _json_text(value), JSON
         else:
             continue
-        if _over(text):
+        if len(text) > _SURELY_SMALL and _over(text):
             payload = _payload(f"attributes.{key}", text, content_type)
             payloads.append(payload)
             if attributes is None:
