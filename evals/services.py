@@ -28,6 +28,7 @@ from incidents.alerts.services import alert_raise
 from incidents.models import FailureClass, Incident, Severity, TimelineKind
 from incidents.services import timeline_record
 from traces.models import Step, Trace
+from traces.selectors.payloads import trace_root_input
 
 TITLE_MAX = 300
 TEXT_MAX = 100_000
@@ -237,7 +238,7 @@ def eval_case_capture(
         errors["expected_behaviour"] = ["Say what the agent should have done instead."]
     elif len(expected) > TEXT_MAX:
         errors["expected_behaviour"] = [f"At most {TEXT_MAX:,} characters."]
-    text = (trace.root_input if input_text is None else input_text).strip()
+    text = (trace_root_input(trace=trace) if input_text is None else input_text).strip()
     if not text:
         errors["input"] = ["The case needs the input that went wrong (this trace has no root input)."]
     elif len(text) > TEXT_MAX:

@@ -15,6 +15,7 @@ from evals.canaries import canary_list
 from evals.models import EvalCase
 from incidents.models import FailureClass, Incident, IncidentStatus, Severity
 from traces.models import Trace
+from traces.selectors.payloads import trace_root_input
 from traces.selectors.runs import trace_get
 
 
@@ -86,7 +87,7 @@ def _capture_initial(trace: Trace, incident: Incident | None) -> dict:
         "agent": trace.agent.slug,
         "incident": incident.number if incident else None,
         "title": services.eval_case_default_title(trace=trace, incident=incident),
-        "input": trace.root_input,
+        "input": trace_root_input(trace=trace),  # whole, where the trace row holds a preview
         "forbidden_actions": json.dumps(services.forbidden_actions_suggest(trace=trace), indent=2, ensure_ascii=False),
         "failure_class": incident.failure_class.slug if incident and incident.failure_class else "",
         "severity": incident.severity if incident else "",

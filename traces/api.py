@@ -43,8 +43,8 @@ from traces.ingest.normalize import span_scrub
 from traces.ingest.parse.native import parse_native
 from traces.ingest.parse.otlp import parse_json, parse_protobuf
 from traces.ingest.spans import IngestError, Span
-from traces.models import Trace, TraceStatus
-from traces.selectors import runs, trajectory
+from traces.models import Step, Trace, TraceStatus
+from traces.selectors import payloads, runs, trajectory
 from traces.selectors.cursor import Cursor
 from traces.selectors.trajectory import STEP_PAGE_STEPS
 from traces.services import trace_ingest
@@ -348,6 +348,14 @@ class TraceStepSerializer(serializers.Serializer):
     output = serializers.CharField(source="output_head", allow_blank=True, help_text="the first 2,000 characters")
     output_length = serializers.IntegerField(source="output_len")
     input_length = serializers.IntegerField(source="input_len")
+    stored_apart = serializers.SerializerMethodField(
+        help_text="{field: size in bytes} of the values over 64 KiB kept whole apart from the step (the step "
+        "holds their first 2,000 characters); the viewer serves them at /traces/<trace_id>/steps/<span_id>/value/"
+    )
+
+    @extend_schema_field(serializers.DictField(child=serializers.IntegerField()))
+    def get_stored_apart(self, step: Step) -> dict[str, int]:
+        return payloads.apart_sizes(getattr(step, "apart", None))
 
 
 class TraceDetailSerializer(TraceSummarySerializer):

@@ -183,3 +183,35 @@ class Step(models.Model):
         if not self.ended_at:
             return None
         return int((self.ended_at - self.started_at).total_seconds() * 1000)
+
+
+class StepPayload(models.Model):
+    """One large value of a step, kept apart from the step row, zlib-compressed.
+
+    Ingest moves any value over ``traces.ingest.payloads.APART_BYTES`` (the input, the output, the tool
+    arguments, or one attribute) here; the step row keeps a short preview and, in its attributes,
+    ``firebreak.apart``: ``{field: original size in bytes}``. ``field`` is ``input``, ``output``,
+    ``tool_arguments`` or ``attributes.<key>``.
+
+    Keyed by (trace, span id, field) with no foreign key to Step: the steps table is partitioned by time,
+    and a constraint on it would tie every partition to this table. Payload rows go with their trace:
+    deleting the trace deletes them (the trace key cascades), and retention that drops a window of steps
+    drops the payload rows of that window with them (``started_at`` is the step's own start time, so the
+    same range or partition bound selects both). The trace key is ON DELETE CASCADE in the database
+    (migration 0006), so a trace deleted with SQL takes its payloads too.
+    """
+
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="payloads", db_index=False)
+    span_id = models.CharField(max_length=16)
+    field = models.TextField()
+    started_at = models.DateTimeField(help_text="the step's start: retention drops payloads with their window")
+    content_type = models.CharField(max_length=50, default="text/plain")
+    size = models.BigIntegerField(help_text="bytes of the value, UTF-8, before compression")
+    data = models.BinaryField(help_text="zlib-compressed UTF-8 text (JSON text for arguments and attributes)")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["trace", "span_id", "field"], name="step_payload_unique_field")]
+        indexes = [BrinIndex(fields=["started_at"], name="step_payload_started_brin")]
+
+    def __str__(self) -> str:
+        return f"{self.span_id} {self.field} ({self.size} bytes)"

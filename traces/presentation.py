@@ -8,6 +8,7 @@ from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeAlias, TypeVar, cast
 
+from traces.ingest.payloads import apart_sizes
 from traces.models import Step
 from traces.selectors.golden import DiffCall, DiffRow, TrajectoryDiff
 from traces.selectors.trajectory import STEP_TEXT_LIMIT, Skeleton, StepContent
@@ -31,6 +32,9 @@ class StepDecorations(StepContent):
     bar_left: str
     bar_width: str
     output_more: int
+    output_apart: int
+    input_apart: int
+    apart_other: list[tuple[str, int]]
     args_text: str
     collapse_count: int
     collapse_head: str
@@ -50,7 +54,9 @@ def steps_decorate(steps: list[Step], *, skeleton: Skeleton, start: datetime, to
     none), ``recent_tool`` (1 to 5 for the last five tool calls, else 0), ``offset_ms`` (from the
     trace's start), ``bar_left``/``bar_width`` (percent of the trace's duration), ``share`` (fraction
     of the trace's duration), ``slow`` (a leaf step taking at least SLOW_STEP_SHARE of the run),
-    ``output_more`` (characters of the output not shown) and ``args_text``
+    ``output_more`` (characters of the output not shown), ``output_apart`` / ``input_apart`` (bytes of the
+    output / input stored apart, 0 when in the row), ``apart_other`` ((field, bytes) of the arguments and
+    attributes stored apart) and ``args_text``
     (the arguments as JSON, one line when short). The input is
     not read here: the viewer loads it when a step's input is opened.
     """
@@ -73,7 +79,11 @@ def steps_decorate(steps: list[Step], *, skeleton: Skeleton, start: datetime, to
         step.slow = not step.children and length >= SLOW_STEP_MIN_MS and step.share >= SLOW_STEP_SHARE
         step.bar_left = f"{left:.2f}"
         step.bar_width = f"{min(max(step.share * 100, 0.4), 100.0 - left):.2f}"
-        step.output_more = max(0, (step.output_len or 0) - STEP_TEXT_LIMIT)
+        sizes = apart_sizes(step.apart)
+        step.output_apart = sizes.pop("output", 0)
+        step.input_apart = sizes.pop("input", 0)
+        step.apart_other = sorted(sizes.items())
+        step.output_more = 0 if step.output_apart else max(0, (step.output_len or 0) - STEP_TEXT_LIMIT)
         step.args_text = args_text(step.tool_arguments) if step.tool_arguments is not None else ""
         step.collapse_count, step.collapse_head = 0, ""
     for run in steps_collapse(decorated, key=_viewer_identity):

@@ -12,8 +12,9 @@ from agents.models import Agent, ChangeKind
 from core import clock
 from core.actors import Actor
 from traces.ingest.normalize import action_hash, span_scrub
+from traces.ingest.payloads import payloads_split
 from traces.ingest.spans import IngestError, Span
-from traces.ingest.writer import write_spans
+from traces.ingest.writer import SpanPayloads, write_spans
 from traces.models import Step, Trace, TraceStatus
 from traces.signals import spans_ingested, step_flagged
 
@@ -71,8 +72,10 @@ def trace_ingest(*, spans: list[Span], key_agent: Agent | None = None, backfill:
     own trajectory of it and never change the other's steps, totals or status.
 
     Every string of every span is scrubbed (``span_scrub``) and action hashes computed before anything is
-    written. Raises IngestError (nothing written) when a span names an agent
-    the key may not write for, or an unknown agent. After commit,
+    written. A value over ``traces.ingest.payloads.APART_BYTES`` (input, output, tool arguments, one
+    attribute) is stored compressed in ``StepPayload``, in the same transaction, and the step row keeps a
+    preview (``payloads_split``); ``spans`` themselves are not changed by that. Raises IngestError
+    (nothing written) when a span names an agent the key may not write for, or an unknown agent. After commit,
     ``traces.signals.spans_ingested`` is sent with the traces that gained steps. ``backfill`` marks
     an import of past traces (the demo history): the signal says so, and live detection skips it.
     """
@@ -83,8 +86,15 @@ def trace_ingest(*, spans: list[Span], key_agent: Agent | None = None, backfill:
         if s.tool_name:
             s.action_hash = action_hash(s.tool_name, s.tool_arguments)
     agent_ids = _resolve_agents(spans, key_agent)
+    rows: list[Span] = []
+    apart: SpanPayloads = {}
+    for s in spans:
+        row, payloads = payloads_split(s)
+        rows.append(row)
+        if payloads:
+            apart[(s.agent, s.trace_id, s.span_id)] = payloads
     with transaction.atomic():
-        result = write_spans(spans, agent_ids)
+        result = write_spans(rows, agent_ids, apart)
         if result.stored:
             trace_pks = sorted(result.trace_ids.values())
             agents = sorted(set(agent_ids.values()))

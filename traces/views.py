@@ -7,6 +7,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
@@ -14,9 +15,9 @@ from agents.selectors import agent_list
 from core.actors import Actor
 from core.roles import RESPONDER, role_required
 from traces import hooks, services
-from traces.models import Step, Trace, TraceStatus
+from traces.models import Step, StepPayload, Trace, TraceStatus
 from traces.presentation import diff_decorate, steps_decorate
-from traces.selectors import golden, people, runs, trajectory
+from traces.selectors import golden, payloads, people, runs, trajectory
 from traces.selectors.cursor import Cursor
 
 PAGE_SIZE = 50
@@ -231,8 +232,54 @@ def step_text(request, trace_id: str, span_id: str, field: str):
         step = trajectory.step_get(trace=trace, span_id=span_id)
     except Step.DoesNotExist:
         raise Http404("This trace has no such step.") from None
+    if field in payloads.step_apart_fields(step):
+        return _value_response(request, trace, step, field)
     context = {"trace": trace, "step": step, "field": field, "label": TEXT_FIELDS[field], "text": getattr(step, field)}
     template = "traces/step_text.html#text" if request.htmx else "traces/step_text.html"
+    return render(request, template, context)
+
+
+VALUE_SHOW_CHARS = 1_000_000  # of a value stored apart, shown on the page; the whole of it is a download
+
+
+@require_GET
+def step_value(request, trace_id: str, span_id: str):
+    """The full value of a field stored apart (``?field=``: input, output, tool_arguments, attributes.<key>),
+    as text; ``?download=1`` serves all of it as a text/plain attachment."""
+    trace = _trace_or_404(request, trace_id)
+    field = request.GET.get("field", "")
+    try:
+        step = trajectory.step_get(trace=trace, span_id=span_id)
+    except Step.DoesNotExist:
+        raise Http404("This trace has no such step.") from None
+    return _value_response(request, trace, step, field)
+
+
+def _value_response(request, trace: Trace, step: Step, field: str) -> HttpResponse:
+    try:
+        value = payloads.step_value_get(trace=trace, span_id=step.span_id, field=field)
+    except StepPayload.DoesNotExist:
+        raise Http404("This step has no value of that name stored apart.") from None
+    if request.GET.get("download") == "1":
+        response = HttpResponse(value.text, content_type="text/plain; charset=utf-8")
+        extension = "json" if value.content_type == "application/json" else "txt"
+        name = "".join(c if c.isalnum() or c in "._-" else "_" for c in field)[:80]
+        response["Content-Disposition"] = f'attachment; filename="{step.span_id}-{name}.{extension}"'
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+    context = {
+        "trace": trace,
+        "step": step,
+        "field": field,
+        "label": TEXT_FIELDS.get(field, field),
+        "text": value.text[:VALUE_SHOW_CHARS],
+        "total_chars": len(value.text),
+        "cut": len(value.text) > VALUE_SHOW_CHARS,
+        "size": value.size,
+        "download_url": f"{reverse('traces:step-value', args=[trace.trace_id, step.span_id])}?"
+        + urlencode({"agent": trace.agent.slug, "field": field, "download": "1"}),
+    }
+    template = "traces/step_text.html#value" if request.htmx else "traces/step_text.html"
     return render(request, template, context)
 
 

@@ -13,6 +13,7 @@ from incidents.blast_radius.selectors import blast_radius_last
 from incidents.models import ActionItem, Incident, PostMortem, PostMortemTemplate, TimelineEntry
 from traces.models import Step, Trace
 from traces.presentation import steps_collapse
+from traces.selectors import payloads
 from traces.selectors.trajectory import Skeleton, step_skeleton, step_window_around
 
 # Around a flagged step: 3 before it, the step, 2 after (step_window_around puts limit // 2 before).
@@ -107,6 +108,7 @@ class ExcerptStep:
     status: str
     output_head: str
     output_more: int
+    output_apart: int  # bytes of the whole output when it is stored apart (output_more counts the preview only)
     error_message: str
     flagged: bool
 
@@ -193,7 +195,11 @@ def _excerpt_steps(trace: Trace, skeleton: Skeleton) -> list[ExcerptStep]:
         rows = list(
             Step.objects.filter(trace=trace, span_id__in=recent)
             .defer("input", "output", "attributes")
-            .annotate(output_head=Left("output", OUTPUT_LIMIT), output_len=Length("output"))
+            .annotate(
+                output_head=Left("output", OUTPUT_LIMIT),
+                output_len=Length("output"),
+                apart=payloads.step_apart_annotation(),
+            )
             .order_by("started_at", "id")
         )
     steps: list[ExcerptStep] = []
@@ -211,6 +217,7 @@ def _excerpt_steps(trace: Trace, skeleton: Skeleton) -> list[ExcerptStep]:
                 status=step.status,
                 output_head=head,
                 output_more=max(0, output_len - len(head)),
+                output_apart=payloads.apart_sizes(getattr(step, "apart", None)).get("output", 0),
                 error_message=step.error_message[:TEXT_LIMIT],
                 flagged=bool(trace.flagged_span_id) and step.span_id == trace.flagged_span_id,
             )

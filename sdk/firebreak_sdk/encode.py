@@ -18,9 +18,13 @@ STATUSES = frozenset({"unset", "ok", "error"})
 # tests/sdk/test_contract.py fails when one side changes without the other.
 MAX_SPANS_PER_BATCH = 10_000  # the server's limit per request
 MAX_BATCH_BYTES = 4 * 1024 * 1024  # well under the server's default body limit (16 MiB)
+# A span larger than MAX_BATCH_BYTES goes alone: its input and output are cut until it fits one request, with
+# room for the batch around it. The server keeps any value over 64 KiB whole, apart from the step row.
+MAX_SPAN_BYTES = 15 * 1024 * 1024
 COUNT_MAX = 2**31 - 1  # tokens_in, tokens_out
 COST_MAX = 99_999_999.0  # USD; the server refuses 100,000,000 and more
-# The server's length limits (characters): longer values are cut, and the span's attributes say so.
+# The server's length limits (characters): longer values are cut, and the span's attributes say so. Input and
+# output are bounded by the request body alone (MAX_SPAN_BYTES).
 TEXT_LIMITS = {
     "name": 500,
     "session_id": 200,
@@ -33,8 +37,8 @@ TEXT_LIMITS = {
     "tool_name": 200,
     "finish_reason": 50,
     "error_message": 10_000,
-    "input": 1_000_000,
-    "output": 1_000_000,
+    "input": 16 * 1024 * 1024,
+    "output": 16 * 1024 * 1024,
 }
 
 
@@ -143,6 +147,21 @@ def encode_span(fields: dict[str, Any]) -> bytes:
             span[key] = value
     if not span.get("name"):
         span["name"] = span.get("kind", "span")
+    data = _encoded(span, truncated)
+    while len(data) > MAX_SPAN_BYTES:
+        # Too large for one request: cut the longer of input and output by the excess (a character is at least
+        # one byte of the body, so one cut of each is enough) and say so.
+        key = max(("input", "output"), key=lambda k: len(span.get(k, "")))
+        if not span.get(key):
+            break  # the arguments or attributes alone are too large: the server will refuse it with a 413
+        span[key] = span[key][: max(0, len(span[key]) - (len(data) - MAX_SPAN_BYTES) - 1024)]
+        if key not in truncated:
+            truncated.append(key)
+        data = _encoded(span, truncated)
+    return data
+
+
+def _encoded(span: dict[str, Any], truncated: list[str]) -> bytes:
     if truncated:
         span["attributes"] = {**span.get("attributes", {}), "firebreak.truncated": truncated}
     try:

@@ -32,7 +32,8 @@ from agents.keys.services import api_key_create
 from agents.models import FleetGate, GateState
 from agents.signing import canonical, document_sign, public_key_text
 from traces.ingest.parse import native as server_native
-from traces.models import StepKind, StepStatus
+from traces.models import StepKind, StepStatus, Trace
+from traces.selectors import payloads
 
 AGENT = "refund-bot"
 
@@ -86,6 +87,40 @@ def test_the_sdk_cuts_texts_at_the_servers_limits():
     # The server also limits "agent" (the slug, at most 63 characters): the SDK sends the slug it was given.
     assert set(server_native.TEXT_LIMITS) - set(sdk_encode.TEXT_LIMITS) == {"agent"}
     assert {k: v for k, v in server_native.TEXT_LIMITS.items() if k != "agent"} == sdk_encode.TEXT_LIMITS
+
+
+def test_the_sdks_largest_single_span_fits_the_servers_body_limit():
+    # A span over MAX_BATCH_BYTES goes alone, in {"spans":[...]}.
+    assert sdk_encode.MAX_SPAN_BYTES + len(sdk_encode.encode_batch([])) <= settings.FIREBREAK_INGEST_MAX_BYTES
+
+
+def test_a_span_too_large_for_one_request_is_cut_to_fit_and_says_so():
+    fields = {"trace_id": "a" * 32, "span_id": "b" * 16, "name": "read", "start_time": "2026-11-20T10:00:00+00:00"}
+    data = sdk_encode.encode_span({**fields, "input": "é" * 6_000_000, "output": "x" * 9_000_000})
+    assert len(data) <= sdk_encode.MAX_SPAN_BYTES
+    span = json.loads(data)
+    assert span["attributes"]["firebreak.truncated"] == ["output"]
+    assert len(span["input"]) == 6_000_000  # the longer one was cut, by as much as needed
+
+
+def test_the_server_takes_a_10_mib_output_the_sdk_sends_and_keeps_it_whole(make_agent):
+    agent = make_agent(AGENT)
+    _, key = api_key_create(agent=agent, scopes=["ingest"])
+    output = "".join(f"line {i}: the tool read this\n" for i in range(400_000))[: 10 * 1024 * 1024]
+    span = sdk_encode.encode_span(
+        {"trace_id": "a" * 32, "span_id": "b" * 16, "name": "read_file", "kind": "tool",
+         "start_time": "2026-11-20T10:00:00+00:00", "agent": AGENT, "output": output}
+    )  # fmt: skip
+    assert len(span) > sdk_encode.MAX_BATCH_BYTES  # the Tracer sends it alone
+    response = Client().post(
+        reverse("api-ingest"),
+        data=sdk_encode.encode_batch([span]),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+    )
+    assert response.status_code == 200, response.content[:200]
+    trace = Trace.objects.get()
+    assert payloads.step_value_get(trace=trace, span_id="b" * 16, field="output").text == output
 
 
 def test_the_sdk_clamps_counts_and_costs_into_the_servers_range():

@@ -30,6 +30,7 @@ from agents.keys.services import api_key_create
 from core.roles import roles_seed
 from incidents.taxonomy import taxonomy_seed
 from traces.models import Step, Trace
+from traces.selectors import payloads
 
 from .ingest_server import three_step_run
 
@@ -196,8 +197,10 @@ def test_awkward_values_never_cost_a_batch(firebreak, make_tracer):
     )
     email = steps["send_email"]
     assert email.tool_arguments == {"value": "not an object"}
-    assert len(email.output) == 1_000_000
-    assert email.attributes["firebreak.truncated"] == ["output"]
+    # Over 64 KiB: kept whole apart from the row (the row holds a preview), not cut.
+    assert "firebreak.truncated" not in email.attributes
+    assert email.attributes["firebreak.apart"] == {"output": 1_000_100}
+    assert payloads.step_value_get(trace=trace, span_id=email.span_id, field="output").text == "x" * 1_000_100
 
 
 def test_a_key_for_another_agent_is_refused_once_and_logged(firebreak, make_tracer, caplog):

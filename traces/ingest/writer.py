@@ -26,6 +26,7 @@ from django.db import IntegrityError, connection, transaction
 from psycopg import Cursor
 from psycopg.rows import TupleRow
 
+from traces.ingest.payloads import Payload
 from traces.ingest.spans import JsonValue, Span
 
 _TMP_TRACES_DDL = """
@@ -119,6 +120,13 @@ UPDATE traces_trace t SET
     cost = t.cost + agg.c, tool_call_count = t.tool_call_count + agg.tools, error_count = t.error_count + agg.errors
 FROM agg WHERE t.id = agg.trace_id
 RETURNING t.id, t.agent_id, t.trace_id, agg.n
+"""
+
+# ON CONFLICT: a span sent again brings its payloads again; the first copy stays, as for the step.
+_INSERT_PAYLOADS = """
+INSERT INTO traces_steppayload (trace_id, span_id, field, started_at, content_type, size, data)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (trace_id, span_id, field) DO NOTHING
 """
 
 TRACE_COLUMNS = (
@@ -236,8 +244,29 @@ def _step_values(s: Span) -> tuple[object, ...]:
     )  # fmt: skip
 
 
-def write_spans(spans: list[Span], agent_ids: dict[str, int]) -> WriteResult:
-    """Write validated, normalized spans (each with its owning agent resolved). Must run inside a transaction."""
+# The values of a batch stored apart (traces.ingest.payloads), by span: (agent slug, trace id, span id).
+SpanPayloads = dict[tuple[str, str, str], list[Payload]]
+
+
+def _write_payloads(
+    cur: Cursor[TupleRow], spans: list[Span], keys: dict[int, TraceKey], pk: dict[TraceKey, int], payloads: SpanPayloads
+) -> None:
+    rows = [
+        (pk[keys[id(s)]], s.span_id, p.field, s.start, p.content_type, p.size, p.data)
+        for s in spans
+        for p in payloads.get((s.agent, s.trace_id, s.span_id), ())
+    ]
+    if rows:
+        cur.executemany(_INSERT_PAYLOADS, rows)
+
+
+def write_spans(spans: list[Span], agent_ids: dict[str, int], payloads: SpanPayloads | None = None) -> WriteResult:
+    """Write validated, normalized spans (each with its owning agent resolved). Must run inside a transaction.
+
+    ``payloads``: the values ``traces.ingest.payloads.payloads_split`` took out of these spans, written to
+    ``traces_steppayload`` for the spans stored, in the same transaction.
+    """
+    payloads = payloads or {}
     spans = _unique(spans)
     keys = {id(s): (agent_ids[s.agent], s.trace_id) for s in spans}
     totals: dict[TraceKey, _Totals] = defaultdict(_Totals)
@@ -265,7 +294,10 @@ def write_spans(spans: list[Span], agent_ids: dict[str, int]) -> WriteResult:
                 for s in spans:
                     copy.write_row((pk[keys[id(s)]], *_step_values(s)))
         except IntegrityError:
-            return _write_conflict_safe(cur, spans, keys, pk, existed, totals)
+            result = _write_conflict_safe(cur, spans, keys, pk, existed, totals)
+            _write_payloads(cur, spans, keys, pk, payloads)
+            return result
+        _write_payloads(cur, spans, keys, pk, payloads)
         new_totals: dict[TraceKey, _Totals] = defaultdict(_Totals)
         for s in spans:
             if keys[id(s)] in existed:

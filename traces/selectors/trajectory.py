@@ -13,10 +13,11 @@ from typing import TypedDict
 
 from django.db import connection
 from django.db.models import Max, Q, QuerySet
-from django.db.models.fields.json import KeyTextTransform
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Left, Length
 
 from core.db import IContains
+from traces.ingest.payloads import APART_KEY
 from traces.models import SEARCH_FIELD_SEPARATOR, Step, StepSearchText, Trace
 from traces.selectors.cursor import Cursor
 
@@ -113,12 +114,14 @@ def _step_rows(trace: Trace) -> QuerySet[Step]:
 class StepContent(TypedDict):
     """What the steps of a window carry beside their columns (``input``, ``output`` and ``attributes`` are
     deferred): the output's first STEP_TEXT_LIMIT characters, the lengths of output and input, and the stop's name
-    when the gate refused the call (the ``firebreak.refused`` attribute of a refusal span)."""
+    when the gate refused the call (the ``firebreak.refused`` attribute of a refusal span), and which values
+    are stored apart from the row with their size in bytes (``firebreak.apart``; the row holds a preview)."""
 
     output_head: str
     output_len: int
     input_len: int
     refused: str | None
+    apart: object  # {field: bytes} as the sender's attributes hold it: read it with presentation's apart_sizes
 
 
 def _with_content(ids: list[int]) -> list[Step]:
@@ -138,6 +141,7 @@ def _with_content(ids: list[int]) -> list[Step]:
             output_len=Length("output"),
             input_len=Length("input"),
             refused=KeyTextTransform("firebreak.refused", "attributes"),  # a call the gate refused (its stop)
+            apart=KeyTransform(APART_KEY, "attributes"),  # values stored apart: {field: size in bytes}
         )
         .order_by("started_at", "id")
     )

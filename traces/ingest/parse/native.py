@@ -14,6 +14,9 @@ KINDS = set(StepKind.values)
 STATUSES = set(StepStatus.values)
 TRACE_STATUSES = {TraceStatus.OK, TraceStatus.ERROR, TraceStatus.KILLED}
 # The SDK mirrors these (firebreak_sdk.encode); tests/sdk/test_contract.py fails when the two drift apart.
+# Input and output are bounded by the body limit alone (FIREBREAK_INGEST_MAX_BYTES' default): a value over
+# 64 KiB is kept whole, compressed apart from the step row (traces.ingest.payloads).
+LARGE_TEXT_LIMIT = 16 * 1024 * 1024
 TEXT_LIMITS = {  # longest value, in characters, of each text field
     "name": 500,
     "agent": 63,
@@ -27,8 +30,8 @@ TEXT_LIMITS = {  # longest value, in characters, of each text field
     "tool_name": 200,
     "finish_reason": 50,
     "error_message": 10_000,
-    "input": 1_000_000,
-    "output": 1_000_000,
+    "input": LARGE_TEXT_LIMIT,
+    "output": LARGE_TEXT_LIMIT,
 }
 FIELDS = set(TEXT_LIMITS) | {  # every field a native span may have; any other is refused
     "trace_id",

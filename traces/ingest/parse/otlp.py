@@ -80,7 +80,7 @@ _CONSUMED = {
     "gen_ai.response.finish_reasons", "firebreak.agent", "firebreak.input_class", "firebreak.prompt_version",
     "firebreak.model_version", "firebreak.trace_status", "firebreak.user_id", "firebreak.session_id",
 }  # fmt: skip
-MAX_TEXT = 1_000_000
+MAX_TEXT = 16 * 1024 * 1024  # the body limit's default: a value over 64 KiB is kept whole, apart (ingest.payloads)
 
 
 def _first(attrs: Attributes, names: tuple[str, ...]) -> JsonValue:
