@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -101,8 +101,11 @@ def test_a_blocked_session_raises_while_another_runs_and_expiry_lifts_it(agent, 
     agent_process.sees(**{"s-bad": "Blocked", "s-good": "ok", "handler": "run_agent"})
     # the SDK honours the expiry it was given: the block lifts at its time, without a new document
     agent_process.sees(timeout=6, **{"s-bad": "ok", "s-good": "ok"})
-    # and the server drops it: the reconciler (beat) republishes without it
-    with clock.at(timezone.now() + timedelta(seconds=1)):
+    # and the server drops it: the reconciler (beat) republishes without it, once its expiry has passed (read
+    # from the row: the SDK may lift it a little early on a loaded machine, when the document reached it late)
+    agent.refresh_from_db()
+    (expires,) = [datetime.fromisoformat(b["expires_at"]) for b in agent.blocks if b["id"] == "s-bad"]
+    with clock.at(max(timezone.now(), expires) + timedelta(seconds=1)):
         gate_reconcile()
     assert json.loads(get_redis().get(KEY.format(slug="ladder-bot")))["blocked"]["sessions"] == []
     agent.refresh_from_db()
