@@ -10,7 +10,7 @@ text cut in the database.
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from django.db import connection
 from django.db.models import Max, Q, QuerySet
@@ -143,7 +143,7 @@ def step_skeleton_of(*, trace: Trace, span_ids: Collection[str]) -> Skeleton:
     what the viewer needs of a trace of 100,000 steps without a Python pass over every step. ``hash_counts``
     holds the asked steps' action hashes; ``recent_tools`` and ``total`` are the whole trace's."""
     ids = sorted(set(span_ids))
-    params: dict[str, Any] = {"trace": trace.pk, "ids": ids, "max": _MAX_DEPTH, "n": RECENT_TOOL_CALLS}
+    params = {"trace": trace.pk, "ids": ids, "max": _MAX_DEPTH, "n": RECENT_TOOL_CALLS}
     positions: dict[str, int] = {}
     child_counts: dict[str, int] = {}
     hash_counts: dict[str, int] = {}
