@@ -139,8 +139,7 @@ def _cursor(request, name: str) -> Cursor | None:
 
 def _viewer_context(trace: Trace, window: trajectory.StepWindow, *, mode: str, **extra) -> dict:
     """What every view of the trajectory renders with: the trace, its decorated steps, the controls."""
-    shown = [step.span_id for step in window.steps] + ([trace.flagged_span_id] if trace.flagged_span_id else [])
-    skeleton = trajectory.step_skeleton_of(trace=trace, span_ids=shown)
+    skeleton = trajectory.step_skeleton(trace=trace)
     start, total_ms = trajectory.trace_time_bounds(trace=trace)
     steps = steps_decorate(window.steps, skeleton=skeleton, start=start, total_ms=total_ms)
     return {
@@ -316,7 +315,7 @@ def trace_flag(request, trace_id: str):
         if request.htmx:
             return render(request, "traces/trace_detail.html#flag_form", context, status=422)
         return render(request, "traces/trace_flag.html", context, status=422)
-    skeleton = trajectory.step_skeleton_of(trace=trace, span_ids=[trace.flagged_span_id])
+    skeleton = trajectory.step_skeleton(trace=trace)
     position = skeleton.positions.get(trace.flagged_span_id, 0)
     message = f"Step #{position} flagged as where the run went off the rails."
     if not request.htmx:

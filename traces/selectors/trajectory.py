@@ -7,7 +7,6 @@ counts — and the content is read for one page of steps at a time, with long
 text cut in the database.
 """
 
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypedDict
@@ -88,95 +87,6 @@ def step_skeleton(*, trace: Trace) -> Skeleton:
         runs=runs,
         recent_tools=recent,
         total=len(rows),
-    )
-
-
-# The facts of a few steps of a trace, computed in PostgreSQL over the whole trace: only the asked steps' rows
-# come back. Positions and the run each tool call is in need every step (window functions); children, repeats
-# and the last tool calls are counts and a LIMIT; depths walk up the parent chain of the asked steps only.
-_WINDOW_FACTS = """
-WITH steps AS MATERIALIZED (
-    SELECT span_id, parent_span_id, action_hash, started_at, id FROM traces_step WHERE trace_id = %(trace)s
-),
-ranked AS (
-    SELECT span_id, row_number() OVER (ORDER BY started_at, id) AS pos, count(*) OVER () AS total FROM steps
-),
-tools AS (
-    SELECT span_id, started_at, id,
-           CASE WHEN action_hash = lag(action_hash) OVER (ORDER BY started_at, id) THEN 0 ELSE 1 END AS new_run
-    FROM steps WHERE action_hash <> ''
-),
-runs AS (
-    SELECT span_id, row_number() OVER (PARTITION BY grp ORDER BY started_at, id) AS run
-    FROM (SELECT span_id, started_at, id, sum(new_run) OVER (ORDER BY started_at, id) AS grp FROM tools) AS t
-),
-asked AS (SELECT span_id, action_hash FROM steps WHERE span_id = ANY(%(ids)s)),
-children AS (
-    SELECT parent_span_id AS span_id, count(*) AS n FROM steps WHERE parent_span_id = ANY(%(ids)s) GROUP BY 1
-),
-repeats AS (
-    SELECT action_hash, count(*) AS n FROM steps
-    WHERE action_hash IN (SELECT action_hash FROM asked WHERE action_hash <> '') GROUP BY 1
-)
-SELECT a.span_id, a.action_hash, r.pos, r.total, coalesce(u.run, 0), coalesce(c.n, 0), coalesce(h.n, 0),
-       (SELECT array_agg(span_id ORDER BY started_at DESC, id DESC) FROM (
-            SELECT span_id, started_at, id FROM steps WHERE action_hash <> ''
-            ORDER BY started_at DESC, id DESC LIMIT %(n)s) AS last_tools) AS recent
-FROM asked a JOIN ranked r USING (span_id) LEFT JOIN runs u USING (span_id) LEFT JOIN children c USING (span_id)
-LEFT JOIN repeats h ON h.action_hash = a.action_hash
-"""
-_WINDOW_DEPTHS = """
-WITH RECURSIVE up(origin, parent, depth, seen) AS (
-    SELECT span_id, parent_span_id, 0, ARRAY[span_id::text] FROM traces_step
-    WHERE trace_id = %(trace)s AND span_id = ANY(%(ids)s)
-  UNION ALL
-    SELECT up.origin, s.parent_span_id, up.depth + 1, up.seen || s.span_id::text
-    FROM up JOIN traces_step s ON s.trace_id = %(trace)s AND s.span_id = up.parent
-    WHERE up.depth < %(max)s AND NOT s.span_id = ANY(up.seen)
-)
-SELECT origin, max(depth) FROM up GROUP BY origin
-"""
-
-
-def step_skeleton_of(*, trace: Trace, span_ids: Collection[str]) -> Skeleton:
-    """The skeleton's facts for the steps ``span_ids`` only (a window, the flagged step), computed in PostgreSQL:
-    what the viewer needs of a trace of 100,000 steps without a Python pass over every step. ``hash_counts``
-    holds the asked steps' action hashes; ``recent_tools`` and ``total`` are the whole trace's."""
-    ids = sorted(set(span_ids))
-    params = {"trace": trace.pk, "ids": ids, "max": _MAX_DEPTH, "n": RECENT_TOOL_CALLS}
-    positions: dict[str, int] = {}
-    child_counts: dict[str, int] = {}
-    hash_counts: dict[str, int] = {}
-    runs: dict[str, int] = {}
-    depths: dict[str, int] = {}
-    recent: dict[str, int] = {}
-    total = 0
-    with connection.cursor() as cur:
-        if ids:
-            cur.execute(_WINDOW_FACTS, params)
-            for span_id, ahash, pos, count, run, children, repeats, last_tools in cur.fetchall():
-                positions[span_id] = pos
-                total = count
-                if run > 1:
-                    runs[span_id] = run
-                if children:
-                    child_counts[span_id] = children
-                if ahash and repeats:
-                    hash_counts[ahash] = repeats
-                recent = {sid: n for n, sid in enumerate(last_tools or [], start=1)}
-            cur.execute(_WINDOW_DEPTHS, params)
-            depths = {origin: min(depth, _MAX_DEPTH) for origin, depth in cur.fetchall()}
-        if not positions:  # none of the asked steps is in the trace (or none asked): its count and last tools
-            cur.execute("SELECT count(*) FROM traces_step WHERE trace_id = %(trace)s", params)
-            total = cur.fetchone()[0]
-    return Skeleton(
-        positions=positions,
-        depths=depths,
-        child_counts=child_counts,
-        hash_counts=hash_counts,
-        runs=runs,
-        recent_tools=recent,
-        total=total,
     )
 
 
