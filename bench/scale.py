@@ -183,6 +183,11 @@ def reads(repeat: int) -> list[str]:
     def radius(since: Any, **criteria: Any) -> Callable[[], Any]:
         return lambda: blast_radius(signature=BlastSignature(**criteria), since=since, until=now)
 
+    def first_screen(trace: Any) -> None:
+        """What the viewer's page reads: the last window of steps and the trace's skeleton."""
+        step_window_last(trace=trace)
+        step_skeleton(trace=trace)
+
     def rare_pages() -> None:
         first = trace_list(tool=RARE_TOOL)
         if first.next_cursor:
@@ -202,7 +207,7 @@ def reads(repeat: int) -> list[str]:
         ("blast-radius CSV, hot tool, 7 days",
          lambda: sum(1 for _ in csv_rows(signature=BlastSignature(tool=HOT_TOOL), since=week, until=now)), 1.0),
         (f"viewer first screen, {BIG_TRACE_STEPS:,}-step trace",
-         lambda: (step_skeleton(trace=big), step_window_last(trace=big)), 0.15),
+         lambda: first_screen(big), 0.15),
         (f"in-trace search, {BIG_TRACE_STEPS:,}-step trace", lambda: step_search(trace=big, query="A-99999"), 0.3),
         (f"trace list filtered by a rare tool ({RARE_TOOL}), first and next page", rare_pages, 0.15),
         ("trace list, first page (no filter)", lambda: trace_list(), 0.15),
