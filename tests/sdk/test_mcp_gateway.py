@@ -159,8 +159,11 @@ def test_tools_pass_through_with_a_span_and_a_tool_outside_allowed_tools_is_refu
 
 @pytest.mark.slow
 def test_after_a_kill_through_the_api_the_next_call_is_an_error_naming_the_kill_and_never_reaches_the_server(
-    firebreak, tmp_path, make_client, responder
+    make_firebreak, tmp_path, make_client, responder
 ):
+    # The killed agent is one of its own: its killed document stays in the worker's Redis after the test, and a
+    # later test's agent of the same name would start out killed.
+    firebreak = make_firebreak("killed-bot", ["lookup_order", "echo"])
     count = tmp_path / "calls"
 
     async def body(session: ClientSession) -> None:
@@ -169,7 +172,7 @@ def test_after_a_kill_through_the_api_the_next_call_is_an_error_naming_the_kill_
 
         response = await anyio.to_thread.run_sync(
             lambda: make_client(responder).post(
-                f"/api/v1/agents/{AGENT}/kill", {"reason": "looping on refunds"}, content_type="application/json"
+                "/api/v1/agents/killed-bot/kill", {"reason": "looping on refunds"}, content_type="application/json"
             )
         )
         assert response.status_code == 200, response.content
@@ -177,10 +180,10 @@ def test_after_a_kill_through_the_api_the_next_call_is_an_error_naming_the_kill_
 
         result = await session.call_tool("lookup_order", {"order_id": 2})
         assert result.is_error
-        assert text(result) == f"{AGENT} was killed by {responder.username}: looping on refunds"
+        assert text(result) == f"killed-bot was killed by {responder.username}: looping on refunds"
         assert calls(count) == ["lookup_order"]  # the server's count did not move
 
-    through_gateway(firebreak.env, "--agent", AGENT, "--", sys.executable, str(SERVER), str(count), body=body)
+    through_gateway(firebreak.env, "--agent", "killed-bot", "--", sys.executable, str(SERVER), str(count), body=body)
 
     wait_until(lambda: Step.objects.filter(trace__agent=firebreak.agent, kind="tool").count() == 2, timeout=15)
     refused = Step.objects.get(trace__agent=firebreak.agent, kind="tool", tool_arguments={"order_id": 2})
@@ -188,9 +191,13 @@ def test_after_a_kill_through_the_api_the_next_call_is_an_error_naming_the_kill_
 
 
 @pytest.mark.slow
-def test_one_server_is_relayed_whole_so_its_resources_reach_the_agent_while_tool_calls_are_checked(firebreak, tmp_path):
+def test_one_server_is_relayed_whole_so_its_resources_reach_the_agent_while_tool_calls_are_checked(
+    make_firebreak, tmp_path
+):
     """With one server over stdio the gateway relays every message, not only tools: the server's resources
     pass through unchanged, while tools/call is still checked."""
+    # An agent of its own: another test's kill of support-bot can outlive it in a shared Redis (CI's pass 2).
+    relay = make_firebreak("relay-bot", ["lookup_order", "echo"])
     count = tmp_path / "calls"
 
     async def body(session: ClientSession) -> None:
@@ -199,19 +206,20 @@ def test_one_server_is_relayed_whole_so_its_resources_reach_the_agent_while_tool
         (policy,) = (await session.read_resource("orders://policy")).contents
         assert isinstance(policy, TextResourceContents) and policy.text == "Refunds over $100 need a human."
         refused = await session.call_tool("issue_refund", {"order_id": 5, "amount": 500})
-        assert refused.is_error and "not among support-bot's allowed tools" in text(refused)
+        assert refused.is_error and "not among relay-bot's allowed tools" in text(refused)
 
-    through_gateway(firebreak.env, "--agent", AGENT, "--", sys.executable, str(SERVER), str(count), body=body)
+    through_gateway(relay.env, "--agent", "relay-bot", "--", sys.executable, str(SERVER), str(count), body=body)
     assert calls(count) == []
 
 
 @pytest.mark.slow
-def test_a_tool_call_hidden_in_a_json_rpc_batch_is_checked_like_any_other(firebreak, tmp_path):
+def test_a_tool_call_hidden_in_a_json_rpc_batch_is_checked_like_any_other(make_firebreak, tmp_path):
     """An agent speaking raw JSON-RPC cannot slip a refused call past the gate inside a batch."""
+    raw = make_firebreak("raw-bot", ["lookup_order", "echo"])  # its own agent, as above
     count = tmp_path / "calls"
     gateway = subprocess.Popen(
-        [GATEWAY, "--agent", AGENT, "--", sys.executable, str(SERVER), str(count)],
-        env={k: v for k, v in os.environ.items() if not k.startswith("FIREBREAK_")} | firebreak.env,
+        [GATEWAY, "--agent", "raw-bot", "--", sys.executable, str(SERVER), str(count)],
+        env={k: v for k, v in os.environ.items() if not k.startswith("FIREBREAK_")} | raw.env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
@@ -235,7 +243,7 @@ def test_a_tool_call_hidden_in_a_json_rpc_batch_is_checked_like_any_other(firebr
         answers = json.loads(gateway.stdout.readline())  # the refusal comes first: the gateway answers at once
         assert [a["id"] for a in answers] == [2]
         assert answers[0]["result"]["isError"] is True
-        assert "issue_refund is not among support-bot's allowed tools" in answers[0]["result"]["content"][0]["text"]
+        assert "issue_refund is not among raw-bot's allowed tools" in answers[0]["result"]["content"][0]["text"]
     finally:
         gateway.stdin.close()
         gateway.wait(timeout=30)
