@@ -77,9 +77,13 @@ def test_each_drill_scenario_is_detected_by_its_detector_and_contained(
         return client.get(f"/api/v1/gamedays/{gid}").json()["timings"][mark]
 
     assert _wait(lambda: timing("detected") is not None, 60), Gameday.objects.get(pk=gid).injection_error
-    alerts = client.get("/api/v1/alerts", {"agent": slug}).json()
-    alerts = alerts["results"] if isinstance(alerts, dict) else alerts
-    assert detector in {a["detector"] for a in alerts}, alerts
+
+    def detectors() -> set[str]:
+        alerts = client.get("/api/v1/alerts", {"agent": slug}).json()
+        return {a["detector"] for a in (alerts["results"] if isinstance(alerts, dict) else alerts)}
+
+    # Another detector may fire first on the same spans (context growth in a cost spiral): wait for this one.
+    assert _wait(lambda: detector in detectors(), 30), detectors()
     if auto_contained:
         assert _wait(lambda: timing("contained") is not None, 30)
         agent.refresh_from_db()
