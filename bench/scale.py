@@ -36,6 +36,7 @@ import gate_push
 import psycopg
 
 from harness import django_setup, duration, say, summary
+from trace_list import TRACE_COLUMNS  # the trace table's columns, as the list benchmark fills it
 
 SCRATCH_DB = "firebreak_bench_scale"
 AGENTS = 20
@@ -62,11 +63,6 @@ STEP_COLUMNS = (
     "trace_id, span_id, parent_span_id, kind, name, agent_name, tool_name, tool_arguments, action_hash, input, "
     "output, model, tokens_in, tokens_out, cost, finish_reason, status, error_message, started_at, ended_at, "
     "attributes"
-)
-TRACE_COLUMNS = (
-    "trace_id, agent_id, session_id, user_id, input_class, root_input, root_output, status, model_version, "
-    "prompt_version, started_at, ended_at, tokens_in, tokens_out, cost, step_count, tool_call_count, error_count, "
-    "is_golden, flagged_span_id, flag_note, flagged_by, flagged_at, updated_at"
 )
 FILL_TRACES = f"""
 INSERT INTO traces_trace ({TRACE_COLUMNS})
