@@ -2,7 +2,7 @@
 
 from typing import TypedDict
 
-from django.db.models import Case, Count, IntegerField, OuterRef, Subquery, Value, When
+from django.db.models import Case, Count, IntegerField, OuterRef, QuerySet, Subquery, Value, When
 
 from agents.models import Agent
 from evals.models import EvalCase, EvalRun, ForbiddenAction
@@ -139,3 +139,8 @@ def golden_trajectory_list(*, limit: int = 500) -> list[Trace]:
         .filter(is_golden=True)
         .order_by("agent__slug", "input_class", "-id")[:limit]
     )
+
+
+def retention_kept_traces() -> QuerySet:
+    """The traces retention keeps for evals (``traces.hooks.retention_keepers``): each eval case's trace."""
+    return EvalCase.objects.filter(trace__isnull=False).values("trace_id")

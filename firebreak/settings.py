@@ -157,6 +157,8 @@ if os.environ.get("FIREBREAK_PROCESS") == "web" and FIREBREAK_WEB_STATEMENT_TIME
 FIREBREAK_BLAST_REGEX_SCAN_CHARS = env_int("FIREBREAK_BLAST_REGEX_SCAN_CHARS", 10_000)
 # A run marked running that sent nothing for this long stopped without ending: quiet, not still running.
 FIREBREAK_RUN_QUIET_MINUTES = env_int("FIREBREAK_RUN_QUIET_MINUTES", 10)
+# Steps older than this many days go, a whole day partition at a time (traces.retention); 0 keeps everything.
+FIREBREAK_RETENTION_DAYS = env_int("FIREBREAK_RETENTION_DAYS", 30)
 
 
 # --- Redis --------------------------------------------------------------------
@@ -226,6 +228,8 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": 300.0,
         "options": {"expires": 300},
     },
+    # The next days' step partitions, and retention (FIREBREAK_RETENTION_DAYS).
+    "retention": {"task": "traces.tasks.retention_task", "schedule": 3600.0, "options": {"expires": 3600}},
     "health-scores": {"task": "incidents.tasks.health_scores_task", "schedule": 60.0, "options": {"expires": 60}},
     # Batches whose detection could not be queued (the broker was down when they committed).
     "detection-backlog": {

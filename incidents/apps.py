@@ -28,6 +28,7 @@ class IncidentsConfig(AppConfig):
         from incidents.notifications import tasks as notification_tasks  # noqa: F401
         from incidents.notifications.routes import routes_configured
         from incidents.search.selectors import user_links
+        from incidents.selectors import retention_kept_traces
 
         gate_changed.connect(receivers.on_gate_changed, dispatch_uid="incidents.gate_timeline")
         spans_ingested.connect(receivers.on_spans_ingested, dispatch_uid="incidents.streaming_detection")
@@ -51,6 +52,8 @@ class IncidentsConfig(AppConfig):
             hooks.closure_checks.append(receivers.postmortem_published_for_sev1_sev2)
         if user_links not in trace_hooks.user_links:
             trace_hooks.user_links.append(user_links)
+        if retention_kept_traces not in trace_hooks.retention_keepers:
+            trace_hooks.retention_keepers.append(retention_kept_traces)
         if receivers.sev1_action_items_done not in hooks.closure_checks:
             hooks.closure_checks.append(receivers.sev1_action_items_done)
         if last_known_good not in agent_hooks.last_known_good_finders:

@@ -280,3 +280,10 @@ def incident_change_list(*, incident: Incident) -> list[ChangeEvent]:
     if not agent_ids:
         return []
     return change_list_before(agent_ids=agent_ids, until=incident.declared_at, hours=CHANGES_WINDOW_HOURS)
+
+
+def retention_kept_traces() -> QuerySet:
+    """The traces retention keeps for incidents (``traces.hooks.retention_keepers``): an incident's traces and a
+    post-mortem's attached traces, as primary keys."""
+    incident_traces = Incident.traces.through.objects.values("trace_id")
+    return incident_traces.union(PostMortem.attached_traces.through.objects.values("trace_id"))

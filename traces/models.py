@@ -137,7 +137,12 @@ class StepSearchText(models.Func):
 
 
 class Step(models.Model):
-    """One span of a trajectory. Content fields hold untrusted model and tool output."""
+    """One span of a trajectory. Content fields hold untrusted model and tool output.
+
+    The table is partitioned by day on ``started_at`` (``traces.retention``); its primary key in the database
+    is (id, started_at), ``id`` alone unique by its sequence. Reads of one trace's steps bound ``started_at``
+    by the trace's start (no step starts before its trace), which leaves out the older days' partitions.
+    """
 
     # No index of its own: (trace, span_id) and (trace, started_at, id) lead with it.
     trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="steps", db_index=False)
@@ -164,7 +169,9 @@ class Step(models.Model):
 
     class Meta:
         ordering = ["started_at", "id"]
-        constraints = [models.UniqueConstraint(fields=["trace", "span_id"], name="step_unique_span")]
+        # Partitioned by day on started_at (migration 0009, traces.retention): every unique key carries it. A span
+        # sent again (the same trace, span id and start) is stored once.
+        constraints = [models.UniqueConstraint(fields=["trace", "span_id", "started_at"], name="step_unique_span")]
         indexes = [
             models.Index(fields=["trace", "started_at", "id"]),
             # tool first, then the trace: "which traces called X" is read from the index alone

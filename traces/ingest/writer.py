@@ -1,7 +1,8 @@
 """Write a validated batch of spans to PostgreSQL with COPY.
 
 One call runs inside the caller's transaction and is idempotent on
-(trace, span id): a span sent twice is stored and counted once. A trace is
+(trace, span id, start): a span sent twice is stored and counted once (the steps
+table is partitioned by start time, and its unique key carries it). A trace is
 (agent, trace id): spans of one agent never land in, or count towards, another
 agent's trajectory of the same trace id, and a span id is unique per trajectory.
 
@@ -83,8 +84,8 @@ _BATCH_TOTALS = "tokens_in, tokens_out, cost, step_count, tool_call_count, error
 
 _EXISTING_SPANS = """
 SELECT s.trace_id, s.span_id
-FROM unnest(%s::bigint[], %s::varchar[]) AS k(trace_pk, span_id)
-JOIN traces_step s ON s.trace_id = k.trace_pk AND s.span_id = k.span_id
+FROM unnest(%s::bigint[], %s::varchar[], %s::timestamptz[]) AS k(trace_pk, span_id, started_at)
+JOIN traces_step s ON s.trace_id = k.trace_pk AND s.span_id = k.span_id AND s.started_at = k.started_at
 """
 
 _ADD_TOTALS = """
@@ -108,7 +109,7 @@ WITH ins AS (
            s.action_hash, s.input, s.output, s.model, s.tokens_in, s.tokens_out, s.cost, s.finish_reason,
            s.status, s.error_message, s.started_at, s.ended_at, s.attributes
     FROM fb_ingest_steps s JOIN traces_trace t ON t.trace_id = s.trace_key AND t.agent_id = s.agent_id
-    ON CONFLICT (trace_id, span_id) DO NOTHING
+    ON CONFLICT (trace_id, span_id, started_at) DO NOTHING
     RETURNING trace_id, tokens_in, tokens_out, cost, kind, status
 ), agg AS (
     SELECT trace_id, count(*) AS n, sum(tokens_in) AS ti, sum(tokens_out) AS tout, sum(cost) AS c,
@@ -286,7 +287,10 @@ def write_spans(spans: list[Span], agent_ids: dict[str, int], payloads: SpanPayl
             # Only traces that were already there can hold some of these spans; their totals are
             # added below from the spans that turn out to be new.
             probe = [s for s in spans if keys[id(s)] in existed]
-            cur.execute(_EXISTING_SPANS, [[pk[keys[id(s)]] for s in probe], [s.span_id for s in probe]])
+            cur.execute(
+                _EXISTING_SPANS,
+                [[pk[keys[id(s)]] for s in probe], [s.span_id for s in probe], [s.start for s in probe]],
+            )
             stored_pks = {(trace_pk, span_id) for trace_pk, span_id in cur.fetchall()}
             spans = [s for s in spans if keys[id(s)] not in existed or (pk[keys[id(s)]], s.span_id) not in stored_pks]
         try:
