@@ -28,7 +28,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -114,8 +114,12 @@ def build(target_steps: int) -> None:
     from agents.models import Agent
     from agents.services import agent_register
     from core.actors import Actor
+    from traces.retention.partitions import partitions_ensure
 
     started = time.monotonic()
+    today = datetime.now(UTC).date()
+    made = partitions_ensure(first=today - timedelta(days=DAYS + 1), last=today + timedelta(days=3))
+    say(f"  {len(made)} day partitions made")
     agent_ids = []
     for i in range(AGENTS):
         agent = agent_register(slug=f"scale-{i:02d}", name=f"Scale agent {i}", actor=Actor.system("bench"))
@@ -218,11 +222,32 @@ def reads(repeat: int) -> list[str]:
         say(line)
         lines.append("  " + line)
     with connection.cursor() as cur:
-        cur.execute("SELECT pg_total_relation_size('traces_step'), (SELECT count(*) FROM traces_step)")
-        size, count = cur.fetchone()
-    line = f"steps table: {count:,} steps, {size / 1e9:.2f} GB with its indexes ({size / count:,.0f} bytes a step)"
+        cur.execute(
+            "SELECT sum(pg_total_relation_size(inhrelid)), count(*), (SELECT count(*) FROM traces_step) "
+            "FROM pg_inherits WHERE inhparent = 'traces_step'::regclass"
+        )
+        size, partitions, count = cur.fetchone()
+    line = (
+        f"steps table: {count:,} steps in {partitions} partitions, {size / 1e9:.2f} GB with its indexes "
+        f"({size / count:,.0f} bytes a step)"
+    )
     say(line)
     return [*lines, "  " + line]
+
+
+def retention_once() -> list[str]:
+    """Retention as beat runs it, keeping DAYS - 2 days: the oldest day partitions go (the database changes)."""
+    from traces.retention.services import retention_run  # after django_setup()
+
+    start = time.perf_counter()
+    report = retention_run(days=DAYS - 2)
+    seconds = time.perf_counter() - start
+    line = (
+        f"retention, keeping {DAYS - 2} days: dropped {len(report.dropped)} day partitions ({report.steps:,} steps) "
+        f"and {report.traces:,} traces in {seconds * 1000:,.0f} ms"
+    )
+    say(line)
+    return ["  " + line]
 
 
 def main() -> None:
@@ -246,6 +271,8 @@ def main() -> None:
         say(f"reusing {SCRATCH_DB}")
     try:
         lines = reads(args.repeat)
+        if not args.keep:
+            lines += retention_once()
     finally:
         from django.db import connections  # after django_setup()
 

@@ -62,7 +62,9 @@ PARAMETERS = [
     _str(
         "args",
         "text the step's arguments (as JSON text) contain, case-insensitive; "
-        "prefix `re:` for a case-insensitive regular expression",
+        "prefix `re:` for a case-insensitive regular expression. Without `tool`, `action_hash` or `trace`, the text "
+        "must be 3 characters or more, and a regular expression must hold 3 or more literal characters every match "
+        "contains (an index serves the search from them); otherwise 400",
     ),
     _str("model_version", "the trace's model version (exact)"),
     _str("prompt_version", "the trace's prompt version (exact)"),

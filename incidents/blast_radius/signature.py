@@ -9,6 +9,7 @@ parameter, for the page, the CSV export and the API alike.
 from __future__ import annotations
 
 import re
+import re._parser as regex_parser  # type: ignore[import-not-found]  # Python's own regex parser (sre_parse)
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,8 @@ from incidents.models import Incident
 from traces.models import Step, Trace
 
 REGEX_PREFIX = "re:"
+# pg_trgm serves an argument search only from text of 3 or more characters that every match contains.
+INDEXABLE_CHARS = 3
 DEFAULT_LOOKBACK = timedelta(hours=24)
 VALUE_MAX = 500
 # Query parameters, shared by the page, the CSV export and the API.
@@ -160,6 +163,34 @@ def regex_validate(pattern: str) -> None:
         raise ValueError(f"invalid regular expression: {str(exc).strip().splitlines()[0]}") from None
 
 
+def regex_required_text(pattern: str) -> int:
+    """The length of the longest run of literal characters every match of ``pattern`` must contain.
+
+    What pg_trgm can look up in its index: ``refund.*[0-9]{4}`` needs "refund" (6), ``(abc|defg)x`` needs 3
+    (each branch holds a run of 3 or more), ``[a-z]+ok`` needs 2. Groups, classes, optional parts and
+    branches break a run; the count is a lower bound.
+    """
+    return _required_run(regex_parser.parse(pattern))
+
+
+def _required_run(items: Any) -> int:
+    best = run = 0
+    for op, arg in items:
+        if op is regex_parser.LITERAL:
+            run += 1
+            continue
+        if op is regex_parser.AT:  # ^, $, \b: zero-width, the run goes on
+            continue
+        best, run = max(best, run), 0
+        if op is regex_parser.SUBPATTERN:
+            best = max(best, _required_run(arg[-1]))
+        elif op is regex_parser.BRANCH:
+            best = max(best, min(_required_run(branch) for branch in arg[1]))
+        elif op in (regex_parser.MAX_REPEAT, regex_parser.MIN_REPEAT, regex_parser.POSSESSIVE_REPEAT) and arg[0] >= 1:
+            best = max(best, _required_run(arg[2]))
+    return max(best, run)
+
+
 def flagged_action_hash(trace_id: str) -> tuple[str, str]:
     """(action_hash, tool_name) of the flagged step of trace ``trace_id``; ValueError if none.
 
@@ -179,6 +210,23 @@ def flagged_action_hash(trace_id: str) -> tuple[str, str]:
     if step is None or not step.action_hash:
         raise ValueError(f"the flagged step of trace {trace_id!r} is not a tool call with an action hash")
     return step.action_hash, step.tool_name
+
+
+def _indexable_or_refuse(args: str) -> None:
+    """Without a tool or an action hash, the argument search alone picks the steps: it must give the trigram
+    index something to look up, or it would read every step of the window."""
+    if args.startswith(REGEX_PREFIX):
+        if regex_required_text(args[len(REGEX_PREFIX) :]) < INDEXABLE_CHARS:
+            raise BlastParamError(
+                "args",
+                f"this regular expression has no literal text of {INDEXABLE_CHARS} or more characters that every "
+                "match must contain, so no index can narrow the search: add such text (e.g. "
+                "re:refund.*[0-9]{4}), or a tool or an action hash",
+            )
+    elif len(args) < INDEXABLE_CHARS:
+        raise BlastParamError(
+            "args", f"search at least {INDEXABLE_CHARS} characters of the arguments, or add a tool or an action hash"
+        )
 
 
 def signature_parse(
@@ -213,6 +261,9 @@ def signature_parse(
             regex_validate(args[len(REGEX_PREFIX) :])
         except ValueError as exc:
             raise BlastParamError("args", str(exc)) from None
+
+    if args and not (values["tool"] or values["action_hash"] or values["trace"]):
+        _indexable_or_refuse(args)
 
     action_hash = values["action_hash"]
     if action_hash and not re.fullmatch(r"[0-9a-fA-F]{1,16}", action_hash):

@@ -42,11 +42,19 @@ def many_runs(db, make_agent):
     return traces
 
 
+def _trigram_indexes() -> list[str]:
+    """step_args_trgm as each day partition of the steps table holds it (the parent's index has no storage)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'step_args_trgm'::regclass")
+        return [row[0] for row in cursor.fetchall()]
+
+
 def _plan(queryset: QuerySet) -> str:
     with connection.cursor() as cursor:
         # New rows wait in the GIN index's pending list until a vacuum (or a full list) merges them; the
         # planner costs that list as read whole, so merge it as autovacuum would on a real table.
-        cursor.execute("SELECT gin_clean_pending_list('step_args_trgm'::regclass)")
+        for index in _trigram_indexes():
+            cursor.execute("SELECT gin_clean_pending_list(%s::regclass)", [index])
         cursor.execute("ANALYZE traces_step")
         cursor.execute("ANALYZE traces_trace")
         cursor.execute("SET LOCAL enable_seqscan = off")
@@ -57,7 +65,8 @@ def _plan(queryset: QuerySet) -> str:
 def test_argument_search_finds_the_run_through_the_trigram_index(many_runs, args):
     traces = blast_traces(signature=BlastSignature(args=args), **WINDOW)
     assert [t.trace_id for t in traces] == ["t123"]
-    assert "Bitmap Index Scan on step_args_trgm" in _plan(traces)
+    plan = _plan(traces)
+    assert any(f"Bitmap Index Scan on {index}" in plan for index in _trigram_indexes()), plan
 
 
 def test_argument_search_takes_like_wildcards_literally(many_runs):
