@@ -228,8 +228,8 @@ def reads(repeat: int) -> list[str]:
         )
         size, partitions, count = cur.fetchone()
     line = (
-        f"steps table: {count:,} steps in {partitions} partitions, {size / 1e9:.2f} GB with its indexes "
-        f"({size / count:,.0f} bytes a step)"
+        f"steps table: {count:,} steps in {partitions} partitions, {float(size) / 1e9:.2f} GB with its indexes "
+        f"({float(size) / count:,.0f} bytes a step)"
     )
     say(line)
     return [*lines, "  " + line]

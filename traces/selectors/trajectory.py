@@ -7,6 +7,7 @@ counts — and the content is read for one page of steps at a time, with long
 text cut in the database.
 """
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypedDict
@@ -44,41 +45,38 @@ class Skeleton:
 
 def step_skeleton(*, trace: Trace) -> Skeleton:
     """The skeleton of every step of ``trace`` from one narrow query (three short columns per step)."""
-    # Plain SQL: at 10,000 rows the ORM's per-row work costs more than the query.
+    # Plain SQL: at 10,000 rows the ORM's per-row work costs more than the query. No step starts before its
+    # trace, so the bound leaves the older day partitions out.
     with connection.cursor() as cur:
         cur.execute(
-            "SELECT span_id, parent_span_id, action_hash FROM traces_step WHERE trace_id = %s ORDER BY started_at, id",
-            [trace.pk],
+            "SELECT span_id, parent_span_id, action_hash FROM traces_step WHERE trace_id = %s AND started_at >= %s "
+            "ORDER BY started_at, id",
+            [trace.pk, trace.started_at],
         )
         rows = cur.fetchall()
-    positions: dict[str, int] = {}
-    parents: dict[str, str] = {}
-    hash_counts: dict[str, int] = {}
+    # Whole-column passes (comprehensions, Counter) rather than one Python loop doing everything per step.
+    spans = [row[0] for row in rows]
+    positions = {span_id: i for i, span_id in enumerate(spans, start=1)}
+    parents = {row[0]: row[1] for row in rows}
+    hashed = [(row[0], row[2]) for row in rows if row[2]]
+    hash_counts = dict(Counter(ahash for _, ahash in hashed))
     runs: dict[str, int] = {}
-    tool_spans: list[str] = []
     prev_hash, run = "", 0
-    for i, (span_id, parent, ahash) in enumerate(rows, start=1):
-        positions[span_id] = i
-        parents[span_id] = parent
-        if ahash:
-            hash_counts[ahash] = hash_counts.get(ahash, 0) + 1
-            run = run + 1 if ahash == prev_hash else 1
-            if run > 1:
-                runs[span_id] = run
-            prev_hash = ahash
-            tool_spans.append(span_id)
+    for span_id, ahash in hashed:
+        run = run + 1 if ahash == prev_hash else 1
+        if run > 1:
+            runs[span_id] = run
+        prev_hash = ahash
+    child_counts = dict(Counter(parent for parent in parents.values() if parent in parents))
     depths: dict[str, int] = {}
-    child_counts: dict[str, int] = {}
     for span_id, parent in parents.items():
-        if parent in parents:
-            child_counts[parent] = child_counts.get(parent, 0) + 1
         if parent in depths:  # the usual case: a parent starts before its children
             depths[span_id] = min(depths[parent] + 1, _MAX_DEPTH)
         elif parent not in parents:  # a root, or a parent that never arrived
             depths[span_id] = 0
         else:
             depths[span_id] = _depth_walk(span_id, parents, depths)
-    recent = {span_id: n for n, span_id in enumerate(reversed(tool_spans[-RECENT_TOOL_CALLS:]), start=1)}
+    recent = {span_id: n for n, (span_id, _) in enumerate(reversed(hashed[-RECENT_TOOL_CALLS:]), start=1)}
     return Skeleton(
         positions=positions,
         depths=depths,
@@ -108,7 +106,9 @@ def _depth_walk(span_id: str, parents: dict[str, str], depths: dict[str, int]) -
 
 
 def _step_rows(trace: Trace) -> QuerySet[Step]:
-    return Step.objects.filter(trace=trace)
+    """The steps of ``trace``: bounded by its start (no step starts before it), which leaves the older day
+    partitions of the steps table out of the plan."""
+    return Step.objects.filter(trace=trace, started_at__gte=trace.started_at)
 
 
 class StepContent(TypedDict):
@@ -207,7 +207,7 @@ def step_window_after(*, trace: Trace, cursor: Cursor | None, limit: int = STEP_
 
 def step_window_around(*, trace: Trace, span_id: str, limit: int = STEP_PAGE_STEPS) -> StepWindow | None:
     """About ``limit`` steps centred on the step ``span_id``; None when the trace has no such step."""
-    anchor = Step.objects.filter(trace=trace, span_id=span_id).only("id", "started_at").first()
+    anchor = _step_rows(trace).filter(span_id=span_id).only("id", "started_at").first()
     if anchor is None:
         return None
     cursor = Cursor(started_at=anchor.started_at, id=anchor.pk)
@@ -233,11 +233,11 @@ def trace_time_bounds(*, trace: Trace) -> tuple[datetime, float]:
     """Start of the trace and its length in ms, for timing bars (a running trace ends at its latest step)."""
     end = trace.ended_at
     if end is None:
-        end = Step.objects.filter(trace=trace).aggregate(end=Max("ended_at"))["end"]
+        end = _step_rows(trace).aggregate(end=Max("ended_at"))["end"]
     total = (end - trace.started_at).total_seconds() * 1000 if end else 0.0
     return trace.started_at, max(total, 1.0)
 
 
 def step_get(*, trace: Trace, span_id: str) -> Step:
     """One step of ``trace`` with its full text; raises Step.DoesNotExist."""
-    return Step.objects.get(trace=trace, span_id=span_id)
+    return _step_rows(trace).get(span_id=span_id)
