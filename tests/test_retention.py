@@ -1,8 +1,10 @@
 """Retention and the steps table's day partitions (issue 17, item 2): whole old days go, kept traces stay."""
 
 import zlib
+from io import StringIO
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 from django.core.management import call_command
 from django.db import connection
@@ -131,8 +133,33 @@ def test_retention_off_keeps_everything(make_agent, make_spans, ingest, settings
 
 
 def _command(*args: str) -> str:
-    from io import StringIO
-
     out = StringIO()
     call_command(*args, stdout=out)
     return out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_query_holding_the_steps_table_makes_retention_wait_for_the_next_run(
+    make_agent, make_spans, ingest, monkeypatch
+):
+    from traces.retention import services
+
+    partitions_ensure(first=OLD_DAY, last=OLD_DAY)
+    trace = _trace(make_agent("busy-bot"), make_spans, ingest, trace_id="f3" * 16, start=OLD)
+    monkeypatch.setattr(services, "LOCK_TIMEOUT", "200ms")
+    settings_dict = connection.settings_dict
+    reader = psycopg.connect(
+        dbname=settings_dict["NAME"], host=settings_dict["HOST"], port=settings_dict["PORT"] or None,
+        user=settings_dict["USER"], password=settings_dict["PASSWORD"] or None,
+    )  # fmt: skip
+    try:
+        reader.execute("SELECT count(*) FROM traces_step")  # a long read: its transaction stays open
+        report = retention_run()
+        assert report.busy == [partition_name(OLD_DAY)] and report.dropped == [] and report.traces == 0
+        assert trace.steps.count() == 3 and Trace.objects.filter(pk=trace.pk).exists()
+    finally:
+        reader.rollback()
+        reader.close()
+    report = retention_run()  # the next run, the read over
+    assert [d.name for d in report.dropped] == [partition_name(OLD_DAY)] and report.traces == 1
+    assert not Trace.objects.filter(pk=trace.pk).exists()

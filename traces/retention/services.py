@@ -10,16 +10,17 @@ deleted one by one, and it holds only what fell outside the day partitions.
 
 Kept: golden runs, and what ``traces.hooks.retention_keepers`` name (traces of an incident, of a
 post-mortem, of an eval case). Dropping a partition takes a brief exclusive lock on the steps table;
-``lock_timeout`` bounds the wait, so a long read makes retention try again at the next run instead of
-queueing ingest behind it.
+``lock_timeout`` bounds the wait, so a long read makes retention leave that day (and the traces and
+payloads of the run) to the next run instead of queueing ingest behind it.
 """
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
+from psycopg.errors import LockNotAvailable
 
 from traces import hooks
 from traces.models import Trace
@@ -43,6 +44,7 @@ class RetentionReport:
     cutoff: datetime | None  # None: retention is off (FIREBREAK_RETENTION_DAYS=0)
     dry_run: bool
     dropped: list[DroppedDay] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)  # partitions a long query held past LOCK_TIMEOUT: next run
     default_steps: int = 0  # steps deleted from the default partition
     payloads: int = 0
     traces: int = 0
@@ -69,26 +71,17 @@ def retention_run(*, days: int | None = None, dry_run: bool = False) -> Retentio
     for partition in partitions_list():
         if partition.day is None or day_start(partition.day + timedelta(days=1)) > cutoff:
             continue
-        with transaction.atomic(), connection.cursor() as cur:
-            _lock(cur)
-            _keep(cur)
-            cur.execute(
-                f"SELECT count(*), count(*) FILTER (WHERE trace_id IN (SELECT id FROM fb_retention_keep)), "
-                f"array_agg(DISTINCT trace_id) FILTER (WHERE trace_id IN (SELECT id FROM fb_retention_keep)) "
-                f"FROM {partition.name}"
-            )
-            steps, kept_steps, kept_ids = cur.fetchone()
-            kept.update(kept_ids or ())
-            if not dry_run:
-                # Foreign keys are checked at commit; a table with checks still pending cannot be dropped.
-                cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
-                cur.execute(f"ALTER TABLE {PARENT} DETACH PARTITION {partition.name}")
-                cur.execute(
-                    f"INSERT INTO {PARENT} SELECT * FROM {partition.name} "
-                    "WHERE trace_id IN (SELECT id FROM fb_retention_keep)"
-                )
-                cur.execute(f"DROP TABLE {partition.name}")
-        report.dropped.append(DroppedDay(partition.name, partition.day, steps, kept_steps))
+        try:
+            dropped = _drop_day(partition.name, partition.day, dry_run, kept)
+        except OperationalError as exc:
+            if not isinstance(exc.__cause__, LockNotAvailable):
+                raise
+            report.busy.append(partition.name)
+            continue
+        report.dropped.append(dropped)
+    if report.busy:  # their steps still stand: their traces and payloads wait for the next run with them
+        report.kept_traces = len(kept)
+        return report
     with transaction.atomic(), connection.cursor() as cur:
         _lock(cur)
         _keep(cur)
@@ -105,6 +98,28 @@ def retention_run(*, days: int | None = None, dry_run: bool = False) -> Retentio
                 Trace.objects.filter(pk__in=gone[start : start + DELETE_BATCH]).delete()
     report.kept_traces = len(kept)
     return report
+
+
+def _drop_day(name: str, day: date, dry_run: bool, kept: set[int]) -> DroppedDay:
+    """Detach one day partition, copy its kept traces' steps back into the table (the default partition takes
+    them), drop it: one transaction. Adds the kept traces found to ``kept``."""
+    with transaction.atomic(), connection.cursor() as cur:
+        _lock(cur)
+        _keep(cur)
+        cur.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE trace_id IN (SELECT id FROM fb_retention_keep)), "
+            f"array_agg(DISTINCT trace_id) FILTER (WHERE trace_id IN (SELECT id FROM fb_retention_keep)) "
+            f"FROM {name}"
+        )
+        steps, kept_steps, kept_ids = cur.fetchone()
+        kept.update(kept_ids or ())
+        if not dry_run:
+            # Foreign keys are checked at commit; a table with checks still pending cannot be dropped.
+            cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cur.execute(f"ALTER TABLE {PARENT} DETACH PARTITION {name}")
+            cur.execute(f"INSERT INTO {PARENT} SELECT * FROM {name} WHERE trace_id IN (SELECT id FROM fb_retention_keep)")
+            cur.execute(f"DROP TABLE {name}")
+    return DroppedDay(name, day, steps, kept_steps)
 
 
 def _lock(cur) -> None:

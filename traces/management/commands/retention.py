@@ -27,6 +27,8 @@ class Command(BaseCommand):
         for day in report.dropped:
             kept = f"; {day.kept_steps:,} steps of kept traces copied out" if day.kept_steps else ""
             self.stdout.write(f"{verb} partition {day.name} ({day.steps:,} steps{kept})")
+        for name in report.busy:
+            self.stdout.write(f"Left {name} for the next run: a long query held the steps table")
         verb = "Would delete" if dry_run else "Deleted"
         self.stdout.write(
             f"{verb} {report.steps:,} steps, {report.traces:,} traces and {report.payloads:,} stored payloads "
