@@ -1,8 +1,8 @@
 """Retention and the steps table's day partitions (issue 17, item 2): whole old days go, kept traces stay."""
 
 import zlib
-from io import StringIO
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 
 import psycopg
 import pytest

@@ -117,7 +117,8 @@ def _drop_day(name: str, day: date, dry_run: bool, kept: set[int]) -> DroppedDay
             # Foreign keys are checked at commit; a table with checks still pending cannot be dropped.
             cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cur.execute(f"ALTER TABLE {PARENT} DETACH PARTITION {name}")
-            cur.execute(f"INSERT INTO {PARENT} SELECT * FROM {name} WHERE trace_id IN (SELECT id FROM fb_retention_keep)")
+            kept_rows = "trace_id IN (SELECT id FROM fb_retention_keep)"
+            cur.execute(f"INSERT INTO {PARENT} SELECT * FROM {name} WHERE {kept_rows}")
             cur.execute(f"DROP TABLE {name}")
     return DroppedDay(name, day, steps, kept_steps)
 
