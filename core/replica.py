@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 from django.db.models import Model
@@ -69,15 +70,24 @@ def _replica_up() -> bool:
     return True
 
 
+def _usable() -> bool:
+    replica = connections[REPLICA]
+    try:
+        return replica.connection is not None and replica.is_usable()
+    except Exception:
+        return False
+
+
 View = Callable[..., HttpResponse]
 
 
 def replica_reads(view: View) -> View:
     """Let a page that only reads take its reads from the replica, falling back to the primary.
 
-    Only GET and HEAD are routed; with no replica configured the view runs as it always did. A database
-    error while reading the replica (it went away mid-page, a query cancelled by recovery) runs the view
-    again on the primary; an error on the primary is the primary's (the usual 503).
+        Only GET and HEAD are routed; with no replica configured the view runs as it always did. A database
+        error while reading the replica (it went away mid-page, a query cancelled by recovery) runs the view
+        again on the primary; an error on the primary is the primary's (the usual 503), and a statement timeout is
+    not run again.
     """
 
     @functools.wraps(view)
@@ -88,7 +98,9 @@ def replica_reads(view: View) -> View:
         try:
             return view(request, *args, **kwargs)
         except (OperationalError, InterfaceError) as exc:
-            if connections[REPLICA].is_usable():  # the replica is fine: the error is not about it
+            if isinstance(exc.__cause__, psycopg.errors.QueryCanceled):
+                raise  # the statement timeout: the same read would time out on the primary too
+            if _usable():  # the replica answers: a query cancelled by recovery, say; not a reason to skip it
                 logger.warning("a read on the replica failed, reading the primary: %s", exc)
                 connections[REPLICA].close()
             else:
