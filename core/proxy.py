@@ -7,15 +7,25 @@ socket or an HTTP address) without buffering bodies either way. It says who the 
 when the peer is a trusted proxy (``FIREBREAK_TRUSTED_PROXIES``), and dropped from anyone else, so a
 client cannot choose the address it is locked out or throttled under, nor claim https. When gunicorn cannot be reached
 the answer is 503 with ``Retry-After`` in JSON (exporters and the SDK retry it), never a 500.
+
+An HTTP upstream whose name has several addresses (compose's ``web`` scaled to N containers) gets the requests
+in turn, address by address: the name is looked up again every ``RESOLVE_SECONDS``, so a container added or
+removed is seen within seconds (kept-alive connections alone would stay with whichever container took them).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import ipaddress
+import itertools
 import json
 import logging
+import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -27,6 +37,8 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+RESOLVE_SECONDS = 5.0
 
 # What a proxy says about the client: believed only from a trusted proxy.
 FORWARDING = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-real-ip", b"forwarded"})
@@ -51,12 +63,19 @@ class UpstreamProxy:
     """Forward HTTP requests to ``upstream`` (``unix:/path/web.sock`` or ``http://host:port``)."""
 
     def __init__(self, upstream: str, *, timeout: float = 300.0) -> None:
+        self._host = ""
         if upstream.startswith("unix:"):
             transport = httpx.AsyncHTTPTransport(uds=upstream.removeprefix("unix:"), retries=1)
             base_url = "http://web"
         else:
             transport = httpx.AsyncHTTPTransport(retries=1)
             base_url = upstream.rstrip("/")
+            parts = urlsplit(base_url)
+            self._scheme, self._host = parts.scheme, parts.hostname or ""
+            self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._addresses: list[str] = []
+        self._resolved_at = -RESOLVE_SECONDS
+        self._turn = itertools.count()
         self.upstream = upstream
         self.client = httpx.AsyncClient(
             transport=transport,
@@ -74,7 +93,7 @@ class UpstreamProxy:
             target += b"?" + scope["query_string"]
         headers = forwarding_headers(scope)
         request = self.client.build_request(
-            scope["method"], target.decode("latin-1"), headers=headers, content=_body(receive)
+            scope["method"], await self._origin() + target.decode("latin-1"), headers=headers, content=_body(receive)
         )
         try:
             response = await self.client.send(request, stream=True)
@@ -97,6 +116,32 @@ class UpstreamProxy:
             logger.warning("web upstream %s broke off a response", self.upstream)
         finally:
             await response.aclose()
+
+    async def _origin(self) -> str:
+        """Where this request goes: the next of the upstream's addresses ("" for a unix socket: the base URL).
+
+        The client's own Host header is forwarded, so an address in the URL changes nothing Django sees."""
+        if not self._host:
+            return ""
+        now = time.monotonic()
+        if now - self._resolved_at >= RESOLVE_SECONDS:
+            self._resolved_at = now
+            try:
+                found = await asyncio.get_running_loop().getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM)
+            except OSError as exc:  # keep the addresses known; connecting by name says what is wrong
+                logger.warning("web upstream %s: cannot look up %s: %s", self.upstream, self._host, exc)
+            else:
+                self._addresses = sorted({str(info[4][0]) for info in found})
+        if not self._addresses:
+            return f"{self._scheme}://{self._hostport(self._host)}"
+        address = self._addresses[next(self._turn) % len(self._addresses)]
+        return f"{self._scheme}://{self._hostport(address)}"
+
+    def _hostport(self, host: str) -> str:
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_address(host).version == 6:
+                host = f"[{host}]"
+        return f"{host}:{self._port}"
 
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):

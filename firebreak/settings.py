@@ -149,10 +149,24 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Web requests never hold PostgreSQL longer than this (a query whose client left stops too); workers,
 # beat and commands are not bounded. 0 turns it off.
 FIREBREAK_WEB_STATEMENT_TIMEOUT_MS = env_int("FIREBREAK_WEB_STATEMENT_TIMEOUT_MS", 30_000)
+# A read replica (optional): the pages that only read (trace list, viewer, session and user pages, incident
+# and alert lists, dashboard) take the reads of these apps from it, falling back to the primary when it is
+# down; ingest, the gate, kills and every write stay on the primary (core/replica.py). Agents (gate state)
+# and Django's own tables (sessions, users) are always read from the primary.
+if env_str("DATABASE_REPLICA_URL"):
+    DATABASES["replica"] = dj_database_url.parse(env_str("DATABASE_REPLICA_URL"), conn_max_age=60)
+    DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
+    # A replica that does not answer costs a page 2 s at most, once per back-off (core/replica.py).
+    DATABASES["replica"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
+    # Tests read the test database through it (pytest-django makes no second test database).
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["core.replica.ReplicaRouter"]
+FIREBREAK_REPLICA_APPS = ("traces", "incidents", "evals")
 if os.environ.get("FIREBREAK_PROCESS") == "web" and FIREBREAK_WEB_STATEMENT_TIMEOUT_MS > 0:
-    _options = DATABASES["default"].setdefault("OPTIONS", {})
-    _timeout = f"-c statement_timeout={FIREBREAK_WEB_STATEMENT_TIMEOUT_MS}"
-    _options["options"] = f"{_options.get('options', '')} {_timeout}".strip()
+    for _database in DATABASES.values():
+        _options = _database.setdefault("OPTIONS", {})
+        _timeout = f"-c statement_timeout={FIREBREAK_WEB_STATEMENT_TIMEOUT_MS}"
+        _options["options"] = f"{_options.get('options', '')} {_timeout}".strip()
 # The blast-radius regex looks at no more than this many characters of a step's arguments.
 FIREBREAK_BLAST_REGEX_SCAN_CHARS = env_int("FIREBREAK_BLAST_REGEX_SCAN_CHARS", 10_000)
 # A run marked running that sent nothing for this long stopped without ending: quiet, not still running.

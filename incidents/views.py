@@ -10,6 +10,7 @@ from django_htmx.http import trigger_client_event
 from core.actors import Actor
 from core.errors import error_messages
 from core.forms import form_errors_add
+from core.replica import replica_reads
 from core.roles import RESPONDER, has_role, role_required
 from incidents import selectors, services
 from incidents.forms import IncidentDeclareForm, NoteForm, declare_initial
@@ -18,6 +19,7 @@ from incidents.notifications.deliveries import delivery_list
 from incidents.notifications.selectors import SHOWN as DELIVERIES_SHOWN
 
 
+@replica_reads
 def incident_list(request):
     status = request.GET.get("status", "")
     severity = request.GET.get("severity", "")

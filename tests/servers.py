@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,3 +176,24 @@ class PostgresServer:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+    def standby(self, directory: Path) -> PostgresServer:
+        """A hot standby of this server in ``directory``: a base backup (``pg_basebackup -R``, so it streams
+        from this server as it writes) started as a server of its own, read-only, on its own socket."""
+        shutil.rmtree(directory, ignore_errors=True)
+        pgdata = directory / "pg"
+        pgdata.mkdir(parents=True)
+        # The backup's files belong to whoever runs postgres: the wheel's own user under root.
+        user = embedded.EMBEDDED_PG_SYSTEM_USER if os.geteuid() == 0 else None
+        if user:
+            shutil.chown(directory, user)
+            shutil.chown(pgdata, user)
+        pgdata.chmod(0o700)
+        basebackup = str(embedded._bin_dir() / "pg_basebackup")
+        host, port = self.info.socket_dir, str(self.info.port)
+        command = [basebackup, "-D", str(pgdata), "-R", "-X", "stream", "-c", "fast", "-h", host, "-p", port]
+        subprocess.run([*command, "-U", "postgres"], check=True, capture_output=True, timeout=120, user=user)
+        # The primary keeps its socket (and its lock file) and its log in its data directory: not the standby's.
+        for leftover in [*pgdata.glob(".s.PGSQL.*.lock"), pgdata / "log"]:
+            leftover.unlink(missing_ok=True)
+        return PostgresServer(directory, embedded.ensure_postgres(directory))

@@ -94,3 +94,22 @@ def test_uvicorn_never_takes_the_client_address_from_a_header():
     ]
     assert "--no-proxy-headers" in gate.command  # make run's gate server (supervised)
     assert '"--no-proxy-headers"' in (root / "docker-compose.yml").read_text()
+
+
+def test_compose_scales_web_and_worker_with_nothing_kept_per_container():
+    """``docker compose up --scale web=2 --scale worker=3``: no fixed host port or container name on them, the
+    same secrets in every container (from the environment, never made per container), and one spool volume
+    shared by every web container."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    for name in ("web", "worker"):
+        service = services[name]
+        assert "ports" not in service and "container_name" not in service, name
+        assert "ipv4_address" not in str(service.get("networks")), name
+        env = service["environment"]
+        for secret in ("SECRET_KEY", "FIREBREAK_GATE_SIGNING_KEY", "REDIS_URL"):
+            assert ":?" in env[secret], f"{name}: {secret} must be required, not made by each container"
+        assert env["DATABASE_REPLICA_URL"] == "${DATABASE_REPLICA_URL:-}"
+    spool = f"{services['web']['environment']['FIREBREAK_VAR_DIR']}/spool/ingest"  # settings' default under var
+    volumes = [v.split(":") for v in services["web"]["volumes"]]
+    assert any(source in compose["volumes"] and spool.startswith(target + "/") for source, target in volumes)

@@ -6,6 +6,11 @@ writes it here — one file per batch, fsynced before the 200 goes out — and a
 same process ingests the files oldest first once PostgreSQL answers again. Only when the spool
 cannot take a batch (full, or the disk refuses) does ingest answer 503 with ``Retry-After``.
 
+The directory may be shared by the web processes of several containers on one host (compose mounts one
+volume in every ``web``): file names carry the host, and one drainer at a time takes the files (a lock file),
+so whichever process looks first drains what any of them spooled, and a container removed with batches
+waiting loses none.
+
 The files hold the batch's spans as parsed and scrubbed (no secret reaches the disk) and the agent of
 the key; draining runs the same ``trace_ingest`` as a live request, so a span spooled and a span sent
 live end up the same (and a batch drained twice is stored once).
@@ -19,6 +24,7 @@ import fcntl
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -43,6 +49,7 @@ NATIVE, OTLP_PROTOBUF, OTLP_JSON = "native", "otlp-protobuf", "otlp-json"
 SPANS = "spans"
 FORMATS = (SPANS, NATIVE, OTLP_PROTOBUF, OTLP_JSON)
 SUFFIX = ".batch"
+_HOST = "".join(c for c in socket.gethostname() if c.isalnum() or c in ".-")[:63] or "host"
 DRAIN_EVERY_SECONDS = 1.0
 # Store faults that mean "try again later"; anything else about a spooled batch is its own fault.
 RETRYABLE = (OperationalError, InterfaceError)
@@ -107,7 +114,8 @@ def spool_put(batch: SpooledBatch) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         if spool_size(directory) + len(batch.body) > settings.FIREBREAK_SPOOL_MAX_BYTES:
             raise SpoolFull(f"the ingest spool is full ({settings.FIREBREAK_SPOOL_MAX_BYTES:,} bytes)")
-        name = f"{time.time_ns():020d}-{os.getpid()}-{threading.get_ident() % 100000:05d}"
+        # The host in the name too: web containers that share one spool volume all run as the same few pids.
+        name = f"{time.time_ns():020d}-{_HOST}-{os.getpid()}-{threading.get_ident() % 100000:05d}"
         tmp = directory / f".{name}.tmp"
         with open(tmp, "wb") as fh:
             fh.write(header + b"\n" + batch.body)

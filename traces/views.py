@@ -13,6 +13,7 @@ from django_htmx.http import trigger_client_event
 
 from agents.selectors import agent_list
 from core.actors import Actor
+from core.replica import replica_reads
 from core.roles import RESPONDER, role_required
 from traces import hooks, services
 from traces.models import Step, StepPayload, Trace, TraceStatus
@@ -81,6 +82,7 @@ class TraceFilterForm(forms.Form):
         }
 
 
+@replica_reads
 def trace_list(request):
     form = TraceFilterForm(request.GET or None)
     page, errors = None, None
@@ -164,6 +166,7 @@ def _fragment_request(request, target: str) -> bool:
 
 
 @require_GET
+@replica_reads
 def trace_detail(request, trace_id: str):
     """The trajectory page. Opens at the end; ``before``/``after``/``at`` (a span id) choose another
     window of steps and ``q`` searches the trace, so each works without JavaScript too."""
@@ -192,6 +195,7 @@ def trace_detail(request, trace_id: str):
 
 
 @require_GET
+@replica_reads
 def trace_steps(request, trace_id: str):
     """htmx fragments of the step list: ``before`` (a page of earlier steps, with the next "earlier"
     control) or ``after`` (later steps; with ``poll=1`` a running trace's new steps, 204 when none)."""
@@ -223,6 +227,7 @@ TEXT_FIELDS = {"output": "Output", "input": "Input"}
 
 
 @require_GET
+@replica_reads
 def step_text(request, trace_id: str, span_id: str, field: str):
     """The full input or output of one step (the page shows the first STEP_TEXT_LIMIT characters)."""
     if field not in TEXT_FIELDS:
@@ -243,6 +248,7 @@ VALUE_SHOW_CHARS = 1_000_000  # of a value stored apart, shown on the page; the 
 
 
 @require_GET
+@replica_reads
 def step_value(request, trace_id: str, span_id: str):
     """The full value of a field stored apart (``?field=``: input, output, tool_arguments, attributes.<key>),
     as text; ``?download=1`` serves all of it as a text/plain attachment."""
@@ -359,6 +365,7 @@ def trace_golden(request, trace_id: str):
 
 
 @require_GET
+@replica_reads
 def trace_diff(request, trace_id: str):
     """This trace's tool calls side by side with the golden run of its input class."""
     trace = _trace_or_404(request, trace_id)
@@ -386,6 +393,7 @@ def _runs_context(request, page: people.RunPage) -> dict:
 
 
 @require_GET
+@replica_reads
 def session_detail(request, session_id: str):
     """A session's runs in time order with their totals; an unknown session is an empty page."""
     page = people.session_runs(session_id=session_id, cursor=_cursor(request, "cursor"), limit=people.PAGE)
@@ -394,6 +402,7 @@ def session_detail(request, session_id: str):
 
 
 @require_GET
+@replica_reads
 def user_detail(request, user_id: str):
     """A user's runs across sessions and agents, newest first, with totals and the incidents and alerts
     linked to them; an unknown user is an empty page."""

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 from agents.models import Agent
 from core.actors import Actor
 from core.errors import error_messages
+from core.replica import replica_reads
 from core.roles import ADMIN, RESPONDER, has_role, role_required
 from incidents.alerts import selectors, services
 from incidents.integrations.pagerduty.services import paging_enabled
@@ -24,6 +25,7 @@ def _alert_or_404(pk: int) -> Alert:
         raise Http404("No alert with this id.") from None
 
 
+@replica_reads
 def alert_list(request):
     status = request.GET.get("status", "")
     detector = request.GET.get("detector", "")

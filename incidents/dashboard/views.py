@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from agents.models import GateState
 from agents.selectors import agent_list, fleet_gate_peek, reasons_pending
+from core.replica import replica_reads
 from incidents.alerts.selectors import alert_open_feed
 from incidents.detection.health import health_get
 from incidents.selectors import incident_list
@@ -15,6 +16,7 @@ ACTIVITY_WINDOW = timedelta(hours=1)
 EMPTY_ACTIVITY = {"spend": None, "traces": 0, "errors": 0, "killed": 0, "running": 0, "tokens": 0}
 
 
+@replica_reads
 def dashboard(request):
     """The fleet at a glance; with htmx, only the live part (it polls)."""
     part = request.GET.get("part") if request.htmx else None
