@@ -174,8 +174,14 @@ class Step(models.Model):
         constraints = [models.UniqueConstraint(fields=["trace", "span_id", "started_at"], name="step_unique_span")]
         indexes = [
             models.Index(fields=["trace", "started_at", "id"]),
-            # tool first, then the trace: "which traces called X" is read from the index alone
-            models.Index(fields=["tool_name", "trace"], condition=~models.Q(tool_name=""), name="step_tool_trace_idx"),
+            # tool first, then the trace, carrying the start: "which traces called X" (in a window) is read from
+            # the index alone, without visiting the steps
+            models.Index(
+                fields=["tool_name", "trace"],
+                include=["started_at"],
+                condition=~models.Q(tool_name=""),
+                name="step_tool_trace_idx",
+            ),
             models.Index(fields=["action_hash"], condition=~models.Q(action_hash=""), name="step_action_idx"),
             BrinIndex(fields=["started_at"], name="step_started_brin"),
             # pg_trgm: the blast radius's argument substring and regex search, and the in-trace search.

