@@ -173,7 +173,12 @@ class Step(models.Model):
         # sent again (the same trace, span id and start) is stored once.
         constraints = [models.UniqueConstraint(fields=["trace", "span_id", "started_at"], name="step_unique_span")]
         indexes = [
-            models.Index(fields=["trace", "started_at", "id"]),
+            # a trace's steps in order, carrying what the viewer's skeleton reads of every step (index-only)
+            models.Index(
+                fields=["trace", "started_at", "id"],
+                include=["span_id", "parent_span_id", "action_hash"],
+                name="step_trace_order_idx",
+            ),
             # tool first, then the trace, carrying the start: "which traces called X" (in a window) is read from
             # the index alone, without visiting the steps
             models.Index(

@@ -1,6 +1,7 @@
 """The gate server's proxy says who the client is, believing forwarding headers only from trusted proxies."""
 
 import asyncio
+import concurrent.futures
 import http.server
 import socket
 import threading
@@ -100,7 +101,9 @@ def test_requests_go_to_every_address_of_a_scaled_upstream_in_turn(two_web_conta
         finally:
             await proxy.aclose()
 
-    answers = asyncio.run(four())
+    # In a thread of its own: the browser tests leave Playwright's event loop running in the worker's main thread.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        answers = pool.submit(asyncio.run, four()).result()
     # In turn over both containers, each seeing the client's own Host header (what ALLOWED_HOSTS checks).
     assert answers == [
         "127.0.0.1 firebreak.example",
