@@ -50,7 +50,7 @@ def _skeleton_columns(trace: Trace) -> tuple[list[str], list[str], list[str]]:
     # cost more than the query. Ingest stores hex ids and hashes, so the unit separator cannot occur in them
     # (if it ever does, the rows are read one by one). No step starts before its trace: the bound leaves the
     # older day partitions out.
-    bound = [trace.pk, trace.started_at]
+    bound: tuple[int, datetime] = (trace.pk, trace.started_at)
     order = "ORDER BY started_at, id"
     with connection.cursor() as cur:
         cur.execute(
