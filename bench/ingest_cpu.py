@@ -36,6 +36,7 @@ def main() -> None:
     harness.django_setup()
     from django.conf import settings  # after django_setup(), as every project import here
 
+    from core.redaction import scrubber
     from traces.ingest.normalize import action_hash, span_scrub
     from traces.ingest.parse.otlp import parse_protobuf
     from traces.ingest.payloads import payloads_split
@@ -52,8 +53,9 @@ def main() -> None:
 
     def scrub_all(batches: list) -> None:
         for spans in batches:
+            using = scrubber()  # once a batch, as trace_ingest does
             for s in spans:
-                span_scrub(s)
+                span_scrub(s, using=using)
                 if s.tool_name:
                     s.action_hash = action_hash(s.tool_name, s.tool_arguments)
 

@@ -211,6 +211,9 @@ class Scrubber:
     keys: tuple[str, ...]
     patterns: tuple[Pattern, ...]
     secret: bytes
+    # key -> sensitive(key), for ``many``: a span's attribute keys repeat from span to span. Bounded (keys are
+    # untrusted input): cleared when full.
+    _sensitive: dict[str, bool] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def placeholder(self, kind: str, secret: str) -> str:
         digest = hmac.new(self.secret, f"{kind}\x00{secret}".encode("utf-8", "surrogatepass"), hashlib.sha256)
@@ -219,6 +222,15 @@ class Scrubber:
     def sensitive(self, key: str) -> bool:
         nk = norm_key(key)
         return bool(nk) and nk.endswith(self.keys)
+
+    def key_sensitive(self, key: str) -> bool:
+        """``sensitive(key)``, remembered."""
+        found = self._sensitive.get(key)
+        if found is None:
+            if len(self._sensitive) >= 8192:
+                self._sensitive.clear()
+            found = self._sensitive[key] = self.sensitive(key)
+        return found
 
     def _active(self, text: str) -> tuple[Pattern, ...]:
         """The patterns whose cheap test ``text`` passes (all with no test): no other can match in it, nor in
@@ -313,20 +325,32 @@ class Scrubber:
 def _plain_into(value: Any, strings: list[str], scrubber: Scrubber) -> bool:
     """Append every string of the JSON value ``value`` (keys too) to ``strings``; False when scrubbing it would
     change it whatever its strings hold: a sensitive or non-string key, a container deeper than MAX_DEPTH, a
-    tuple (scrubbed into a list), a number JSON storage cannot hold. Iterative, stops at the first of those."""
+    tuple (scrubbed into a list), a number JSON storage cannot hold. Iterative, stops at the first of those.
+    Exact types first (``type(x) is str``): this runs for every attribute of every span ingested."""
+    sensitive = scrubber.key_sensitive
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         v, depth = stack.pop()
-        if isinstance(v, str):
-            strings.append(v)
-        elif isinstance(v, dict):
+        if isinstance(v, dict):
             if depth > MAX_DEPTH:
                 return False
             for k, x in v.items():
-                if not isinstance(k, str) or _key_sensitive(scrubber, k):
+                if type(k) is not str or sensitive(k):
                     return False
                 strings.append(k)
-                stack.append((x, depth + 1))
+                kind = type(x)
+                if kind is str:
+                    strings.append(x)
+                elif kind is int or kind is bool or x is None:
+                    if kind is int and not -(2**63) <= x < 2**64:
+                        return False
+                elif kind is float:
+                    if not math.isfinite(x):
+                        return False
+                else:
+                    stack.append((x, depth + 1))
+        elif isinstance(v, str):
+            strings.append(v)
         elif isinstance(v, list):
             if depth > MAX_DEPTH:
                 return False
@@ -334,20 +358,6 @@ def _plain_into(value: Any, strings: list[str], scrubber: Scrubber) -> bool:
         elif isinstance(v, tuple) or _storable(v) is not v:
             return False
     return True
-
-
-# (scrubber, key) -> sensitive: a span's attribute keys repeat from span to span. Bounded: keys are untrusted.
-_SENSITIVE: dict[tuple[int, str], bool] = {}
-
-
-def _key_sensitive(scrubber: Scrubber, key: str) -> bool:
-    cache_key = (id(scrubber), key)
-    found = _SENSITIVE.get(cache_key)
-    if found is None:
-        if len(_SENSITIVE) >= 8192:
-            _SENSITIVE.clear()
-        found = _SENSITIVE[cache_key] = scrubber.sensitive(key)
-    return found
 
 
 def _storable(value: Any) -> Any:

@@ -4,7 +4,7 @@ import hashlib
 import json
 from typing import cast
 
-from core.redaction import scrubber
+from core.redaction import Scrubber, scrubber
 from traces.ingest.spans import JsonValue, Span
 
 # Every text field of a span the scrubber sees, with the longest value its column holds (a placeholder can be
@@ -26,7 +26,7 @@ _TEXT_FIELDS: dict[str, int | None] = {
 }
 
 
-def span_scrub(span: Span) -> Span:
+def span_scrub(span: Span, *, using: Scrubber | None = None) -> Span:
     """Scrub every string ``span`` carries, in place, before it is stored or logged; returns ``span``.
 
     Text fields, tool arguments and attributes (keys and values) go through ``core.redaction``: secrets
@@ -37,7 +37,7 @@ def span_scrub(span: Span) -> Span:
         span.agent = span.agent.replace("\x00", "\ufffd")
     # All of the span's strings at once (core.redaction's Scrubber.many): the same results as field by field,
     # the patterns' cheap tests run once over the span, and a clean span's values are kept, not copied.
-    texts, (tool_arguments, attributes) = scrubber().many(
+    texts, (tool_arguments, attributes) = (using or scrubber()).many(
         [getattr(span, name) for name in _TEXT_FIELDS], [span.tool_arguments, span.attributes or {}]
     )
     for (name, limit), clean in zip(_TEXT_FIELDS.items(), texts, strict=True):
@@ -50,8 +50,12 @@ def span_scrub(span: Span) -> Span:
     return span
 
 
+# One encoder for every call (json.dumps builds one per call when given arguments): the same text.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def canonical_json(value: object) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL.encode(value)
 
 
 def action_hash(tool_name: str, arguments: object) -> str:
