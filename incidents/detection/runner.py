@@ -44,11 +44,12 @@ def detect_batch(*, trace_pks: Iterable[int]) -> list[Alert]:
     for trace in traces:
         by_agent[trace.agent_id].append(trace)
     findings: list[Finding] = []
+    settings_of = engine.detector_settings_batch(agent_traces[0].agent for agent_traces in by_agent.values())
     for name, spec in sorted(registry.items()):
         if spec.kind != "streaming":
             continue
         for agent_traces in by_agent.values():
-            enabled, thresholds, _ = engine.detector_settings(name, agent_traces[0].agent)
+            enabled, thresholds, _ = settings_of(name, agent_traces[0].agent)
             if not enabled:
                 continue
             try:
