@@ -222,19 +222,18 @@ def main() -> None:
     agent, key = bench_agent()
     warm_n = 4 * args.batch
     sizes = [args.alone_spans] + [int(r * args.seconds) for r in rates]
-    spans = record_spans(warm_n + sum(sizes), args.seed)
-    say(f"ingest with detection: {len(spans):,} GenAI spans recorded; {args.batch} per OTLP request; "
+    say(f"ingest with detection: {warm_n + sum(sizes):,} GenAI spans; {args.batch} per OTLP request; "
         f"gunicorn gthread {args.workers}×{args.threads}, {args.connections} connections")  # fmt: skip
     summary = []
     with tempfile.TemporaryDirectory(prefix="fb-detect-") as tmpdir:
         tmp = Path(tmpdir)
         warm = tmp / "warm.bin"
-        write_bodies(warm, encode_bodies(spans[:warm_n], args.batch))
-        pos = warm_n
-        chunks = []
-        for size in sizes:
-            chunks.append(encode_bodies(spans[pos : pos + size], args.batch) if size else [])
-            pos += size
+        write_bodies(warm, encode_bodies(record_spans(warm_n, args.seed), args.batch))
+        # Each part's spans recorded apart (another seed: other traces), encoded, and the SDK's spans let go.
+        chunks = [
+            encode_bodies(record_spans(size, args.seed + 1 + i), args.batch) if size else []
+            for i, size in enumerate(sizes)
+        ]
         try:
             if args.alone_spans:
                 summary.append(alone(args, chunks[0], warm, tmp, agent, key))
