@@ -101,6 +101,8 @@ class Pattern:
     # Or a cheap regex every match also matches (found in any text that holds a match: no anchors, no \\b, no
     # lookaround, and as case-blind as ``regex`` is). A regex that starts with a literal is searched fastest.
     hint: re.Pattern[str] | None = None
+    # The hint for ASCII text, where it can be a faster one (\d is [0-9] there): the same matches on such text.
+    ascii_hint: re.Pattern[str] | None = None
     # The needles as one regex (one C-level search, their common start first so that the search skips ahead
     # to it); None for folded needles, which are looked for in the lower-cased text.
     needle_regex: re.Pattern[str] | None = field(init=False, default=None, compare=False, repr=False)
@@ -122,7 +124,8 @@ class Pattern:
                 return False
         elif self.needle_regex is not None and self.needle_regex.search(text) is None:
             return False
-        return self.hint is None or self.hint.search(text) is not None
+        hint = self.ascii_hint if self.ascii_hint is not None and text.isascii() else self.hint
+        return hint is None or hint.search(text) is not None
 
 
 # Characters that IGNORECASE matches to an ASCII letter although str.lower() does not give that letter
@@ -196,6 +199,7 @@ DEFAULT_PATTERNS = (
         # 13 digits and separators in a row: order numbers and ids of 6 digits no longer wake the pattern. A
         # character class repeat, not (?:\d[ -]?){12}: about three times faster to search.
         hint=re.compile(r"\d[\d -]{11}\d"),
+        ascii_hint=re.compile(r"[0-9][0-9 -]{11}[0-9]"),  # a plain class: about 40 % faster than \d
     ),
     Pattern(
         "ssn",

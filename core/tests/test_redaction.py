@@ -176,7 +176,7 @@ def _fuzz_texts(n: int, seed: int = 17) -> list[str]:
 
 def _every_pattern_everywhere(s: Scrubber) -> Scrubber:
     """The scrubber ``s`` without its cheap tests: every pattern's regex runs on every string."""
-    patterns = tuple(dataclasses.replace(p, needles=(), hint=None, fold=False) for p in s.patterns)
+    patterns = tuple(dataclasses.replace(p, needles=(), hint=None, ascii_hint=None, fold=False) for p in s.patterns)
     return Scrubber(keys=s.keys, patterns=patterns, secret=s.secret)
 
 

@@ -33,7 +33,7 @@ def test_a_span_scrubbed_at_once_equals_each_field_scrubbed_alone_with_every_pat
     s = scrubber()
     everywhere = Scrubber(
         keys=s.keys,
-        patterns=tuple(dataclasses.replace(p, needles=(), hint=None, fold=False) for p in s.patterns),
+        patterns=tuple(dataclasses.replace(p, needles=(), hint=None, ascii_hint=None, fold=False) for p in s.patterns),
         secret=s.secret,
     )
     rng = random.Random(11)
