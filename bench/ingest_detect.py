@@ -181,9 +181,9 @@ def _phase(args, rate, bodies, warm, tmp, agent, key, base, master, worker, batc
     lags: list[float] = []
     detected = 0
     for (n, _), ids, (due, _sent, _answered) in zip(bodies, wanted, done["requests"], strict=True):
-        t = ran.get(ids)
-        if t is not None:
-            lags.extend([t - due] * n)
+        ran_at = ran.get(ids)
+        if ran_at is not None:
+            lags.extend([ran_at - due] * n)
             detected += n
     first_due = done["requests"][0][0]
     last_answer = max(r[2] for r in done["requests"])
