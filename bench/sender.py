@@ -3,8 +3,9 @@
 Run by bench/ingest.py (``Sender``), never by hand: ``python bench/sender.py --url URL --bodies FILE
 [--warmup-bodies FILE] [--connections N] [--wait-url URL]``, the ingest key in the environment (``KEY_ENV``,
 never on a command line). It waits for the server, posts the warm-up bodies, reports ``ready`` and
-``warmed {json}``, waits for ``go`` on stdin, posts the timed bodies and reports ``done {json}``; it ends when
-its stdin closes. It imports nothing of the project, so it also runs in Phoenix's network namespace.
+``warmed {json}``, waits for ``go`` on stdin, posts the timed bodies (as fast as they are taken, or at
+``--rate`` spans/s) and reports ``done {json}``; it ends when its stdin closes. It imports nothing of the
+project, so it also runs in Phoenix's network namespace.
 
 The body files hold (span count, body) records: ``write_bodies`` / ``read_bodies``.
 """
@@ -56,8 +57,14 @@ def read_bodies(path: str) -> list[tuple[int, bytes]]:
 # --- the sender process -----------------------------------------------------------------------------------
 
 
-def post_all(url: str, bodies: list[tuple[int, bytes]], connections: int, headers: dict[str, str]) -> dict:
-    """Post every body over ``connections`` keep-alive connections; retry what a real exporter retries."""
+def post_all(
+    url: str, bodies: list[tuple[int, bytes]], connections: int, headers: dict[str, str], rate: float = 0
+) -> dict:
+    """Post every body over ``connections`` keep-alive connections; retry what a real exporter retries.
+
+    ``rate`` (spans/s): body i is due when the spans before it at that rate have been offered, and not sent
+    before (0: as fast as the server takes them). ``requests`` in the result: [due, sent, answered] wall-clock
+    times (time.time()) of each body, in order."""
     parts = urlsplit(url)
     host = parts.hostname
     if not host:
@@ -65,6 +72,9 @@ def post_all(url: str, bodies: list[tuple[int, bytes]], connections: int, header
     next_index = iter(range(len(bodies))).__next__
     lock = threading.Lock()
     stats: dict[str, Any] = {"acked": 0, "failed": 0, "retries": 0, "statuses": Counter(), "errors": []}
+    offsets = list(itertools.accumulate((n / rate if rate else 0.0 for n, _ in bodies), initial=0.0))
+    times: list[list[float]] = [[0.0, 0.0, 0.0] for _ in bodies]
+    wall0 = time.time() + 0.05
 
     def worker() -> None:
         conn = http.client.HTTPConnection(host, parts.port, timeout=300)
@@ -76,6 +86,10 @@ def post_all(url: str, bodies: list[tuple[int, bytes]], connections: int, header
                     except StopIteration:
                         return
                 n, body = bodies[i]
+                due = wall0 + offsets[i]
+                if due > time.time():
+                    time.sleep(due - time.time())
+                times[i][:2] = [due, time.time()]
                 status, text, broken = 0, "", 0
                 give_up = time.monotonic() + RETRY_SECONDS
                 for attempt in itertools.count():  # bounded by give_up (a full queue) and 5 broken connections
@@ -97,6 +111,7 @@ def post_all(url: str, bodies: list[tuple[int, bytes]], connections: int, header
                     with lock:
                         stats["retries"] += 1
                     time.sleep(min(2.0, 0.05 * 2**attempt))
+                times[i][2] = time.time()
                 with lock:
                     stats["statuses"][status] += 1
                     if 200 <= status < 300:
@@ -115,6 +130,8 @@ def post_all(url: str, bodies: list[tuple[int, bytes]], connections: int, header
     for thread in threads:
         thread.join()
     stats.update(t0=t0, t_end=time.monotonic(), statuses={str(k): v for k, v in stats["statuses"].items()})
+    if rate:
+        stats["requests"] = times
     return stats
 
 
@@ -147,16 +164,18 @@ def sender_main(args) -> None:
         print("warmed " + json.dumps(post_all(args.url, warmup, args.connections, headers)), flush=True)
     if sys.stdin.readline().strip() != "go":
         return
-    print("done " + json.dumps(post_all(args.url, bodies, args.connections, headers)), flush=True)
+    print("done " + json.dumps(post_all(args.url, bodies, args.connections, headers, args.rate)), flush=True)
     sys.stdin.read()
 
 
 # --- the benchmark's side ---------------------------------------------------------------------------------
 
 
-def sender_command(url: str, bodies: Path, warmup: Path, connections: int, wait_url: str = "") -> list[str]:
+def sender_command(
+    url: str, bodies: Path, warmup: Path, connections: int, wait_url: str = "", rate: float = 0
+) -> list[str]:
     command = [sys.executable, str(Path(__file__).resolve()), "--url", url, "--bodies", str(bodies)]
-    command += ["--warmup-bodies", str(warmup), "--connections", str(connections)]
+    command += ["--warmup-bodies", str(warmup), "--connections", str(connections), "--rate", str(rate)]
     return command + (["--wait-url", wait_url] if wait_url else [])
 
 
@@ -184,6 +203,7 @@ def main() -> None:
     parser.add_argument("--warmup-bodies", help="bodies posted before 'ready', untimed")
     parser.add_argument("--connections", type=int, default=4, help="keep-alive connections")
     parser.add_argument("--wait-url", help="GET this until it answers 200 before starting")
+    parser.add_argument("--rate", type=float, default=0, help="offered spans/s (0: as fast as taken)")
     sender_main(parser.parse_args())
 
 

@@ -11,6 +11,7 @@ from agents.change_log import agent_change_observe
 from agents.models import Agent, ChangeKind
 from core import clock
 from core.actors import Actor
+from core.redaction import scrubber
 from traces.ingest.normalize import action_hash, span_scrub
 from traces.ingest.payloads import payloads_split
 from traces.ingest.spans import IngestError, Span
@@ -81,8 +82,9 @@ def trace_ingest(*, spans: list[Span], key_agent: Agent | None = None, backfill:
     """
     if len(spans) > settings.FIREBREAK_INGEST_MAX_SPANS:
         raise IngestError(f"{len(spans)} spans, at most {settings.FIREBREAK_INGEST_MAX_SPANS} per batch", 413)
+    using = scrubber()  # the settings' scrubber, looked up once for the batch
     for s in spans:
-        span_scrub(s)
+        span_scrub(s, using=using)
         if s.tool_name:
             s.action_hash = action_hash(s.tool_name, s.tool_arguments)
     agent_ids = _resolve_agents(spans, key_agent)

@@ -1,8 +1,10 @@
 """Runs detectors and acts on their findings: alert (deduplicated), then the detector's rule."""
 
 import logging
+from collections.abc import Callable, Iterable
 
 from django.db import transaction
+from django.db.models import Q
 
 from agents.containment import agent_degrade_step
 from agents.models import Agent, GateState
@@ -20,11 +22,27 @@ logger = logging.getLogger(__name__)
 def detector_settings(name: str, agent: Agent | None) -> tuple[bool, Thresholds, str]:
     """(enabled, thresholds, rule) for one detector and agent: defaults < all-agents row < agent row.
     ``agent`` None (an alert from outside naming no agent): the all-agents row only."""
-    spec = registry[name]
-    enabled, thresholds, rule = True, dict(spec.defaults), spec.rule
     rows = DetectorSetting.objects.filter(detector=name, agent__isnull=True)
     if agent is not None:
         rows = rows | DetectorSetting.objects.filter(detector=name, agent=agent)
+    return _settings_from(name, rows)
+
+
+def detector_settings_batch(agents: Iterable[Agent]) -> Callable[[str, Agent], tuple[bool, Thresholds, str]]:
+    """``detector_settings`` for every detector and any of ``agents``, from one query: the streaming runner
+    asks for each detector and agent of every batch, and a query each was a good part of the worker's time."""
+    ids = {agent.pk for agent in agents}
+    rows = list(DetectorSetting.objects.filter(Q(agent__isnull=True) | Q(agent_id__in=ids)))
+
+    def settings_of(name: str, agent: Agent) -> tuple[bool, Thresholds, str]:
+        return _settings_from(name, [r for r in rows if r.detector == name and r.agent_id in (None, agent.pk)])
+
+    return settings_of
+
+
+def _settings_from(name: str, rows: Iterable[DetectorSetting]) -> tuple[bool, Thresholds, str]:
+    spec = registry[name]
+    enabled, thresholds, rule = True, dict(spec.defaults), spec.rule
     for row in sorted(rows, key=lambda r: r.agent_id is not None):  # global first, then the agent's own
         enabled = row.enabled
         thresholds.update(row.thresholds or {})

@@ -5,9 +5,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from django.db.models import Prefetch
+from django.db.models.fields.json import KeyTransform
 
 from incidents.detection import engine
 from incidents.detection.base import Finding, registry
+from incidents.detection.streaming._steps import STEP_ATTRIBUTES
 from incidents.models import Alert
 from traces.models import Step, Trace
 
@@ -18,8 +20,10 @@ _STEP_DEFERRED = ("input", "output", "tool_arguments", "attributes")
 
 
 def batch_traces(trace_pks: Iterable[int]) -> list[Trace]:
-    """The batch's traces with their agents, each with ``batch_steps`` (ordered): two queries in all."""
-    steps = Step.objects.defer(*_STEP_DEFERRED).order_by("started_at", "id")
+    """The batch's traces with their agents, each with ``batch_steps`` (ordered): two queries in all. The
+    attributes the detectors read come along as annotations (``streaming._steps.step_attribute``)."""
+    attributes = {name: KeyTransform(key, "attributes") for name, key in STEP_ATTRIBUTES.items()}
+    steps = Step.objects.defer(*_STEP_DEFERRED).annotate(**attributes).order_by("started_at", "id")
     return list(
         Trace.objects.filter(pk__in=list(trace_pks))
         .select_related("agent")
@@ -40,11 +44,12 @@ def detect_batch(*, trace_pks: Iterable[int]) -> list[Alert]:
     for trace in traces:
         by_agent[trace.agent_id].append(trace)
     findings: list[Finding] = []
+    settings_of = engine.detector_settings_batch(agent_traces[0].agent for agent_traces in by_agent.values())
     for name, spec in sorted(registry.items()):
         if spec.kind != "streaming":
             continue
         for agent_traces in by_agent.values():
-            enabled, thresholds, _ = engine.detector_settings(name, agent_traces[0].agent)
+            enabled, thresholds, _ = settings_of(name, agent_traces[0].agent)
             if not enabled:
                 continue
             try:

@@ -1,6 +1,21 @@
 """Shared helpers for streaming detectors."""
 
+from typing import Any
+
 from traces.models import Step, StepKind, Trace
+
+# The attributes streaming detectors read, by the name the runner annotates each step with: the runner
+# leaves ``Step.attributes`` deferred (large JSON), and reading it would cost one query per step.
+STEP_ATTRIBUTES = {"attr_request_model": "gen_ai.request.model", "attr_refused": "firebreak.refused"}
+_ANNOTATION = {key: name for name, key in STEP_ATTRIBUTES.items()}
+
+
+def step_attribute(step: Step, key: str) -> Any:
+    """``step.attributes.get(key)``: from the runner's annotation when it made one, else from the attributes."""
+    name = _ANNOTATION.get(key)
+    if name is not None and name in step.__dict__:
+        return step.__dict__[name]
+    return (step.attributes or {}).get(key)
 
 
 def steps_of(trace: Trace) -> list[Step]:

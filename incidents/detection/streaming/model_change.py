@@ -8,7 +8,7 @@ raises, once per (agent, expected, response) pair.
 """
 
 from incidents.detection.base import Finding, Rule, Thresholds, detector
-from incidents.detection.streaming._steps import llm_steps
+from incidents.detection.streaming._steps import llm_steps, step_attribute
 from incidents.models import ModelSnapshot
 from traces.models import Step, Trace
 
@@ -17,7 +17,7 @@ REQUEST_MODEL = "gen_ai.request.model"
 
 
 def _expected(step: Step, trace: Trace) -> str:
-    requested = (step.attributes or {}).get(REQUEST_MODEL)
+    requested = step_attribute(step, REQUEST_MODEL)
     if isinstance(requested, str) and requested.strip():
         return requested.strip()[:200]
     return (trace.model_version or trace.agent.model_version or "").strip()[:200]

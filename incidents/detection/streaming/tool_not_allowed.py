@@ -1,7 +1,7 @@
 """Tool misuse: a tool call outside the agent's allowed tools."""
 
 from incidents.detection.base import Finding, Rule, Thresholds, detector
-from incidents.detection.streaming._steps import tool_steps
+from incidents.detection.streaming._steps import step_attribute, tool_steps
 from traces.models import Trace
 
 NAME = "tool_not_allowed"
@@ -22,7 +22,7 @@ def run(*, traces: list[Trace], settings: Thresholds) -> list[Finding]:
             if not step.tool_name or step.tool_name in allowed or step.tool_name in seen:
                 continue
             seen.add(step.tool_name)
-            refused = bool((step.attributes or {}).get(REFUSED))
+            refused = bool(step_attribute(step, REFUSED))
             title = (
                 f"{trace.agent.slug} tried {step.tool_name}, outside its allowed tools (refused at the gate)"
                 if refused

@@ -42,3 +42,18 @@ def test_each_agent_and_expected_name_has_its_own_baseline(make_agent, make_span
     assert _run(ingest, make_spans, "6" * 32, "gpt-4o-2024-11-20", agent="reader") == []
     assert _run(ingest, make_spans, "7" * 32, "claude-3-5-sonnet-20241022", model_version="claude-3-5-sonnet") == []
     assert ModelSnapshot.objects.count() == 3
+
+
+def test_the_requested_model_is_read_without_a_query_per_step(
+    make_agent, make_spans, ingest, django_assert_max_num_queries
+):
+    # The runner leaves Step.attributes deferred; the request model comes with the steps' query, so a batch of
+    # many model calls costs the same few queries as one (it used to cost one more query per LLM step).
+    make_agent("writer", model_version="gpt-4o")
+    assert _run(ingest, make_spans, "8" * 32, "gpt-4o-mini-2024-07-18", model_version="") == []  # no name: skipped
+    steps = [{"kind": "llm", "model": "gpt-4o-2024-08-06", "attributes": {"gen_ai.request.model": " gpt-4o "}}] * 60
+    steps += [{"kind": "llm", "model": "gpt-4o-2024-11-20", "attributes": {"gen_ai.request.model": "gpt-4o"}}]
+    ingest(make_spans(agent="writer", trace_id="9" * 32, steps=steps, model_version=""))
+    with django_assert_max_num_queries(40):
+        (alert,) = detect_batch(trace_pks=[Trace.objects.get(trace_id="9" * 32).pk])
+    assert "answered gpt-4o with gpt-4o-2024-11-20, not gpt-4o-2024-08-06" in alert.title

@@ -45,6 +45,16 @@ def test_agent_setting_disables_or_changes_thresholds(make_agent, make_spans, in
     assert "2× in a row" in alerts[0].title
 
 
+def test_an_agent_row_overrides_the_all_agents_row_in_a_batch_of_several_agents(make_agent, make_spans, ingest):
+    make_agent("muted")
+    DetectorSetting.objects.create(detector="action_repeat", agent=None, enabled=False)
+    DetectorSetting.objects.create(detector="action_repeat", agent=make_agent("loud-too"), enabled=True)
+    for slug, trace_id in (("muted", "a" * 32), ("loud-too", "b" * 32)):
+        ingest(make_spans(agent=slug, trace_id=trace_id, steps=_loop_steps(4)))
+    alerts = detect_batch(trace_pks=[_trace_pk("a" * 32), _trace_pk("b" * 32)])
+    assert [(a.agent.slug, a.detector) for a in alerts] == [("loud-too", "action_repeat")]
+
+
 def test_default_threshold_needs_three_in_a_row(make_agent, make_spans, ingest):
     make_agent("retrier")
     steps = [*_loop_steps(2), {"kind": "tool", "tool": "search", "args": {"q": "x"}}, *_loop_steps(2)]
