@@ -163,3 +163,11 @@ def test_a_long_query_holding_the_steps_table_makes_retention_wait_for_the_next_
     report = retention_run()  # the next run, the read over
     assert [d.name for d in report.dropped] == [partition_name(OLD_DAY)] and report.traces == 1
     assert not Trace.objects.filter(pk=trace.pk).exists()
+
+
+def test_the_trace_list_says_how_long_traces_are_kept(make_client, viewer, settings):
+    settings.FIREBREAK_RETENTION_DAYS = 14
+    page = make_client(viewer).get("/traces/").content.decode()
+    assert "Traces are kept 14 days" in page and "eval case" in page
+    settings.FIREBREAK_RETENTION_DAYS = 0
+    assert "Traces are kept" not in make_client(viewer).get("/traces/").content.decode()

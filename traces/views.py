@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
@@ -111,6 +112,7 @@ def trace_list(request):
         "first_query": first_query.urlencode(),
         "is_later_page": bool(request.GET.get("cursor")),
         "filters_set": sum(1 for name in form.fields if request.GET.get(name, "").strip()),
+        "retention_days": settings.FIREBREAK_RETENTION_DAYS,
     }
     template = "traces/trace_list.html#results" if request.htmx else "traces/trace_list.html"
     return render(request, template, context)
