@@ -18,6 +18,7 @@ class IncidentsConfig(AppConfig):
         from incidents import receivers
         from incidents.detection import scheduled, streaming  # noqa: F401
         from incidents.detection import tasks as detection_tasks  # noqa: F401
+        from incidents.detection.scheduled.rollup import rollups_drop_before
         from incidents.integrations.inbound import sources as inbound_sources  # noqa: F401
         from incidents.integrations.pagerduty import receivers as pagerduty
         from incidents.integrations.pagerduty import tasks as pagerduty_tasks  # noqa: F401
@@ -54,6 +55,8 @@ class IncidentsConfig(AppConfig):
             trace_hooks.user_links.append(user_links)
         if retention_kept_traces not in trace_hooks.retention_keepers:
             trace_hooks.retention_keepers.append(retention_kept_traces)
+        if rollups_drop_before not in trace_hooks.retention_sweepers:
+            trace_hooks.retention_sweepers.append(rollups_drop_before)
         if receivers.sev1_action_items_done not in hooks.closure_checks:
             hooks.closure_checks.append(receivers.sev1_action_items_done)
         if last_known_good not in agent_hooks.last_known_good_finders:

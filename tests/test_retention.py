@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from evals.models import EvalCase
+from incidents.detection.models import DetectorRollup, RolledHour
 from incidents.models import Alert, PostMortem
 from traces.models import Step, StepPayload, Trace
 from traces.retention.partitions import DEFAULT, partition_name, partitions_ensure, partitions_list
@@ -99,6 +100,10 @@ def test_retention_drops_an_old_day_and_keeps_the_traces_people_rely_on(make_age
 
 def test_a_trace_that_ran_past_the_cutoff_keeps_its_newer_steps(make_agent, make_spans, ingest):
     agent = make_agent("long-bot")
+    old_hour, recent_hour = OLD.replace(minute=0), datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    DetectorRollup.objects.create(agent=agent, hour=old_hour, llm_outputs=3)
+    DetectorRollup.objects.create(agent=agent, hour=recent_hour, llm_outputs=4)
+    RolledHour.objects.create(hour=old_hour)
     partitions_ensure(first=OLD_DAY, last=OLD_DAY)
     trace = _trace(agent, make_spans, ingest, trace_id="c9" * 16, start=OLD)
     later = make_spans(agent=agent.slug, trace_id="c9" * 16, start=datetime.now(UTC) - timedelta(days=2),
@@ -107,6 +112,9 @@ def test_a_trace_that_ran_past_the_cutoff_keeps_its_newer_steps(make_agent, make
 
     retention_run()
     assert list(Step.objects.filter(trace=trace).values_list("tool_name", flat=True)) == ["search"]
+    # the detectors' hourly rollups of the dropped days go with them
+    assert list(DetectorRollup.objects.filter(agent=agent).values_list("hour", flat=True)) == [recent_hour]
+    assert not RolledHour.objects.filter(hour=old_hour).exists()
 
 
 def test_the_command_says_what_went_and_a_dry_run_changes_nothing(make_agent, make_spans, ingest):

@@ -5,9 +5,12 @@
 - ``retention_keepers``: ``keep() -> QuerySet`` of trace primary keys (one column, e.g.
   ``X.objects.values("trace_id")``) that retention must keep: incidents names its incidents' and
   post-mortems' traces, evals its eval cases' (golden runs are kept by traces itself).
+- ``retention_sweepers``: ``sweep(cutoff) -> int`` deletes what a higher app derived from steps older than
+  ``cutoff`` once retention dropped them (incidents: the detectors' hourly rollups), in retention's transaction.
 """
 
 from collections.abc import Callable
+from datetime import datetime
 
 from django.db.models import QuerySet
 
@@ -20,3 +23,4 @@ def user_links_for(user_id: str) -> list[UserLink]:
 
 
 retention_keepers: list[Callable[[], QuerySet]] = []
+retention_sweepers: list[Callable[[datetime], int]] = []

@@ -4,8 +4,9 @@ For each day partition wholly older than the cutoff (midnight UTC, that many day
 transaction of its own: detach it, copy the steps of kept traces back into the table (no day partition
 covers them any more, so they land in the default partition), drop it. Then, in one more transaction:
 the default partition's steps older than the cutoff that no kept trace owns, the payloads of that time,
-and the traces that started before the cutoff and hold no step any more (their alerts, incidents and
-eval cases let go of them as Django's delete does). The default partition is the only place rows are
+the traces that started before the cutoff and hold no step any more (their alerts, incidents and eval
+cases let go of them as Django's delete does), and what higher apps derived from that time
+(``traces.hooks.retention_sweepers``: the detectors' hourly rollups). The default partition is the only place rows are
 deleted one by one, and it holds only what fell outside the day partitions.
 
 Kept: golden runs, and what ``traces.hooks.retention_keepers`` name (traces of an incident, of a
@@ -96,6 +97,8 @@ def retention_run(*, days: int | None = None, dry_run: bool = False) -> Retentio
         if not dry_run:
             for start in range(0, len(gone), DELETE_BATCH):
                 Trace.objects.filter(pk__in=gone[start : start + DELETE_BATCH]).delete()
+            for sweep in hooks.retention_sweepers:
+                sweep(cutoff)
     report.kept_traces = len(kept)
     return report
 

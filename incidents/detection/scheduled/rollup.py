@@ -152,6 +152,13 @@ def rollups_forget(*, since: datetime) -> int:
     return deleted
 
 
+def rollups_drop_before(cutoff: datetime) -> int:
+    """Retention (``traces.hooks.retention_sweepers``): the rollups of hours whose steps are gone."""
+    deleted, _ = DetectorRollup.objects.filter(hour__lt=cutoff).delete()
+    RolledHour.objects.filter(hour__lt=cutoff).delete()
+    return deleted
+
+
 def _contiguous(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
     runs: list[tuple[datetime, datetime]] = []
     for hour in hours:
