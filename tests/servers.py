@@ -16,17 +16,49 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import redis
 
 from firebreak import embedded
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def gunicorn_serving(env: dict[str, str]) -> Iterator[str]:
+    """gunicorn serving Firebreak (one worker, two threads) with ``env`` on a free loopback port: yields its URL
+    once ``/healthz`` answers 200, and stops it on leaving."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    command = [str(gunicorn), "firebreak.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "2"]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 def worker_id() -> str:

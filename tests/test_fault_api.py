@@ -5,13 +5,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .sdk.conftest import free_port
+from tests.servers import gunicorn_serving
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,23 +33,8 @@ def app(private_postgres):
     manage(env, "migrate", "--noinput")
     manage(env, "bootstrap")
     key = manage(env, "createapikey", "--user", "admin").splitlines()[0]
-    port = free_port()
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    command = [str(gunicorn), "firebreak.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "2"]
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
-        time.sleep(0.2)
-    yield url, key
-    proc.terminate()
-    proc.wait(timeout=20)
+    with gunicorn_serving(env) as url:
+        yield url, key
 
 
 def test_with_postgresql_down_the_api_is_503_with_retry_after_and_the_cli_says_when(app, private_postgres):

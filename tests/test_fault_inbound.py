@@ -11,8 +11,7 @@ import httpx
 import pytest
 
 from incidents.integrations.inbound.tests.samples import sample
-
-from .sdk.conftest import free_port
+from tests.servers import gunicorn_serving
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,25 +31,10 @@ def app(private_postgres):
     env |= {"DATABASE_URL": private_postgres.url}
     manage(env, "migrate", "--noinput")
     key = manage(env, "createapikey", "--integration", "prometheus-prod").splitlines()[0]
-    port = free_port()
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    command = [str(gunicorn), "firebreak.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "2"]
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
-        time.sleep(0.2)
-    client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
-    yield client
-    client.close()
-    proc.terminate()
-    proc.wait(timeout=20)
+    with gunicorn_serving(env) as url:
+        client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        yield client
+        client.close()
 
 
 def test_an_alert_posted_while_postgresql_is_down_is_a_503_to_retry(app, private_postgres):

@@ -11,10 +11,8 @@ import httpx
 import psycopg
 import pytest
 
-from tests.servers import PostgresServer
+from tests.servers import PostgresServer, gunicorn_serving
 from traces.tests.otel_helpers import genai_agent_run, otlp_json, record
-
-from .sdk.conftest import free_port
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,26 +71,11 @@ def app(private_postgres, tmp_path):
     key = manage(env, "createapikey", "--agent", AGENT, "--scopes", "ingest").splitlines()[0]
     manage(env, "bootstrap")
     person_key = manage(env, "createapikey", "--user", "admin").splitlines()[0]
-    port = free_port()
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    command = [str(gunicorn), "firebreak.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "2"]
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
-        time.sleep(0.2)
-    client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
-    client.person_key = person_key
-    yield client, tmp_path / "spool"
-    client.close()
-    proc.terminate()
-    proc.wait(timeout=20)
+    with gunicorn_serving(env) as url:
+        client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        client.person_key = person_key
+        yield client, tmp_path / "spool"
+        client.close()
 
 
 def test_spans_sent_while_postgresql_is_down_are_spooled_and_stored_when_it_is_back(app, private_postgres):

@@ -21,10 +21,8 @@ from django.db import connections, transaction
 
 from agents.models import Agent
 from core.replica import REPLICA, ReplicaRouter, _reading, replica_reset
-from tests.servers import PostgresServer
+from tests.servers import PostgresServer, gunicorn_serving
 from traces.models import Trace
-
-from .sdk.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENT = "replica-bot"
@@ -171,38 +169,21 @@ def replicated(private_postgres, tmp_path):
     standby = primary.standby(private_postgres.directory.with_name(private_postgres.directory.name + "-standby"))
     assert _sql(standby, "SELECT pg_is_in_recovery()") is True
     env["DATABASE_REPLICA_URL"] = standby.url
-    port = free_port()
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    command = [str(gunicorn), "firebreak.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "2"]
-    proc = subprocess.Popen(
-        command, cwd=ROOT, env={**env, "FIREBREAK_PROCESS": "web"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
-        time.sleep(0.2)
-    agent = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
-    person = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {person_key}"}, timeout=10)
-    pages = httpx.Client(base_url=url, timeout=10)
-    pages.get("/accounts/login/")
-    login = pages.post(
-        "/accounts/login/",
-        data={"username": "reader", "password": PASSWORD, "csrfmiddlewaretoken": pages.cookies["csrftoken"]},
-    )
-    assert login.status_code == 302, login.text[:500]
     try:
-        yield agent, person, pages, primary, standby
+        with gunicorn_serving({**env, "FIREBREAK_PROCESS": "web"}) as url:
+            agent = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+            person = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {person_key}"}, timeout=10)
+            pages = httpx.Client(base_url=url, timeout=10)
+            pages.get("/accounts/login/")
+            login = pages.post(
+                "/accounts/login/",
+                data={"username": "reader", "password": PASSWORD, "csrfmiddlewaretoken": pages.cookies["csrftoken"]},
+            )
+            assert login.status_code == 302, login.text[:500]
+            yield agent, person, pages, primary, standby
+            for client in (agent, person, pages):
+                client.close()
     finally:
-        for client in (agent, person, pages):
-            client.close()
-        proc.terminate()
-        proc.wait(timeout=20)
         standby.remove()
 
 
