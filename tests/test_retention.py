@@ -58,7 +58,9 @@ def test_a_day_without_a_partition_goes_to_the_default_and_moves_when_its_day_is
     assert trace.steps.count() == 4  # the root and its three steps, all still read through the model
 
 
-def test_retention_drops_an_old_day_and_keeps_the_traces_people_rely_on(make_agent, make_spans, ingest, make_incident):
+def test_retention_drops_an_old_day_and_keeps_the_traces_people_rely_on(
+    make_agent, make_spans, ingest, make_incident, make_client, viewer
+):
     agent = make_agent("old-bot")
     partitions_ensure(first=OLD_DAY, last=OLD_DAY)
     gone = _trace(agent, make_spans, ingest, trace_id="c3" * 16, start=OLD)
@@ -94,6 +96,8 @@ def test_retention_drops_an_old_day_and_keeps_the_traces_people_rely_on(make_age
         assert sorted(trace.steps.values_list("span_id", flat=True)) == before[trace.pk]
         assert _partition_of(trace) == {DEFAULT}
     assert incident.traces.get() == incident_trace
+    page = make_client(viewer).get(eval_trace.get_absolute_url())  # the viewer reads the kept steps
+    assert page.status_code == 200 and page.content.decode().count('class="step ') == 6
     assert recent.steps.count() == 3 and Trace.objects.filter(pk=recent.pk).exists()
     assert retention_run().dropped == []  # nothing left to do
 
