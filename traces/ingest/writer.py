@@ -292,11 +292,13 @@ SpanPayloads = dict[tuple[str, str, str], list[Payload]]
 
 
 def _write_payloads(
-    cur: Cursor[TupleRow], spans: list[Span], keys: dict[int, TraceKey], pk: dict[TraceKey, int], payloads: SpanPayloads
+    cur: Cursor[TupleRow], keyed: list[tuple[Span, TraceKey]], pk: dict[TraceKey, int], payloads: SpanPayloads
 ) -> None:
+    if not payloads:  # the usual batch: nothing over APART_BYTES
+        return
     rows = [
-        (pk[keys[id(s)]], s.span_id, p.field, s.start, p.content_type, p.size, p.data)
-        for s in spans
+        (pk[key], s.span_id, p.field, s.start, p.content_type, p.size, p.data)
+        for s, key in keyed
         for p in payloads.get((s.agent, s.trace_id, s.span_id), ())
     ]
     if rows:
@@ -311,10 +313,11 @@ def write_spans(spans: list[Span], agent_ids: dict[str, int], payloads: SpanPayl
     """
     payloads = payloads or {}
     spans = _unique(spans)
-    keys = {id(s): (agent_ids[s.agent], s.trace_id) for s in spans}
+    # Each span with its trajectory, (agent pk, hex trace id), computed once.
+    keyed = [(s, (agent_ids[s.agent], s.trace_id)) for s in spans]
     totals: dict[TraceKey, _Totals] = defaultdict(_Totals)
-    for s in spans:
-        totals[keys[id(s)]].add(s)
+    for s, key in keyed:
+        totals[key].add(s)
     with connection.cursor() as django_cursor:
         cur: Cursor[TupleRow] = django_cursor.cursor  # psycopg's own cursor under Django's wrapper: COPY
         cur.adapters.register_dumper(None, _JsonbEncoded)  # this cursor's adapters only (_copy_steps)
@@ -329,28 +332,29 @@ def write_spans(spans: list[Span], agent_ids: dict[str, int], payloads: SpanPayl
         if existed:
             # Only traces that were already there can hold some of these spans; their totals are
             # added below from the spans that turn out to be new.
-            probe = [s for s in spans if keys[id(s)] in existed]
+            probe = [(s, key) for s, key in keyed if key in existed]
             cur.execute(
                 _EXISTING_SPANS,
-                [[pk[keys[id(s)]] for s in probe], [s.span_id for s in probe], [s.start for s in probe]],
+                [[pk[key] for _, key in probe], [s.span_id for s, _ in probe], [s.start for s, _ in probe]],
             )
             stored_pks = {(trace_pk, span_id) for trace_pk, span_id in cur.fetchall()}
-            spans = [s for s in spans if keys[id(s)] not in existed or (pk[keys[id(s)]], s.span_id) not in stored_pks]
+            keyed = [(s, key) for s, key in keyed if key not in existed or (pk[key], s.span_id) not in stored_pks]
         try:
             with transaction.atomic(), cur.copy(_COPY_STEPS) as copy:
-                _copy_steps(copy, ["int8"], ((pk[keys[id(s)]], *_step_values(s)) for s in spans))
+                _copy_steps(copy, ["int8"], ((pk[key], *_step_values(s)) for s, key in keyed))
         except UniqueViolation:  # psycopg's own: the COPY ran on its cursor, not through Django's wrapper
-            result = _write_conflict_safe(cur, spans, keys, pk, existed, totals)
-            _write_payloads(cur, spans, keys, pk, payloads)
+            result = _write_conflict_safe(cur, keyed, pk, existed, totals)
+            _write_payloads(cur, keyed, pk, payloads)
             return result
-        _write_payloads(cur, spans, keys, pk, payloads)
-        new_totals: dict[TraceKey, _Totals] = defaultdict(_Totals)
-        for s in spans:
-            if keys[id(s)] in existed:
-                new_totals[keys[id(s)]].add(s)
-        _add_totals(cur, {pk[k]: t for k, t in new_totals.items()})
-    stored_traces = {keys[id(s)] for s in spans}
-    return WriteResult(stored=len(spans), trace_ids={k: pk[k] for k in stored_traces})
+        _write_payloads(cur, keyed, pk, payloads)
+        if existed:
+            new_totals: dict[TraceKey, _Totals] = defaultdict(_Totals)
+            for s, key in keyed:
+                if key in existed:
+                    new_totals[key].add(s)
+            _add_totals(cur, {pk[k]: t for k, t in new_totals.items()})
+    stored_traces = {key for _, key in keyed}
+    return WriteResult(stored=len(keyed), trace_ids={k: pk[k] for k in stored_traces})
 
 
 def _add_totals(cur: Cursor[TupleRow], by_pk: dict[int, _Totals]) -> None:
@@ -367,8 +371,7 @@ def _add_totals(cur: Cursor[TupleRow], by_pk: dict[int, _Totals]) -> None:
 
 def _write_conflict_safe(
     cur: Cursor[TupleRow],
-    spans: list[Span],
-    keys: dict[int, TraceKey],
+    keyed: list[tuple[Span, TraceKey]],
     pk: dict[TraceKey, int],
     existed: set[TraceKey],
     totals: dict[TraceKey, _Totals],
@@ -389,7 +392,9 @@ def _write_conflict_safe(
         )  # fmt: skip
     cur.execute(_TMP_STEPS_DDL)
     with cur.copy(_COPY_TEMP_STEPS) as copy:
-        _copy_steps(copy, ["varchar", "int8"], ((keys[id(s)][1], keys[id(s)][0], *_step_values(s)) for s in spans))
+        _copy_steps(
+            copy, ["varchar", "int8"], ((hex_id, agent_pk, *_step_values(s)) for s, (agent_pk, hex_id) in keyed)
+        )
     cur.execute(_INSERT_FROM_TEMP)
     rows = cur.fetchall()
     return WriteResult(stored=sum(r[3] for r in rows), trace_ids={(r[1], r[2]): r[0] for r in rows})
