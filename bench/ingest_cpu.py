@@ -8,9 +8,10 @@ OpenTelemetry SDK, encoded with its OTLP encoder, ``--batch`` spans per request)
 ``action_hash`` (what ``trace_ingest`` does first), ``payloads_split``, then ``trace_ingest`` itself on the
 same bodies parsed again ("write": its CPU less the scrub and split measured before). CPU is this process's
 (``time.process_time``); "postgres" is the CPU of the PostgreSQL backend serving this process during
-``trace_ingest`` (from /proc/<pid>/schedstat; the server's own processes, WAL writer and checkpointer, not in it). Each stage is reported as µs per span, the median of
-``--rounds`` rounds; the spans belong to the agent ``bench-ingest`` and are deleted after every round.
-``--profile N`` prints cProfile's top N functions of one round of parse + trace_ingest instead.
+``trace_ingest`` (from /proc/<pid>/schedstat; the server's own processes, WAL writer and checkpointer, not in
+it). Each stage is reported as µs per span, the median of ``--rounds`` rounds; the spans belong to the agent
+``bench-ingest`` and are deleted after every round.
+``--profile N`` prints cProfile's top N functions (CPU time) of one round of parse + trace_ingest instead.
 """
 
 from __future__ import annotations
