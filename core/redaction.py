@@ -102,7 +102,7 @@ class Pattern:
     # lookaround, and as case-blind as ``regex`` is). A regex that starts with a literal is searched fastest.
     hint: re.Pattern[str] | None = None
     # The hint for ASCII text, where it can be a faster one (\d is [0-9] there): the same matches on such text.
-    ascii_hint: re.Pattern[str] | None = None
+    ascii_hint: "re.Pattern[str] | RunFirst | None" = None
     # The needles as one regex (one C-level search, their common start first so that the search skips ahead
     # to it); None for folded needles, which are looked for in the lower-cased text.
     needle_regex: re.Pattern[str] | None = field(init=False, default=None, compare=False, repr=False)
@@ -126,6 +126,22 @@ class Pattern:
             return False
         hint = self.ascii_hint if self.ascii_hint is not None and text.isascii() else self.hint
         return hint is None or hint.search(text) is not None
+
+
+class RunFirst:
+    """A hint for ASCII text: ``regex.search``, answered None at once when the text has no run of ``length``
+    characters of ``chars``, which every match of ``regex`` holds. The run is looked for with bytes.translate and
+    bytes.find, C loops several times faster than the regular expression's own scan of a character class."""
+
+    def __init__(self, regex: re.Pattern[str], chars: str, length: int) -> None:
+        self.regex = regex
+        self._table = bytes(0x23 if chr(b) in chars else 0x2E for b in range(256))  # "#" in the run, "." not
+        self._run = b"#" * length
+
+    def search(self, text: str) -> re.Match[str] | None:
+        if self._run not in text.encode("ascii").translate(self._table):
+            return None
+        return self.regex.search(text)
 
 
 # Characters that IGNORECASE matches to an ASCII letter although str.lower() does not give that letter
@@ -199,7 +215,8 @@ DEFAULT_PATTERNS = (
         # 13 digits and separators in a row: order numbers and ids of 6 digits no longer wake the pattern. A
         # character class repeat, not (?:\d[ -]?){12}: about three times faster to search.
         hint=re.compile(r"\d[\d -]{11}\d"),
-        ascii_hint=re.compile(r"[0-9][0-9 -]{11}[0-9]"),  # a plain class: about 40 % faster than \d
+        # A plain class (about 40 % faster than \d), searched only where 13 of its characters are in a row.
+        ascii_hint=RunFirst(re.compile(r"[0-9][0-9 -]{11}[0-9]"), "0123456789 -", 13),
     ),
     Pattern(
         "ssn",

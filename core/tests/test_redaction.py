@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from core.redaction import FOLD_ODD, MAX_DEPTH, RedactingFilter, Scrubber, scrub, scrub_text, scrubber
+from core.redaction import FOLD_ODD, MAX_DEPTH, RedactingFilter, RunFirst, Scrubber, scrub, scrub_text, scrubber
 
 PLACEHOLDER = re.compile(r"\[REDACTED:[a-z_]+:[0-9a-f]{8}\]")
 
@@ -238,3 +238,14 @@ def test_folded_needles_know_every_character_ignorecase_matches_to_their_letters
 def test_a_token_key_spelled_with_the_kelvin_sign_is_caught_as_the_pattern_says():
     # The pattern is case-blind, so "to\u212aen" is "token" to it; its cheap test used to miss that and keep the value.
     assert scrub_text("https://x.io/?to\u212aen=s3cr3tvalue&page=2").count("s3cr3tvalue") == 0
+
+
+def test_a_run_first_hint_finds_what_its_regex_finds():
+    # The card's ASCII hint looks for 13 characters of [0-9 -] in a row before it runs its regex.
+    hint = next(p.ascii_hint for p in scrubber().patterns if p.kind == "card")
+    assert isinstance(hint, RunFirst)
+    rng = random.Random(11)
+    pieces = ["4111", "1111 ", "1111-", "0", "-", " ", "  ", "x", "2024-07-18", "12345678901", "\n", "a1"]
+    for _ in range(5000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 8)))
+        assert (hint.search(text) is None) == (hint.regex.search(text) is None), text

@@ -14,17 +14,25 @@ the traces that existed. If a concurrent batch stored one of the same spans in
 between (a unique violation), the savepoint is rolled back and the batch takes
 the conflict-safe path: COPY into a temp table, then INSERT … ON CONFLICT DO
 NOTHING, with totals added from the rows actually inserted.
+
+Steps go in COPY's binary format (``_copy_steps``): PostgreSQL reads numbers, times and JSON without parsing
+their text, and the client does not escape every value; the values stored are the same.
 """
 
+import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import orjson
-from django.db import IntegrityError, connection, transaction
-from psycopg import Cursor
+from django.db import connection, transaction
+from psycopg import Copy, Cursor
+from psycopg.adapt import Dumper
+from psycopg.errors import UniqueViolation
+from psycopg.postgres import types as pg_types
+from psycopg.pq import Format
 from psycopg.rows import TupleRow
 
 from traces.ingest.payloads import Payload
@@ -139,7 +147,36 @@ STEP_VALUES = (
     "input, output, model, tokens_in, tokens_out, cost, finish_reason, status, error_message, "
     "started_at, ended_at, attributes"
 )
+# The PostgreSQL types of STEP_VALUES, in order, for the binary COPY (traces_step's and fb_ingest_steps' columns).
+STEP_TYPES = [
+    "varchar", "varchar", "varchar", "varchar", "varchar", "varchar", "jsonb", "varchar",
+    "text", "text", "varchar", "int4", "int4", "numeric", "varchar", "varchar", "text",
+    "timestamptz", "timestamptz", "jsonb",
+]  # fmt: skip
 
+
+class _JsonbEncoded(Dumper):
+    """JSON already encoded (UTF-8 bytes, ``_json``) as jsonb's binary input: the format version, then the text.
+
+    Registered by oid only, on the writer's cursor: the COPY's jsonb columns take ``_json``'s bytes as they are
+    (psycopg's own jsonb dumper would encode the value again)."""
+
+    oid = pg_types["jsonb"].oid
+    format = Format.BINARY
+
+    def dump(self, obj: bytes) -> bytes:
+        return b"\x01" + obj
+
+
+def _copy_steps(copy: Copy, lead: list[str], rows: Iterable[tuple[object, ...]]) -> None:
+    """Write step rows to a binary ``COPY … FROM STDIN`` (``lead`` types the columns before STEP_VALUES)."""
+    copy.set_types([*lead, *STEP_TYPES])
+    for row in rows:
+        copy.write_row(row)
+
+
+_COPY_STEPS = f"COPY traces_step (trace_id, {STEP_VALUES}) FROM STDIN (FORMAT BINARY)"
+_COPY_TEMP_STEPS = f"COPY fb_ingest_steps (trace_key, agent_id, {STEP_VALUES}) FROM STDIN (FORMAT BINARY)"
 
 # A trajectory: (Agent.pk, hex trace id).
 TraceKey = tuple[int, str]
@@ -224,12 +261,17 @@ def _trace_rows(
         )  # fmt: skip
 
 
-def _json(value: JsonValue) -> str | None:
+# An escaped NUL: \u0000 after an even number of backslashes (escaped backslashes, kept), not after an odd one.
+_NUL_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _json(value: JsonValue) -> bytes | None:
     if value is None:
         return None
-    text = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-    # jsonb cannot hold NUL (escaped by the encoder as \u0000); model output sometimes has it.
-    return text.replace("\\u0000", "") if "\\u0000" in text else text
+    text = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+    # jsonb cannot hold NUL (escaped by the encoder as \u0000); model output sometimes has it. A string holding
+    # a backslash and "u0000" is encoded \\u0000: that escape is not a NUL and stays (removing it broke the JSON).
+    return _NUL_ESCAPE.sub(rb"\1", text) if b"\\u0000" in text else text
 
 
 def _clean(text: str) -> str:
@@ -241,7 +283,7 @@ def _step_values(s: Span) -> tuple[object, ...]:
     return (
         s.span_id, s.parent_span_id, s.kind, _clean(s.name), s.agent_name, s.tool_name, _json(s.tool_arguments),
         s.action_hash, _clean(s.input), _clean(s.output), s.model, s.tokens_in, s.tokens_out, s.cost,
-        s.finish_reason, s.status, _clean(s.error_message), s.start, s.end, _json(s.attributes) or "{}",
+        s.finish_reason, s.status, _clean(s.error_message), s.start, s.end, _json(s.attributes) or b"{}",
     )  # fmt: skip
 
 
@@ -250,11 +292,13 @@ SpanPayloads = dict[tuple[str, str, str], list[Payload]]
 
 
 def _write_payloads(
-    cur: Cursor[TupleRow], spans: list[Span], keys: dict[int, TraceKey], pk: dict[TraceKey, int], payloads: SpanPayloads
+    cur: Cursor[TupleRow], keyed: list[tuple[Span, TraceKey]], pk: dict[TraceKey, int], payloads: SpanPayloads
 ) -> None:
+    if not payloads:  # the usual batch: nothing over APART_BYTES
+        return
     rows = [
-        (pk[keys[id(s)]], s.span_id, p.field, s.start, p.content_type, p.size, p.data)
-        for s in spans
+        (pk[key], s.span_id, p.field, s.start, p.content_type, p.size, p.data)
+        for s, key in keyed
         for p in payloads.get((s.agent, s.trace_id, s.span_id), ())
     ]
     if rows:
@@ -269,12 +313,14 @@ def write_spans(spans: list[Span], agent_ids: dict[str, int], payloads: SpanPayl
     """
     payloads = payloads or {}
     spans = _unique(spans)
-    keys = {id(s): (agent_ids[s.agent], s.trace_id) for s in spans}
+    # Each span with its trajectory, (agent pk, hex trace id), computed once.
+    keyed = [(s, (agent_ids[s.agent], s.trace_id)) for s in spans]
     totals: dict[TraceKey, _Totals] = defaultdict(_Totals)
-    for s in spans:
-        totals[keys[id(s)]].add(s)
+    for s, key in keyed:
+        totals[key].add(s)
     with connection.cursor() as django_cursor:
         cur: Cursor[TupleRow] = django_cursor.cursor  # psycopg's own cursor under Django's wrapper: COPY
+        cur.adapters.register_dumper(None, _JsonbEncoded)  # this cursor's adapters only (_copy_steps)
         cur.execute(_TMP_TRACES_DDL)
         with cur.copy(f"COPY fb_ingest_traces ({TRACE_COLUMNS}) FROM STDIN") as copy:
             for row in _trace_rows(spans, agent_ids, totals):
@@ -286,29 +332,29 @@ def write_spans(spans: list[Span], agent_ids: dict[str, int], payloads: SpanPayl
         if existed:
             # Only traces that were already there can hold some of these spans; their totals are
             # added below from the spans that turn out to be new.
-            probe = [s for s in spans if keys[id(s)] in existed]
+            probe = [(s, key) for s, key in keyed if key in existed]
             cur.execute(
                 _EXISTING_SPANS,
-                [[pk[keys[id(s)]] for s in probe], [s.span_id for s in probe], [s.start for s in probe]],
+                [[pk[key] for _, key in probe], [s.span_id for s, _ in probe], [s.start for s, _ in probe]],
             )
             stored_pks = {(trace_pk, span_id) for trace_pk, span_id in cur.fetchall()}
-            spans = [s for s in spans if keys[id(s)] not in existed or (pk[keys[id(s)]], s.span_id) not in stored_pks]
+            keyed = [(s, key) for s, key in keyed if key not in existed or (pk[key], s.span_id) not in stored_pks]
         try:
-            with transaction.atomic(), cur.copy(f"COPY traces_step (trace_id, {STEP_VALUES}) FROM STDIN") as copy:
-                for s in spans:
-                    copy.write_row((pk[keys[id(s)]], *_step_values(s)))
-        except IntegrityError:
-            result = _write_conflict_safe(cur, spans, keys, pk, existed, totals)
-            _write_payloads(cur, spans, keys, pk, payloads)
+            with transaction.atomic(), cur.copy(_COPY_STEPS) as copy:
+                _copy_steps(copy, ["int8"], ((pk[key], *_step_values(s)) for s, key in keyed))
+        except UniqueViolation:  # psycopg's own: the COPY ran on its cursor, not through Django's wrapper
+            result = _write_conflict_safe(cur, keyed, pk, existed, totals)
+            _write_payloads(cur, keyed, pk, payloads)
             return result
-        _write_payloads(cur, spans, keys, pk, payloads)
-        new_totals: dict[TraceKey, _Totals] = defaultdict(_Totals)
-        for s in spans:
-            if keys[id(s)] in existed:
-                new_totals[keys[id(s)]].add(s)
-        _add_totals(cur, {pk[k]: t for k, t in new_totals.items()})
-    stored_traces = {keys[id(s)] for s in spans}
-    return WriteResult(stored=len(spans), trace_ids={k: pk[k] for k in stored_traces})
+        _write_payloads(cur, keyed, pk, payloads)
+        if existed:
+            new_totals: dict[TraceKey, _Totals] = defaultdict(_Totals)
+            for s, key in keyed:
+                if key in existed:
+                    new_totals[key].add(s)
+            _add_totals(cur, {pk[k]: t for k, t in new_totals.items()})
+    stored_traces = {key for _, key in keyed}
+    return WriteResult(stored=len(keyed), trace_ids={k: pk[k] for k in stored_traces})
 
 
 def _add_totals(cur: Cursor[TupleRow], by_pk: dict[int, _Totals]) -> None:
@@ -325,8 +371,7 @@ def _add_totals(cur: Cursor[TupleRow], by_pk: dict[int, _Totals]) -> None:
 
 def _write_conflict_safe(
     cur: Cursor[TupleRow],
-    spans: list[Span],
-    keys: dict[int, TraceKey],
+    keyed: list[tuple[Span, TraceKey]],
     pk: dict[TraceKey, int],
     existed: set[TraceKey],
     totals: dict[TraceKey, _Totals],
@@ -346,10 +391,10 @@ def _write_conflict_safe(
              [-x.tools for x in t], [-x.errors for x in t]],
         )  # fmt: skip
     cur.execute(_TMP_STEPS_DDL)
-    with cur.copy(f"COPY fb_ingest_steps (trace_key, agent_id, {STEP_VALUES}) FROM STDIN") as copy:
-        for s in spans:
-            agent_pk, hex_id = keys[id(s)]
-            copy.write_row((hex_id, agent_pk, *_step_values(s)))
+    with cur.copy(_COPY_TEMP_STEPS) as copy:
+        _copy_steps(
+            copy, ["varchar", "int8"], ((hex_id, agent_pk, *_step_values(s)) for s, (agent_pk, hex_id) in keyed)
+        )
     cur.execute(_INSERT_FROM_TEMP)
     rows = cur.fetchall()
     return WriteResult(stored=sum(r[3] for r in rows), trace_ids={(r[1], r[2]): r[0] for r in rows})

@@ -98,6 +98,16 @@ def test_a_span_repeated_inside_one_batch_is_stored_once(agent, agent_key):
     assert Step.objects.count() == 1
 
 
+def test_json_text_holding_a_backslash_before_u0000_is_stored_as_sent(agent, agent_key):
+    # Text such as a regex or a C string literal: "\\u0000" is a backslash and five characters, not a NUL.
+    text = "match \\u0000 or \\\\u0000z"
+    tool = span(kind="tool", tool_name="grep", tool_arguments={"pattern": text}, attributes={"code": [text]})
+    assert post(batch(tool), agent_key).status_code == 200
+    step = Step.objects.get()
+    assert step.tool_arguments == {"pattern": text}
+    assert step.attributes["code"] == [text]
+
+
 def test_trace_is_running_until_its_root_span_arrives(agent, agent_key):
     child = span(span_id="c" * 16, parent_span_id="b" * 16, kind="llm")
     post(batch(child), agent_key)

@@ -235,14 +235,16 @@ def _genai_messages(value: JsonValue) -> str:
         for part in parts:
             if not isinstance(part, dict):
                 continue
-            if part.get("type") == "text":
-                texts.append(_text(part.get("content")))
-            elif part.get("type") == "tool_call":
+            kind = part.get("type")
+            if kind == "text":
+                content = part.get("content")
+                texts.append(content[:MAX_TEXT] if isinstance(content, str) else _text(content))
+            elif kind == "tool_call":
                 texts.append(f"[tool call {_text(part.get('name'))}({_text(part.get('arguments'))})]")
-            elif part.get("type") == "tool_call_response":
+            elif kind == "tool_call_response":
                 texts.append(f"[tool result {_text(part.get('response'))}]")
         role = _text(message.get("role"))
-        lines.append(f"{role}: {' '.join(t for t in texts if t)}" if role else " ".join(texts))
+        lines.append(f"{role}: {' '.join(filter(None, texts))}" if role else " ".join(texts))
     return "\n".join(lines)[:MAX_TEXT]
 
 
