@@ -19,8 +19,8 @@ def step_attribute(step: Step, key: str) -> Any:
 
 
 def steps_of(trace: Trace) -> list[Step]:
-    """The trace's steps ordered by start: the runner's prefetched list, else one query."""
-    # ``batch_steps`` is the runner's Prefetch(to_attr=...): a query attribute the stubs cannot see.
+    """The trace's steps ordered by start: the runner's list (``runner.BatchStep``s), else one query."""
+    # ``batch_steps`` is set by the runner (``runner.batch_traces``): an attribute the stubs cannot see.
     steps: list[Step] | None = getattr(trace, "batch_steps", None)
     if steps is None:
         steps = list(trace.steps.order_by("started_at", "id"))
