@@ -4,9 +4,10 @@ import json
 
 from agents.models import AuditAction, AuditEntry, GateState
 from incidents.detection import registry
-from incidents.detection.runner import detect_batch
+from incidents.detection.runner import batch_traces, detect_batch
+from incidents.detection.streaming._steps import step_attribute
 from incidents.models import Alert, DetectorSetting, TimelineEntry
-from traces.models import Trace
+from traces.models import Step, Trace
 
 
 def test_streaming_detectors_are_registered():
@@ -110,3 +111,20 @@ def test_a_call_refused_at_the_gate_still_raises_tool_misuse_and_says_it_was_ref
     assert alert.detector == "tool_not_allowed"
     assert alert.title == "reviewer tried merge_pull_request, outside its allowed tools (refused at the gate)"
     assert alert.details["refused"] is True
+
+
+def test_the_batch_steps_carry_their_columns_and_read_other_attributes_on_demand(make_agent, make_spans, ingest):
+    agent = make_agent("batch-bot")
+    ingest(make_spans(agent=agent.slug, trace_id="ab" * 16, steps=[{"kind": "tool", "tool": "lookup_order"}]))
+    trace = Trace.objects.get(trace_id="ab" * 16)
+    Step.objects.filter(trace=trace, kind="tool").update(attributes={"custom.key": "v", "gen_ai.request.model": "m-1"})
+    stored = Step.objects.get(trace=trace, kind="tool")
+
+    [loaded] = batch_traces([trace.pk])
+    assert [s.span_id for s in loaded.batch_steps] == list(trace.steps.values_list("span_id", flat=True))
+    tool = next(s for s in loaded.batch_steps if s.kind == "tool")
+    assert (tool.pk, tool.tool_name, tool.action_hash, tool.started_at, tool.tokens_in) == (
+        stored.pk, stored.tool_name, stored.action_hash, stored.started_at, stored.tokens_in,
+    )  # fmt: skip
+    assert step_attribute(tool, "gen_ai.request.model") == "m-1"  # came with the steps' query
+    assert step_attribute(tool, "custom.key") == "v"  # read from the database when asked
