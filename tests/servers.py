@@ -34,6 +34,15 @@ from firebreak import embedded
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def manage(env: dict[str, str], *args: str) -> str:
+    """``manage.py <args>`` in a process of its own with ``env``; its output (the test fails if it does)."""
+    out = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
 @contextmanager
 def gunicorn_serving(env: dict[str, str]) -> Iterator[str]:
     """gunicorn serving Firebreak (one worker, two threads) with ``env`` on a free loopback port: yields its URL

@@ -10,19 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import gunicorn_serving
+from tests.servers import gunicorn_serving, manage
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 FIREBREAK = shutil.which("firebreak", path=str(Path(sys.executable).parent)) or "firebreak"
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    return out.stdout
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 it), never a 500, and nothing half-written. Real gunicorn on a PostgreSQL of the test's own."""
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -11,18 +9,10 @@ import httpx
 import pytest
 
 from incidents.integrations.inbound.tests.samples import sample
-from tests.servers import gunicorn_serving
+from tests.servers import gunicorn_serving, manage
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    return out.stdout
 
 
 @pytest.fixture

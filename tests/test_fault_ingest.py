@@ -2,8 +2,6 @@
 stopped and started again; spans sent meanwhile are spooled on disk and stored, in order, once it is back."""
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -11,7 +9,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.servers import PostgresServer, gunicorn_serving
+from tests.servers import PostgresServer, gunicorn_serving, manage
 from traces.tests.otel_helpers import genai_agent_run, otlp_json, record
 
 pytestmark = pytest.mark.slow
@@ -41,14 +39,6 @@ def batch(trace: int, n: int = 5) -> dict:
             for i in range(n)
         ]
     }
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    return out.stdout
 
 
 def stored_spans(server: PostgresServer) -> int:

@@ -6,8 +6,6 @@ PostgreSQL 18), started read-only, with gunicorn configured exactly as a deploym
 """
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from django.db import connections, transaction
 
 from agents.models import Agent
 from core.replica import REPLICA, ReplicaRouter, _reading, replica_reset
-from tests.servers import PostgresServer, gunicorn_serving
+from tests.servers import PostgresServer, gunicorn_serving, manage
 from traces.models import Trace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,14 +106,6 @@ def test_a_list_answers_from_the_primary_when_the_replica_cannot_be_reached(
 # --- a real hot standby, with gunicorn as deployed ---------------------------------------------------------
 
 
-def _manage(env: dict[str, str], *args: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    return out.stdout
-
-
 def _sql(server: PostgresServer, query: str) -> object:
     with psycopg.connect(
         host=server.info.socket_dir, port=server.info.port, user="postgres", dbname="postgres", autocommit=True
@@ -159,13 +149,13 @@ def replicated(private_postgres, tmp_path):
     primary = private_postgres
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FIREBREAK_GATE_PUBLIC", "DJANGO_ALLOW"))}
     env |= {"DATABASE_URL": primary.url, "FIREBREAK_SPOOL_DIR": str(tmp_path / "spool")}
-    _manage(env, "migrate", "--noinput")
-    key = _manage(env, "createapikey", "--agent", AGENT, "--scopes", "ingest,gate").splitlines()[0]
-    _manage(
+    manage(env, "migrate", "--noinput")
+    key = manage(env, "createapikey", "--agent", AGENT, "--scopes", "ingest,gate").splitlines()[0]
+    manage(
         {**env, "DJANGO_SUPERUSER_PASSWORD": PASSWORD},
         *("createsuperuser", "--noinput", "--username", "reader", "--email", "reader@example.com"),
     )
-    person_key = _manage(env, "createapikey", "--user", "reader").splitlines()[0]
+    person_key = manage(env, "createapikey", "--user", "reader").splitlines()[0]
     standby = primary.standby(private_postgres.directory.with_name(private_postgres.directory.name + "-standby"))
     assert _sql(standby, "SELECT pg_is_in_recovery()") is True
     env["DATABASE_REPLICA_URL"] = standby.url
