@@ -43,7 +43,8 @@ def test_incident_api_and_page_list_the_changes_before_declaration(make_agent, m
 
     page = client.get(f"/incidents/{incident.number}/").content.decode()
     assert "What changed" in page
-    assert page.index("gpt-4.1") < page.index("v7")
+    changes = page[page.index("What changed") :]  # not the head: a random token there can hold "v7"
+    assert changes.index("gpt-4.1") < changes.index("v7")
     assert f"/traces/{'ab' * 16}/?agent=refund-agent" in page
     assert "build-9" not in page and "gpt-4o-2024-11-20" not in page
 
