@@ -208,6 +208,11 @@ CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fix-up closes every PostgreSQL connection before and after each task unless this is set:
+# a new backend a task (fork, authentication, catalog caches) cost more than the detection batch itself. The
+# worker keeps its connection as web requests do instead (CONN_MAX_AGE, health-checked before each task by
+# firebreak/celery.py); the fix-up still closes them every twice this many tasks.
+CELERY_DB_REUSE_MAX = 1000
 # Unacknowledged messages older than the visibility timeout go back to the queue; kombu looks for them every
 # 5 s (its default, every 10th look of one every 10 s, would leave a dead worker's batch for ~2 minutes).
 CELERY_BROKER_TRANSPORT_OPTIONS = {

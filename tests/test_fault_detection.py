@@ -129,3 +129,36 @@ def test_a_batch_committed_while_the_broker_is_down_is_detected_once_it_is_back(
     finally:
         celery_app.conf.broker_url = saved
         broker_connections_reset()
+
+
+def worker_backends(dbname: str) -> set[int]:
+    with connection.cursor() as cur:
+        cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [dbname])
+        return {row[0] for row in cur.fetchall()}
+
+
+def test_the_worker_keeps_its_connection_and_reconnects_before_a_batch_when_postgresql_dropped_it(
+    make_agent, make_spans
+):
+    """A backend a task cost more CPU than a detection batch: the worker keeps its connection between tasks.
+    A connection PostgreSQL dropped (a restart, a terminated backend) is found before the next task runs, so
+    that batch is detected on a new connection at once, not failed and retried."""
+    first, second, third = (make_agent(f"conn-kept-{i}") for i in range(3))
+    dbname = connection.settings_dict["NAME"]
+    worker = start_worker({})
+    try:
+        trace_ingest(spans=make_spans(agent=first.slug, steps=LOOP))
+        wait_for(lambda: Agent.objects.get(pk=first.pk).state == GateState.PAUSED, 60, "first batch not detected")
+        kept = worker_backends(dbname)
+        trace_ingest(spans=make_spans(agent=second.slug, steps=LOOP))
+        wait_for(lambda: Agent.objects.get(pk=second.pk).state == GateState.PAUSED, 30, "second batch not detected")
+        assert worker_backends(dbname) == kept and kept  # the same backend served both batches
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [sorted(kept)])
+        wait_for(lambda: not worker_backends(dbname) & kept, 10, "the backend was not terminated")
+        trace_ingest(spans=make_spans(agent=third.slug, steps=LOOP))
+        detected = eventually(lambda: Agent.objects.get(pk=third.pk).state == GateState.PAUSED, 30)
+    finally:
+        log = stop(worker)
+    assert detected, f"the batch after the dropped connection was never detected:\n{log[-3000:]}"
+    assert "Retry in" not in log, log[-3000:]  # reconnected before the task, not after a failed attempt
