@@ -77,7 +77,8 @@ def trace_ingest(*, spans: list[Span], key_agent: Agent | None = None, backfill:
     attribute) is stored compressed in ``StepPayload``, in the same transaction, and the step row keeps a
     preview (``payloads_split``); ``spans`` themselves are not changed by that. Raises IngestError
     (nothing written) when a span names an agent the key may not write for, or an unknown agent. After commit,
-    ``traces.signals.spans_ingested`` is sent with the traces that gained steps. ``backfill`` marks
+    ``traces.signals.spans_ingested`` is sent with the traces that gained steps, and the steps of those the
+    batch created (so detection need not read them back). ``backfill`` marks
     an import of past traces (the demo history): the signal says so, and live detection skips it.
     """
     if len(spans) > settings.FIREBREAK_INGEST_MAX_SPANS:
@@ -109,6 +110,7 @@ def trace_ingest(*, spans: list[Span], key_agent: Agent | None = None, backfill:
                     stored=result.stored,
                     backfill=backfill,
                     oldest=oldest,
+                    created=result.created,
                 )
             )
             if not backfill:

@@ -2,7 +2,9 @@
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db.models.fields.json import KeyTransform
@@ -10,7 +12,9 @@ from django.db.models.fields.json import KeyTransform
 from incidents.detection import engine
 from incidents.detection.base import Finding, registry
 from incidents.detection.streaming._steps import STEP_ATTRIBUTES
+from incidents.detection.streaming._text import output_instructs, output_refuses
 from incidents.models import Alert
+from traces.ingest.spans import Span
 from traces.models import Step, Trace
 
 logger = logging.getLogger(__name__)
@@ -22,44 +26,102 @@ _STEP_FIELDS = (
 )  # fmt: skip
 
 
+# What the detection task's message carries of each step of a trace the batch created (``batch_steps_pack``):
+# ``_STEP_FIELDS`` but the step's id, then the annotated attributes. The worker then reads none of them back.
+# ``refuses`` / ``instructs``: what ``streaming._text`` finds in the step's output (the output itself is not sent).
+_PACKED = (*(f for f in _STEP_FIELDS if f != "id"), *STEP_ATTRIBUTES, "refuses", "instructs")
+# A batch whose steps' text (names, error messages) passes this is not packed: the worker reads it instead.
+PACK_MAX_CHARS = 1_000_000
+
+
 class BatchStep:
     """A step as the streaming detectors read it: the columns of ``_STEP_FIELDS`` and the annotated attributes
     (``streaming._steps.STEP_ATTRIBUTES``) as plain attributes. Not a model instance: building one per step was
     half of the worker's CPU per span. ``attributes`` (rarely wanted) is read from the database on first use."""
 
     trace_id: int
+    span_id: str
+    started_at: datetime
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.__dict__.update(values)
-        self.pk = values["id"]
 
     @property
     def attributes(self) -> dict[str, Any]:
-        found = Step.objects.filter(pk=self.pk, trace_id=self.trace_id).values_list("attributes", flat=True).first()
+        found = (
+            Step.objects.filter(trace_id=self.trace_id, span_id=self.span_id, started_at=self.started_at)
+            .values_list("attributes", flat=True)
+            .first()
+        )
         return found or {}
 
 
-def batch_traces(trace_pks: Iterable[int]) -> list[Trace]:
+def batch_steps_pack(created: Mapping[int, list[Span]]) -> list[list[Any]] | None:
+    """The steps of the traces an ingest batch created (``trace_ingest``'s, as written), as the detection task's
+    message carries them: one JSON list a step, in ``_PACKED`` order. Ingest has them in hand; reading them back
+    was most of the worker's CPU a span, and matching outputs in PostgreSQL most of its share. None when there
+    are none, or their text would make the message large (``PACK_MAX_CHARS``): the worker reads them instead."""
+    rows: list[list[Any]] = []
+    chars = 0
+    for trace_pk, spans in created.items():
+        for s in spans:
+            chars += len(s.name) + len(s.error_message) + len(s.tool_name) + len(s.agent_name)
+            attributes = s.attributes
+            rows.append([
+                trace_pk, s.span_id, s.parent_span_id, s.kind, s.name, s.agent_name, s.tool_name, s.action_hash,
+                s.model, s.tokens_in, s.tokens_out, str(s.cost), s.finish_reason, s.status, s.error_message,
+                s.start.isoformat(), s.end.isoformat() if s.end is not None else None,
+                *(attributes.get(key) for key in STEP_ATTRIBUTES.values()),
+                s.kind == "llm" and output_refuses(s.output),
+                s.kind in ("tool", "retrieval") and output_instructs(s.output),
+            ])  # fmt: skip
+    return rows if rows and chars <= PACK_MAX_CHARS else None
+
+
+def _unpacked(row: list[Any]) -> BatchStep:
+    values = dict(zip(_PACKED, row, strict=True))
+    values["cost"] = Decimal(values["cost"])
+    values["started_at"] = datetime.fromisoformat(values["started_at"])
+    if values["ended_at"] is not None:
+        values["ended_at"] = datetime.fromisoformat(values["ended_at"])
+    return BatchStep(values)
+
+
+def batch_traces(trace_pks: Iterable[int], packed: list[list[Any]] | None = None) -> list[Trace]:
     """The batch's traces with their agents, each with ``batch_steps`` (ordered ``BatchStep``s): two queries in
-    all. The attributes the detectors read come along as annotations (``streaming._steps.step_attribute``)."""
+    all. The attributes the detectors read come along as annotations (``streaming._steps.step_attribute``).
+
+    ``packed`` (``batch_steps_pack``): the steps of the traces the batch created, from the task's message; only
+    the other traces' steps are read."""
     pks = list(trace_pks)
-    attributes = {name: KeyTransform(key, "attributes") for name, key in STEP_ATTRIBUTES.items()}
-    traces = list(Trace.objects.filter(pk__in=pks).select_related("agent").order_by("started_at", "id"))
+    # The root's input and output (large text) are no detector's business.
+    found = Trace.objects.filter(pk__in=pks).select_related("agent").defer("root_input", "root_output")
+    traces = list(found.order_by("started_at", "id"))
     steps: defaultdict[int, list[BatchStep]] = defaultdict(list)
-    rows = Step.objects.filter(trace_id__in=pks).order_by("started_at", "id").values(*_STEP_FIELDS, **attributes)
-    for row in rows:
-        steps[row["trace_id"]].append(BatchStep(row))
+    for packed_row in packed or ():
+        step = _unpacked(packed_row)
+        steps[step.trace_id].append(step)
+    for shipped in steps.values():
+        shipped.sort(key=lambda s: s.started_at)  # stable: the batch's order (the ids') among equal starts
+    read = {pk for pk in pks if pk not in steps}
+    if read:
+        attributes = {name: KeyTransform(key, "attributes") for name, key in STEP_ATTRIBUTES.items()}
+        rows = Step.objects.filter(trace_id__in=read).order_by("started_at", "id")
+        for row in rows.values(*_STEP_FIELDS, **attributes):
+            steps[row["trace_id"]].append(BatchStep(row))
     for trace in traces:
         trace.batch_steps = steps.get(trace.pk, [])  # type: ignore[attr-defined]
+        trace.batch_packed = trace.pk not in read  # type: ignore[attr-defined]
     return traces
 
 
-def detect_batch(*, trace_pks: Iterable[int]) -> list[Alert]:
+def detect_batch(*, trace_pks: Iterable[int], packed: list[list[Any]] | None = None) -> list[Alert]:
     """Run every enabled streaming detector on the batch's traces, agent by agent, and act on the findings.
 
+    ``packed``: the steps of the traces the batch created, as ingest sent them (``batch_steps_pack``).
     Returns the alerts raised or bumped. One detector failing is logged and does not stop the others.
     """
-    traces = batch_traces(trace_pks)
+    traces = batch_traces(trace_pks, packed)
     if not traces:
         return []
     by_agent: defaultdict[int, list[Trace]] = defaultdict(list)

@@ -5,6 +5,8 @@ the beat schedule (``firebreak.settings.CELERY_BEAT_SCHEDULE``) and messages alr
 name them so.
 """
 
+from typing import Any
+
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
@@ -35,9 +37,11 @@ def health_scores_task() -> int:
     retry_backoff_max=60,
     max_retries=30,
 )
-def detect_batch_task(trace_pks: list[int]) -> int:
-    """Run the streaming detectors on one ingested batch; returns the number of alerts raised or bumped."""
-    return len(detect_batch(trace_pks=trace_pks))
+def detect_batch_task(trace_pks: list[int], packed: list[list[Any]] | None = None) -> int:
+    """Run the streaming detectors on one ingested batch (``packed``: the steps of the traces it created, sent
+    by ingest; a message without them, queued before or from the backlog, reads them all); returns the number
+    of alerts raised or bumped."""
+    return len(detect_batch(trace_pks=trace_pks, packed=packed))
 
 
 @shared_task(name="incidents.tasks.detection_backlog_drain_task", ignore_result=True, expires=20)

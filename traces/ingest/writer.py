@@ -22,7 +22,7 @@ their text, and the client does not escape every value; the values stored are th
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -186,6 +186,9 @@ TraceKey = tuple[int, str]
 class WriteResult:
     stored: int
     trace_ids: dict[TraceKey, int]  # (agent pk, hex trace id) -> Trace.pk, for traces that gained steps
+    # Traces this batch created, with every step they hold: the spans as written (Trace.pk -> spans in batch
+    # order). Empty when a concurrent batch wrote some of the same spans (the conflict-safe path).
+    created: dict[int, list[Span]] = field(default_factory=dict)
 
 
 class _Totals:
@@ -354,7 +357,11 @@ def write_spans(spans: list[Span], agent_ids: dict[str, int], payloads: SpanPayl
                     new_totals[key].add(s)
             _add_totals(cur, {pk[k]: t for k, t in new_totals.items()})
     stored_traces = {key for _, key in keyed}
-    return WriteResult(stored=len(keyed), trace_ids={k: pk[k] for k in stored_traces})
+    created: dict[int, list[Span]] = defaultdict(list)
+    for s, key in keyed:
+        if key not in existed:
+            created[pk[key]].append(s)
+    return WriteResult(stored=len(keyed), trace_ids={k: pk[k] for k in stored_traces}, created=dict(created))
 
 
 def _add_totals(cur: Cursor[TupleRow], by_pk: dict[int, _Totals]) -> None:

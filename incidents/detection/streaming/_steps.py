@@ -27,6 +27,12 @@ def steps_of(trace: Trace) -> list[Step]:
     return steps
 
 
+def packed(trace: Trace) -> bool:
+    """The runner's steps of this trace came packed by ingest (``runner.batch_steps_pack``): each also says
+    whether its output refuses (``refuses``) or carries instructions (``instructs``), from ``_text``."""
+    return getattr(trace, "batch_packed", False)
+
+
 def tool_steps(trace: Trace) -> list[Step]:
     return [s for s in steps_of(trace) if s.kind == StepKind.TOOL]
 

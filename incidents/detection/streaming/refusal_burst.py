@@ -4,6 +4,7 @@ from django.db import connection
 
 from incidents.detection.base import Finding, Rule, Thresholds, detector
 from incidents.detection.scheduled.rollup import REFUSAL_RE
+from incidents.detection.streaming._steps import packed, steps_of
 from traces.models import Trace
 
 NAME = "refusal_burst"
@@ -22,19 +23,22 @@ def run(*, traces: list[Trace], settings: Thresholds) -> list[Finding]:
 
     Measured against the traces' own start times, so replayed or delayed traffic is judged as it happened.
     """
-    if not traces:
-        return []
     by_pk = {t.pk: t for t in traces}
+    # Traces ingest packed say which of their LLM outputs refuse (``refuses``); the others are looked at here.
+    refusing = [t.pk for t in traces if packed(t) and any(s.kind == "llm" and s.refuses for s in steps_of(t))]  # type: ignore[attr-defined]
+    unpacked = [t.pk for t in traces if not packed(t)]
+    if not refusing and not unpacked:
+        return []
     with connection.cursor() as cur:
         cur.execute(
             "SELECT t.id, ("
             "  SELECT count(*) FROM traces_step s2 JOIN traces_trace t2 ON t2.id = s2.trace_id"
             "  WHERE t2.agent_id = t.agent_id AND t2.started_at BETWEEN t.started_at - make_interval(mins => %s)"
             "  AND t.started_at AND s2.kind = 'llm' AND s2.output ~* %s) "
-            "FROM traces_trace t WHERE t.id = ANY(%s) AND EXISTS ("
-            "  SELECT 1 FROM traces_step s WHERE s.trace_id = t.id AND s.kind = 'llm' AND s.output ~* %s) "
+            "FROM traces_trace t WHERE t.id = ANY(%s) OR (t.id = ANY(%s) AND EXISTS ("
+            "  SELECT 1 FROM traces_step s WHERE s.trace_id = t.id AND s.kind = 'llm' AND s.output ~* %s)) "
             "ORDER BY t.started_at",
-            [settings["window_minutes"], REFUSAL_RE, list(by_pk), REFUSAL_RE],
+            [settings["window_minutes"], REFUSAL_RE, refusing, unpacked, REFUSAL_RE],
         )
         rows = cur.fetchall()
     findings, seen = [], set()

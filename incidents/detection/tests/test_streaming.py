@@ -123,7 +123,7 @@ def test_the_batch_steps_carry_their_columns_and_read_other_attributes_on_demand
     [loaded] = batch_traces([trace.pk])
     assert [s.span_id for s in loaded.batch_steps] == list(trace.steps.values_list("span_id", flat=True))
     tool = next(s for s in loaded.batch_steps if s.kind == "tool")
-    assert (tool.pk, tool.tool_name, tool.action_hash, tool.started_at, tool.tokens_in) == (
+    assert (tool.id, tool.tool_name, tool.action_hash, tool.started_at, tool.tokens_in) == (
         stored.pk, stored.tool_name, stored.action_hash, stored.started_at, stored.tokens_in,
     )  # fmt: skip
     assert step_attribute(tool, "gen_ai.request.model") == "m-1"  # came with the steps' query
