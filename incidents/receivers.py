@@ -10,7 +10,7 @@ from agents.models import Agent, AuditAction, AuditEntry
 from core.actors import Actor
 from core.roles import ADMIN
 from incidents.detection.backlog import detection_backlog_record
-from incidents.detection.runner import batch_steps_pack
+from incidents.detection.runner import batch_steps_stash
 from incidents.detection.scheduled.rollup import rollups_forget
 from incidents.detection.tasks import detect_batch_task
 from incidents.models import OPEN_STATUSES, ActionItem, Incident, PostMortem, Severity
@@ -58,7 +58,7 @@ def on_spans_ingested(
     **kwargs: object,
 ) -> None:
     """A batch committed: queue the streaming detectors for its traces, with the steps of the traces it created
-    (the worker then reads only the others' back); with the broker down, remember the
+    left in Redis (the worker then reads only the others' back); with the broker down, remember the
     batch in PostgreSQL (drained when the broker is back), so its detection is late but never lost. Spans of
     hours already rolled up for the scheduled detectors have those hours rolled again when next read.
 
@@ -69,7 +69,7 @@ def on_spans_ingested(
     if not trace_pks or backfill:
         return
     try:
-        detect_batch_task.delay(list(trace_pks), batch_steps_pack(created or {}))
+        detect_batch_task.delay(list(trace_pks), batch_steps_stash(created or {}))
     except Exception:
         logger.warning("broker unreachable: detection of %d traces recorded to be queued later", len(trace_pks))
         detection_backlog_record(trace_pks=trace_pks)

@@ -1,14 +1,19 @@
 """Runs the streaming detectors over one committed ingest batch."""
 
+import contextlib
 import logging
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
+import redis
 from django.db.models.fields.json import KeyTransform
 
+from core.redis import get_redis
 from incidents.detection import engine
 from incidents.detection.base import Finding, registry
 from incidents.detection.streaming._steps import STEP_ATTRIBUTES
@@ -32,6 +37,9 @@ _STEP_FIELDS = (
 _PACKED = (*(f for f in _STEP_FIELDS if f != "id"), *STEP_ATTRIBUTES, "refuses", "instructs")
 # A batch whose steps' text (names, error messages) passes this is not packed: the worker reads it instead.
 PACK_MAX_CHARS = 1_000_000
+# Packed steps wait in Redis this long for their task (``batch_steps_stash``); a worker further behind reads them.
+STASH_SECONDS = 120
+_STASH_KEY = "firebreak:detect:steps:{}"
 
 
 class BatchStep:
@@ -60,7 +68,8 @@ def batch_steps_pack(created: Mapping[int, list[Span]]) -> list[list[Any]] | Non
     """The steps of the traces an ingest batch created (``trace_ingest``'s, as written), as the detection task's
     message carries them: one JSON list a step, in ``_PACKED`` order. Ingest has them in hand; reading them back
     was most of the worker's CPU a span, and matching outputs in PostgreSQL most of its share. None when there
-    are none, or their text would make the message large (``PACK_MAX_CHARS``): the worker reads them instead."""
+    are none, or their text would make the message large (``PACK_MAX_CHARS``): the worker reads them instead.
+    Times are datetimes here and RFC 3339 text once encoded (``batch_steps_stash``)."""
     rows: list[list[Any]] = []
     chars = 0
     for trace_pk, spans in created.items():
@@ -70,12 +79,39 @@ def batch_steps_pack(created: Mapping[int, list[Span]]) -> list[list[Any]] | Non
             rows.append([
                 trace_pk, s.span_id, s.parent_span_id, s.kind, s.name, s.agent_name, s.tool_name, s.action_hash,
                 s.model, s.tokens_in, s.tokens_out, str(s.cost), s.finish_reason, s.status, s.error_message,
-                s.start.isoformat(), s.end.isoformat() if s.end is not None else None,
+                s.start, s.end,
                 *(attributes.get(key) for key in STEP_ATTRIBUTES.values()),
                 s.kind == "llm" and output_refuses(s.output),
                 s.kind in ("tool", "retrieval") and output_instructs(s.output),
             ])  # fmt: skip
     return rows if rows and chars <= PACK_MAX_CHARS else None
+
+
+def batch_steps_stash(created: Mapping[int, list[Span]]) -> str | None:
+    """Pack the steps of the traces an ingest batch created and leave them in Redis for ``STASH_SECONDS``; the
+    key goes in the detection task's message. Not the steps themselves: a message of 100+ KB cost the worker's
+    Celery (copies, base64, the unacknowledged copy) more than detecting the batch. None when nothing is packed
+    or Redis refused: the worker reads the steps from PostgreSQL."""
+    packed = batch_steps_pack(created)
+    if packed is None:
+        return None
+    key = _STASH_KEY.format(uuid.uuid4().hex)
+    try:
+        get_redis().set(key, orjson.dumps(packed), ex=STASH_SECONDS)
+    except redis.RedisError:
+        logger.warning("Redis refused a detection batch's steps: the worker reads them from PostgreSQL")
+        return None
+    return key
+
+
+def batch_steps_take(key: str) -> list[list[Any]] | None:
+    """The packed steps left under ``key`` (``batch_steps_stash``); None when they are gone (expired, Redis
+    restarted or down): the caller reads the steps from PostgreSQL."""
+    try:
+        data = get_redis().get(key)
+    except redis.RedisError:
+        return None
+    return orjson.loads(data) if data else None
 
 
 def _unpacked(row: list[Any]) -> BatchStep:
@@ -113,6 +149,17 @@ def batch_traces(trace_pks: Iterable[int], packed: list[list[Any]] | None = None
         trace.batch_steps = steps.get(trace.pk, [])  # type: ignore[attr-defined]
         trace.batch_packed = trace.pk not in read  # type: ignore[attr-defined]
     return traces
+
+
+def detect_batch_stashed(*, trace_pks: list[int], steps_key: str | None) -> list[Alert]:
+    """``detect_batch`` with the steps ingest stashed under ``steps_key`` (when still there), which are then
+    dropped; a batch that fails keeps them for its retry until they expire."""
+    packed = batch_steps_take(steps_key) if steps_key else None
+    alerts = detect_batch(trace_pks=trace_pks, packed=packed)
+    if packed is not None and steps_key:
+        with contextlib.suppress(redis.RedisError):  # else they expire
+            get_redis().delete(steps_key)
+    return alerts
 
 
 def detect_batch(*, trace_pks: Iterable[int], packed: list[list[Any]] | None = None) -> list[Alert]:

@@ -5,14 +5,12 @@ the beat schedule (``firebreak.settings.CELERY_BEAT_SCHEDULE``) and messages alr
 name them so.
 """
 
-from typing import Any
-
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from incidents.detection.backlog import detection_backlog_drain
 from incidents.detection.health import health_scores_compute
-from incidents.detection.runner import detect_batch
+from incidents.detection.runner import detect_batch_stashed
 from incidents.detection.schedule import detect_scheduled
 
 
@@ -37,11 +35,11 @@ def health_scores_task() -> int:
     retry_backoff_max=60,
     max_retries=30,
 )
-def detect_batch_task(trace_pks: list[int], packed: list[list[Any]] | None = None) -> int:
-    """Run the streaming detectors on one ingested batch (``packed``: the steps of the traces it created, sent
-    by ingest; a message without them, queued before or from the backlog, reads them all); returns the number
-    of alerts raised or bumped."""
-    return len(detect_batch(trace_pks=trace_pks, packed=packed))
+def detect_batch_task(trace_pks: list[int], steps_key: str | None = None) -> int:
+    """Run the streaming detectors on one ingested batch (``steps_key``: where ingest left the steps of the
+    traces it created; a message without one, or whose steps are gone, reads them all); returns the number of
+    alerts raised or bumped."""
+    return len(detect_batch_stashed(trace_pks=trace_pks, steps_key=steps_key))
 
 
 @shared_task(name="incidents.tasks.detection_backlog_drain_task", ignore_result=True, expires=20)
