@@ -10,7 +10,8 @@ refuses configuration changes while it is on.
 """
 
 import functools
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
@@ -27,6 +28,12 @@ from core.errors import Conflict
 F = TypeVar("F", bound=Callable[..., Any])
 
 VERSION_MAX = 200
+# Versions this process saw recorded lately, (agent pk, kind, version) -> when (monotonic): ingest asks for every
+# batch, and a batch whose versions are all here costs no query. A record deleted since is recorded again by the
+# first batch after its entry is this old.
+SEEN_SECONDS = 60.0
+SEEN_MAX = 10_000
+_seen: dict[tuple[int, str, str], float] = {}
 DESCRIPTION_MAX = 2000
 
 
@@ -111,6 +118,20 @@ def agent_change_record(
     return event
 
 
+def agent_changes_seen(versions: Iterable[tuple[int, str, str]]) -> bool:
+    """Every one of ``versions`` ((agent pk, kind, version)) was recorded, as this process saw within
+    ``SEEN_SECONDS``: nothing of them is new to the change log."""
+    now = time.monotonic()
+    return all(now - _seen.get((agent_id, str(kind), (version or "").strip()[:VERSION_MAX]), -1e18) < SEEN_SECONDS
+               for agent_id, kind, version in versions)  # fmt: skip
+
+
+def _seen_now(agent_id: int, kind: str, version: str) -> None:
+    if len(_seen) >= SEEN_MAX:
+        _seen.clear()
+    _seen[(agent_id, str(kind), version)] = time.monotonic()  # str: the value, whether given a ChangeKind or not
+
+
 def agent_change_observe(*, agent_id: int, kind: str, version: str, trace_id: str) -> ChangeEvent | None:
     """Ingest saw ``version`` (a prompt or model version) on ``trace_id`` of the agent. Records it the
     first time only (None otherwise), flagged ``during_freeze`` when the freeze is on. Safe to call
@@ -119,11 +140,12 @@ def agent_change_observe(*, agent_id: int, kind: str, version: str, trace_id: st
     if not version or kind not in (ChangeKind.PROMPT, ChangeKind.MODEL):
         return None
     if ChangeEvent.objects.filter(agent_id=agent_id, kind=kind, version=version).exists():
+        _seen_now(agent_id, kind, version)
         return None
     frozen = FleetGate.objects.filter(pk=1, change_freeze=True).exists()
     try:
         with transaction.atomic():
-            return ChangeEvent.objects.create(
+            event = ChangeEvent.objects.create(
                 agent_id=agent_id,
                 kind=kind,
                 version=version,
@@ -135,7 +157,10 @@ def agent_change_observe(*, agent_id: int, kind: str, version: str, trace_id: st
                 created_at=clock.now(),
             )
     except IntegrityError:
+        _seen_now(agent_id, kind, version)
         return None  # another batch recorded it first
+    transaction.on_commit(lambda: _seen_now(agent_id, kind, version))  # not before: a rollback undoes it
+    return event
 
 
 def change_trace_url(event: ChangeEvent) -> str | None:

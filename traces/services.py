@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
-from agents.change_log import agent_change_observe
+from agents.change_log import agent_change_observe, agent_changes_seen
 from agents.models import Agent, ChangeKind
 from core import clock
 from core.actors import Actor
@@ -113,9 +113,26 @@ def trace_ingest(*, spans: list[Span], key_agent: Agent | None = None, backfill:
                     created=result.created,
                 )
             )
-            if not backfill:
+            versions = _versions_carried(rows, agent_ids)
+            if not backfill and not agent_changes_seen(versions):
                 transaction.on_commit(lambda: trace_versions_observe(trace_pks=trace_pks))
     return IngestResult(received=len(spans), stored=result.stored, traces=len({(s.agent, s.trace_id) for s in spans}))
+
+
+def _versions_carried(spans: list[Span], agent_ids: dict[str, int]) -> set[tuple[int, str, str]]:
+    """The (agent pk, kind, version) a batch's traces can carry: the spans' prompt and model versions, and an LLM
+    span's model (a trace without a model version takes it). What its traces store is these, or what earlier
+    batches carried (observed then)."""
+    found: set[tuple[int, str, str]] = set()
+    for s in spans:
+        agent_id = agent_ids[s.agent]
+        if s.model_version:
+            found.add((agent_id, ChangeKind.MODEL, s.model_version))
+        if s.prompt_version:
+            found.add((agent_id, ChangeKind.PROMPT, s.prompt_version))
+        if s.kind == "llm" and s.model:
+            found.add((agent_id, ChangeKind.MODEL, s.model))
+    return found
 
 
 def trace_versions_observe(*, trace_pks: list[int]) -> int:

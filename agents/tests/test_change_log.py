@@ -153,6 +153,23 @@ def test_ingest_records_each_new_version_once_with_its_first_trace(
     assert all(e.source == "ingest" and not e.during_freeze for e in events.values())
 
 
+def test_a_batch_of_versions_already_recorded_asks_nothing_and_a_deleted_one_comes_back(
+    agent, ingest, make_spans, django_capture_on_commit_callbacks, monkeypatch
+):
+    t0 = datetime.now(UTC) - timedelta(minutes=10)
+    with django_capture_on_commit_callbacks(execute=True):
+        _ingest(ingest, make_spans, "a1" * 16, t0, prompt_version="p-seen", model_version="m-seen")
+    with django_capture_on_commit_callbacks(execute=False) as after_commit:
+        _ingest(ingest, make_spans, "a2" * 16, t0, prompt_version="p-seen", model_version="m-seen")
+    assert len(after_commit) == 1  # detection's only: the versions are known, the change log is not asked
+
+    ChangeEvent.objects.filter(agent=agent, version="p-seen").delete()
+    monkeypatch.setattr("agents.change_log.SEEN_SECONDS", 0.0)  # what this process saw has aged out
+    with django_capture_on_commit_callbacks(execute=True):
+        _ingest(ingest, make_spans, "a3" * 16, t0, prompt_version="p-seen", model_version="m-seen")
+    assert ChangeEvent.objects.get(agent=agent, version="p-seen").first_trace_id == "a3" * 16
+
+
 def test_ingest_still_records_during_a_freeze_flagged(
     agent, responder, ingest, make_spans, django_capture_on_commit_callbacks
 ):
