@@ -123,7 +123,9 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _proc_stats() -> dict[int, tuple[str, int, float]]:
-    """pid -> (command name, parent pid, CPU seconds so far) for every process."""
+    """pid -> (command name, parent pid, CPU seconds so far) for every process; a process's CPU includes its
+    children that ended and were reaped (a PostgreSQL backend that served one connection and left counts in
+    the postmaster's, which ``postgres_pids`` names)."""
     out = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -134,7 +136,8 @@ def _proc_stats() -> dict[int, tuple[str, int, float]]:
             continue
         comm = raw[raw.index("(") + 1 : raw.rindex(")")]
         fields = raw[raw.rindex(")") + 2 :].split()
-        out[int(entry)] = (comm, int(fields[1]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+        cpu = sum(int(f) for f in fields[11:15])  # utime, stime, and the reaped children's cutime, cstime
+        out[int(entry)] = (comm, int(fields[1]), cpu / CLOCK_TICKS)
     return out
 
 
@@ -162,7 +165,8 @@ def cpu_snapshot() -> CpuSnapshot:
 
 
 def postgres_pids() -> set[int]:
-    """The PostgreSQL processes working for this project's database: its client backends and the server's own."""
+    """The PostgreSQL processes working for this project's database: its client backends, the server's own,
+    and the postmaster (whose CPU holds the backends that ended: connections opened and closed meanwhile)."""
     from django.db import connection  # after django_setup(): the project's database
 
     with connection.cursor() as cur:
@@ -170,7 +174,10 @@ def postgres_pids() -> set[int]:
             "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
             "AND (datname = current_database() OR backend_type <> 'client backend')"
         )
-        return {row[0] for row in cur.fetchall()}
+        pids = {row[0] for row in cur.fetchall()}
+    stats = _proc_stats()
+    parents = {stats[p][1] for p in pids if p in stats}
+    return pids | {p for p in parents if stats.get(p, ("",))[0] == "postgres"}
 
 
 def cpu_line(before: CpuSnapshot, after: CpuSnapshot, seconds: float, groups: dict[str, set[int]], spans: int) -> str:
