@@ -180,14 +180,19 @@ def postgres_pids() -> set[int]:
     return pids | {p for p in parents if stats.get(p, ("",))[0] == "postgres"}
 
 
+def _group_cpu(before: CpuSnapshot, after: CpuSnapshot, pids: set[int]) -> float:
+    """CPU seconds of ``pids`` between the snapshots. A child of theirs that ended meanwhile came back in its
+    parent's reaped time whole, from its start: what it had used by ``before`` is taken off again."""
+    live = sum(after.procs[p][2] - before.procs.get(p, ("", 0, 0.0))[2] for p in pids if p in after.procs)
+    ended = sum(cpu for p, (_, ppid, cpu) in before.procs.items() if p not in after.procs and ppid in pids)
+    return live - ended
+
+
 def cpu_line(before: CpuSnapshot, after: CpuSnapshot, seconds: float, groups: dict[str, set[int]], spans: int) -> str:
     """CPU seconds of each group of processes between two snapshots, the rest of the machine as "other"."""
     cores = os.cpu_count() or 1
     busy = after.busy - before.busy
-    used = {
-        name: sum(after.procs[p][2] - before.procs.get(p, ("", 0, 0.0))[2] for p in pids if p in after.procs)
-        for name, pids in groups.items()
-    }
+    used = {name: _group_cpu(before, after, pids) for name, pids in groups.items()}
     parts = [f"{name} {v:.1f}" for name, v in used.items()] + [f"other {busy - sum(used.values()):.1f}"]
     per_span = ", ".join(f"{name} {v / spans * 1e6:,.0f}" for name, v in used.items() if name != "sender")
     return (
