@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from agents.change_log import freeze_guarded
 from agents.models import Agent
@@ -50,7 +50,8 @@ def alert_raise(
     """Raise an alert, deduplicated by fingerprint: an open alert with the same fingerprint
     counts one more occurrence (count, last_seen, details) instead of a new row.
 
-    Returns (alert, created). A resolved alert with the fingerprint opens again. A new alert
+    Returns (alert, created). Two workers raising one fingerprint at once make one alert counted twice (the
+    second insert waits for the first and counts on it). A resolved alert with the fingerprint opens again. A new alert
     goes on the timeline of every open incident of its agent. ``agent`` is None only for an alert
     from outside (``source`` not firebreak) that names no registered agent; ``source_url`` is its
     page at the source and ``integration`` the name of the key that posted it.
@@ -59,15 +60,20 @@ def alert_raise(
     failure_class = FailureClass.objects.filter(slug=failure_class_slug).first() if failure_class_slug else None
     fingerprint = fingerprint_stored(fingerprint)
     alert = Alert.objects.select_for_update().filter(fingerprint=fingerprint).first()
+    created = False
     if alert is None:
-        alert = Alert.objects.create(
-            detector=detector, agent=agent, trace=trace, span_id=span_id, fingerprint=fingerprint,
-            title=title[:300], suggested_severity=suggested_severity, failure_class=failure_class,
-            details=details or {}, first_seen=now, last_seen=now, source=source, source_url=source_url,
-            integration=integration,
-        )  # fmt: skip
-        created = True
-    else:
+        try:
+            with transaction.atomic():  # a savepoint: another worker may raise the same fingerprint meanwhile
+                alert = Alert.objects.create(
+                    detector=detector, agent=agent, trace=trace, span_id=span_id, fingerprint=fingerprint,
+                    title=title[:300], suggested_severity=suggested_severity, failure_class=failure_class,
+                    details=details or {}, first_seen=now, last_seen=now, source=source, source_url=source_url,
+                    integration=integration,
+                )  # fmt: skip
+            created = True
+        except IntegrityError:  # it did, and committed first: this is one more occurrence of its alert
+            alert = Alert.objects.select_for_update().get(fingerprint=fingerprint)
+    if not created:
         alert.count += 1
         alert.last_seen = now
         alert.details = details or alert.details
@@ -77,7 +83,6 @@ def alert_raise(
             alert.status = Alert.Status.OPEN
             _announce(alert, "reopened", Actor.detector(detector))
         alert.save(update_fields=["count", "last_seen", "details", "status", "source_url"])
-        created = False
     if created:
         _announce(alert, "raised", Actor.detector(detector))
         incidents = Incident.objects.filter(agents=agent, status__in=OPEN_STATUSES) if agent is not None else []
