@@ -31,7 +31,7 @@ _STEP_FIELDS = (
 )  # fmt: skip
 
 
-# What the detection task's message carries of each step of a trace the batch created (``batch_steps_pack``):
+# What ingest leaves for the detection task of each step of a trace the batch created (``batch_steps_pack``):
 # ``_STEP_FIELDS`` but the step's id, then the annotated attributes. The worker then reads none of them back.
 # ``refuses`` / ``instructs``: what ``streaming._text`` finds in the step's output (the output itself is not sent).
 _PACKED = (*(f for f in _STEP_FIELDS if f != "id"), *STEP_ATTRIBUTES, "refuses", "instructs")
@@ -65,10 +65,10 @@ class BatchStep:
 
 
 def batch_steps_pack(created: Mapping[int, list[Span]]) -> list[list[Any]] | None:
-    """The steps of the traces an ingest batch created (``trace_ingest``'s, as written), as the detection task's
-    message carries them: one JSON list a step, in ``_PACKED`` order. Ingest has them in hand; reading them back
-    was most of the worker's CPU a span, and matching outputs in PostgreSQL most of its share. None when there
-    are none, or their text would make the message large (``PACK_MAX_CHARS``): the worker reads them instead.
+    """The steps of the traces an ingest batch created (``trace_ingest``'s, as written), as the detection task
+    gets them (``batch_steps_stash``): one JSON list a step, in ``_PACKED`` order. Ingest has them in hand;
+    reading them back was most of the worker's CPU a span, and matching outputs in PostgreSQL most of its share.
+    None when there are none, or their text would be large (``PACK_MAX_CHARS``): the worker reads them instead.
     Times are datetimes here and RFC 3339 text once encoded (``batch_steps_stash``)."""
     rows: list[list[Any]] = []
     chars = 0
@@ -127,8 +127,8 @@ def batch_traces(trace_pks: Iterable[int], packed: list[list[Any]] | None = None
     """The batch's traces with their agents, each with ``batch_steps`` (ordered ``BatchStep``s): two queries in
     all. The attributes the detectors read come along as annotations (``streaming._steps.step_attribute``).
 
-    ``packed`` (``batch_steps_pack``): the steps of the traces the batch created, from the task's message; only
-    the other traces' steps are read."""
+    ``packed`` (``batch_steps_pack``): the steps of the traces the batch created, as ingest left them; only the
+    other traces' steps are read."""
     pks = list(trace_pks)
     # The root's input and output (large text) are no detector's business.
     found = Trace.objects.filter(pk__in=pks).select_related("agent").defer("root_input", "root_output")
