@@ -74,7 +74,7 @@ def test_two_workers_raising_one_fingerprint_at_once_make_one_alert_counted_twic
     two.start()
     one.join(20)
     two.join(20)
-    (alert, created_first), (again, created_second) = results["one"], results["two"]  # type: ignore[misc]
+    (alert, created_first), (again, created_second) = results["one"], results["two"]
     assert (created_first, created_second) == (True, False)
     assert again.pk == alert.pk
     assert Alert.objects.get(fingerprint="race:1").count == 2
