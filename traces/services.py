@@ -113,8 +113,7 @@ def trace_ingest(*, spans: list[Span], key_agent: Agent | None = None, backfill:
                     created=result.created,
                 )
             )
-            versions = _versions_carried(rows, agent_ids)
-            if not backfill and not agent_changes_seen(versions):
+            if not backfill and not agent_changes_seen(_versions_carried(rows, agent_ids)):
                 transaction.on_commit(lambda: trace_versions_observe(trace_pks=trace_pks))
     return IngestResult(received=len(spans), stored=result.stored, traces=len({(s.agent, s.trace_id) for s in spans}))
 
