@@ -13,7 +13,7 @@ import orjson
 import redis
 from django.db.models.fields.json import KeyTransform
 
-from core.redis import get_redis
+from core.redis import get_redis_once
 from incidents.detection import engine
 from incidents.detection.base import Finding, registry
 from incidents.detection.streaming._steps import STEP_ATTRIBUTES
@@ -97,7 +97,7 @@ def batch_steps_stash(created: Mapping[int, list[Span]]) -> str | None:
         return None
     key = _STASH_KEY.format(uuid.uuid4().hex)
     try:
-        get_redis().set(key, orjson.dumps(packed), ex=STASH_SECONDS)
+        get_redis_once().set(key, orjson.dumps(packed), ex=STASH_SECONDS)
     except redis.RedisError:
         logger.warning("Redis refused a detection batch's steps: the worker reads them from PostgreSQL")
         return None
@@ -108,7 +108,7 @@ def batch_steps_take(key: str) -> list[list[Any]] | None:
     """The packed steps left under ``key`` (``batch_steps_stash``); None when they are gone (expired, Redis
     restarted or down): the caller reads the steps from PostgreSQL."""
     try:
-        data = get_redis().get(key)
+        data = get_redis_once().get(key)
     except redis.RedisError:
         return None
     return orjson.loads(data) if data else None
@@ -158,7 +158,7 @@ def detect_batch_stashed(*, trace_pks: list[int], steps_key: str | None) -> list
     alerts = detect_batch(trace_pks=trace_pks, packed=packed)
     if packed is not None and steps_key:
         with contextlib.suppress(redis.RedisError):  # else they expire
-            get_redis().delete(steps_key)
+            get_redis_once().delete(steps_key)
     return alerts
 
 

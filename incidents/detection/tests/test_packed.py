@@ -5,7 +5,7 @@ import orjson
 import pytest
 from django.db import connection
 
-from core.redis import get_redis
+from core.redis import get_redis, get_redis_once
 from incidents.detection.runner import (
     _PACKED,
     batch_steps_pack,
@@ -118,6 +118,25 @@ def test_the_steps_wait_in_redis_for_their_task_and_a_task_that_finds_them_gone_
     assert get_redis().get(key) is None  # taken once detected
     again = detect_batch_stashed(trace_pks=kwargs["trace_pks"], steps_key=key)  # gone: read from PostgreSQL
     assert [(a.pk, a.count) for a in again] == [(a.pk, 2) for a in alerts]
+
+
+def test_with_redis_down_ingest_leaves_nothing_and_the_worker_reads_postgresql(
+    make_agent, make_spans, sent, private_redis, settings
+):
+    make_agent("no-redis")
+    kwargs = sent(make_spans(agent="no-redis", trace_id="c6" * 16, steps=[{"kind": "tool", "tool": "a"}] * 3))
+    settings.REDIS_URL, settings.FIREBREAK_REDIS_DB = private_redis.url, None  # the stash's client, on a server
+    get_redis_once.cache_clear()  # that this test may kill
+    try:
+        key = batch_steps_stash(kwargs["created"])
+        assert key  # Redis up: stashed in the private server
+        private_redis.kill()
+        assert batch_steps_stash(kwargs["created"]) is None  # refused: the task's message carries no key
+        assert batch_steps_take(key) is None  # and a key's steps are read from PostgreSQL instead
+        alerts = detect_batch_stashed(trace_pks=kwargs["trace_pks"], steps_key=key)
+    finally:
+        get_redis_once.cache_clear()
+    assert "action_repeat" in {a.detector for a in alerts}
 
 
 def test_a_batch_too_large_to_send_is_read_by_the_worker(make_agent, make_spans, sent, settings, monkeypatch):
