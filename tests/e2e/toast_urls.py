@@ -1,5 +1,5 @@
-"""The project's URLs plus one page that includes the new-alert toast the way base.html will
-(``{% include "partials/alert_toast.html" %}``), until the header's owner adds that line."""
+"""The project's URLs plus one page with a text field to type in, under base.html, which carries the new-alert
+toast (``{% include "partials/alert_toast.html" %}``) on every page."""
 
 from django.http import HttpResponse
 from django.template import engines
@@ -8,8 +8,7 @@ from django.urls import path
 from firebreak.urls import urlpatterns as project_urlpatterns
 
 PAGE = """{% extends "base.html" %}{% block content %}
-<h1>Somewhere else</h1><label>Notes <input id="typing"></label>
-{% include "partials/alert_toast.html" %}{% endblock %}"""
+<h1>Somewhere else</h1><label>Notes <input id="typing"></label>{% endblock %}"""
 
 
 def toast_page(request):
